@@ -1,0 +1,266 @@
+//! `/admin/api/clients[/{client_id}]`: RFC 7591 metadata names, `first_party`, disable, delete,
+//! and `POST …/secret` to rotate a confidential client's secret (shown once, stored hashed).
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::admin::{json_body, not_found, paging};
+use crate::crypto::{random_id, random_token, token_hash};
+use crate::error::{Error, ErrorCode, OAuthError};
+use crate::http::{Request, Response};
+use crate::oidc::redirect_uri;
+use crate::store::clients::{self, Client, ClientMetadata};
+use crate::store::events;
+use crate::Ctx;
+
+const GRANTS: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
+const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ClientInput {
+    client_id: Option<String>,
+    client_name: Option<String>,
+    redirect_uris: Option<Vec<String>>,
+    post_logout_redirect_uris: Option<Vec<String>>,
+    grant_types: Option<Vec<String>>,
+    response_types: Option<Vec<String>>,
+    token_endpoint_auth_method: Option<String>,
+    scope: Option<String>,
+    id_token_signed_response_alg: Option<String>,
+    first_party: Option<bool>,
+    disabled: Option<bool>,
+}
+
+fn bad(code: ErrorCode, msg: impl Into<String>) -> Error {
+    OAuthError::new(code, msg).into()
+}
+
+/// RFC 7591 §2 consistency rules, applied to the merged metadata.
+fn validate(m: &ClientMetadata) -> Result<(), Error> {
+    let meta = ErrorCode::InvalidClientMetadata;
+    if m.grant_types.is_empty() || m.grant_types.iter().any(|g| !GRANTS.contains(&g.as_str())) {
+        return Err(bad(
+            meta,
+            format!("grant_types must be a non-empty subset of {GRANTS:?}"),
+        ));
+    }
+    if !AUTH_METHODS.contains(&m.token_endpoint_auth_method.as_str()) {
+        return Err(bad(
+            meta,
+            format!("token_endpoint_auth_method must be one of {AUTH_METHODS:?}"),
+        ));
+    }
+    let code_flow = m.grant_types.iter().any(|g| g == "authorization_code");
+    match (code_flow, m.response_types.as_slice()) {
+        (true, [r]) if r == "code" => {}
+        (false, []) => {}
+        _ => {
+            return Err(bad(
+                meta,
+                "response_types must be [\"code\"] with authorization_code, else []",
+            ))
+        }
+    }
+    if m.token_endpoint_auth_method == "none" && m.grant_types.iter().any(|g| g == "client_credentials") {
+        return Err(bad(meta, "a public client cannot use client_credentials"));
+    }
+    if code_flow && m.redirect_uris.is_empty() {
+        return Err(bad(
+            ErrorCode::InvalidRedirectUri,
+            "redirect_uris is required for authorization_code",
+        ));
+    }
+    for uri in m.redirect_uris.iter().chain(&m.post_logout_redirect_uris) {
+        if !redirect_uri::is_registrable(uri) {
+            return Err(bad(
+                ErrorCode::InvalidRedirectUri,
+                format!("not an acceptable redirect URI: {uri}"),
+            ));
+        }
+    }
+    if !["RS256", "ES256"].contains(&m.id_token_signed_response_alg.as_str()) {
+        return Err(bad(meta, "id_token_signed_response_alg must be RS256 or ES256"));
+    }
+    let scope_ok = m
+        .scope
+        .split(' ')
+        .all(|s| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'));
+    if !scope_ok {
+        return Err(bad(meta, "scope must be space-separated scope tokens"));
+    }
+    Ok(())
+}
+
+fn view(c: &Client) -> Value {
+    let mut v = serde_json::to_value(&c.metadata).unwrap_or_else(|_| json!({}));
+    v["client_id"] = json!(c.client_id);
+    v["first_party"] = json!(c.first_party);
+    v["disabled"] = json!(c.disabled);
+    v["client_id_issued_at"] = json!(c.created_at);
+    v["updated_at"] = json!(c.updated_at);
+    v
+}
+
+pub async fn list(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
+    let (limit, offset) = paging(req);
+    let list: Vec<Value> = clients::list(ctx.db, limit, offset).await?.iter().map(view).collect();
+    Ok(Response::json(200, &json!({ "clients": list })))
+}
+
+pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
+    let input: ClientInput = json_body(req)?;
+    let client_id = match input.client_id {
+        Some(id)
+            if (3..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+        {
+            id
+        }
+        Some(_) => {
+            return Err(bad(
+                ErrorCode::InvalidClientMetadata,
+                "client_id must be 3-64 characters of letters, digits and -_.",
+            ))
+        }
+        None => random_id(ctx.rng, "cli_")?,
+    };
+    let metadata = ClientMetadata {
+        client_name: input.client_name,
+        redirect_uris: input.redirect_uris.unwrap_or_default(),
+        post_logout_redirect_uris: input.post_logout_redirect_uris.unwrap_or_default(),
+        grant_types: input.grant_types.unwrap_or_else(|| vec!["authorization_code".into()]),
+        response_types: input.response_types.unwrap_or_else(|| vec!["code".into()]),
+        token_endpoint_auth_method: input
+            .token_endpoint_auth_method
+            .unwrap_or_else(|| "client_secret_basic".into()),
+        scope: input.scope.unwrap_or_else(|| "openid profile email".into()),
+        id_token_signed_response_alg: input.id_token_signed_response_alg.unwrap_or_else(|| "RS256".into()),
+    };
+    validate(&metadata)?;
+    let now = ctx.clock.now();
+    let secret = if metadata.token_endpoint_auth_method == "none" {
+        None
+    } else {
+        Some(random_token(ctx.rng)?)
+    };
+    let client = Client {
+        client_id,
+        secret_hash: secret.as_deref().map(token_hash),
+        metadata,
+        first_party: input.first_party.unwrap_or(false),
+        disabled: input.disabled.unwrap_or(false),
+        created_at: now,
+        updated_at: now,
+    };
+    if !clients::insert(ctx.db, &client).await? {
+        return Err(bad(ErrorCode::Conflict, "client_id is already taken"));
+    }
+    audit(ctx, "admin_client_created", &client.client_id).await?;
+    let mut body = view(&client);
+    if let Some(s) = secret {
+        // Shown once; only its hash is kept.
+        body["client_secret"] = json!(s);
+        body["client_secret_expires_at"] = json!(0);
+    }
+    Ok(Response::json(201, &body))
+}
+
+pub async fn get(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
+    let c = clients::by_id(ctx.db, id).await?.ok_or_else(|| not_found("client"))?;
+    Ok(Response::json(200, &view(&c)))
+}
+
+pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, Error> {
+    let input: ClientInput = json_body(req)?;
+    let mut c = clients::by_id(ctx.db, id).await?.ok_or_else(|| not_found("client"))?;
+    if input.client_id.as_deref().is_some_and(|new| new != c.client_id) {
+        return Err(bad(ErrorCode::InvalidClientMetadata, "client_id cannot change"));
+    }
+    if input
+        .token_endpoint_auth_method
+        .as_deref()
+        .is_some_and(|m| (m == "none") != c.is_public())
+    {
+        return Err(bad(
+            ErrorCode::InvalidClientMetadata,
+            "a client cannot switch between public and confidential",
+        ));
+    }
+    let m = &mut c.metadata;
+    if let Some(v) = input.client_name {
+        m.client_name = Some(v);
+    }
+    if let Some(v) = input.redirect_uris {
+        m.redirect_uris = v;
+    }
+    if let Some(v) = input.post_logout_redirect_uris {
+        m.post_logout_redirect_uris = v;
+    }
+    if let Some(v) = input.grant_types {
+        m.grant_types = v;
+    }
+    if let Some(v) = input.response_types {
+        m.response_types = v;
+    }
+    if let Some(v) = input.token_endpoint_auth_method {
+        m.token_endpoint_auth_method = v;
+    }
+    if let Some(v) = input.scope {
+        m.scope = v;
+    }
+    if let Some(v) = input.id_token_signed_response_alg {
+        m.id_token_signed_response_alg = v;
+    }
+    validate(&c.metadata)?;
+    if let Some(v) = input.first_party {
+        c.first_party = v;
+    }
+    if let Some(v) = input.disabled {
+        c.disabled = v;
+    }
+    c.updated_at = ctx.clock.now();
+    clients::update(ctx.db, &c).await?;
+    audit(ctx, "admin_client_updated", &c.client_id).await?;
+    Ok(Response::json(200, &view(&c)))
+}
+
+pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
+    if !clients::delete(ctx.db, id, ctx.clock.now()).await? {
+        return Err(not_found("client"));
+    }
+    audit(ctx, "admin_client_deleted", id).await?;
+    Ok(Response::new(204))
+}
+
+pub async fn rotate_secret(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
+    let mut c = clients::by_id(ctx.db, id).await?.ok_or_else(|| not_found("client"))?;
+    if c.is_public() {
+        return Err(bad(ErrorCode::InvalidRequest, "a public client has no secret"));
+    }
+    let secret = random_token(ctx.rng)?;
+    c.secret_hash = Some(token_hash(&secret));
+    c.updated_at = ctx.clock.now();
+    clients::update(ctx.db, &c).await?;
+    audit(ctx, "admin_client_secret_rotated", &c.client_id).await?;
+    Ok(Response::json(
+        200,
+        &json!({ "client_id": c.client_id, "client_secret": secret, "client_secret_expires_at": 0 }),
+    ))
+}
+
+async fn audit(ctx: &Ctx<'_>, kind: &str, client_id: &str) -> Result<(), Error> {
+    events::record(
+        ctx.db,
+        ctx.rng,
+        ctx.clock.now(),
+        events::Event {
+            kind,
+            user_id: None,
+            client_id: Some(client_id),
+            ip: None,
+            detail: json!({}),
+        },
+    )
+    .await?;
+    Ok(())
+}

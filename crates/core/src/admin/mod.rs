@@ -1,0 +1,72 @@
+//! The admin API under `/admin/api`, behind the bearer token `GATEHOUSE_ADMIN_TOKEN` (compared in
+//! constant time). A missing or wrong token learns nothing but 401.
+
+pub mod clients;
+pub mod users;
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, ErrorCode, OAuthError};
+use crate::http::{Method, Request, Response};
+use crate::Ctx;
+
+pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
+    let authorized = req.bearer_token().is_some_and(|t| ctx.secrets.admin_token.matches(t));
+    if !authorized {
+        let mut resp = Response::json(401, &serde_json::json!({ "error": "unauthorized" }));
+        resp.set_header("www-authenticate", "Bearer realm=\"gatehouse-admin\"");
+        return resp;
+    }
+    let segments: Vec<&str> = req
+        .path
+        .trim_start_matches("/admin/api")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let result = match (req.method, segments.as_slice()) {
+        (Method::Get, ["users"]) => users::list(ctx, req).await,
+        (Method::Post, ["users"]) => users::create(ctx, req).await,
+        (Method::Get, ["users", id]) => users::get(ctx, id).await,
+        (Method::Patch, ["users", id]) => users::patch(ctx, req, id).await,
+        (Method::Delete, ["users", id]) => users::delete(ctx, id).await,
+        (Method::Get, ["clients"]) => clients::list(ctx, req).await,
+        (Method::Post, ["clients"]) => clients::create(ctx, req).await,
+        (Method::Get, ["clients", id]) => clients::get(ctx, id).await,
+        (Method::Patch, ["clients", id]) => clients::patch(ctx, req, id).await,
+        (Method::Delete, ["clients", id]) => clients::delete(ctx, id).await,
+        (Method::Post, ["clients", id, "secret"]) => clients::rotate_secret(ctx, id).await,
+        (_, ["users"] | ["users", _] | ["clients"] | ["clients", _] | ["clients", _, "secret"]) => {
+            Err(OAuthError::new(ErrorCode::MethodNotAllowed, "method not allowed").into())
+        }
+        _ => Err(OAuthError::new(ErrorCode::NotFound, "no such admin resource").into()),
+    };
+    result.unwrap_or_else(Error::into_json)
+}
+
+/// Parses a JSON body, refusing anything else with a clear 400.
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, Error> {
+    let is_json = req
+        .header("content-type")
+        .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
+    if !is_json {
+        return Err(OAuthError::invalid_request("content-type must be application/json").into());
+    }
+    serde_json::from_slice(&req.body).map_err(|e| OAuthError::invalid_request(format!("invalid JSON body: {e}")).into())
+}
+
+/// `?limit=&offset=` with sane bounds.
+pub fn paging(req: &Request) -> (i64, i64) {
+    let q = req.query_params();
+    let num = |name: &str, default: i64| {
+        q.get(name)
+            .ok()
+            .flatten()
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(default)
+    };
+    (num("limit", 100).clamp(1, 500), num("offset", 0).max(0))
+}
+
+pub fn not_found(what: &str) -> Error {
+    OAuthError::new(ErrorCode::NotFound, format!("{what} not found")).into()
+}

@@ -1,0 +1,168 @@
+//! `/admin/api/users[/{id}]`: create, read, update (including disable and password), delete.
+//! Password hashes never appear in a response.
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::admin::{json_body, not_found, paging};
+use crate::crypto::random_id;
+use crate::error::{Error, ErrorCode, OAuthError};
+use crate::http::{Request, Response};
+use crate::password;
+use crate::store::users::{self, User, UserView};
+use crate::store::{events, sessions};
+use crate::Ctx;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    username: String,
+    email: String,
+    password: String,
+    name: Option<String>,
+    #[serde(default)]
+    email_verified: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserPatch {
+    username: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+    name: Option<String>,
+    email_verified: Option<bool>,
+    disabled: Option<bool>,
+}
+
+fn check_username(u: &str) -> Result<(), Error> {
+    let ok = (1..=64).contains(&u.len()) && u.chars().all(|c| c.is_ascii_alphanumeric() || "._-@+".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_request("username must be 1-64 characters of letters, digits and ._-@+").into())
+    }
+}
+
+fn check_email(e: &str) -> Result<(), Error> {
+    let ok = e.len() <= 254
+        && e.split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_request("email is not a valid address").into())
+    }
+}
+
+fn check_password(p: &str) -> Result<(), Error> {
+    password::check_length(p).map_err(|m| OAuthError::invalid_request(m).into())
+}
+
+fn conflict() -> Error {
+    OAuthError::new(ErrorCode::Conflict, "username is already taken").into()
+}
+
+pub async fn list(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
+    let (limit, offset) = paging(req);
+    let list: Vec<UserView> = users::list(ctx.db, limit, offset)
+        .await?
+        .iter()
+        .map(UserView::from)
+        .collect();
+    Ok(Response::json(200, &json!({ "users": list })))
+}
+
+pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
+    let new: NewUser = json_body(req)?;
+    check_username(&new.username)?;
+    check_email(&new.email)?;
+    check_password(&new.password)?;
+    let now = ctx.clock.now();
+    let user = User {
+        id: random_id(ctx.rng, "usr_")?,
+        username: new.username,
+        email: new.email,
+        email_verified: new.email_verified,
+        name: new.name.filter(|n| !n.trim().is_empty()),
+        password_hash: password::hash(&new.password, ctx.rng)?,
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    if !users::insert(ctx.db, &user).await? {
+        return Err(conflict());
+    }
+    audit(ctx, "admin_user_created", &user.id).await?;
+    Ok(Response::json(201, &UserView::from(&user)))
+}
+
+pub async fn get(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
+    let user = users::by_id(ctx.db, id).await?.ok_or_else(|| not_found("user"))?;
+    Ok(Response::json(200, &UserView::from(&user)))
+}
+
+pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, Error> {
+    let p: UserPatch = json_body(req)?;
+    let mut user = users::by_id(ctx.db, id).await?.ok_or_else(|| not_found("user"))?;
+    let now = ctx.clock.now();
+    if let Some(u) = p.username {
+        check_username(&u)?;
+        user.username = u;
+    }
+    if let Some(e) = p.email {
+        check_email(&e)?;
+        user.email = e;
+    }
+    if let Some(n) = p.name {
+        user.name = Some(n).filter(|n| !n.trim().is_empty());
+    }
+    if let Some(v) = p.email_verified {
+        user.email_verified = v;
+    }
+    let password_changed = p.password.is_some();
+    if let Some(pw) = p.password {
+        check_password(&pw)?;
+        user.password_hash = password::hash(&pw, ctx.rng)?;
+    }
+    let disabling = p.disabled == Some(true) && !user.disabled;
+    if let Some(d) = p.disabled {
+        user.disabled = d;
+    }
+    user.updated_at = now;
+    if !users::update(ctx.db, &user).await? {
+        return Err(conflict());
+    }
+    // A disabled user or a reset password ends every session at once.
+    if disabling || password_changed {
+        sessions::end_all_for_user(ctx.db, &user.id, now).await?;
+    }
+    audit(ctx, "admin_user_updated", &user.id).await?;
+    Ok(Response::json(200, &UserView::from(&user)))
+}
+
+pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
+    if !users::delete(ctx.db, id, ctx.clock.now()).await? {
+        return Err(not_found("user"));
+    }
+    audit(ctx, "admin_user_deleted", id).await?;
+    Ok(Response::new(204))
+}
+
+async fn audit(ctx: &Ctx<'_>, kind: &str, user_id: &str) -> Result<(), Error> {
+    events::record(
+        ctx.db,
+        ctx.rng,
+        ctx.clock.now(),
+        events::Event {
+            kind,
+            user_id: Some(user_id),
+            client_id: None,
+            ip: None,
+            detail: json!({}),
+        },
+    )
+    .await?;
+    Ok(())
+}

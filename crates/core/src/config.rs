@@ -1,0 +1,128 @@
+//! Settings (non-secret vars) and secrets. Secrets print as `[redacted]`.
+
+use std::fmt;
+
+use crate::error::InternalError;
+
+/// A secret string: redacted in `Debug`, compared in constant time.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn matches(&self, candidate: &str) -> bool {
+        crate::crypto::constant_time_eq(self.0.as_bytes(), candidate.as_bytes())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+pub const COOKIE_SECRET: &str = "GATEHOUSE_COOKIE_SECRET";
+pub const ADMIN_TOKEN: &str = "GATEHOUSE_ADMIN_TOKEN";
+pub const PRIVATE_KEY: &str = "GATEHOUSE_PRIVATE_KEY";
+
+/// Minimum lengths below which Gatehouse refuses to serve.
+pub const MIN_COOKIE_SECRET_BYTES: usize = 32;
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 32;
+
+#[derive(Clone, Debug)]
+pub struct Secrets {
+    /// Keys the SSO session cookie and CSRF tokens (HMAC-SHA256).
+    pub cookie_secret: Secret,
+    /// Bearer token of the admin API.
+    pub admin_token: Secret,
+}
+
+impl Secrets {
+    /// Validates raw secret values; the error names the setting (never its value).
+    pub fn from_values(cookie_secret: Option<String>, admin_token: Option<String>) -> Result<Secrets, InternalError> {
+        let cookie_secret = require(COOKIE_SECRET, cookie_secret, MIN_COOKIE_SECRET_BYTES)?;
+        let admin_token = require(ADMIN_TOKEN, admin_token, MIN_ADMIN_TOKEN_BYTES)?;
+        Ok(Secrets {
+            cookie_secret: Secret::new(cookie_secret),
+            admin_token: Secret::new(admin_token),
+        })
+    }
+}
+
+fn require(name: &str, value: Option<String>, min: usize) -> Result<String, InternalError> {
+    match value {
+        None => Err(InternalError::new(format!("{name} is not set"))),
+        Some(v) if v.trim().is_empty() => Err(InternalError::new(format!("{name} is empty"))),
+        Some(v) if v.len() < min => Err(InternalError::new(format!(
+            "{name} is too short ({} bytes; at least {min} required)",
+            v.len()
+        ))),
+        Some(v) => Ok(v),
+    }
+}
+
+/// Non-secret settings, from `[vars]` in wrangler.toml.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The issuer identifier; when unset, the origin the request arrived on.
+    pub issuer: Option<String>,
+    pub version: String,
+    pub code_ttl: i64,
+    pub access_token_ttl: i64,
+    pub id_token_ttl: i64,
+    pub refresh_idle_ttl: i64,
+    pub refresh_absolute_ttl: i64,
+    pub session_ttl: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            issuer: None,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            code_ttl: 60,
+            access_token_ttl: 600,
+            id_token_ttl: 3600,
+            refresh_idle_ttl: 14 * 24 * 3600,
+            refresh_absolute_ttl: 30 * 24 * 3600,
+            session_ttl: 12 * 3600,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads settings through a lookup (the Worker's vars); bad numbers are a configuration error.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, InternalError> {
+        let mut s = Settings {
+            issuer: get("GATEHOUSE_ISSUER").filter(|v| !v.trim().is_empty()),
+            ..Settings::default()
+        };
+        if let Some(v) = get("GATEHOUSE_VERSION").filter(|v| !v.is_empty()) {
+            s.version = v;
+        }
+        let secs = |name: &str, default: i64| -> Result<i64, InternalError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) if v.trim().is_empty() => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| InternalError::new(format!("{name} must be a positive number of seconds"))),
+            }
+        };
+        s.code_ttl = secs("GATEHOUSE_CODE_TTL", s.code_ttl)?.min(60);
+        s.access_token_ttl = secs("GATEHOUSE_ACCESS_TOKEN_TTL", s.access_token_ttl)?;
+        s.id_token_ttl = secs("GATEHOUSE_ID_TOKEN_TTL", s.id_token_ttl)?;
+        s.refresh_idle_ttl = secs("GATEHOUSE_REFRESH_IDLE_TTL", s.refresh_idle_ttl)?;
+        s.refresh_absolute_ttl = secs("GATEHOUSE_REFRESH_ABSOLUTE_TTL", s.refresh_absolute_ttl)?;
+        s.session_ttl = secs("GATEHOUSE_SESSION_TTL", s.session_ttl)?;
+        Ok(s)
+    }
+}

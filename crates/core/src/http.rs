@@ -1,0 +1,283 @@
+//! The core's view of HTTP: a parsed request in, a response out. The Worker converts
+//! `worker::Request`/`Response` to and from these; native tests build them directly.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+    Other,
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Method {
+        match s.to_ascii_uppercase().as_str() {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            _ => Method::Other,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    /// Path without the query, as received (not decoded).
+    pub path: String,
+    /// Raw query string without `?`.
+    pub query: String,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn new(method: Method, path_and_query: &str) -> Request {
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((p, q)) => (p.to_owned(), q.to_owned()),
+            None => (path_and_query.to_owned(), String::new()),
+        };
+        Request {
+            method,
+            path,
+            query,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Request {
+        self.headers.push((name.to_ascii_lowercase(), value.to_owned()));
+        self
+    }
+
+    pub fn with_form(mut self, pairs: &[(&str, &str)]) -> Request {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        self.body = body.into_bytes();
+        self.with_header("content-type", "application/x-www-form-urlencoded")
+    }
+
+    pub fn with_json(mut self, value: &serde_json::Value) -> Request {
+        self.body = value.to_string().into_bytes();
+        self.with_header("content-type", "application/json")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// All values of a header (a repeated header is a protocol error in some places).
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn query_params(&self) -> Params {
+        Params::parse(self.query.as_bytes())
+    }
+
+    /// Form body parameters; empty unless the body is `application/x-www-form-urlencoded`.
+    pub fn form_params(&self) -> Params {
+        let is_form = self
+            .header("content-type")
+            .map(|ct| {
+                ct.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+            .unwrap_or(false);
+        if is_form {
+            Params::parse(&self.body)
+        } else {
+            Params::default()
+        }
+    }
+
+    /// Query for GET, form body for POST (authorize, userinfo, logout accept both).
+    pub fn params(&self) -> Params {
+        if self.method == Method::Post {
+            self.form_params()
+        } else {
+            self.query_params()
+        }
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        for header in self.header_all("cookie") {
+            for pair in header.split(';') {
+                if let Some((k, v)) = pair.trim().split_once('=') {
+                    if k == name {
+                        return Some(v.to_owned());
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// The bearer token of an `Authorization: Bearer` header (RFC 6750 §2.1).
+    pub fn bearer_token(&self) -> Option<&str> {
+        let value = self.header("authorization")?;
+        let (scheme, token) = value.split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim())
+            .filter(|t| !t.is_empty())
+    }
+}
+
+/// Decoded `application/x-www-form-urlencoded` pairs, keeping repeats so they can be refused
+/// (RFC 6749 §3.1: parameters must not be included more than once).
+#[derive(Debug, Clone, Default)]
+pub struct Params(pub Vec<(String, String)>);
+
+impl Params {
+    pub fn parse(bytes: &[u8]) -> Params {
+        Params(
+            form_urlencoded::parse(bytes)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    /// The single value of `name`; `Err` when it is repeated.
+    pub fn get(&self, name: &str) -> Result<Option<&str>, crate::error::OAuthError> {
+        let mut values = self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(crate::error::OAuthError::invalid_request(format!(
+                "parameter {name} must not be repeated"
+            )));
+        }
+        Ok(first.filter(|v| !v.is_empty()))
+    }
+
+    pub fn require(&self, name: &str) -> Result<&str, crate::error::OAuthError> {
+        self.get(name)?
+            .ok_or_else(|| crate::error::OAuthError::invalid_request(format!("missing parameter {name}")))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    pub fn json<T: Serialize>(status: u16, value: &T) -> Response {
+        let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+        let mut r = Response::new(status);
+        r.body = body;
+        r.set_header("content-type", "application/json");
+        // RFC 6749 §5.1: token responses must not be cached; harmless elsewhere.
+        r.set_header("cache-control", "no-store");
+        r
+    }
+
+    pub fn html(status: u16, body: String) -> Response {
+        let mut r = Response::new(status);
+        r.body = body.into_bytes();
+        r.set_header("content-type", "text/html; charset=utf-8");
+        r.set_header("cache-control", "no-store");
+        r
+    }
+
+    pub fn redirect(status: u16, location: &str) -> Response {
+        let mut r = Response::new(status);
+        r.set_header("location", location);
+        r.set_header("cache-control", "no-store");
+        r
+    }
+
+    pub fn error_page(status: u16, title: &str, detail: &str) -> Response {
+        let body = crate::pages::error_page(title, detail);
+        Response::html(status, body)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Replaces every value of `name`.
+    pub fn set_header(&mut self, name: &str, value: &str) {
+        self.headers.retain(|(k, _)| k != name);
+        self.headers.push((name.to_owned(), value.to_owned()));
+    }
+
+    /// Adds a value (for `set-cookie`, which may repeat).
+    pub fn add_header(&mut self, name: &str, value: &str) {
+        self.headers.push((name.to_owned(), value.to_owned()));
+    }
+
+    pub fn json_body(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Appends query parameters to a URL that may already have a query (RFC 6749 §3.1.2: the
+/// redirection endpoint's query component must be retained).
+pub fn append_query(url: &str, params: &[(&str, String)]) -> String {
+    let encoded = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish();
+    // A redirect URI never carries a fragment (RFC 6749 §3.1.2); drop one defensively.
+    let base = url.split('#').next().unwrap_or(url);
+    let sep = if base.contains('?') {
+        if base.ends_with('?') || base.ends_with('&') {
+            ""
+        } else {
+            "&"
+        }
+    } else {
+        "?"
+    };
+    format!("{base}{sep}{encoded}")
+}
+
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+pub fn form_encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

@@ -1,0 +1,73 @@
+//! Gatehouse core: the OpenID Connect provider and its policies as plain Rust. Nothing here
+//! imports a Worker type; time, randomness, storage, counters and signing come in through
+//! [`ports`], so the same code runs natively under test, in a browser, and in workerd.
+
+pub mod admin;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod jwt;
+pub mod keys;
+pub mod log;
+pub mod oidc;
+pub mod pages;
+pub mod password;
+pub mod ports;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use config::{Secrets, Settings};
+use http::{Method, Request, Response};
+use ports::{Clock, Counters, Db, Rng, Signer};
+
+/// Everything a request handler may use. Built per request by the adapter (or a test).
+pub struct Ctx<'a> {
+    pub settings: &'a Settings,
+    pub secrets: &'a Secrets,
+    /// The origin the request arrived on (`https://id.example.com`), used as issuer when
+    /// `settings.issuer` is unset.
+    pub origin: String,
+    pub db: &'a dyn Db,
+    pub signer: &'a dyn Signer,
+    pub counters: &'a dyn Counters,
+    pub clock: &'a dyn Clock,
+    pub rng: &'a dyn Rng,
+}
+
+impl Ctx<'_> {
+    pub fn issuer(&self) -> &str {
+        self.settings
+            .issuer
+            .as_deref()
+            .unwrap_or(&self.origin)
+            .trim_end_matches('/')
+    }
+}
+
+/// Dispatches a request to its endpoint. `None` means "not Gatehouse's": the adapter then serves
+/// a static asset or a 404.
+pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Option<Response> {
+    let resp = match (req.method, req.path.as_str()) {
+        (Method::Get | Method::Head, "/healthz") => health::handle(ctx).await,
+        (Method::Get | Method::Head, "/.well-known/openid-configuration") => oidc::discovery::handle(ctx),
+        (Method::Get | Method::Head, "/oauth2/jwks.json") => oidc::jwks::handle(ctx),
+        (Method::Get | Method::Post, "/oauth2/authorize") => oidc::authorize::handle(ctx, req).await,
+        (Method::Get, "/oauth2/authorize/resume") => oidc::authorize::resume(ctx, req).await,
+        (Method::Get, "/oauth2/login") => oidc::login::get(ctx, req).await,
+        (Method::Post, "/oauth2/login") => oidc::login::post(ctx, req).await,
+        (Method::Get, "/oauth2/consent") => oidc::consent::get(ctx, req).await,
+        (Method::Post, "/oauth2/consent") => oidc::consent::post(ctx, req).await,
+        (_, "/oauth2/token") => oidc::token::handle(ctx, req).await,
+        (Method::Get | Method::Post, "/oauth2/userinfo") => oidc::userinfo::handle(ctx, req).await,
+        (_, "/oauth2/revoke") => oidc::revoke::handle(ctx, req).await,
+        (_, "/oauth2/introspect") => oidc::introspect::handle(ctx, req).await,
+        (Method::Get | Method::Post, "/oauth2/logout") => oidc::logout::handle(ctx, req).await,
+        (_, p) if p == "/admin/api" || p.starts_with("/admin/api/") => admin::handle(ctx, req).await,
+        _ => return None,
+    };
+    Some(resp)
+}

@@ -1,0 +1,337 @@
+//! `GET|POST /oauth2/authorize` (RFC 6749 §4.1.1, OIDC Core §3.1.2) and its resumption after
+//! login and consent. Errors before the client and redirect URI are verified are shown as a page
+//! and never redirect (RFC 6749 §4.1.2.1); later ones go back to the client with `state` and
+//! `iss` (RFC 9207).
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{random_id, random_token, token_hash};
+use crate::error::{Error, ErrorCode, OAuthError};
+use crate::http::{append_query, form_encode, Request, Response};
+use crate::oidc::{cookies, pkce, redirect_uri, scope};
+use crate::store::clients::{self, Client};
+use crate::store::grants::{self, Code, Grant};
+use crate::store::{consents, sessions};
+use crate::Ctx;
+
+/// How long a user has to log in and consent.
+const PENDING_TTL: i64 = 30 * 60;
+
+/// A validated authorization request, kept while the user logs in or consents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: Vec<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub prompt: Vec<String>,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    pub created_at: i64,
+    /// Set when the user answered the consent page for this request.
+    #[serde(default)]
+    pub consented: bool,
+    /// Set when the user logged in during this request (satisfies `prompt=login`, `max_age`).
+    #[serde(default)]
+    pub authenticated: bool,
+}
+
+impl Pending {
+    pub fn error(&self, ctx: &Ctx<'_>, e: impl Into<Error>) -> Response {
+        e.into()
+            .into_redirect(&self.redirect_uri, self.state.as_deref(), ctx.issuer())
+    }
+}
+
+/// Page-only errors: no verified redirect URI yet.
+fn page(code: ErrorCode, description: &str) -> Response {
+    Error::from(OAuthError::new(code, description)).into_page()
+}
+
+pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
+    match start(ctx, req).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_page(),
+    }
+}
+
+async fn start(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
+    let params = req.params();
+    // Repeated parameters are refused before anything else (RFC 6749 §3.1).
+    let client_id = match params.get("client_id") {
+        Ok(Some(id)) => id,
+        Ok(None) => return Ok(page(ErrorCode::InvalidRequest, "missing client_id")),
+        Err(e) => return Ok(Error::from(e).into_page()),
+    };
+    let client = match clients::by_id(ctx.db, client_id).await? {
+        Some(c) if !c.disabled => c,
+        _ => return Ok(page(ErrorCode::InvalidRequest, "unknown client")),
+    };
+    let redirect = match params.get("redirect_uri") {
+        Ok(Some(uri)) if redirect_uri::matches(&client.metadata.redirect_uris, uri) => uri.to_owned(),
+        Ok(Some(_)) => {
+            return Ok(page(
+                ErrorCode::InvalidRequest,
+                "redirect_uri is not registered for this client",
+            ))
+        }
+        Ok(None) => return Ok(page(ErrorCode::InvalidRequest, "missing redirect_uri")),
+        Err(e) => return Ok(Error::from(e).into_page()),
+    };
+    // The redirect URI is verified: from here on errors go back to the client.
+    let state = params.get("state").ok().flatten().map(str::to_owned);
+    let fail = |e: Error| e.into_redirect(&redirect, state.as_deref(), ctx.issuer());
+
+    let pending = match validate(ctx, &client, &params, &redirect, state.clone()) {
+        Ok(p) => p,
+        Err(e) => return Ok(fail(e.into())),
+    };
+    let id = random_token(ctx.rng)?;
+    let json = serde_json::to_string(&pending).map_err(|e| crate::error::InternalError::new(e.to_string()))?;
+    sessions::save_request(ctx.db, &id, &client.client_id, &json, ctx.clock.now(), PENDING_TTL).await?;
+    resume_pending(ctx, req, &id, pending, &client).await
+}
+
+fn validate(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    params: &crate::http::Params,
+    redirect: &str,
+    state: Option<String>,
+) -> Result<Pending, OAuthError> {
+    // Refused if repeated, like every other parameter (RFC 6749 §3.1).
+    params.get("state")?;
+    if params.get("request")?.is_some() || params.get("request_uri")?.is_some() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRequest,
+            "request objects are not supported",
+        ));
+    }
+    match params.get("response_type")? {
+        Some("code") => {}
+        Some(_) => {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedResponseType,
+                "only response_type=code is supported",
+            ))
+        }
+        None => return Err(OAuthError::invalid_request("missing response_type")),
+    }
+    if let Some(mode) = params.get("response_mode")? {
+        if mode != "query" {
+            return Err(OAuthError::invalid_request("only response_mode=query is supported"));
+        }
+    }
+    if !client.allows_grant("authorization_code") {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "client may not use the authorization code grant",
+        ));
+    }
+    let scopes = scope::parse(params.get("scope")?.unwrap_or(""), &client.metadata.scope)?;
+
+    // PKCE: S256 only; required for public clients (RFC 9700 §2.1.1, RFC 7636 §4.4.1).
+    let challenge = params.get("code_challenge")?;
+    match (challenge, params.get("code_challenge_method")?) {
+        (Some(c), Some("S256")) if pkce::is_valid_challenge(c) => {}
+        (Some(_), Some("S256")) => return Err(OAuthError::invalid_request("malformed code_challenge")),
+        (Some(_), None) => {
+            return Err(OAuthError::invalid_request(
+                "code_challenge_method must be S256 (plain is not supported)",
+            ))
+        }
+        (_, Some("plain")) => {
+            return Err(OAuthError::invalid_request(
+                "code_challenge_method plain is not supported; use S256",
+            ))
+        }
+        (_, Some(_)) => return Err(OAuthError::invalid_request("unsupported code_challenge_method")),
+        (None, None) if client.is_public() => {
+            return Err(OAuthError::invalid_request(
+                "PKCE (code_challenge with S256) is required for public clients",
+            ))
+        }
+        (None, None) => {}
+    }
+
+    let prompt: Vec<String> = params
+        .get("prompt")?
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for p in &prompt {
+        if !["none", "login", "consent", "select_account"].contains(&p.as_str()) {
+            return Err(OAuthError::invalid_request(format!("unsupported prompt value {p}")));
+        }
+    }
+    if prompt.len() > 1 && prompt.iter().any(|p| p == "none") {
+        return Err(OAuthError::invalid_request(
+            "prompt=none cannot be combined with other values",
+        ));
+    }
+    let max_age = match params.get("max_age")? {
+        None => None,
+        Some(v) => Some(
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| OAuthError::invalid_request("max_age must be a non-negative integer"))?,
+        ),
+    };
+    let nonce = params.get("nonce")?.map(str::to_owned);
+    if nonce.as_ref().is_some_and(|n| n.len() > 512) {
+        return Err(OAuthError::invalid_request("nonce is too long"));
+    }
+    Ok(Pending {
+        client_id: client.client_id.clone(),
+        redirect_uri: redirect.to_owned(),
+        scope: scopes,
+        state,
+        nonce,
+        code_challenge: challenge.map(str::to_owned),
+        prompt,
+        max_age,
+        login_hint: params.get("login_hint")?.map(str::to_owned),
+        created_at: ctx.clock.now(),
+        consented: false,
+        authenticated: false,
+    })
+}
+
+/// `GET /oauth2/authorize/resume?req=…`: where login and consent send the browser back.
+pub async fn resume(ctx: &Ctx<'_>, req: &Request) -> Response {
+    let result: Result<Response, Error> = async {
+        let id = req.query_params().require("req")?.to_owned();
+        let Some(pending) = load(ctx, &id).await? else {
+            return Ok(expired_page());
+        };
+        let client = match clients::by_id(ctx.db, &pending.client_id).await? {
+            Some(c) if !c.disabled => c,
+            _ => return Ok(page(ErrorCode::InvalidRequest, "unknown client")),
+        };
+        resume_pending(ctx, req, &id, pending, &client).await
+    }
+    .await;
+    result.unwrap_or_else(Error::into_page)
+}
+
+pub fn expired_page() -> Response {
+    page(
+        ErrorCode::InvalidRequest,
+        "This sign-in request has expired or is unknown. Start again from the application.",
+    )
+}
+
+pub async fn load(ctx: &Ctx<'_>, id: &str) -> Result<Option<Pending>, Error> {
+    match sessions::load_request(ctx.db, id, ctx.clock.now()).await? {
+        None => Ok(None),
+        Some((_, json)) => Ok(serde_json::from_str(&json).ok()),
+    }
+}
+
+pub async fn store(ctx: &Ctx<'_>, id: &str, pending: &Pending) -> Result<(), Error> {
+    let json = serde_json::to_string(pending).map_err(|e| crate::error::InternalError::new(e.to_string()))?;
+    ctx.db
+        .execute(
+            "UPDATE auth_requests SET params = ?2 WHERE id = ?1",
+            &crate::params![id, json],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Decides what the request still needs (login, consent) or issues the code.
+async fn resume_pending(
+    ctx: &Ctx<'_>,
+    req: &Request,
+    id: &str,
+    pending: Pending,
+    client: &Client,
+) -> Result<Response, Error> {
+    let now = ctx.clock.now();
+    let session = match cookies::session_hash(ctx, req) {
+        Some(hash) => sessions::active(ctx.db, &hash, now).await?,
+        None => None,
+    };
+    let prompt_none = pending.prompt.iter().any(|p| p == "none");
+    let needs_login = match &session {
+        None => true,
+        // prompt=login and max_age are satisfied by a login during this request (OIDC Core §3.1.2.1).
+        Some(_) if pending.authenticated => false,
+        Some(s) => {
+            pending.prompt.iter().any(|p| p == "login") || pending.max_age.is_some_and(|max| now - s.auth_time > max)
+        }
+    };
+    if needs_login {
+        if prompt_none {
+            sessions::delete_request(ctx.db, id).await?;
+            return Ok(pending.error(
+                ctx,
+                OAuthError::new(ErrorCode::LoginRequired, "the user is not logged in"),
+            ));
+        }
+        return Ok(Response::redirect(
+            303,
+            &format!("/oauth2/login?req={}", form_encode(id)),
+        ));
+    }
+    let Some(session) = session else {
+        return Ok(Response::redirect(
+            303,
+            &format!("/oauth2/login?req={}", form_encode(id)),
+        ));
+    };
+
+    if !client.first_party && !pending.consented {
+        let granted = consents::granted(ctx.db, &session.user_id, &client.client_id).await?;
+        let missing = pending.scope.iter().any(|s| !granted.contains(s));
+        if missing || pending.prompt.iter().any(|p| p == "consent") {
+            if prompt_none {
+                sessions::delete_request(ctx.db, id).await?;
+                return Ok(pending.error(
+                    ctx,
+                    OAuthError::new(ErrorCode::ConsentRequired, "the user has not consented"),
+                ));
+            }
+            return Ok(Response::redirect(
+                303,
+                &format!("/oauth2/consent?req={}", form_encode(id)),
+            ));
+        }
+    }
+
+    // Everything is settled: one code, bound to client, redirect URI and PKCE challenge.
+    sessions::delete_request(ctx.db, id).await?;
+    let grant = Grant {
+        id: random_id(ctx.rng, "grt_")?,
+        client_id: client.client_id.clone(),
+        user_id: Some(session.user_id.clone()),
+        session_hash: Some(session.id_hash.clone()),
+        scope: scope::join(&pending.scope),
+        auth_time: Some(session.auth_time),
+        nonce: pending.nonce.clone(),
+        created_at: now,
+        expires_at: now + ctx.settings.refresh_absolute_ttl,
+        revoked_at: None,
+    };
+    grants::insert_grant(ctx.db, &grant).await?;
+    let code = random_token(ctx.rng)?;
+    let record = Code {
+        grant_id: grant.id.clone(),
+        client_id: client.client_id.clone(),
+        redirect_uri: pending.redirect_uri.clone(),
+        code_challenge: pending.code_challenge.clone(),
+        expires_at: now + ctx.settings.code_ttl,
+    };
+    grants::insert_code(ctx.db, &token_hash(&code), &record, now).await?;
+    let mut params = vec![("code", code)];
+    if let Some(s) = &pending.state {
+        params.push(("state", s.clone()));
+    }
+    params.push(("iss", ctx.issuer().to_owned()));
+    Ok(Response::redirect(303, &append_query(&pending.redirect_uri, &params)))
+}

@@ -1,0 +1,18 @@
+//! The OpenID Connect provider: one module per endpoint.
+
+pub mod access;
+pub mod authorize;
+pub mod client_auth;
+pub mod consent;
+pub mod cookies;
+pub mod discovery;
+pub mod introspect;
+pub mod jwks;
+pub mod login;
+pub mod logout;
+pub mod pkce;
+pub mod redirect_uri;
+pub mod revoke;
+pub mod scope;
+pub mod token;
+pub mod userinfo;

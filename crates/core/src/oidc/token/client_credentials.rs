@@ -1,0 +1,52 @@
+//! `grant_type=client_credentials` (RFC 6749 §4.4): confidential clients acting for themselves.
+
+use crate::crypto::random_id;
+use crate::error::{Error, ErrorCode, OAuthError};
+use crate::http::{Params, Response};
+use crate::store::clients::Client;
+use crate::store::grants::{self, Grant};
+use crate::Ctx;
+
+/// Scopes that describe a user make no sense without one.
+const USER_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+
+pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<Response, Error> {
+    if client.is_public() || !client.allows_grant("client_credentials") {
+        return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "grant not allowed for this client").into());
+    }
+    let mut scopes: Vec<String> = Vec::new();
+    for s in form.get("scope")?.unwrap_or("").split(' ').filter(|s| !s.is_empty()) {
+        if USER_SCOPES.contains(&s) || !client.allowed_scopes().any(|a| a == s) {
+            return Err(OAuthError::new(ErrorCode::InvalidScope, format!("scope {s} is not allowed")).into());
+        }
+        if !scopes.iter().any(|x| x == s) {
+            scopes.push(s.to_owned());
+        }
+    }
+    let now = ctx.clock.now();
+    let grant = Grant {
+        id: random_id(ctx.rng, "grt_")?,
+        client_id: client.client_id.clone(),
+        user_id: None,
+        session_hash: None,
+        scope: scopes.join(" "),
+        auth_time: None,
+        nonce: None,
+        created_at: now,
+        expires_at: now + ctx.settings.access_token_ttl,
+        revoked_at: None,
+    };
+    grants::insert_grant(ctx.db, &grant).await?;
+    let scope_str = grant.scope.clone();
+    super::issue(
+        ctx,
+        super::Issue {
+            client,
+            grant: &grant,
+            scope: &scope_str,
+            refresh: false,
+            id_token: false,
+        },
+    )
+    .await
+}

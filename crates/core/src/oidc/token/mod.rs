@@ -1,0 +1,158 @@
+//! `POST /oauth2/token` (RFC 6749 §3.2): authenticates the client and dispatches on the grant.
+//! There is no password grant and no implicit flow.
+
+mod authorization_code;
+mod client_credentials;
+mod refresh_token;
+
+use serde_json::{json, Map, Value};
+
+use crate::crypto::{b64url, random_token, sha256, token_hash};
+use crate::error::{Error, ErrorCode, InternalError, OAuthError};
+use crate::http::{Method, Request, Response};
+use crate::jwt;
+use crate::oidc::{client_auth, scope};
+use crate::ports::SigningAlg;
+use crate::store::clients::Client;
+use crate::store::grants::{self, Grant, NewToken, TokenKind};
+use crate::store::users;
+use crate::Ctx;
+
+pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
+    if req.method != Method::Post {
+        return Error::from(OAuthError::new(ErrorCode::InvalidRequest, "use POST")).into_json();
+    }
+    match dispatch(ctx, req).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_json(),
+    }
+}
+
+async fn dispatch(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
+    let form = req.form_params();
+    let client = client_auth::authenticate(ctx, req, &form).await?;
+    match form.require("grant_type")? {
+        "authorization_code" => authorization_code::exchange(ctx, &client, &form).await,
+        "refresh_token" => refresh_token::exchange(ctx, &client, &form).await,
+        "client_credentials" => client_credentials::exchange(ctx, &client, &form).await,
+        _ => Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type").into()),
+    }
+}
+
+pub fn signing_alg(client: &Client) -> SigningAlg {
+    SigningAlg::parse(&client.metadata.id_token_signed_response_alg).unwrap_or(SigningAlg::RS256)
+}
+
+/// What one successful token request issues.
+pub struct Issue<'a> {
+    pub client: &'a Client,
+    pub grant: &'a Grant,
+    pub scope: &'a str,
+    pub refresh: bool,
+    pub id_token: bool,
+}
+
+/// Mints the access token (RFC 9068 JWT), the refresh token and the ID token, stores the hashes,
+/// and builds the RFC 6749 §5.1 response.
+pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Response, Error> {
+    let now = ctx.clock.now();
+    let iss = ctx.issuer();
+    let alg = signing_alg(i.client);
+    let sub = i.grant.user_id.clone().unwrap_or_else(|| i.client.client_id.clone());
+    let jti = random_token(ctx.rng)?;
+    let access_exp = (now + ctx.settings.access_token_ttl).min(i.grant.expires_at.max(now + 1));
+    let mut at = json!({
+        "iss": iss, "sub": sub, "aud": i.client.client_id, "client_id": i.client.client_id,
+        "scope": i.scope, "jti": jti, "iat": now, "nbf": now, "exp": access_exp,
+    });
+    if let Some(t) = i.grant.auth_time {
+        at["auth_time"] = json!(t);
+    }
+    let access_token = jwt::sign(ctx.signer, alg, &at, Some("at+jwt")).await?;
+    let access_hash = token_hash(&access_token);
+    let mut statements = vec![grants::insert_token_statement(
+        &NewToken {
+            hash: &access_hash,
+            kind: TokenKind::Access,
+            grant: i.grant,
+            scope: i.scope,
+            jti: Some(&jti),
+            expires_at: access_exp,
+        },
+        now,
+    )];
+
+    let refresh_token = if i.refresh { Some(random_token(ctx.rng)?) } else { None };
+    let refresh_hash = refresh_token.as_deref().map(token_hash);
+    if let Some(hash) = &refresh_hash {
+        // Idle lifetime per token, absolute lifetime from the grant.
+        let exp = (now + ctx.settings.refresh_idle_ttl).min(i.grant.expires_at);
+        statements.push(grants::insert_token_statement(
+            &NewToken {
+                hash,
+                kind: TokenKind::Refresh,
+                grant: i.grant,
+                scope: i.scope,
+                jti: None,
+                expires_at: exp,
+            },
+            now,
+        ));
+    }
+    ctx.db
+        .batch(&statements.iter().map(|(s, p)| (*s, p.clone())).collect::<Vec<_>>())
+        .await?;
+
+    let mut body = Map::new();
+    body.insert("access_token".into(), json!(access_token));
+    body.insert("token_type".into(), json!("Bearer"));
+    body.insert("expires_in".into(), json!(access_exp - now));
+    body.insert("scope".into(), json!(i.scope));
+    if let Some(rt) = refresh_token {
+        body.insert("refresh_token".into(), json!(rt));
+    }
+    if i.id_token {
+        let id_token = id_token(ctx, &i, alg, &sub, &access_token).await?;
+        body.insert("id_token".into(), json!(id_token));
+    }
+    Ok(Response::json(200, &Value::Object(body)))
+}
+
+/// OIDC Core §2 and §3.1.3.6 (`at_hash`: left half of SHA-256 of the access token).
+async fn id_token(
+    ctx: &Ctx<'_>,
+    i: &Issue<'_>,
+    alg: SigningAlg,
+    sub: &str,
+    access_token: &str,
+) -> Result<String, Error> {
+    let now = ctx.clock.now();
+    let digest = sha256(access_token.as_bytes());
+    let mut claims = json!({
+        "iss": ctx.issuer(), "sub": sub, "aud": i.client.client_id, "azp": i.client.client_id,
+        "iat": now, "exp": now + ctx.settings.id_token_ttl, "at_hash": b64url(&digest[..16]),
+    });
+    if let Some(t) = i.grant.auth_time {
+        claims["auth_time"] = json!(t);
+    }
+    if let Some(n) = &i.grant.nonce {
+        claims["nonce"] = json!(n);
+    }
+    if let Some(s) = &i.grant.session_hash {
+        // The session id's hash is already public-safe; a second hash keeps sid opaque.
+        claims["sid"] = json!(b64url(&sha256(s.as_bytes())[..16]));
+    }
+    Ok(jwt::sign(ctx.signer, alg, &claims, Some("JWT")).await?)
+}
+
+/// The grant's user, if it has one and they are still allowed in.
+pub async fn grant_user_ok(ctx: &Ctx<'_>, grant: &Grant) -> Result<bool, InternalError> {
+    match &grant.user_id {
+        None => Ok(true),
+        Some(id) => Ok(users::by_id(ctx.db, id).await?.is_some_and(|u| !u.disabled)),
+    }
+}
+
+pub fn wants_refresh(client: &Client, scope_str: &str) -> bool {
+    client.allows_grant("refresh_token") && scope::has(scope_str, "offline_access")
+}

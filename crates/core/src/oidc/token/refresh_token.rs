@@ -1,0 +1,75 @@
+//! `grant_type=refresh_token` (RFC 6749 §6) with rotation on every use and reuse detection
+//! (OAuth 2.0 Security BCP §4.14.2): presenting a rotated token revokes the whole family.
+
+use crate::crypto::token_hash;
+use crate::error::{Error, ErrorCode, OAuthError};
+use crate::http::{Params, Response};
+use crate::oidc::scope;
+use crate::store::clients::Client;
+use crate::store::events;
+use crate::store::grants::{self, Rotated};
+use crate::Ctx;
+
+pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<Response, Error> {
+    if !client.allows_grant("refresh_token") {
+        return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "grant not allowed for this client").into());
+    }
+    let presented = form.require("refresh_token")?;
+    let hash = token_hash(presented);
+    let now = ctx.clock.now();
+    let invalid = || Error::from(OAuthError::invalid_grant("invalid refresh token"));
+
+    // Check the binding before marking it used, so another client cannot burn it.
+    match grants::token_by_hash(ctx.db, &hash).await? {
+        Some(t) if t.kind == "refresh" && t.client_id == client.client_id => {}
+        _ => return Err(invalid()),
+    }
+    let token = match grants::rotate_refresh(ctx.db, &hash, now).await? {
+        Rotated::Fresh(t) => t,
+        Rotated::Reused { grant_id } => {
+            grants::revoke_grant(ctx.db, &grant_id, now).await?;
+            events::record(
+                ctx.db,
+                ctx.rng,
+                now,
+                events::Event {
+                    kind: "refresh_token_reuse",
+                    user_id: None,
+                    client_id: Some(&client.client_id),
+                    ip: None,
+                    detail: serde_json::json!({ "grant_id": grant_id }),
+                },
+            )
+            .await?;
+            return Err(invalid());
+        }
+        Rotated::Invalid => return Err(invalid()),
+    };
+    if token.expires_at <= now {
+        return Err(invalid());
+    }
+    let grant = match grants::grant_by_id(ctx.db, &token.grant_id).await? {
+        Some(g) if g.revoked_at.is_none() && g.expires_at > now && super::grant_user_ok(ctx, &g).await? => g,
+        _ => return Err(invalid()),
+    };
+    // RFC 6749 §6: a narrower scope may be asked for, never a wider one.
+    let scope_str = match form.get("scope")? {
+        None => token.scope.clone(),
+        Some(requested) => {
+            let asked = scope::parse(requested, &token.scope)?;
+            scope::join(&asked)
+        }
+    };
+    super::issue(
+        ctx,
+        super::Issue {
+            client,
+            grant: &grant,
+            scope: &scope_str,
+            // The family goes on as long as the grant's offline_access does.
+            refresh: super::wants_refresh(client, &grant.scope),
+            id_token: scope::has(&scope_str, "openid"),
+        },
+    )
+    .await
+}

@@ -1,0 +1,86 @@
+//! Ports: what the core needs from the world, implemented by the Worker (D1, Durable Objects,
+//! `Date.now()`, `crypto.getRandomValues`, WebCrypto) and by the native tests (SQLite, fakes).
+
+use async_trait::async_trait;
+
+use crate::db::{Row, Value};
+use crate::error::InternalError;
+
+/// Wall-clock time, passed in so tests control it.
+pub trait Clock {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+    fn now(&self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
+}
+
+/// Cryptographically secure randomness, passed in so tests can seed it.
+pub trait Rng {
+    /// Fills `buf`; an error means no randomness is available, and the caller must fail closed.
+    fn fill(&self, buf: &mut [u8]) -> Result<(), InternalError>;
+}
+
+/// SQL storage. The SQL lives in the core (`crate::store`) and is the same on D1 and on the
+/// SQLite the native tests use; adapters only move statements and rows.
+#[async_trait(?Send)]
+pub trait Db {
+    async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, InternalError>;
+    /// Runs a statement and returns how many rows it changed.
+    async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, InternalError>;
+    /// Runs statements atomically: all or none.
+    async fn batch(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), InternalError>;
+}
+
+/// Signature algorithms Gatehouse signs and verifies with (JWA, RFC 7518).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningAlg {
+    RS256,
+    ES256,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::RS256 => "RS256",
+            SigningAlg::ES256 => "ES256",
+        }
+    }
+    pub fn parse(s: &str) -> Option<SigningAlg> {
+        match s {
+            "RS256" => Some(SigningAlg::RS256),
+            "ES256" => Some(SigningAlg::ES256),
+            _ => None,
+        }
+    }
+}
+
+/// A public key as published in the JWKS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    pub kid: String,
+    pub alg: SigningAlg,
+    /// The public JWK members (`kty`, `n`/`e` or `crv`/`x`/`y`), without `kid`/`alg`/`use`.
+    pub jwk: serde_json::Map<String, serde_json::Value>,
+    /// Whether this key signs new tokens; retired keys only verify until their tokens expire.
+    pub active: bool,
+}
+
+/// Signing keys. Private keys never leave the implementation.
+#[async_trait(?Send)]
+pub trait Signer {
+    /// Every published key, active and retired.
+    fn public_keys(&self) -> &[PublicKey];
+    /// Signs `input` with the active key for `alg`, returning `(kid, signature)`. The signature is
+    /// in JWS form (PKCS#1 v1.5 for RS256, raw r||s for ES256).
+    async fn sign(&self, alg: SigningAlg, input: &[u8]) -> Result<(String, Vec<u8>), InternalError>;
+    /// Verifies a JWS signature made by the key `kid`, which must be of algorithm `alg`.
+    async fn verify(&self, kid: &str, alg: SigningAlg, input: &[u8], signature: &[u8]) -> Result<bool, InternalError>;
+}
+
+/// Counters held in Durable Objects (rate limits, lockout); for now, reachability.
+#[async_trait(?Send)]
+pub trait Counters {
+    /// Proves the counter store answers (used by `/healthz`).
+    async fn ping(&self) -> Result<(), InternalError>;
+}

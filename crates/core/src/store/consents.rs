@@ -1,0 +1,50 @@
+//! Scopes a user granted a client, so consent is asked only for what is new.
+
+use serde::Deserialize;
+
+use crate::db::first;
+use crate::error::InternalError;
+use crate::params;
+use crate::ports::Db;
+
+#[derive(Deserialize)]
+struct Row {
+    scope: String,
+}
+
+pub async fn granted(db: &dyn Db, user_id: &str, client_id: &str) -> Result<Vec<String>, InternalError> {
+    let row: Option<Row> = first(
+        db.query(
+            "SELECT scope FROM consents WHERE user_id = ?1 AND client_id = ?2",
+            &params![user_id, client_id],
+        )
+        .await?,
+    )?;
+    Ok(row
+        .map(|r| r.scope.split_ascii_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default())
+}
+
+/// Records the union of what was granted before and `scopes`.
+pub async fn grant(
+    db: &dyn Db,
+    user_id: &str,
+    client_id: &str,
+    scopes: &[String],
+    now: i64,
+) -> Result<(), InternalError> {
+    let mut all = granted(db, user_id, client_id).await?;
+    for s in scopes {
+        if !all.contains(s) {
+            all.push(s.clone());
+        }
+    }
+    all.sort();
+    db.execute(
+        "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
+        &params![user_id, client_id, all.join(" "), now],
+    )
+    .await?;
+    Ok(())
+}

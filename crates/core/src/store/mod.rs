@@ -1,0 +1,34 @@
+//! The SQL Gatehouse runs, one module per table family. The same statements run on D1 in the
+//! Worker and on SQLite in the native tests.
+
+pub mod clients;
+pub mod consents;
+pub mod events;
+pub mod grants;
+pub mod sessions;
+pub mod users;
+
+use serde::{Deserialize, Deserializer};
+
+/// SQLite has no boolean: 0/1 integers decode to `bool`.
+pub fn bool_from_int<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(match v {
+        serde_json::Value::Bool(b) => b,
+        serde_json::Value::Number(n) => n.as_f64().unwrap_or(0.0) != 0.0,
+        _ => false,
+    })
+}
+
+/// Integers may arrive as floats from JavaScript; accept both.
+pub fn int<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    v.as_i64()
+        .or_else(|| v.as_f64().map(|f| f as i64))
+        .ok_or_else(|| serde::de::Error::custom("expected an integer"))
+}
+
+pub fn opt_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let v = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(v.and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))))
+}

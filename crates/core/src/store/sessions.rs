@@ -1,0 +1,108 @@
+//! SSO sessions and pending authorization requests.
+
+use serde::Deserialize;
+
+use crate::db::first;
+use crate::error::InternalError;
+use crate::ports::Db;
+use crate::{params, params_vec};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Session {
+    pub id_hash: String,
+    pub user_id: String,
+    #[serde(deserialize_with = "super::int")]
+    pub auth_time: i64,
+    #[serde(deserialize_with = "super::int")]
+    pub expires_at: i64,
+}
+
+pub async fn insert(db: &dyn Db, s: &Session, now: i64) -> Result<(), InternalError> {
+    db.execute(
+        "INSERT INTO sessions (id_hash, user_id, auth_time, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        &params![&s.id_hash, &s.user_id, s.auth_time, now, s.expires_at],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A live session: not ended, not expired, and its user still enabled.
+pub async fn active(db: &dyn Db, id_hash: &str, now: i64) -> Result<Option<Session>, InternalError> {
+    first(
+        db.query(
+            "SELECT s.id_hash, s.user_id, s.auth_time, s.expires_at FROM sessions s \
+             JOIN users u ON u.id = s.user_id \
+             WHERE s.id_hash = ?1 AND s.ended_at IS NULL AND s.expires_at > ?2 AND u.disabled = 0",
+            &params![id_hash, now],
+        )
+        .await?,
+    )
+}
+
+/// Ends a session server-side; tokens bound to it stop working at userinfo and introspection.
+pub async fn end(db: &dyn Db, id_hash: &str, now: i64) -> Result<(), InternalError> {
+    db.batch(&[
+        (
+            "UPDATE sessions SET ended_at = ?2 WHERE id_hash = ?1 AND ended_at IS NULL",
+            params_vec![id_hash, now],
+        ),
+        (
+            "UPDATE grants SET revoked_at = ?2 WHERE session_hash = ?1 AND revoked_at IS NULL \
+             AND scope NOT LIKE '%offline_access%'",
+            params_vec![id_hash, now],
+        ),
+    ])
+    .await
+}
+
+pub async fn end_all_for_user(db: &dyn Db, user_id: &str, now: i64) -> Result<(), InternalError> {
+    db.execute(
+        "UPDATE sessions SET ended_at = ?2 WHERE user_id = ?1 AND ended_at IS NULL",
+        &params![user_id, now],
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct PendingRow {
+    client_id: String,
+    params: String,
+}
+
+/// Saves a validated authorization request while the user logs in or consents.
+pub async fn save_request(
+    db: &dyn Db,
+    id: &str,
+    client_id: &str,
+    params_json: &str,
+    now: i64,
+    ttl: i64,
+) -> Result<(), InternalError> {
+    db.batch(&[
+        ("DELETE FROM auth_requests WHERE expires_at <= ?1", params_vec![now]),
+        (
+            "INSERT INTO auth_requests (id, client_id, params, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params_vec![id, client_id, params_json, now, now + ttl],
+        ),
+    ])
+    .await
+}
+
+/// The pending request `id` as `(client_id, params_json)`, if it has not expired.
+pub async fn load_request(db: &dyn Db, id: &str, now: i64) -> Result<Option<(String, String)>, InternalError> {
+    let row: Option<PendingRow> = first(
+        db.query(
+            "SELECT client_id, params FROM auth_requests WHERE id = ?1 AND expires_at > ?2",
+            &params![id, now],
+        )
+        .await?,
+    )?;
+    Ok(row.map(|r| (r.client_id, r.params)))
+}
+
+pub async fn delete_request(db: &dyn Db, id: &str) -> Result<(), InternalError> {
+    db.execute("DELETE FROM auth_requests WHERE id = ?1", &params![id])
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! Users. The password hash never leaves this module's callers' server side.
+
+use serde::{Deserialize, Serialize};
+
+use crate::db::{decode, first};
+use crate::error::InternalError;
+use crate::ports::Db;
+use crate::{params, params_vec};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    #[serde(deserialize_with = "super::bool_from_int")]
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub password_hash: String,
+    #[serde(deserialize_with = "super::bool_from_int")]
+    pub disabled: bool,
+    #[serde(deserialize_with = "super::int")]
+    pub created_at: i64,
+    #[serde(deserialize_with = "super::int")]
+    pub updated_at: i64,
+}
+
+/// What the admin API shows of a user: never the password hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub disabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            id: u.id.clone(),
+            username: u.username.clone(),
+            email: u.email.clone(),
+            email_verified: u.email_verified,
+            name: u.name.clone(),
+            disabled: u.disabled,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, username, email, email_verified, name, password_hash, disabled, created_at, updated_at";
+
+pub async fn by_id(db: &dyn Db, id: &str) -> Result<Option<User>, InternalError> {
+    first(
+        db.query(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"), &params![id])
+            .await?,
+    )
+}
+
+pub async fn by_username(db: &dyn Db, username: &str) -> Result<Option<User>, InternalError> {
+    first(
+        db.query(
+            &format!("SELECT {COLUMNS} FROM users WHERE username = ?1"),
+            &params![username],
+        )
+        .await?,
+    )
+}
+
+pub async fn list(db: &dyn Db, limit: i64, offset: i64) -> Result<Vec<User>, InternalError> {
+    db.query(
+        &format!("SELECT {COLUMNS} FROM users ORDER BY created_at, id LIMIT ?1 OFFSET ?2"),
+        &params![limit, offset],
+    )
+    .await?
+    .into_iter()
+    .map(decode)
+    .collect()
+}
+
+/// Inserts a user; `Ok(false)` when the username is taken.
+pub async fn insert(db: &dyn Db, u: &User) -> Result<bool, InternalError> {
+    let n = db
+        .execute(
+            &format!(
+                "INSERT INTO users ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 ON CONFLICT (username) DO NOTHING"
+            ),
+            &params![
+                &u.id,
+                &u.username,
+                &u.email,
+                u.email_verified,
+                u.name.clone(),
+                &u.password_hash,
+                u.disabled,
+                u.created_at,
+                u.updated_at
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Writes every mutable field back; `Ok(false)` when the new username is taken.
+pub async fn update(db: &dyn Db, u: &User) -> Result<bool, InternalError> {
+    let taken = db
+        .query(
+            "SELECT id FROM users WHERE username = ?1 AND id <> ?2",
+            &params![&u.username, &u.id],
+        )
+        .await?;
+    if !taken.is_empty() {
+        return Ok(false);
+    }
+    db.execute(
+        "UPDATE users SET username = ?2, email = ?3, email_verified = ?4, name = ?5, \
+         password_hash = ?6, disabled = ?7, updated_at = ?8 WHERE id = ?1",
+        &params![
+            &u.id,
+            &u.username,
+            &u.email,
+            u.email_verified,
+            u.name.clone(),
+            &u.password_hash,
+            u.disabled,
+            u.updated_at
+        ],
+    )
+    .await?;
+    Ok(true)
+}
+
+pub async fn set_password_hash(db: &dyn Db, id: &str, hash: &str, now: i64) -> Result<(), InternalError> {
+    db.execute(
+        "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+        &params![id, hash, now],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes a user and revokes everything issued to them.
+pub async fn delete(db: &dyn Db, id: &str, now: i64) -> Result<bool, InternalError> {
+    if by_id(db, id).await?.is_none() {
+        return Ok(false);
+    }
+    db.batch(&[
+        (
+            "UPDATE grants SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+            params_vec![id, now],
+        ),
+        (
+            "UPDATE sessions SET ended_at = ?2 WHERE user_id = ?1 AND ended_at IS NULL",
+            params_vec![id, now],
+        ),
+        ("DELETE FROM users WHERE id = ?1", params_vec![id]),
+    ])
+    .await?;
+    Ok(true)
+}

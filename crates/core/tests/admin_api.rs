@@ -1,0 +1,135 @@
+//! The admin API: bearer-token protected, never returns secrets after creation.
+
+mod support;
+
+use gatehouse_core::http::{Method, Request};
+use serde_json::json;
+use support::*;
+
+#[test]
+fn missing_or_wrong_admin_token_is_401_with_bearer_challenge_and_nothing_else() {
+    let env = TestEnv::new();
+    for auth in [None, Some("Bearer wrong"), Some("Basic YWRtaW46YWRtaW4=")] {
+        let mut req = Request::new(Method::Get, "/admin/api/users");
+        if let Some(a) = auth {
+            req = req.with_header("authorization", a);
+        }
+        let r = env.send(req);
+        assert_eq!(r.status, 401);
+        assert!(r.header("www-authenticate").unwrap().starts_with("Bearer"));
+        assert_eq!(r.json_body(), json!({"error": "unauthorized"}));
+    }
+}
+
+#[test]
+fn user_crud_never_returns_password_hashes() {
+    let env = TestEnv::new();
+    let id = env.create_user("bob", "a long enough password");
+    for r in [
+        env.admin(Method::Get, &format!("/admin/api/users/{id}"), None),
+        env.admin(Method::Get, "/admin/api/users", None),
+        env.admin(
+            Method::Patch,
+            &format!("/admin/api/users/{id}"),
+            Some(json!({"name": "Bob", "password": "another long password"})),
+        ),
+    ] {
+        assert_eq!(r.status, 200);
+        let body = String::from_utf8_lossy(&r.body);
+        assert!(!body.contains("argon2") && !body.contains("password"), "{body}");
+    }
+    let dup = env.admin(
+        Method::Post,
+        "/admin/api/users",
+        Some(json!({"username": "BOB", "email": "b@example.com", "password": "long enough pw"})),
+    );
+    assert_eq!(dup.status, 409, "usernames are case-insensitive");
+    let short = env.admin(
+        Method::Post,
+        "/admin/api/users",
+        Some(json!({"username": "carol", "email": "c@example.com", "password": "short"})),
+    );
+    assert_eq!(short.status, 400);
+    assert_eq!(
+        env.admin(Method::Delete, &format!("/admin/api/users/{id}"), None)
+            .status,
+        204
+    );
+    assert_eq!(
+        env.admin(Method::Get, &format!("/admin/api/users/{id}"), None).status,
+        404
+    );
+}
+
+#[test]
+fn client_secret_is_shown_once_stored_hashed_and_rotatable() {
+    let env = TestEnv::new();
+    let (id, secret) = env.create_client(
+        json!({"redirect_uris": [REDIRECT], "grant_types": ["authorization_code", "client_credentials"]}),
+    );
+    let secret = secret.unwrap();
+    let got = env.admin(Method::Get, &format!("/admin/api/clients/{id}"), None);
+    assert!(got.json_body().get("client_secret").is_none());
+    assert_eq!(
+        env.db
+            .count(&format!("SELECT COUNT(*) FROM clients WHERE secret_hash = '{secret}'")),
+        0
+    );
+    let rotated = env
+        .admin(Method::Post, &format!("/admin/api/clients/{id}/secret"), None)
+        .json_body();
+    let new_secret = rotated["client_secret"].as_str().unwrap();
+    assert_ne!(new_secret, secret);
+    let cc = |s: &str| {
+        env.send(Request::new(Method::Post, "/oauth2/token").with_form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &id),
+            ("client_secret", s),
+        ]))
+    };
+    // Registered for client_secret_basic: the post method is refused even with the right secret.
+    assert_eq!(cc(new_secret).status, 401);
+    use base64::Engine;
+    let basic = |s: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{s}"))
+        )
+    };
+    let with = |s: &str| {
+        env.send(
+            Request::new(Method::Post, "/oauth2/token")
+                .with_header("authorization", &basic(s))
+                .with_form(&[("grant_type", "client_credentials")]),
+        )
+    };
+    assert_eq!(with(&secret).status, 401, "old secret stops working");
+    assert_eq!(with(new_secret).status, 200);
+}
+
+#[test]
+fn rfc7591_client_metadata_is_validated() {
+    let env = TestEnv::new();
+    for bad in [
+        json!({"redirect_uris": ["http://app.example.com/cb"]}),
+        json!({"redirect_uris": ["https://app.example.com/cb#x"]}),
+        json!({"redirect_uris": [REDIRECT], "grant_types": ["password"]}),
+        json!({"redirect_uris": [REDIRECT], "grant_types": ["implicit"]}),
+        json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "grant_types": ["client_credentials"], "response_types": []}),
+        json!({"redirect_uris": [REDIRECT], "id_token_signed_response_alg": "HS256"}),
+        json!({"redirect_uris": [REDIRECT], "unknown_field": 1}),
+    ] {
+        let r = env.admin(Method::Post, "/admin/api/clients", Some(bad.clone()));
+        assert_eq!(r.status, 400, "{bad}");
+    }
+}
+
+#[test]
+fn healthz_answers_503_when_the_counter_store_is_down() {
+    let env = TestEnv::new();
+    assert_eq!(env.send(Request::new(Method::Get, "/healthz")).status, 200);
+    env.counters.down.set(true);
+    let r = env.send(Request::new(Method::Get, "/healthz"));
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json_body()["checks"]["durable_object"], "unavailable");
+}

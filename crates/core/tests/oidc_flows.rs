@@ -1,0 +1,768 @@
+//! The provider end to end through `gatehouse_core::handle`, on real SQLite with a fake clock.
+//! Test names say which rule or attack they guard.
+
+mod support;
+
+use gatehouse_core::http::{Method, Request, Response};
+use serde_json::{json, Value};
+use support::*;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Rp {
+    id: String,
+    secret: Option<String>,
+}
+
+fn confidential(env: &TestEnv, extra: Value) -> Rp {
+    let mut body = json!({
+        "client_name": "Relying Party",
+        "redirect_uris": [REDIRECT],
+        "post_logout_redirect_uris": ["https://rp.example.com/bye"],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_method": "client_secret_basic",
+        "scope": "openid profile email offline_access",
+        "first_party": true,
+    });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    let (id, secret) = env.create_client(body);
+    Rp { id, secret }
+}
+
+fn basic(rp: &Rp) -> String {
+    use base64::Engine;
+    let raw = format!("{}:{}", rp.id, rp.secret.as_deref().unwrap_or(""));
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+}
+
+fn authorize_url(rp: &Rp, extra: &str) -> String {
+    format!(
+        "/oauth2/authorize?response_type=code&client_id={}&redirect_uri={}&scope=openid%20profile%20email%20offline_access&state=st4te&nonce=n0nce&code_challenge={CHALLENGE}&code_challenge_method=S256{extra}",
+        rp.id,
+        gatehouse_core::http::form_encode(REDIRECT)
+    )
+}
+
+/// Drives authorize → login form → (consent) → redirect; returns the final redirect response.
+fn login(env: &TestEnv, b: &mut Browser, url: &str, username: &str, password: &str) -> Response {
+    let mut resp = b.send(env, b.request(Method::Get, url));
+    for _ in 0..6 {
+        let Some(loc) = resp.header("location").map(str::to_owned) else {
+            return resp;
+        };
+        if loc.starts_with(REDIRECT) {
+            return resp;
+        }
+        let page = b.send(env, b.request(Method::Get, &loc));
+        let html = String::from_utf8_lossy(&page.body).to_string();
+        resp = if loc.starts_with("/oauth2/login") {
+            let form = [("req", hidden(&html, "req")), ("csrf", hidden(&html, "csrf"))];
+            let req = b.request(Method::Post, "/oauth2/login").with_form(&[
+                ("req", form[0].1.as_str()),
+                ("csrf", form[1].1.as_str()),
+                ("username", username),
+                ("password", password),
+            ]);
+            b.send(env, req)
+        } else if loc.starts_with("/oauth2/consent") {
+            let req = b.request(Method::Post, "/oauth2/consent").with_form(&[
+                ("req", hidden(&html, "req").as_str()),
+                ("csrf", hidden(&html, "csrf").as_str()),
+                ("decision", "allow"),
+            ]);
+            b.send(env, req)
+        } else {
+            page
+        };
+    }
+    resp
+}
+
+fn code_for(env: &TestEnv, rp: &Rp) -> String {
+    env.create_user("alice", PASSWORD);
+    let mut b = Browser::default();
+    let resp = login(env, &mut b, &authorize_url(rp, ""), "alice", PASSWORD);
+    let loc = resp.header("location").expect("redirect").to_owned();
+    assert_eq!(query_param(&loc, "state").as_deref(), Some("st4te"));
+    assert_eq!(query_param(&loc, "iss").as_deref(), Some(ISSUER), "RFC 9207 iss");
+    query_param(&loc, "code").expect("code")
+}
+
+fn token(env: &TestEnv, rp: &Rp, form: &[(&str, &str)]) -> Response {
+    env.send(
+        Request::new(Method::Post, "/oauth2/token")
+            .with_header("authorization", &basic(rp))
+            .with_form(form),
+    )
+}
+
+fn exchange(env: &TestEnv, rp: &Rp, code: &str) -> Response {
+    token(
+        env,
+        rp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+}
+
+fn userinfo(env: &TestEnv, access: &str) -> Response {
+    env.send(Request::new(Method::Get, "/oauth2/userinfo").with_header("authorization", &format!("Bearer {access}")))
+}
+
+fn introspect(env: &TestEnv, rp: &Rp, tok: &str) -> Value {
+    token_like(env, rp, "/oauth2/introspect", &[("token", tok)]).json_body()
+}
+
+fn token_like(env: &TestEnv, rp: &Rp, path: &str, form: &[(&str, &str)]) -> Response {
+    env.send(
+        Request::new(Method::Post, path)
+            .with_header("authorization", &basic(rp))
+            .with_form(form),
+    )
+}
+
+#[test]
+fn discovery_lists_exactly_what_is_supported() {
+    let env = TestEnv::new();
+    let d = env
+        .send(Request::new(Method::Get, "/.well-known/openid-configuration"))
+        .json_body();
+    assert_eq!(d["issuer"], ISSUER);
+    assert_eq!(d["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(d["authorization_response_iss_parameter_supported"], json!(true));
+    assert_eq!(d["response_types_supported"], json!(["code"]));
+    let grants = d["grant_types_supported"].as_array().unwrap();
+    assert!(!grants.contains(&json!("password")) && !grants.contains(&json!("implicit")));
+    let jwks = env.send(Request::new(Method::Get, "/oauth2/jwks.json")).json_body();
+    let algs: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["alg"].as_str().unwrap())
+        .collect();
+    assert!(algs.contains(&"RS256") && algs.contains(&"ES256"));
+    assert!(
+        jwks["keys"].as_array().unwrap().iter().all(|k| k.get("d").is_none()),
+        "no private parts"
+    );
+}
+
+#[test]
+fn authorization_code_with_pkce_issues_verifiable_tokens_and_userinfo() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let r = exchange(&env, &rp, &code);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let t = r.json_body();
+    assert_eq!(t["token_type"], "Bearer");
+    assert!(t["refresh_token"].is_string(), "offline_access gives a refresh token");
+    let claims = futures::executor::block_on(gatehouse_core::jwt::verify(
+        &env.signer,
+        t["id_token"].as_str().unwrap(),
+        T0,
+        0,
+    ))
+    .unwrap();
+    assert_eq!(claims["aud"], json!(rp.id));
+    assert_eq!(claims["nonce"], "n0nce");
+    assert_eq!(claims["iss"], ISSUER);
+    assert!(claims["at_hash"].is_string() && claims["auth_time"].is_i64());
+    let info = userinfo(&env, t["access_token"].as_str().unwrap());
+    assert_eq!(info.status, 200);
+    let info = info.json_body();
+    assert_eq!(info["preferred_username"], "alice");
+    assert_eq!(info["email"], "alice@example.com");
+    assert_eq!(info["sub"], claims["sub"]);
+}
+
+#[test]
+fn rfc6749_4_1_2_code_reuse_fails_and_revokes_what_the_first_use_issued() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let first = exchange(&env, &rp, &code).json_body();
+    let second = exchange(&env, &rp, &code);
+    assert_eq!(second.status, 400);
+    assert_eq!(second.json_body()["error"], "invalid_grant");
+    assert_eq!(userinfo(&env, first["access_token"].as_str().unwrap()).status, 401);
+    let r = token(
+        &env,
+        &rp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", first["refresh_token"].as_str().unwrap()),
+        ],
+    );
+    assert_eq!(r.json_body()["error"], "invalid_grant");
+}
+
+#[test]
+fn code_expires_after_sixty_seconds() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    env.clock.advance(61);
+    assert_eq!(exchange(&env, &rp, &code).json_body()["error"], "invalid_grant");
+}
+
+#[test]
+fn code_is_bound_to_redirect_uri_client_and_verifier() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let other = confidential(&env, json!({"client_name": "Other"}));
+    let code = code_for(&env, &rp);
+    let wrong_verifier = "a".repeat(43);
+    let r = token(
+        &env,
+        &rp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &wrong_verifier),
+        ],
+    );
+    assert_eq!(r.json_body()["error"], "invalid_grant");
+    // The failed attempt consumed the code; it is single use whatever the outcome.
+    let code = {
+        let mut b = Browser::default();
+        let resp = login(&env, &mut b, &authorize_url(&rp, ""), "alice", PASSWORD);
+        query_param(resp.header("location").unwrap(), "code").unwrap()
+    };
+    let r = token(
+        &env,
+        &rp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://rp.example.com/cb/"),
+            ("code_verifier", VERIFIER),
+        ],
+    );
+    assert_eq!(r.json_body()["error"], "invalid_grant");
+    let code = {
+        let mut b = Browser::default();
+        let resp = login(&env, &mut b, &authorize_url(&rp, ""), "alice", PASSWORD);
+        query_param(resp.header("location").unwrap(), "code").unwrap()
+    };
+    let r = exchange(&env, &other, &code);
+    assert_eq!(
+        r.json_body()["error"],
+        "invalid_grant",
+        "another client cannot redeem it"
+    );
+}
+
+#[test]
+fn cve_2023_48228_pkce_downgrade_verifier_without_challenge_is_refused() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    env.create_user("alice", PASSWORD);
+    let url = authorize_url(&rp, "").replace(&format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"), "");
+    let mut b = Browser::default();
+    let resp = login(&env, &mut b, &url, "alice", PASSWORD);
+    let code = query_param(resp.header("location").unwrap(), "code").unwrap();
+    assert_eq!(exchange(&env, &rp, &code).json_body()["error"], "invalid_grant");
+}
+
+#[test]
+fn pkce_plain_is_refused_with_an_error_redirect() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let url = authorize_url(&rp, "").replace("code_challenge_method=S256", "code_challenge_method=plain");
+    let r = env.send(Request::new(Method::Get, &url));
+    let loc = r.header("location").expect("error redirect");
+    assert!(loc.starts_with(REDIRECT));
+    assert_eq!(query_param(loc, "error").as_deref(), Some("invalid_request"));
+    assert_eq!(query_param(loc, "state").as_deref(), Some("st4te"));
+}
+
+#[test]
+fn public_clients_must_use_pkce() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({"token_endpoint_auth_method": "none"}));
+    assert!(rp.secret.is_none());
+    let url = authorize_url(&rp, "").replace(&format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"), "");
+    let r = env.send(Request::new(Method::Get, &url));
+    assert_eq!(
+        query_param(r.header("location").unwrap(), "error").as_deref(),
+        Some("invalid_request")
+    );
+}
+
+#[test]
+fn unknown_client_or_unregistered_redirect_uri_shows_a_page_and_never_redirects() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    for bad in [
+        "https://rp.example.com/cb/../admin",
+        "https://rp.example.com/cb?x=1",
+        "https://evil.example/cb",
+        "https://rp.example.com@evil.example/cb",
+    ] {
+        let url = authorize_url(&rp, "").replace(
+            &gatehouse_core::http::form_encode(REDIRECT),
+            &gatehouse_core::http::form_encode(bad),
+        );
+        let r = env.send(Request::new(Method::Get, &url));
+        assert_eq!(r.status, 400, "{bad}");
+        assert!(r.header("location").is_none(), "{bad}");
+    }
+    let r = env.send(Request::new(
+        Method::Get,
+        &authorize_url(
+            &Rp {
+                id: "nobody".into(),
+                secret: None,
+            },
+            "",
+        ),
+    ));
+    assert_eq!(r.status, 400);
+    assert!(r.header("location").is_none());
+}
+
+#[test]
+fn refresh_tokens_rotate_and_reuse_revokes_the_whole_family() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let t1 = exchange(&env, &rp, &code).json_body();
+    let rt1 = t1["refresh_token"].as_str().unwrap().to_owned();
+    let t2 = token(&env, &rp, &[("grant_type", "refresh_token"), ("refresh_token", &rt1)]);
+    assert_eq!(t2.status, 200);
+    let t2 = t2.json_body();
+    let rt2 = t2["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(rt1, rt2);
+    assert!(t2["id_token"].is_string());
+    // Replaying the first token: refused, and the newest one dies with it.
+    let replay = token(&env, &rp, &[("grant_type", "refresh_token"), ("refresh_token", &rt1)]);
+    assert_eq!(replay.json_body()["error"], "invalid_grant");
+    let after = token(&env, &rp, &[("grant_type", "refresh_token"), ("refresh_token", &rt2)]);
+    assert_eq!(after.json_body()["error"], "invalid_grant");
+    assert_eq!(userinfo(&env, t2["access_token"].as_str().unwrap()).status, 401);
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM events WHERE kind = 'refresh_token_reuse'"),
+        1
+    );
+}
+
+#[test]
+fn refresh_tokens_expire_when_idle() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let t1 = exchange(&env, &rp, &code).json_body();
+    env.clock.advance(env.settings.refresh_idle_ttl + 1);
+    let r = token(
+        &env,
+        &rp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t1["refresh_token"].as_str().unwrap()),
+        ],
+    );
+    assert_eq!(r.json_body()["error"], "invalid_grant");
+}
+
+#[test]
+fn cve_2024_47077_a_client_cannot_introspect_or_revoke_another_clients_token() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let other = confidential(&env, json!({"client_name": "Other"}));
+    let code = code_for(&env, &rp);
+    let t = exchange(&env, &rp, &code).json_body();
+    let at = t["access_token"].as_str().unwrap();
+    assert_eq!(introspect(&env, &rp, at)["active"], true);
+    assert_eq!(introspect(&env, &other, at), json!({"active": false}));
+    assert_eq!(
+        introspect(&env, &other, t["refresh_token"].as_str().unwrap()),
+        json!({"active": false})
+    );
+    let r = token_like(&env, &other, "/oauth2/revoke", &[("token", at)]);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        introspect(&env, &rp, at)["active"],
+        true,
+        "other client's revoke changed nothing"
+    );
+    let r = token_like(
+        &env,
+        &rp,
+        "/oauth2/revoke",
+        &[("token", t["refresh_token"].as_str().unwrap())],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        introspect(&env, &rp, at)["active"],
+        false,
+        "revoking the refresh token revokes the grant"
+    );
+}
+
+#[test]
+fn alg_confusion_hs256_signed_with_the_public_key_never_validates() {
+    use base64::Engine;
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let t = exchange(&env, &rp, &code).json_body();
+    let at = t["access_token"].as_str().unwrap();
+    let parts: Vec<&str> = at.split('.').collect();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut header: Value = serde_json::from_slice(&b64.decode(parts[0]).unwrap()).unwrap();
+    header["alg"] = json!("HS256");
+    let jwks = env.send(Request::new(Method::Get, "/oauth2/jwks.json")).body;
+    let input = format!("{}.{}", b64.encode(header.to_string()), parts[1]);
+    let sig = gatehouse_core::crypto::hmac_sha256(&jwks, input.as_bytes());
+    let forged = format!("{input}.{}", b64.encode(sig));
+    assert_eq!(userinfo(&env, &forged).status, 401);
+    assert_eq!(introspect(&env, &rp, &forged), json!({"active": false}));
+    header["alg"] = json!("none");
+    let none = format!("{}.{}.", b64.encode(header.to_string()), parts[1]);
+    assert_eq!(userinfo(&env, &none).status, 401);
+}
+
+#[test]
+fn expired_access_tokens_are_refused() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let at = exchange(&env, &rp, &code).json_body()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.clock.advance(env.settings.access_token_ttl + 60);
+    let r = userinfo(&env, &at);
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").unwrap().contains("invalid_token"));
+}
+
+#[test]
+fn not_yet_valid_tokens_are_refused() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    env.clock.advance(3600);
+    let code = code_for(&env, &rp);
+    let at = exchange(&env, &rp, &code).json_body()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.clock.advance(-3600);
+    assert_eq!(userinfo(&env, &at).status, 401);
+}
+
+#[test]
+fn disabled_client_can_do_nothing() {
+    let env = TestEnv::new();
+    let rp = confidential(
+        &env,
+        json!({"grant_types": ["authorization_code", "refresh_token", "client_credentials"]}),
+    );
+    let code = code_for(&env, &rp);
+    let t = exchange(&env, &rp, &code).json_body();
+    let r = env.admin(
+        Method::Patch,
+        &format!("/admin/api/clients/{}", rp.id),
+        Some(json!({"disabled": true})),
+    );
+    assert_eq!(r.status, 200);
+    let r = token(&env, &rp, &[("grant_type", "client_credentials")]);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json_body()["error"], "invalid_client");
+    let r = token(
+        &env,
+        &rp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t["refresh_token"].as_str().unwrap()),
+        ],
+    );
+    assert_eq!(r.json_body()["error"], "invalid_client");
+    let r = env.send(Request::new(Method::Get, &authorize_url(&rp, "")));
+    assert_eq!(r.status, 400);
+    assert!(r.header("location").is_none());
+}
+
+#[test]
+fn client_credentials_for_confidential_clients_only() {
+    let env = TestEnv::new();
+    let rp = confidential(
+        &env,
+        json!({"grant_types": ["client_credentials"], "response_types": [], "redirect_uris": [], "scope": "api:read"}),
+    );
+    let r = token(
+        &env,
+        &rp,
+        &[("grant_type", "client_credentials"), ("scope", "api:read")],
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let t = r.json_body();
+    assert!(t.get("refresh_token").is_none() && t.get("id_token").is_none());
+    assert_eq!(
+        introspect(&env, &rp, t["access_token"].as_str().unwrap())["sub"],
+        json!(rp.id)
+    );
+    let r = token(&env, &rp, &[("grant_type", "client_credentials"), ("scope", "openid")]);
+    assert_eq!(r.json_body()["error"], "invalid_scope");
+    let r = token(
+        &env,
+        &rp,
+        &[("grant_type", "password"), ("username", "a"), ("password", "b")],
+    );
+    assert_eq!(r.json_body()["error"], "unsupported_grant_type");
+}
+
+#[test]
+fn rfc6749_5_2_bad_client_credentials_are_invalid_client_with_401() {
+    let env = TestEnv::new();
+    let mut rp = confidential(&env, json!({}));
+    rp.secret = Some("wrong".into());
+    let r = token(&env, &rp, &[("grant_type", "authorization_code"), ("code", "x")]);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json_body()["error"], "invalid_client");
+    assert!(r.header("www-authenticate").is_some());
+}
+
+#[test]
+fn wrong_username_and_wrong_password_get_the_same_answer() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    env.create_user("alice", PASSWORD);
+    let mut answers = Vec::new();
+    for (user, pw) in [("alice", "wrong password"), ("mallory", PASSWORD)] {
+        let mut b = Browser::default();
+        let r = login(&env, &mut b, &authorize_url(&rp, ""), user, pw);
+        let html = String::from_utf8_lossy(&r.body).replace(user, "USER");
+        let html = html.split("name=\"csrf\"").next().unwrap().to_owned()
+            + html.split("name=\"csrf\"").nth(1).unwrap().split_once('>').unwrap().1;
+        answers.push((r.status, html.split("name=\"req\"").next().unwrap().to_owned()));
+        assert!(String::from_utf8_lossy(&r.body).contains("Invalid username or password."));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0].0, 401);
+}
+
+#[test]
+fn login_without_the_csrf_cookie_is_refused() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    env.create_user("alice", PASSWORD);
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "")));
+    let loc = r.header("location").unwrap().to_owned();
+    let page = b.send(&env, b.request(Method::Get, &loc));
+    let html = String::from_utf8_lossy(&page.body).to_string();
+    let attacker = Browser::default();
+    let req = attacker.request(Method::Post, "/oauth2/login").with_form(&[
+        ("req", hidden(&html, "req").as_str()),
+        ("csrf", hidden(&html, "csrf").as_str()),
+        ("username", "alice"),
+        ("password", PASSWORD),
+    ]);
+    let r = env.send(req);
+    assert_eq!(r.status, 403);
+    assert!(r
+        .headers
+        .iter()
+        .all(|(k, v)| k != "set-cookie" || !v.starts_with("__Host-gh_session")));
+}
+
+#[test]
+fn prompt_none_without_session_returns_login_required() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let r = env.send(Request::new(Method::Get, &authorize_url(&rp, "&prompt=none")));
+    let loc = r.header("location").unwrap();
+    assert!(loc.starts_with(REDIRECT));
+    assert_eq!(query_param(loc, "error").as_deref(), Some("login_required"));
+}
+
+#[test]
+fn sso_session_skips_login_and_prompt_login_forces_it() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    code_for(&env, &rp);
+    let mut b = Browser::default();
+    login(&env, &mut b, &authorize_url(&rp, ""), "alice", PASSWORD);
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "&prompt=none")));
+    assert!(query_param(r.header("location").unwrap(), "code").is_some());
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "&prompt=login")));
+    assert!(r.header("location").unwrap().starts_with("/oauth2/login"));
+    env.clock.advance(120);
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "&max_age=60")));
+    assert!(
+        r.header("location").unwrap().starts_with("/oauth2/login"),
+        "max_age exceeded"
+    );
+}
+
+#[test]
+fn third_party_clients_ask_for_consent_once_per_scope_set() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({"first_party": false}));
+    env.create_user("alice", PASSWORD);
+    let mut b = Browser::default();
+    let r = login(&env, &mut b, &authorize_url(&rp, ""), "alice", PASSWORD);
+    assert!(query_param(r.header("location").unwrap(), "code").is_some());
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM consents"), 1);
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "&prompt=none")));
+    assert!(
+        query_param(r.header("location").unwrap(), "code").is_some(),
+        "consent remembered"
+    );
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "&prompt=consent")));
+    assert!(r.header("location").unwrap().starts_with("/oauth2/consent"));
+}
+
+#[test]
+fn denying_consent_returns_access_denied() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({"first_party": false}));
+    env.create_user("alice", PASSWORD);
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "")));
+    let login_url = r.header("location").unwrap().to_owned();
+    let html = String::from_utf8_lossy(&b.send(&env, b.request(Method::Get, &login_url)).body).to_string();
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/login").with_form(&[
+            ("req", hidden(&html, "req").as_str()),
+            ("csrf", hidden(&html, "csrf").as_str()),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ]),
+    );
+    let r = b.send(&env, b.request(Method::Get, r.header("location").unwrap()));
+    let consent = r.header("location").unwrap().to_owned();
+    let html = String::from_utf8_lossy(&b.send(&env, b.request(Method::Get, &consent)).body).to_string();
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/consent").with_form(&[
+            ("req", hidden(&html, "req").as_str()),
+            ("csrf", hidden(&html, "csrf").as_str()),
+            ("decision", "deny"),
+        ]),
+    );
+    assert_eq!(
+        query_param(r.header("location").unwrap(), "error").as_deref(),
+        Some("access_denied")
+    );
+}
+
+#[test]
+fn rp_initiated_logout_ends_the_session_server_side() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    env.create_user("alice", PASSWORD);
+    let mut b = Browser::default();
+    let r = login(&env, &mut b, &authorize_url(&rp, ""), "alice", PASSWORD);
+    let code = query_param(r.header("location").unwrap(), "code").unwrap();
+    let t = exchange(&env, &rp, &code).json_body();
+    let url = format!(
+        "/oauth2/logout?id_token_hint={}&post_logout_redirect_uri={}&state=bye",
+        t["id_token"].as_str().unwrap(),
+        gatehouse_core::http::form_encode("https://rp.example.com/bye")
+    );
+    let bad = url.replace("bye&state", "bye2&state").replace("%2Fbye&", "%2Fbye2&");
+    assert_eq!(
+        b.send(&env, b.request(Method::Get, &bad)).status,
+        400,
+        "unregistered post_logout_redirect_uri"
+    );
+    let r = b.send(&env, b.request(Method::Get, &url));
+    assert_eq!(r.header("location"), Some("https://rp.example.com/bye?state=bye"));
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "&prompt=none")));
+    assert_eq!(
+        query_param(r.header("location").unwrap(), "error").as_deref(),
+        Some("login_required")
+    );
+}
+
+#[test]
+fn logout_without_hint_asks_for_confirmation() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    env.create_user("alice", PASSWORD);
+    let mut b = Browser::default();
+    login(&env, &mut b, &authorize_url(&rp, ""), "alice", PASSWORD);
+    let page = b.send(&env, b.request(Method::Get, "/oauth2/logout"));
+    assert_eq!(page.status, 200);
+    let html = String::from_utf8_lossy(&page.body).to_string();
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "&prompt=none")));
+    assert!(
+        query_param(r.header("location").unwrap(), "code").is_some(),
+        "still signed in"
+    );
+    b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/logout")
+            .with_form(&[("csrf", hidden(&html, "csrf").as_str()), ("logout", "yes")]),
+    );
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "&prompt=none")));
+    assert_eq!(
+        query_param(r.header("location").unwrap(), "error").as_deref(),
+        Some("login_required")
+    );
+}
+
+#[test]
+fn es256_clients_get_es256_id_tokens() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({"id_token_signed_response_alg": "ES256"}));
+    let code = code_for(&env, &rp);
+    let t = exchange(&env, &rp, &code).json_body();
+    let header = t["id_token"].as_str().unwrap().split('.').next().unwrap().to_owned();
+    let header: Value = serde_json::from_slice(&gatehouse_core::crypto::b64url_decode(&header).unwrap()).unwrap();
+    assert_eq!(header["alg"], "ES256");
+}
+
+#[test]
+fn disabled_user_loses_sessions_and_tokens() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let t = exchange(&env, &rp, &code).json_body();
+    let uid = env.admin(Method::Get, "/admin/api/users", None).json_body()["users"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{uid}"),
+        Some(json!({"disabled": true})),
+    );
+    assert_eq!(userinfo(&env, t["access_token"].as_str().unwrap()).status, 401);
+    let r = token(
+        &env,
+        &rp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t["refresh_token"].as_str().unwrap()),
+        ],
+    );
+    assert_eq!(r.json_body()["error"], "invalid_grant");
+}
+
+#[test]
+fn repeated_parameters_are_refused() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let r = env.send(Request::new(
+        Method::Get,
+        &format!("{}&state=again", authorize_url(&rp, "")),
+    ));
+    let loc = r.header("location").unwrap();
+    assert_eq!(query_param(loc, "error").as_deref(), Some("invalid_request"));
+}

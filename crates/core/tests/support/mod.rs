@@ -1,0 +1,241 @@
+//! Native test support: the core's ports on real SQLite (the migrations' own SQL), a fake clock,
+//! seeded randomness and the RustCrypto signer; plus helpers that drive flows through `handle`.
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+
+use async_trait::async_trait;
+use gatehouse_core::config::{Secret, Secrets, Settings};
+use gatehouse_core::db::{Row, Value};
+use gatehouse_core::error::InternalError;
+use gatehouse_core::http::{Method, Request, Response};
+use gatehouse_core::ports::Db;
+use gatehouse_core::testing::{FakeClock, MemCounters, RustCryptoSigner, SeededRng};
+use gatehouse_core::Ctx;
+use rusqlite::types::ValueRef;
+use rusqlite::Connection;
+
+pub struct SqliteDb(RefCell<Connection>);
+
+impl SqliteDb {
+    /// A fresh in-memory database with every migration applied, in order, as D1 would.
+    pub fn migrated() -> SqliteDb {
+        let conn = Connection::open_in_memory().expect("open sqlite");
+        // D1 enforces foreign keys; so do the tests.
+        conn.execute_batch("PRAGMA foreign_keys = ON;").expect("pragma");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .expect("migrations dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "sql")) {
+            let sql = std::fs::read_to_string(f).expect("read migration");
+            conn.execute_batch(&sql)
+                .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        }
+        SqliteDb(RefCell::new(conn))
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.0.borrow().query_row(sql, [], |r| r.get(0)).expect("count")
+    }
+}
+
+fn to_sql(v: &Value) -> rusqlite::types::Value {
+    match v {
+        Value::Null => rusqlite::types::Value::Null,
+        Value::Int(i) => rusqlite::types::Value::Integer(*i),
+        Value::Text(s) => rusqlite::types::Value::Text(s.clone()),
+    }
+}
+
+fn run(conn: &Connection, sql: &str, params: &[Value]) -> Result<(Vec<Row>, u64), rusqlite::Error> {
+    let mut stmt = conn.prepare(sql)?;
+    let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+    let values: Vec<rusqlite::types::Value> = params.iter().map(to_sql).collect();
+    let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut map = Row::new();
+        for (i, name) in names.iter().enumerate() {
+            let v = match row.get_ref(i)? {
+                ValueRef::Null => serde_json::Value::Null,
+                ValueRef::Integer(n) => serde_json::json!(n),
+                ValueRef::Real(f) => serde_json::json!(f),
+                ValueRef::Text(t) => serde_json::json!(String::from_utf8_lossy(t)),
+                ValueRef::Blob(_) => serde_json::Value::Null,
+            };
+            map.insert(name.clone(), v);
+        }
+        out.push(map);
+    }
+    drop(rows);
+    Ok((out, conn.changes()))
+}
+
+#[async_trait(?Send)]
+impl Db for SqliteDb {
+    async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, InternalError> {
+        run(&self.0.borrow(), sql, params)
+            .map(|(rows, _)| rows)
+            .map_err(|e| InternalError::new(e.to_string()))
+    }
+    async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, InternalError> {
+        run(&self.0.borrow(), sql, params)
+            .map(|(_, n)| n)
+            .map_err(|e| InternalError::new(e.to_string()))
+    }
+    async fn batch(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), InternalError> {
+        let mut conn = self.0.borrow_mut();
+        let tx = conn.transaction().map_err(|e| InternalError::new(e.to_string()))?;
+        for (sql, params) in statements {
+            run(&tx, sql, params).map_err(|e| InternalError::new(e.to_string()))?;
+        }
+        tx.commit().map_err(|e| InternalError::new(e.to_string()))
+    }
+}
+
+pub const ISSUER: &str = "https://id.example.com";
+pub const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef0123456789";
+pub const T0: i64 = 1_800_000_000;
+
+pub struct TestEnv {
+    pub settings: Settings,
+    pub secrets: Secrets,
+    pub db: SqliteDb,
+    pub signer: RustCryptoSigner,
+    pub counters: MemCounters,
+    pub clock: FakeClock,
+    pub rng: SeededRng,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        TestEnv {
+            settings: Settings {
+                issuer: Some(ISSUER.into()),
+                ..Settings::default()
+            },
+            secrets: Secrets {
+                cookie_secret: Secret::new("cookie-secret-0123456789abcdef0123456789"),
+                admin_token: Secret::new(ADMIN_TOKEN),
+            },
+            db: SqliteDb::migrated(),
+            signer: RustCryptoSigner::from_secret(&gatehouse_core::testing::signer::test_secret()).expect("test keys"),
+            counters: MemCounters::default(),
+            clock: FakeClock::at(T0),
+            rng: SeededRng::new(7),
+        }
+    }
+
+    pub fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            settings: &self.settings,
+            secrets: &self.secrets,
+            origin: ISSUER.into(),
+            db: &self.db,
+            signer: &self.signer,
+            counters: &self.counters,
+            clock: &self.clock,
+            rng: &self.rng,
+        }
+    }
+
+    pub fn send(&self, req: Request) -> Response {
+        futures::executor::block_on(gatehouse_core::handle(&self.ctx(), &req)).unwrap_or_else(|| Response::new(404))
+    }
+
+    pub fn admin(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Response {
+        let mut req = Request::new(method, path).with_header("authorization", &format!("Bearer {ADMIN_TOKEN}"));
+        if let Some(b) = body {
+            req = req.with_json(&b);
+        }
+        self.send(req)
+    }
+
+    pub fn create_user(&self, username: &str, password: &str) -> String {
+        let r = self.admin(
+            Method::Post,
+            "/admin/api/users",
+            Some(serde_json::json!({"username": username, "email": format!("{username}@example.com"), "password": password, "name": "Test User"})),
+        );
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        r.json_body()["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Creates a client; returns (client_id, secret).
+    pub fn create_client(&self, body: serde_json::Value) -> (String, Option<String>) {
+        let r = self.admin(Method::Post, "/admin/api/clients", Some(body));
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        let v = r.json_body();
+        (
+            v["client_id"].as_str().expect("client_id").to_owned(),
+            v["client_secret"].as_str().map(str::to_owned),
+        )
+    }
+}
+
+/// A browser: keeps cookies across requests.
+#[derive(Default)]
+pub struct Browser {
+    pub cookies: Vec<(String, String)>,
+}
+
+impl Browser {
+    pub fn request(&self, method: Method, url: &str) -> Request {
+        let path = url.strip_prefix(ISSUER).unwrap_or(url);
+        let mut req = Request::new(method, path);
+        if !self.cookies.is_empty() {
+            let header = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            req = req.with_header("cookie", &header);
+        }
+        req
+    }
+
+    pub fn absorb(&mut self, resp: &Response) {
+        for (k, v) in &resp.headers {
+            if k != "set-cookie" {
+                continue;
+            }
+            let pair = v.split(';').next().unwrap_or("");
+            if let Some((name, value)) = pair.split_once('=') {
+                self.cookies.retain(|(n, _)| n != name);
+                if !value.is_empty() && !v.contains("Max-Age=0") {
+                    self.cookies.push((name.to_owned(), value.to_owned()));
+                }
+            }
+        }
+    }
+
+    pub fn send(&mut self, env: &TestEnv, req: Request) -> Response {
+        let resp = env.send(req);
+        self.absorb(&resp);
+        resp
+    }
+}
+
+/// Extracts `name="…" value="…"` from a rendered form.
+pub fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} in page")) + marker.len();
+    let end = html[start..].find('"').expect("closing quote") + start;
+    html[start..end].replace("&amp;", "&")
+}
+
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let q = url.split_once('?')?.1;
+    form_urlencoded::parse(q.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+pub const REDIRECT: &str = "https://rp.example.com/cb";

@@ -1,0 +1,177 @@
+//! The fetch handler: configuration checks, request/response conversion, and the ports.
+
+use std::rc::Rc;
+
+use gatehouse_core::config::{Secrets, Settings, PRIVATE_KEY};
+use gatehouse_core::error::InternalError;
+use gatehouse_core::http::{Method, Request, Response};
+use gatehouse_core::ports::{Clock, Rng};
+use gatehouse_core::Ctx;
+use wasm_bindgen::JsCast;
+use worker::{Context, Env, Headers};
+
+use crate::counters::DoCounters;
+use crate::d1::D1;
+use crate::signing::WebCryptoSigner;
+
+/// `Date.now()`.
+pub struct JsClock;
+
+impl Clock for JsClock {
+    fn now_ms(&self) -> i64 {
+        js_sys::Date::now() as i64
+    }
+}
+
+/// `crypto.getRandomValues`, from the global scope (workerd or a browser).
+pub struct WebRng(web_sys::Crypto);
+
+impl WebRng {
+    pub fn new() -> Result<WebRng, InternalError> {
+        let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into())
+            .ok()
+            .and_then(|c| c.dyn_into::<web_sys::Crypto>().ok())
+            .ok_or_else(|| InternalError::new("crypto is not available"))?;
+        Ok(WebRng(crypto))
+    }
+}
+
+impl Rng for WebRng {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), InternalError> {
+        // getRandomValues takes at most 65536 bytes per call.
+        for chunk in buf.chunks_mut(65536) {
+            self.0
+                .get_random_values_with_u8_array(chunk)
+                .map_err(|_| InternalError::new("crypto.getRandomValues failed"))?;
+        }
+        Ok(())
+    }
+}
+
+fn log_sink(level: &str, line: &str) {
+    match level {
+        "error" => worker::console_error!("{line}"),
+        "warn" => worker::console_warn!("{line}"),
+        _ => worker::console_log!("{line}"),
+    }
+}
+
+fn var(env: &Env, name: &str) -> Option<String> {
+    env.var(name).ok().map(|v| v.to_string())
+}
+
+fn secret(env: &Env, name: &str) -> Option<String> {
+    env.secret(name).ok().map(|v| v.to_string())
+}
+
+async fn to_core(mut req: worker::Request) -> Result<(Request, String), InternalError> {
+    let url = req.url().map_err(|e| InternalError::new(format!("request url: {e}")))?;
+    let origin = url.origin().ascii_serialization();
+    let mut core = Request::new(Method::parse(req.method().as_ref()), url.path());
+    core.query = url.query().unwrap_or("").to_owned();
+    core.headers = req
+        .headers()
+        .entries()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    if matches!(core.method, Method::Post | Method::Put | Method::Patch | Method::Delete) {
+        core.body = req
+            .bytes()
+            .await
+            .map_err(|e| InternalError::new(format!("request body: {e}")))?;
+    }
+    Ok((core, origin))
+}
+
+fn to_worker(resp: Response) -> worker::Result<worker::Response> {
+    let headers = Headers::new();
+    for (k, v) in &resp.headers {
+        headers.append(k, v)?;
+    }
+    let out = if resp.body.is_empty() {
+        worker::Response::empty()?
+    } else {
+        worker::Response::from_bytes(resp.body)?
+    };
+    Ok(out.with_status(resp.status).with_headers(headers))
+}
+
+/// A configuration problem: logged with the setting's name, answered as a plain 500.
+fn misconfigured(e: &InternalError) -> worker::Result<worker::Response> {
+    worker::console_error!("gatehouse refuses to serve: {e}");
+    to_worker(Response::error_page(
+        500,
+        "server_misconfigured",
+        "Gatehouse is not configured correctly. The operator has been told in the logs.",
+    ))
+}
+
+#[cfg_attr(not(feature = "wasm-tests"), worker::event(fetch))]
+pub async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
+    gatehouse_core::log::install(log_sink);
+
+    let settings = match Settings::from_lookup(|name| var(&env, name)) {
+        Ok(s) => s,
+        Err(e) => return misconfigured(&e),
+    };
+    let secrets = match Secrets::from_values(
+        secret(&env, gatehouse_core::config::COOKIE_SECRET),
+        secret(&env, gatehouse_core::config::ADMIN_TOKEN),
+    ) {
+        Ok(s) => s,
+        Err(e) => return misconfigured(&e),
+    };
+    let signer: Rc<WebCryptoSigner> = match secret(&env, PRIVATE_KEY) {
+        None => return misconfigured(&InternalError::new(format!("{PRIVATE_KEY} is not set"))),
+        Some(value) => match WebCryptoSigner::cached(&value).await {
+            Ok(s) => s,
+            Err(e) => return misconfigured(&e),
+        },
+    };
+    let db = match env.d1("DB") {
+        Ok(db) => D1(db),
+        Err(e) => return misconfigured(&InternalError::new(format!("D1 binding DB: {e}"))),
+    };
+    let counters = match env.durable_object("COUNTERS") {
+        Ok(ns) => DoCounters(ns),
+        Err(e) => return misconfigured(&InternalError::new(format!("Durable Object binding COUNTERS: {e}"))),
+    };
+    let rng = match WebRng::new() {
+        Ok(r) => r,
+        Err(e) => return misconfigured(&e),
+    };
+
+    let path = req.path();
+    let (core_req, origin) = match to_core(req).await {
+        Ok(r) => r,
+        Err(e) => {
+            worker::console_error!("{e}");
+            return to_worker(Response::error_page(
+                400,
+                "invalid_request",
+                "The request could not be read.",
+            ));
+        }
+    };
+    let ctx = Ctx {
+        settings: &settings,
+        secrets: &secrets,
+        origin,
+        db: &db,
+        signer: signer.as_ref(),
+        counters: &counters,
+        clock: &JsClock,
+        rng: &rng,
+    };
+    match gatehouse_core::handle(&ctx, &core_req).await {
+        Some(resp) => to_worker(resp),
+        None if path.starts_with("/static/") => match env.assets("ASSETS") {
+            Ok(assets) => {
+                let url = format!("https://assets.local{path}");
+                assets.fetch(url, None).await
+            }
+            Err(e) => misconfigured(&InternalError::new(format!("assets binding ASSETS: {e}"))),
+        },
+        None => to_worker(Response::error_page(404, "not_found", "There is nothing here.")),
+    }
+}

@@ -1,0 +1,12 @@
+//! The Worker adapter: converts `worker` types to and from the core's, and implements the core's
+//! ports on D1, a Durable Object, `Date.now()`, `crypto.getRandomValues` and WebCrypto.
+//! Everything with a decision in it lives in `gatehouse-core`.
+
+#[cfg(target_arch = "wasm32")]
+pub mod adapter;
+#[cfg(target_arch = "wasm32")]
+pub mod counters;
+#[cfg(target_arch = "wasm32")]
+pub mod d1;
+#[cfg(target_arch = "wasm32")]
+pub mod signing;

@@ -1,0 +1,146 @@
+// The login and consent pages in a real browser (Debian's Chromium via playwright-core).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { chromium } from "playwright-core";
+import * as oc from "openid-client";
+import { startGatehouse } from "./harness.mjs";
+import { adminApi, oidcConfig, authRequest, tokenRequest } from "./helpers.mjs";
+
+let gh, admin, browser, cb, cbBase;
+const hits = [];
+
+before(async () => {
+  gh = await startGatehouse();
+  admin = adminApi(gh);
+  // the relying party's redirect_uri: a tiny loopback server that records what it receives
+  cb = createServer((req, res) => {
+    hits.push(req.url);
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end("<!doctype html><title>callback</title><p>callback received</p>");
+  });
+  await new Promise((ok) => cb.listen(0, "127.0.0.1", ok));
+  cbBase = `http://127.0.0.1:${cb.address().port}`;
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await new Promise((ok) => (cb ? cb.close(ok) : ok()));
+  await gh?.stop();
+});
+
+async function setup({ firstParty }) {
+  const user = await admin.createUser();
+  const redirectUri = `${cbBase}/callback`;
+  const client = await admin.createClient({ first_party: firstParty, redirect_uris: [redirectUri] });
+  const config = await oidcConfig(gh, client);
+  const req = await authRequest(config, { scope: "openid profile email", redirectUri });
+  return { user, client, config, req, redirectUri };
+}
+
+async function withPage(fn) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e));
+  try {
+    return await fn(page, context, errors);
+  } finally {
+    await context.close();
+  }
+}
+
+test("browser: log in through the form and land on the redirect_uri with code and iss", async () => {
+  const { user, client, config, req, redirectUri } = await setup({ firstParty: true });
+  await withPage(async (page, context, errors) => {
+    await page.goto(req.url.href);
+    assert.equal(new URL(page.url()).pathname, "/oauth2/login");
+    await page.fill('input[name="username"]', user.username);
+    await page.fill('input[name="password"]', user.password);
+    await Promise.all([
+      page.waitForURL((u) => u.href.startsWith(redirectUri), { timeout: 15_000 }),
+      page.click('button[type="submit"]'),
+    ]);
+    const landed = new URL(page.url());
+    assert.ok(landed.searchParams.get("code"), "code in the query");
+    assert.equal(landed.searchParams.get("iss"), gh.url);
+    assert.equal(landed.searchParams.get("state"), req.state);
+    assert.ok(hits.some((h) => h.startsWith("/callback?")), "the RP's server saw the callback");
+
+    const cookies = await context.cookies(gh.url);
+    const session = cookies.find((c) => c.name === "gh_session");
+    assert.ok(session, "SSO session cookie present");
+    assert.equal(session.httpOnly, true);
+    assert.equal(session.sameSite, "Lax");
+    assert.deepEqual(errors, [], "no script errors on Gatehouse pages");
+
+    // the code is good at the token endpoint
+    const tokens = await oc.authorizationCodeGrant(config, landed, {
+      pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce,
+    });
+    assert.equal(tokens.claims().nonce, req.nonce);
+    void client;
+  });
+});
+
+test("browser: wrong password shows the generic error and the form again", async () => {
+  const { user, req } = await setup({ firstParty: true });
+  await withPage(async (page, context) => {
+    await page.goto(req.url.href);
+    await page.fill('input[name="username"]', user.username);
+    await page.fill('input[name="password"]', "not the right password");
+    const [resp] = await Promise.all([
+      page.waitForResponse((r) => r.request().method() === "POST" && new URL(r.url()).pathname === "/oauth2/login"),
+      page.click('button[type="submit"]'),
+    ]);
+    assert.equal(resp.status(), 401);
+    await page.waitForLoadState("domcontentloaded");
+    assert.ok((await page.textContent("body")).includes("Invalid username or password."));
+    assert.equal(await page.locator('input[name="password"]').count(), 1, "form shown again");
+    assert.ok(!(await context.cookies(gh.url)).some((c) => c.name === "gh_session"), "no session");
+
+    // and the right password still works from the re-rendered form
+    await page.fill('input[name="username"]', user.username);
+    await page.fill('input[name="password"]', user.password);
+    await Promise.all([
+      page.waitForURL((u) => u.href.includes("/callback?"), { timeout: 15_000 }),
+      page.click('button[type="submit"]'),
+    ]);
+    assert.ok(new URL(page.url()).searchParams.get("code"));
+  });
+});
+
+test("browser: third-party client asks for consent; allow lands on the redirect_uri", async () => {
+  const { user, client, req, redirectUri } = await setup({ firstParty: false });
+  await withPage(async (page) => {
+    await page.goto(req.url.href);
+    await page.fill('input[name="username"]', user.username);
+    await page.fill('input[name="password"]', user.password);
+    await Promise.all([
+      page.waitForURL((u) => u.pathname === "/oauth2/consent", { timeout: 15_000 }),
+      page.click('button[type="submit"]'),
+    ]);
+    const body = await page.textContent("body");
+    assert.ok(body.includes(client.client_name), "consent page names the client");
+    await Promise.all([
+      page.waitForURL((u) => u.href.startsWith(redirectUri), { timeout: 15_000 }),
+      page.click('button[name="decision"][value="allow"]'),
+    ]);
+    const landed = new URL(page.url());
+    assert.ok(landed.searchParams.get("code"));
+    assert.equal(landed.searchParams.get("iss"), gh.url);
+    assert.equal(landed.searchParams.get("state"), req.state);
+    const t = await tokenRequest(gh, {
+      grant_type: "authorization_code", code: landed.searchParams.get("code"),
+      redirect_uri: redirectUri, code_verifier: req.verifier,
+    }, { clientId: client.client_id, clientSecret: client.client_secret });
+    assert.equal(t.status, 200, t.text);
+  });
+});

@@ -1,0 +1,105 @@
+// Starts Gatehouse under `wrangler dev` on a free loopback port with a fresh state directory
+// and fresh secrets, applies the migrations, and stops it afterwards.
+import { spawn, execFileSync } from "node:child_process";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const WRANGLER = join(ROOT, "node_modules/.bin/wrangler");
+
+export function freePort() {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", fail);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => ok(port));
+    });
+  });
+}
+
+export function makeSecrets() {
+  const pem = (type, opts) =>
+    generateKeyPairSync(type, opts).privateKey.export({ type: "pkcs8", format: "pem" });
+  return {
+    GATEHOUSE_COOKIE_SECRET: randomBytes(32).toString("base64url"),
+    GATEHOUSE_ADMIN_TOKEN: randomBytes(32).toString("base64url"),
+    GATEHOUSE_PRIVATE_KEY: Buffer.from(
+      pem("rsa", { modulusLength: 2048 }) + pem("ec", { namedCurve: "P-256" }),
+    ).toString("base64"),
+  };
+}
+
+const env = () => ({
+  ...process.env,
+  // wrangler needs Node 22: the npm package node@22 puts it first.
+  PATH: `${join(ROOT, "node_modules/.bin")}:${process.env.PATH}`,
+  WRANGLER_SEND_METRICS: "false",
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+  GATEHOUSE_SKIP_BUILD: process.env.GATEHOUSE_SKIP_BUILD ?? "1",
+});
+
+/**
+ * Starts a Gatehouse. `secrets` may omit or shorten values to test refusal to serve;
+ * `vars` overrides [vars].
+ */
+export async function startGatehouse({ secrets = makeSecrets(), vars = {} } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "gatehouse-e2e-"));
+  const state = join(dir, "state");
+  const envFile = join(dir, "dev.vars");
+  writeFileSync(
+    envFile,
+    Object.entries(secrets)
+      .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+      .join("\n") + "\n",
+    { mode: 0o600 },
+  );
+  execFileSync(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], {
+    cwd: ROOT,
+    env: env(),
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const port = await freePort();
+  const args = [
+    "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state,
+    "--env-file", envFile, "--show-interactive-dev-session=false",
+    "--inspector-port", String(await freePort()),
+  ];
+  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+  const child = spawn(WRANGLER, args, { cwd: ROOT, env: env(), stdio: ["ignore", "pipe", "pipe"], detached: true });
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (child.exitCode === null) {
+      try { process.kill(-child.pid, "SIGTERM"); } catch {}
+      await new Promise((ok) => {
+        const t = setTimeout(() => { try { process.kill(-child.pid, "SIGKILL"); } catch {} ok(); }, 5000);
+        child.once("exit", () => { clearTimeout(t); ok(); });
+      });
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    if (child.exitCode !== null) {
+      await stop();
+      throw new Error(`wrangler dev exited early:\n${output}`);
+    }
+    try {
+      const r = await fetch(`${url}/healthz`);
+      if (r.status !== 404 || Date.now() > deadline) break;
+    } catch {}
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`wrangler dev did not answer in time:\n${output}`);
+    }
+    await new Promise((ok) => setTimeout(ok, 300));
+  }
+  return { url, secrets, stop, logs: () => output };
+}
