@@ -9,7 +9,11 @@ ensure_rust_tools
 export WASM_BINDGEN_BIN="$CARGO_HOME_BIN/wasm-bindgen"
 export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
 export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
-"$CARGO_HOME_BIN/worker-build" --release
+if [ -n "${GATEHOUSE_FEATURES:-}" ]; then
+  "$CARGO_HOME_BIN/worker-build" --release --features "$GATEHOUSE_FEATURES"
+else
+  "$CARGO_HOME_BIN/worker-build" --release
+fi
 wasm=$(ls build/*.wasm build/worker/*.wasm 2>/dev/null | head -n1 || true)
 if [ -n "$wasm" ]; then
   raw=$(wc -c < "$wasm")

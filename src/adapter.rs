@@ -163,6 +163,10 @@ pub async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Res
         clock: &JsClock,
         rng: &rng,
     };
+    #[cfg(feature = "bench")]
+    if let Some(resp) = crate::bench::handle(&ctx, &core_req).await {
+        return to_worker(resp);
+    }
     match gatehouse_core::handle(&ctx, &core_req).await {
         Some(resp) => to_worker(resp),
         None if path.starts_with("/static/") => match env.assets("ASSETS") {

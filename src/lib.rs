@@ -4,6 +4,8 @@
 
 #[cfg(target_arch = "wasm32")]
 pub mod adapter;
+#[cfg(all(target_arch = "wasm32", feature = "bench"))]
+pub mod bench;
 #[cfg(target_arch = "wasm32")]
 pub mod counters;
 #[cfg(target_arch = "wasm32")]
