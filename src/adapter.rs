@@ -4,9 +4,11 @@ use std::rc::Rc;
 
 use gatehouse_core::config::{Secrets, Settings, PRIVATE_KEY};
 use gatehouse_core::error::InternalError;
+use gatehouse_core::gateway::Outcome;
 use gatehouse_core::http::{Method, Request, Response};
 use gatehouse_core::ports::{Clock, Rng};
 use gatehouse_core::Ctx;
+use std::time::Duration;
 use wasm_bindgen::JsCast;
 use worker::{Context, Env, Headers};
 
@@ -64,7 +66,9 @@ fn secret(env: &Env, name: &str) -> Option<String> {
     env.secret(name).ok().map(|v| v.to_string())
 }
 
-async fn to_core(mut req: worker::Request) -> Result<(Request, String), InternalError> {
+/// Converts the request; the body is read only when Gatehouse itself needs it (a proxied body
+/// streams through untouched).
+async fn to_core(req: &mut worker::Request, read_body: bool) -> Result<(Request, String), InternalError> {
     let url = req.url().map_err(|e| InternalError::new(format!("request url: {e}")))?;
     let origin = url.origin().ascii_serialization();
     let mut core = Request::new(Method::parse(req.method().as_ref()), url.path());
@@ -74,7 +78,7 @@ async fn to_core(mut req: worker::Request) -> Result<(Request, String), Internal
         .entries()
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
-    if matches!(core.method, Method::Post | Method::Put | Method::Patch | Method::Delete) {
+    if read_body && matches!(core.method, Method::Post | Method::Put | Method::Patch | Method::Delete) {
         core.body = req
             .bytes()
             .await
@@ -83,7 +87,7 @@ async fn to_core(mut req: worker::Request) -> Result<(Request, String), Internal
     Ok((core, origin))
 }
 
-fn to_worker(resp: Response) -> worker::Result<worker::Response> {
+pub fn to_worker(resp: Response) -> worker::Result<worker::Response> {
     let headers = Headers::new();
     for (k, v) in &resp.headers {
         headers.append(k, v)?;
@@ -142,7 +146,9 @@ pub async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Res
     };
 
     let path = req.path();
-    let (core_req, origin) = match to_core(req).await {
+    let own = gatehouse_core::gateway::is_reserved(&path);
+    let mut req = req;
+    let (core_req, origin) = match to_core(&mut req, own).await {
         Ok(r) => r,
         Err(e) => {
             worker::console_error!("{e}");
@@ -167,15 +173,42 @@ pub async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Res
     if let Some(resp) = crate::bench::handle(&ctx, &core_req).await {
         return to_worker(resp);
     }
-    match gatehouse_core::handle(&ctx, &core_req).await {
-        Some(resp) => to_worker(resp),
-        None if path.starts_with("/static/") => match env.assets("ASSETS") {
-            Ok(assets) => {
-                let url = format!("https://assets.local{path}");
-                assets.fetch(url, None).await
-            }
-            Err(e) => misconfigured(&InternalError::new(format!("assets binding ASSETS: {e}"))),
-        },
-        None => to_worker(Response::error_page(404, "not_found", "There is nothing here.")),
+    if let Some(resp) = gatehouse_core::handle(&ctx, &core_req).await {
+        return to_worker(resp);
     }
+    if path.starts_with("/static/") {
+        return static_asset(&ctx, &env, &path).await;
+    }
+    match gatehouse_core::gateway::route(&ctx, &core_req).await {
+        Some(Outcome::Forward(f)) => {
+            let method = req.method().to_string();
+            let body = req.inner().body();
+            crate::proxy::forward(f, &method, body, Duration::from_secs(settings.origin_timeout as u64)).await
+        }
+        Some(Outcome::Respond(resp)) => to_worker(gatehouse_core::secure_own_response(&ctx, resp)),
+        None => to_worker(gatehouse_core::secure_own_response(
+            &ctx,
+            Response::error_page(404, "not_found", "There is nothing here."),
+        )),
+    }
+}
+
+/// A file from `www/static/`, with the same security headers as every Gatehouse response.
+async fn static_asset(ctx: &Ctx<'_>, env: &Env, path: &str) -> worker::Result<worker::Response> {
+    let assets = match env.assets("ASSETS") {
+        Ok(a) => a,
+        Err(e) => return misconfigured(&InternalError::new(format!("assets binding ASSETS: {e}"))),
+    };
+    let mut upstream = assets.fetch(format!("https://assets.local{path}"), None).await?;
+    let mut resp = Response::new(upstream.status_code());
+    resp.headers = upstream
+        .headers()
+        .entries()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    resp.body = upstream.bytes().await?;
+    if resp.status == 404 {
+        resp = Response::error_page(404, "not_found", "There is nothing here.");
+    }
+    to_worker(gatehouse_core::secure_own_response(ctx, resp))
 }

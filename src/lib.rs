@@ -11,4 +11,6 @@ pub mod counters;
 #[cfg(target_arch = "wasm32")]
 pub mod d1;
 #[cfg(target_arch = "wasm32")]
+pub mod proxy;
+#[cfg(target_arch = "wasm32")]
 pub mod signing;

@@ -69,7 +69,8 @@ export async function startGatehouse({ secrets = makeSecrets(), vars = {} } = {}
     "--env-file", envFile, "--show-interactive-dev-session=false",
     "--inspector-port", String(await freePort()),
   ];
-  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+  // `{port}` in a var stands for the port chosen here (e.g. GATEHOUSE_ISSUER).
+  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${String(v).replaceAll("{port}", port)}`);
   const child = spawn(WRANGLER, args, { cwd: ROOT, env: env(), stdio: ["ignore", "pipe", "pipe"], detached: true });
   let output = "";
   child.stdout.on("data", (d) => (output += d));

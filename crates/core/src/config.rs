@@ -78,6 +78,11 @@ pub struct Settings {
     pub refresh_idle_ttl: i64,
     pub refresh_absolute_ttl: i64,
     pub session_ttl: i64,
+    /// Browser origins allowed to call the token, userinfo and revocation endpoints (CORS);
+    /// empty: none. Exact `scheme://host[:port]` strings, never a wildcard.
+    pub cors_origins: Vec<String>,
+    /// Seconds the gateway waits for an origin before answering 504.
+    pub origin_timeout: i64,
 }
 
 impl Default for Settings {
@@ -91,6 +96,8 @@ impl Default for Settings {
             refresh_idle_ttl: 14 * 24 * 3600,
             refresh_absolute_ttl: 30 * 24 * 3600,
             session_ttl: 12 * 3600,
+            cors_origins: Vec::new(),
+            origin_timeout: 30,
         }
     }
 }
@@ -123,6 +130,26 @@ impl Settings {
         s.refresh_idle_ttl = secs("GATEHOUSE_REFRESH_IDLE_TTL", s.refresh_idle_ttl)?;
         s.refresh_absolute_ttl = secs("GATEHOUSE_REFRESH_ABSOLUTE_TTL", s.refresh_absolute_ttl)?;
         s.session_ttl = secs("GATEHOUSE_SESSION_TTL", s.session_ttl)?;
+        s.origin_timeout = secs("GATEHOUSE_ORIGIN_TIMEOUT", s.origin_timeout)?.min(300);
+        s.cors_origins = parse_origins(&get("GATEHOUSE_CORS_ORIGINS").unwrap_or_default())?;
         Ok(s)
     }
+}
+
+/// Parses a comma-separated list of exact origins; `*` and anything with a path are refused.
+fn parse_origins(value: &str) -> Result<Vec<String>, InternalError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            let rest = o.strip_prefix("https://").or_else(|| o.strip_prefix("http://"));
+            match rest {
+                Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', '*', '@', ' ']) => Ok(o.to_owned()),
+                _ => Err(InternalError::new(format!(
+                    "GATEHOUSE_CORS_ORIGINS: {o:?} is not an origin like https://app.example.com"
+                ))),
+            }
+        })
+        .collect()
 }

@@ -208,6 +208,13 @@ impl Error {
         Response::error_page(e.code.status(), e.code.as_str(), &e.description)
     }
 
+    /// An HTML error page with an explicit status.
+    pub fn into_page_with_status(self, status: u16) -> Response {
+        let mut resp = self.into_page();
+        resp.status = status;
+        resp
+    }
+
     /// RFC 6749 §4.1.2.1: error redirect to a verified redirect_uri, with `state` and, per
     /// RFC 9207, `iss`.
     pub fn into_redirect(self, redirect_uri: &str, state: Option<&str>, issuer: &str) -> Response {

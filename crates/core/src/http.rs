@@ -181,6 +181,8 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Origins a form on this page may lead to (added to the page's CSP `form-action`).
+    pub form_action: Vec<String>,
 }
 
 impl Response {
@@ -189,6 +191,7 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            form_action: Vec::new(),
         }
     }
 
@@ -280,4 +283,21 @@ pub fn html_escape(s: &str) -> String {
 /// `application/x-www-form-urlencoded` encoding of one value.
 pub fn form_encode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The CSP source for where a URL points: `scheme://host[:port]`, or `scheme:` for a
+/// private-use scheme.
+pub fn csp_source(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once(':')?;
+    match rest.strip_prefix("//") {
+        Some(after) => {
+            let authority = after.split(['/', '?', '#']).next().unwrap_or("");
+            (!authority.is_empty() && !authority.contains(['@', ' ', ';', ',', '\'', '"']))
+                .then(|| format!("{scheme}://{authority}"))
+        }
+        None => scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            .then(|| format!("{scheme}:")),
+    }
 }

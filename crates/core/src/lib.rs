@@ -4,9 +4,11 @@
 
 pub mod admin;
 pub mod config;
+pub mod cors;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod gateway;
 pub mod health;
 pub mod http;
 pub mod jwt;
@@ -48,10 +50,31 @@ impl Ctx<'_> {
     }
 }
 
-/// Dispatches a request to its endpoint. `None` means "not Gatehouse's": the adapter then serves
-/// a static asset or a 404.
+/// Dispatches a request to its endpoint and sets the security headers of Gatehouse's own
+/// responses in one place. `None` means "not Gatehouse's": the adapter then tries the gateway,
+/// a static asset, or answers 404.
 pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Option<Response> {
+    let mut resp = dispatch(ctx, req).await?;
+    cors::apply(ctx, req, &mut resp);
+    Some(secure_own_response(ctx, resp))
+}
+
+/// Adds the security headers (nonce CSP on pages, HSTS over https, framing, sniffing).
+pub fn secure_own_response(ctx: &Ctx<'_>, mut resp: Response) -> Response {
+    let mut raw = [0u8; 16];
+    if let Err(e) = ctx.rng.fill(&mut raw) {
+        error::log_internal(&e);
+        return Response::new(500);
+    }
+    let nonce = crypto::b64url(&raw);
+    let https = gateway::is_https(&ctx.origin);
+    gateway::headers::own_response(&mut resp.headers, &mut resp.body, https, &nonce, &resp.form_action);
+    resp
+}
+
+async fn dispatch(ctx: &Ctx<'_>, req: &Request) -> Option<Response> {
     let resp = match (req.method, req.path.as_str()) {
+        (Method::Options, p) if cors::is_cors_path(p) => cors::preflight(ctx, req),
         (Method::Get | Method::Head, "/healthz") => health::handle(ctx).await,
         (Method::Get | Method::Head, "/.well-known/openid-configuration") => oidc::discovery::handle(ctx),
         (Method::Get | Method::Head, "/oauth2/jwks.json") => oidc::jwks::handle(ctx),
@@ -66,6 +89,9 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Option<Response> {
         (_, "/oauth2/revoke") => oidc::revoke::handle(ctx, req).await,
         (_, "/oauth2/introspect") => oidc::introspect::handle(ctx, req).await,
         (Method::Get | Method::Post, "/oauth2/logout") => oidc::logout::handle(ctx, req).await,
+        (Method::Get, "/oauth2/gateway") => gateway::login::start(ctx, req).await,
+        (Method::Get, "/.gatehouse/callback") => gateway::login::callback(ctx, req).await,
+        (Method::Post, "/.gatehouse/csp-report") => gateway::login::csp_report(ctx, req).await,
         (_, p) if p == "/admin/api" || p.starts_with("/admin/api/") => admin::handle(ctx, req).await,
         _ => return None,
     };

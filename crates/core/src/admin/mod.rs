@@ -1,6 +1,7 @@
 //! The admin API under `/admin/api`, behind the bearer token `GATEHOUSE_ADMIN_TOKEN` (compared in
 //! constant time). A missing or wrong token learns nothing but 401.
 
+pub mod apps;
 pub mod clients;
 pub mod users;
 
@@ -29,15 +30,21 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
         (Method::Get, ["users", id]) => users::get(ctx, id).await,
         (Method::Patch, ["users", id]) => users::patch(ctx, req, id).await,
         (Method::Delete, ["users", id]) => users::delete(ctx, id).await,
+        (Method::Get, ["apps"]) => apps::list(ctx).await,
+        (Method::Post, ["apps"]) => apps::create(ctx, req).await,
+        (Method::Get, ["apps", id]) => apps::get(ctx, id).await,
+        (Method::Put, ["apps", id]) => apps::put(ctx, req, id).await,
+        (Method::Delete, ["apps", id]) => apps::delete(ctx, id).await,
         (Method::Get, ["clients"]) => clients::list(ctx, req).await,
         (Method::Post, ["clients"]) => clients::create(ctx, req).await,
         (Method::Get, ["clients", id]) => clients::get(ctx, id).await,
         (Method::Patch, ["clients", id]) => clients::patch(ctx, req, id).await,
         (Method::Delete, ["clients", id]) => clients::delete(ctx, id).await,
         (Method::Post, ["clients", id, "secret"]) => clients::rotate_secret(ctx, id).await,
-        (_, ["users"] | ["users", _] | ["clients"] | ["clients", _] | ["clients", _, "secret"]) => {
-            Err(OAuthError::new(ErrorCode::MethodNotAllowed, "method not allowed").into())
-        }
+        (
+            _,
+            ["apps"] | ["apps", _] | ["users"] | ["users", _] | ["clients"] | ["clients", _] | ["clients", _, "secret"],
+        ) => Err(OAuthError::new(ErrorCode::MethodNotAllowed, "method not allowed").into()),
         _ => Err(OAuthError::new(ErrorCode::NotFound, "no such admin resource").into()),
     };
     result.unwrap_or_else(Error::into_json)

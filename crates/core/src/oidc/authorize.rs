@@ -36,9 +36,41 @@ pub struct Pending {
     /// Set when the user logged in during this request (satisfies `prompt=login`, `max_age`).
     #[serde(default)]
     pub authenticated: bool,
+    /// Set for a gateway login (an app behind Gatehouse), which ends in a gateway code instead.
+    #[serde(default)]
+    pub gateway: Option<crate::gateway::login::Target>,
 }
 
 impl Pending {
+    /// Where the browser ends up after the login or consent form: the client's redirect URI or
+    /// the app's host, for the pages' CSP `form-action`.
+    pub fn form_action(&self) -> Vec<String> {
+        let target = match &self.gateway {
+            Some(g) => &g.return_to,
+            None => &self.redirect_uri,
+        };
+        crate::http::csp_source(target).into_iter().collect()
+    }
+
+    /// A login for an app behind the gateway; `client_id` carries the app's name for the page.
+    pub fn for_gateway(app_name: &str, target: crate::gateway::login::Target, now: i64) -> Pending {
+        Pending {
+            client_id: app_name.to_owned(),
+            redirect_uri: String::new(),
+            scope: Vec::new(),
+            state: None,
+            nonce: None,
+            code_challenge: None,
+            prompt: Vec::new(),
+            max_age: None,
+            login_hint: None,
+            created_at: now,
+            consented: false,
+            authenticated: false,
+            gateway: Some(target),
+        }
+    }
+
     pub fn error(&self, ctx: &Ctx<'_>, e: impl Into<Error>) -> Response {
         e.into()
             .into_redirect(&self.redirect_uri, self.state.as_deref(), ctx.issuer())
@@ -199,6 +231,7 @@ fn validate(
         created_at: ctx.clock.now(),
         consented: false,
         authenticated: false,
+        gateway: None,
     })
 }
 
@@ -209,6 +242,9 @@ pub async fn resume(ctx: &Ctx<'_>, req: &Request) -> Response {
         let Some(pending) = load(ctx, &id).await? else {
             return Ok(expired_page());
         };
+        if let Some(target) = &pending.gateway {
+            return crate::gateway::login::finish(ctx, req, &id, target).await;
+        }
         let client = match clients::by_id(ctx.db, &pending.client_id).await? {
             Some(c) if !c.disabled => c,
             _ => return Ok(page(ErrorCode::InvalidRequest, "unknown client")),

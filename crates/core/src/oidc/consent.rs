@@ -62,6 +62,7 @@ async fn page(ctx: &Ctx<'_>, req: &Request, id: &str, pending: &Pending) -> Resu
         ],
     );
     let mut resp = Response::html(200, pages::layout("Allow access", &body));
+    resp.form_action = pending.form_action();
     if let Some(c) = set_cookie {
         resp.add_header("set-cookie", &c);
     }

@@ -56,6 +56,7 @@ async fn form(
         ],
     );
     let mut resp = Response::html(status, pages::layout("Sign in", &body));
+    resp.form_action = pending.form_action();
     if let Some(c) = set_cookie {
         resp.add_header("set-cookie", &c);
     }

@@ -115,6 +115,7 @@ fn confirm_page(
         ],
     );
     let mut resp = Response::html(200, pages::layout("Sign out", &body));
+    resp.form_action = redirect.and_then(crate::http::csp_source).into_iter().collect();
     if let Some(c) = set_cookie {
         resp.add_header("set-cookie", &c);
     }

@@ -143,6 +143,24 @@ impl TestEnv {
         }
     }
 
+    /// The same context as seen by a request that arrived on another origin (an app's host).
+    pub fn ctx_at(&self, origin: &str) -> Ctx<'_> {
+        let mut ctx = self.ctx();
+        ctx.origin = origin.to_owned();
+        ctx
+    }
+
+    /// Gatehouse's own endpoints on `origin`.
+    pub fn send_at(&self, origin: &str, req: Request) -> Response {
+        futures::executor::block_on(gatehouse_core::handle(&self.ctx_at(origin), &req))
+            .unwrap_or_else(|| Response::new(404))
+    }
+
+    /// The gateway's decision for a request on `origin`.
+    pub fn route_at(&self, origin: &str, req: &Request) -> Option<gatehouse_core::gateway::Outcome> {
+        futures::executor::block_on(gatehouse_core::gateway::route(&self.ctx_at(origin), req))
+    }
+
     pub fn send(&self, req: Request) -> Response {
         futures::executor::block_on(gatehouse_core::handle(&self.ctx(), &req)).unwrap_or_else(|| Response::new(404))
     }

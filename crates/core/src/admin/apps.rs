@@ -1,0 +1,153 @@
+//! `/admin/api/apps[/{id}]`: the applications the gateway protects. `PUT /admin/api/apps/{id}`
+//! creates or replaces one, so a deploy can load a file of apps idempotently
+//! (`scripts/load-apps.mjs`).
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::admin::{json_body, not_found};
+use crate::crypto::random_id;
+use crate::error::{Error, ErrorCode, OAuthError};
+use crate::gateway::apps::{self, App};
+use crate::gateway::headers::HeaderPolicy;
+use crate::gateway::is_reserved;
+use crate::http::{Request, Response};
+use crate::Ctx;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppInput {
+    #[serde(default)]
+    id: Option<String>,
+    name: String,
+    host: String,
+    #[serde(default = "root")]
+    path_prefix: String,
+    origin: String,
+    #[serde(default = "yes")]
+    require_login: bool,
+    #[serde(default)]
+    allowed_users: Vec<String>,
+    #[serde(default)]
+    allowed_groups: Vec<String>,
+    #[serde(default)]
+    headers: HeaderPolicy,
+    #[serde(default)]
+    disabled: bool,
+}
+
+fn root() -> String {
+    "/".into()
+}
+fn yes() -> bool {
+    true
+}
+
+fn bad(msg: impl Into<String>) -> Error {
+    OAuthError::new(ErrorCode::InvalidRequest, msg).into()
+}
+
+fn validate(a: &AppInput) -> Result<(), Error> {
+    let host_ok = !a.host.is_empty()
+        && a.host.len() <= 255
+        && a.host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c));
+    if !host_ok {
+        return Err(bad(
+            "host must be a host name with an optional port, like app.example.com",
+        ));
+    }
+    if !a.path_prefix.starts_with('/') || !a.path_prefix.ends_with('/') || a.path_prefix.contains("..") {
+        return Err(bad("path_prefix must start and end with '/'"));
+    }
+    if is_reserved(&a.path_prefix) || (a.path_prefix != "/" && is_reserved(a.path_prefix.trim_end_matches('/'))) {
+        return Err(bad(
+            "path_prefix overlaps Gatehouse's own paths (/oauth2/, /.well-known/, /admin/, ...)",
+        ));
+    }
+    let origin_ok = ["http://", "https://"].iter().any(|s| {
+        a.origin.strip_prefix(s).is_some_and(|rest| {
+            !rest.is_empty() && !rest.contains(['/', '?', '#', '@', ' ']) && !rest.chars().any(|c| c.is_control())
+        })
+    });
+    if !origin_ok {
+        return Err(bad("origin must be scheme://host[:port] with no path"));
+    }
+    a.headers.validate().map_err(bad)?;
+    Ok(())
+}
+
+fn build(ctx: &Ctx<'_>, input: AppInput, existing: Option<&App>) -> Result<App, Error> {
+    validate(&input)?;
+    let now = ctx.clock.now();
+    let id = match (&input.id, existing) {
+        (_, Some(e)) => e.id.clone(),
+        (Some(id), None) => id.clone(),
+        (None, None) => random_id(ctx.rng, "app_")?,
+    };
+    Ok(App {
+        id,
+        name: input.name,
+        host: input.host.to_ascii_lowercase(),
+        path_prefix: input.path_prefix,
+        origin: input.origin.trim_end_matches('/').to_owned(),
+        require_login: input.require_login,
+        allowed_users: input.allowed_users,
+        allowed_groups: input.allowed_groups,
+        headers: input.headers,
+        disabled: input.disabled,
+        created_at: existing.map_or(now, |e| e.created_at),
+        updated_at: now,
+    })
+}
+
+async fn save(ctx: &Ctx<'_>, app: &App, status: u16) -> Result<Response, Error> {
+    if !apps::upsert(ctx.db, app).await? {
+        return Err(OAuthError::new(
+            ErrorCode::Conflict,
+            "another app already serves this host and path_prefix",
+        )
+        .into());
+    }
+    Ok(Response::json(status, app))
+}
+
+pub async fn list(ctx: &Ctx<'_>) -> Result<Response, Error> {
+    Ok(Response::json(200, &json!({ "apps": apps::list(ctx.db).await? })))
+}
+
+pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
+    let input: AppInput = json_body(req)?;
+    if let Some(id) = &input.id {
+        if apps::by_id(ctx.db, id).await?.is_some() {
+            return Err(
+                OAuthError::new(ErrorCode::Conflict, "an app with this id exists; use PUT to replace it").into(),
+            );
+        }
+    }
+    let app = build(ctx, input, None)?;
+    save(ctx, &app, 201).await
+}
+
+pub async fn get(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
+    let app = apps::by_id(ctx.db, id).await?.ok_or_else(|| not_found("app"))?;
+    Ok(Response::json(200, &app))
+}
+
+/// Creates or replaces the app `id` with the given configuration.
+pub async fn put(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, Error> {
+    let mut input: AppInput = json_body(req)?;
+    if input.id.as_deref().is_some_and(|i| i != id) {
+        return Err(bad("id in the body differs from the path"));
+    }
+    input.id = Some(id.to_owned());
+    let existing = apps::by_id(ctx.db, id).await?;
+    let app = build(ctx, input, existing.as_ref())?;
+    save(ctx, &app, if existing.is_some() { 200 } else { 201 }).await
+}
+
+pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
+    if !apps::delete(ctx.db, id).await? {
+        return Err(not_found("app"));
+    }
+    Ok(Response::new(204))
+}

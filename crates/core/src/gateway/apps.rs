@@ -1,0 +1,173 @@
+//! Protected applications, stored in D1 and managed through `/admin/api/apps`.
+
+use serde::{Deserialize, Serialize};
+
+use super::headers::HeaderPolicy;
+use crate::db::{decode, first};
+use crate::error::InternalError;
+use crate::params;
+use crate::ports::Db;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct App {
+    pub id: String,
+    pub name: String,
+    pub host: String,
+    pub path_prefix: String,
+    pub origin: String,
+    pub require_login: bool,
+    pub allowed_users: Vec<String>,
+    pub allowed_groups: Vec<String>,
+    pub headers: HeaderPolicy,
+    pub disabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl App {
+    /// Whether `path` belongs to this app (`/app/x`, and `/app` itself for prefix `/app/`).
+    pub fn covers(&self, path: &str) -> bool {
+        path.starts_with(&self.path_prefix) || format!("{path}/") == self.path_prefix
+    }
+
+    /// Whether a user may pass: listed by username or id, or in a listed group; empty lists
+    /// mean any signed-in user.
+    pub fn admits(&self, user_id: &str, username: &str, groups: &[String]) -> bool {
+        if self.allowed_users.is_empty() && self.allowed_groups.is_empty() {
+            return true;
+        }
+        self.allowed_users
+            .iter()
+            .any(|u| u == user_id || u.eq_ignore_ascii_case(username))
+            || self.allowed_groups.iter().any(|g| groups.contains(g))
+    }
+}
+
+#[derive(Deserialize)]
+struct AppRow {
+    id: String,
+    name: String,
+    host: String,
+    path_prefix: String,
+    origin: String,
+    #[serde(deserialize_with = "crate::store::bool_from_int")]
+    require_login: bool,
+    allowed_users: String,
+    allowed_groups: String,
+    headers: String,
+    #[serde(deserialize_with = "crate::store::bool_from_int")]
+    disabled: bool,
+    #[serde(deserialize_with = "crate::store::int")]
+    created_at: i64,
+    #[serde(deserialize_with = "crate::store::int")]
+    updated_at: i64,
+}
+
+fn json<T: serde::de::DeserializeOwned>(id: &str, field: &str, s: &str) -> Result<T, InternalError> {
+    serde_json::from_str(s).map_err(|e| InternalError::new(format!("app {id} {field}: {e}")))
+}
+
+impl TryFrom<AppRow> for App {
+    type Error = InternalError;
+    fn try_from(r: AppRow) -> Result<App, InternalError> {
+        Ok(App {
+            allowed_users: json(&r.id, "allowed_users", &r.allowed_users)?,
+            allowed_groups: json(&r.id, "allowed_groups", &r.allowed_groups)?,
+            headers: json(&r.id, "headers", &r.headers)?,
+            id: r.id,
+            name: r.name,
+            host: r.host,
+            path_prefix: r.path_prefix,
+            origin: r.origin,
+            require_login: r.require_login,
+            disabled: r.disabled,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, name, host, path_prefix, origin, require_login, allowed_users, allowed_groups, headers, \
+                       disabled, created_at, updated_at";
+
+fn rows(rows: Vec<crate::db::Row>) -> Result<Vec<App>, InternalError> {
+    rows.into_iter()
+        .map(|r| decode::<AppRow>(r).and_then(App::try_from))
+        .collect()
+}
+
+/// The enabled app serving `path` on `host`: the longest matching prefix wins.
+pub async fn for_request(db: &dyn Db, host: &str, path: &str) -> Result<Option<App>, InternalError> {
+    let apps = rows(
+        db.query(
+            &format!("SELECT {COLUMNS} FROM apps WHERE host = ?1 AND disabled = 0"),
+            &params![host.to_ascii_lowercase()],
+        )
+        .await?,
+    )?;
+    Ok(apps
+        .into_iter()
+        .filter(|a| a.covers(path))
+        .max_by_key(|a| a.path_prefix.len()))
+}
+
+pub async fn by_id(db: &dyn Db, id: &str) -> Result<Option<App>, InternalError> {
+    let row: Option<AppRow> = first(
+        db.query(&format!("SELECT {COLUMNS} FROM apps WHERE id = ?1"), &params![id])
+            .await?,
+    )?;
+    row.map(App::try_from).transpose()
+}
+
+pub async fn list(db: &dyn Db) -> Result<Vec<App>, InternalError> {
+    rows(
+        db.query(&format!("SELECT {COLUMNS} FROM apps ORDER BY host, path_prefix"), &[])
+            .await?,
+    )
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<String, InternalError> {
+    serde_json::to_string(v).map_err(|e| InternalError::new(e.to_string()))
+}
+
+/// Inserts or replaces an app by id; `Ok(false)` when another app holds the host and prefix.
+pub async fn upsert(db: &dyn Db, a: &App) -> Result<bool, InternalError> {
+    let clash = db
+        .query(
+            "SELECT id FROM apps WHERE host = ?1 AND path_prefix = ?2 AND id <> ?3",
+            &params![&a.host, &a.path_prefix, &a.id],
+        )
+        .await?;
+    if !clash.is_empty() {
+        return Ok(false);
+    }
+    db.execute(
+        &format!(
+            "INSERT INTO apps ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, host = excluded.host, \
+             path_prefix = excluded.path_prefix, origin = excluded.origin, require_login = excluded.require_login, \
+             allowed_users = excluded.allowed_users, allowed_groups = excluded.allowed_groups, \
+             headers = excluded.headers, disabled = excluded.disabled, updated_at = excluded.updated_at"
+        ),
+        &params![
+            &a.id,
+            &a.name,
+            &a.host,
+            &a.path_prefix,
+            &a.origin,
+            a.require_login,
+            to_json(&a.allowed_users)?,
+            to_json(&a.allowed_groups)?,
+            to_json(&a.headers)?,
+            a.disabled,
+            a.created_at,
+            a.updated_at
+        ],
+    )
+    .await?;
+    Ok(true)
+}
+
+pub async fn delete(db: &dyn Db, id: &str) -> Result<bool, InternalError> {
+    Ok(db.execute("DELETE FROM apps WHERE id = ?1", &params![id]).await? > 0)
+}

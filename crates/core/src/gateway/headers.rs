@@ -1,0 +1,288 @@
+//! Security headers: one policy type, one merge function, used for Gatehouse's own pages and
+//! for every proxied response.
+//!
+//! Merge rules (../shared/reference/000, "Content Security Policy"): an origin's own CSP is never
+//! overwritten; Gatehouse adds its policy as a second `Content-Security-Policy` header, and
+//! browsers enforce both. Other headers are set only when the origin did not set them, except
+//! HSTS, which is Gatehouse's to decide for the host it terminates.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HeaderPolicy {
+    /// `Strict-Transport-Security` max-age in seconds; 0 disables HSTS. Never sent over http.
+    pub hsts_max_age: i64,
+    pub hsts_include_subdomains: bool,
+    /// Opt-in only: preload lists are hard to leave.
+    pub hsts_preload: bool,
+    /// Gatehouse's CSP for the app; empty means none is added.
+    pub content_security_policy: String,
+    /// Send the CSP as `Content-Security-Policy-Report-Only` to trial it.
+    pub csp_report_only: bool,
+    /// Where browsers send CSP violation reports (`report-uri`); empty for none.
+    pub csp_report_uri: String,
+    pub referrer_policy: String,
+    pub permissions_policy: String,
+    pub cross_origin_opener_policy: String,
+    /// `DENY`, `SAMEORIGIN`, or empty to allow framing (then no `frame-ancestors` either).
+    pub frame_options: String,
+}
+
+impl Default for HeaderPolicy {
+    fn default() -> Self {
+        HeaderPolicy {
+            hsts_max_age: 31_536_000,
+            hsts_include_subdomains: true,
+            hsts_preload: false,
+            content_security_policy: String::new(),
+            csp_report_only: false,
+            csp_report_uri: String::new(),
+            referrer_policy: "strict-origin-when-cross-origin".into(),
+            permissions_policy: "camera=(), microphone=(), geolocation=(), payment=(), usb=()".into(),
+            cross_origin_opener_policy: "same-origin".into(),
+            frame_options: "DENY".into(),
+        }
+    }
+}
+
+impl HeaderPolicy {
+    /// Rejects values that would break the header syntax (CR/LF injection) or mean nothing.
+    pub fn validate(&self) -> Result<(), String> {
+        let fields = [
+            &self.content_security_policy,
+            &self.csp_report_uri,
+            &self.referrer_policy,
+            &self.permissions_policy,
+            &self.cross_origin_opener_policy,
+            &self.frame_options,
+        ];
+        if fields.iter().any(|v| v.chars().any(|c| c.is_control())) {
+            return Err("header values must not contain control characters".into());
+        }
+        if !["", "DENY", "SAMEORIGIN"].contains(&self.frame_options.as_str()) {
+            return Err("frame_options must be DENY, SAMEORIGIN or empty".into());
+        }
+        if self.hsts_max_age < 0 {
+            return Err("hsts_max_age must not be negative".into());
+        }
+        Ok(())
+    }
+
+    fn frame_ancestors(&self) -> Option<&'static str> {
+        match self.frame_options.as_str() {
+            "DENY" => Some("frame-ancestors 'none'"),
+            "SAMEORIGIN" => Some("frame-ancestors 'self'"),
+            _ => None,
+        }
+    }
+
+    /// The CSP Gatehouse adds: the configured policy plus frame-ancestors and report-uri.
+    pub fn csp(&self) -> Option<String> {
+        let mut parts: Vec<String> = Vec::new();
+        let base = self.content_security_policy.trim().trim_end_matches(';').trim();
+        if !base.is_empty() {
+            parts.push(base.to_owned());
+        }
+        if let Some(fa) = self.frame_ancestors() {
+            if !base.contains("frame-ancestors") {
+                parts.push(fa.to_owned());
+            }
+        }
+        if !self.csp_report_uri.is_empty() {
+            parts.push(format!("report-uri {}", self.csp_report_uri));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+fn has(headers: &[(String, String)], name: &str) -> bool {
+    headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
+}
+
+fn set_if_absent(headers: &mut Vec<(String, String)>, name: &str, value: &str) {
+    if !value.is_empty() && !has(headers, name) {
+        headers.push((name.to_owned(), value.to_owned()));
+    }
+}
+
+/// Applies `policy` to response headers (lower-case names). `https` says whether the client
+/// reached Gatehouse over https: HSTS over plain http is meaningless and is never sent.
+pub fn apply(headers: &mut Vec<(String, String)>, policy: &HeaderPolicy, https: bool) {
+    if https && policy.hsts_max_age > 0 {
+        let mut v = format!("max-age={}", policy.hsts_max_age);
+        if policy.hsts_include_subdomains {
+            v.push_str("; includeSubDomains");
+        }
+        if policy.hsts_preload {
+            v.push_str("; preload");
+        }
+        headers.retain(|(k, _)| !k.eq_ignore_ascii_case("strict-transport-security"));
+        headers.push(("strict-transport-security".into(), v));
+    }
+    if let Some(csp) = policy.csp() {
+        // Appended, never replacing what the origin sent: both policies are enforced.
+        let name = if policy.csp_report_only {
+            "content-security-policy-report-only"
+        } else {
+            "content-security-policy"
+        };
+        headers.push((name.into(), csp));
+    }
+    set_if_absent(headers, "x-content-type-options", "nosniff");
+    set_if_absent(headers, "referrer-policy", &policy.referrer_policy);
+    set_if_absent(headers, "permissions-policy", &policy.permissions_policy);
+    set_if_absent(
+        headers,
+        "cross-origin-opener-policy",
+        &policy.cross_origin_opener_policy,
+    );
+    set_if_absent(headers, "x-frame-options", &policy.frame_options);
+}
+
+/// The placeholder templates use for the per-response CSP nonce.
+pub const NONCE_PLACEHOLDER: &str = "__GATEHOUSE_CSP_NONCE__";
+
+/// Headers for Gatehouse's own responses. HTML pages get a nonce-based CSP with no
+/// `unsafe-inline`; `form_action` lists the origins a form on the page may end up at (the
+/// client's redirect URI is reached by redirects after the POST, and browsers apply
+/// `form-action` to those redirects too).
+pub fn own_response(
+    headers: &mut Vec<(String, String)>,
+    body: &mut Vec<u8>,
+    https: bool,
+    nonce: &str,
+    form_action: &[String],
+) {
+    let is_html = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v.starts_with("text/html"));
+    let csp = if is_html {
+        let text = String::from_utf8_lossy(body);
+        if text.contains(NONCE_PLACEHOLDER) {
+            *body = text.replace(NONCE_PLACEHOLDER, nonce).into_bytes();
+        }
+        let mut actions = vec!["'self'".to_owned()];
+        actions.extend(form_action.iter().filter(|o| !o.is_empty()).cloned());
+        format!(
+            "default-src 'none'; script-src 'nonce-{nonce}' 'strict-dynamic'; style-src 'self'; img-src 'self' data:; \
+             font-src 'self'; connect-src 'self'; form-action {}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+            actions.join(" ")
+        )
+    } else {
+        // JSON and assets: nothing to run, nothing to frame.
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'".to_owned()
+    };
+    let policy = HeaderPolicy {
+        content_security_policy: csp,
+        ..HeaderPolicy::default()
+    };
+    headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-security-policy"));
+    apply(headers, &policy, https);
+    set_if_absent(headers, "cross-origin-resource-policy", "same-origin");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hv<'a>(h: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+        h.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+    }
+
+    #[test]
+    fn origin_csp_is_preserved_and_gatehouse_adds_a_second_one() {
+        let mut h = vec![("content-security-policy".to_string(), "script-src 'self'".to_string())];
+        let p = HeaderPolicy {
+            content_security_policy: "default-src 'self'".into(),
+            ..HeaderPolicy::default()
+        };
+        apply(&mut h, &p, true);
+        assert_eq!(
+            hv(&h, "content-security-policy"),
+            vec!["script-src 'self'", "default-src 'self'; frame-ancestors 'none'"]
+        );
+    }
+
+    #[test]
+    fn report_only_mode_uses_the_report_only_header_with_report_uri() {
+        let mut h = vec![];
+        let p = HeaderPolicy {
+            content_security_policy: "default-src 'self'".into(),
+            csp_report_only: true,
+            csp_report_uri: "/.gatehouse/csp-report".into(),
+            ..HeaderPolicy::default()
+        };
+        apply(&mut h, &p, true);
+        assert!(hv(&h, "content-security-policy").is_empty());
+        assert_eq!(
+            hv(&h, "content-security-policy-report-only"),
+            vec!["default-src 'self'; frame-ancestors 'none'; report-uri /.gatehouse/csp-report"]
+        );
+    }
+
+    #[test]
+    fn hsts_defaults_to_one_year_with_subdomains_and_never_on_plain_http() {
+        let mut h = vec![];
+        apply(&mut h, &HeaderPolicy::default(), true);
+        assert_eq!(
+            hv(&h, "strict-transport-security"),
+            vec!["max-age=31536000; includeSubDomains"]
+        );
+        let mut h = vec![];
+        apply(&mut h, &HeaderPolicy::default(), false);
+        assert!(hv(&h, "strict-transport-security").is_empty());
+        let mut h = vec![];
+        apply(
+            &mut h,
+            &HeaderPolicy {
+                hsts_preload: true,
+                ..HeaderPolicy::default()
+            },
+            true,
+        );
+        assert_eq!(
+            hv(&h, "strict-transport-security"),
+            vec!["max-age=31536000; includeSubDomains; preload"]
+        );
+    }
+
+    #[test]
+    fn origin_values_win_for_other_headers_and_defaults_fill_the_gaps() {
+        let mut h = vec![("x-frame-options".to_string(), "SAMEORIGIN".to_string())];
+        apply(&mut h, &HeaderPolicy::default(), true);
+        assert_eq!(hv(&h, "x-frame-options"), vec!["SAMEORIGIN"]);
+        assert_eq!(hv(&h, "x-content-type-options"), vec!["nosniff"]);
+        assert_eq!(hv(&h, "referrer-policy"), vec!["strict-origin-when-cross-origin"]);
+        assert_eq!(hv(&h, "cross-origin-opener-policy"), vec!["same-origin"]);
+        assert!(!hv(&h, "permissions-policy").is_empty());
+    }
+
+    #[test]
+    fn header_injection_in_policy_is_refused() {
+        let p = HeaderPolicy {
+            content_security_policy: "default-src 'self'\r\nSet-Cookie: x=1".into(),
+            ..HeaderPolicy::default()
+        };
+        assert!(p.validate().is_err());
+        assert!(HeaderPolicy {
+            frame_options: "ALLOWALL".into(),
+            ..HeaderPolicy::default()
+        }
+        .validate()
+        .is_err());
+    }
+
+    #[test]
+    fn own_pages_get_a_nonce_csp_without_unsafe_inline_and_form_action_for_the_client() {
+        let mut h = vec![("content-type".to_string(), "text/html; charset=utf-8".to_string())];
+        let mut body = format!("<script nonce=\"{NONCE_PLACEHOLDER}\"></script>").into_bytes();
+        own_response(&mut h, &mut body, false, "abc123", &["https://rp.example.com".into()]);
+        let csp = hv(&h, "content-security-policy")[0];
+        assert!(csp.contains("script-src 'nonce-abc123'"));
+        assert!(csp.contains("form-action 'self' https://rp.example.com;"));
+        assert!(!csp.contains("unsafe-inline"));
+        assert_eq!(String::from_utf8(body).unwrap(), "<script nonce=\"abc123\"></script>");
+        assert_eq!(hv(&h, "x-frame-options"), vec!["DENY"]);
+    }
+}

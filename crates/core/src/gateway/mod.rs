@@ -1,0 +1,288 @@
+//! The gateway: Gatehouse in front of origin apps. A request on an app's host and path prefix is
+//! checked for a session, sent to log in when it has none, and otherwise forwarded to the origin
+//! with the identity attached and any client-sent identity headers stripped. The adapter does
+//! the `fetch` (streaming both ways) and applies [`headers::apply`] to the origin's response.
+
+pub mod apps;
+pub mod headers;
+pub mod login;
+pub mod return_url;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::crypto::{b64url, constant_time_eq, hmac_sha256};
+use crate::db::first;
+use crate::error::{Error, ErrorCode, InternalError, OAuthError};
+use crate::http::{append_query, Method, Request, Response};
+use crate::oidc::cookies;
+use crate::ports::SigningAlg;
+use crate::store::{sessions, users};
+use crate::{jwt, params, Ctx};
+use apps::App;
+use headers::HeaderPolicy;
+
+/// Paths that are always Gatehouse's own, whatever apps are configured.
+pub const RESERVED: &[&str] = &["/oauth2/", "/.well-known/", "/admin/", "/static/", "/.gatehouse/"];
+
+pub fn is_reserved(path: &str) -> bool {
+    path == "/healthz" || RESERVED.iter().any(|p| path.starts_with(p) || format!("{path}/") == *p)
+}
+
+/// Identity headers Gatehouse sets; a client's own copies are always removed first.
+pub const IDENTITY_PREFIX: &str = "x-gatehouse-";
+pub const USER_HEADER: &str = "x-gatehouse-user";
+pub const EMAIL_HEADER: &str = "x-gatehouse-email";
+pub const JWT_HEADER: &str = "x-gatehouse-identity";
+/// Lifetime of the identity JWT: long enough for one request, short enough to be useless later.
+pub const IDENTITY_TTL: i64 = 60;
+/// The app-host session cookie.
+pub const APP_COOKIE: &str = "gh_app";
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) and ones `fetch` sets itself.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+/// What to do with a request for an app.
+pub enum Outcome {
+    Respond(Response),
+    Forward(Forward),
+}
+
+/// A request to send to the origin, and the policy for its response.
+pub struct Forward {
+    pub url: String,
+    /// Request headers to send, already cleaned and with the identity added.
+    pub headers: Vec<(String, String)>,
+    pub policy: HeaderPolicy,
+    pub https: bool,
+    pub app_name: String,
+}
+
+pub fn host_of(origin: &str) -> &str {
+    origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin)
+}
+
+pub fn is_https(origin: &str) -> bool {
+    origin.starts_with("https://")
+}
+
+/// The gateway's answer for a request that is not Gatehouse's own, or `None` when no app covers
+/// it (the adapter then answers 404).
+pub async fn route(ctx: &Ctx<'_>, req: &Request) -> Option<Outcome> {
+    if is_reserved(&req.path) {
+        return None;
+    }
+    let host = host_of(&ctx.origin).to_ascii_lowercase();
+    let app = match apps::for_request(ctx.db, &host, &req.path).await {
+        Ok(Some(app)) => app,
+        Ok(None) => return None,
+        Err(e) => return Some(Outcome::Respond(Error::from(e).into_page())),
+    };
+    Some(match forward(ctx, req, &app).await {
+        Ok(o) => o,
+        Err(e) => Outcome::Respond(e.into_page()),
+    })
+}
+
+/// The signed-in user on this request: the app-host session, or the SSO session itself when the
+/// app shares Gatehouse's host.
+async fn signed_in_user(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Option<String>, InternalError> {
+    let now = ctx.clock.now();
+    if let Some(hash) = app_session_hash(ctx, req) {
+        #[derive(Deserialize)]
+        struct R {
+            user_id: String,
+        }
+        let row: Option<R> = first(
+            ctx.db
+                .query(
+                    "SELECT a.user_id FROM app_sessions a \
+                     JOIN sessions s ON s.id_hash = a.sso_session_hash \
+                     JOIN apps p ON p.id = a.app_id JOIN users u ON u.id = a.user_id \
+                     WHERE a.id_hash = ?1 AND a.expires_at > ?2 AND s.ended_at IS NULL AND s.expires_at > ?2 \
+                     AND p.host = ?3 AND u.disabled = 0",
+                    &params![hash, now, app.host.clone()],
+                )
+                .await?,
+        )?;
+        if let Some(r) = row {
+            return Ok(Some(r.user_id));
+        }
+    }
+    if host_of(ctx.issuer()).eq_ignore_ascii_case(&app.host) {
+        if let Some(hash) = cookies::session_hash(ctx, req) {
+            return Ok(sessions::active(ctx.db, &hash, now).await?.map(|s| s.user_id));
+        }
+    }
+    Ok(None)
+}
+
+fn app_mac(ctx: &Ctx<'_>, id: &str) -> String {
+    let data = format!("{APP_COOKIE}\x00{id}");
+    b64url(&hmac_sha256(
+        ctx.secrets.cookie_secret.expose().as_bytes(),
+        data.as_bytes(),
+    ))
+}
+
+pub fn app_cookie_value(ctx: &Ctx<'_>, id: &str) -> String {
+    format!("{id}.{}", app_mac(ctx, id))
+}
+
+fn app_session_hash(ctx: &Ctx<'_>, req: &Request) -> Option<String> {
+    let value = req.cookie(&app_cookie_name(&ctx.origin))?;
+    let (id, tag) = value.split_once('.')?;
+    constant_time_eq(app_mac(ctx, id).as_bytes(), tag.as_bytes()).then(|| crate::crypto::token_hash(id))
+}
+
+/// `__Host-gh_app` over https (Secure, host-only, path /); the bare name over plain http.
+pub fn app_cookie_name(origin: &str) -> String {
+    if is_https(origin) {
+        format!("__Host-{APP_COOKIE}")
+    } else {
+        APP_COOKIE.to_owned()
+    }
+}
+
+/// Whether a cookie is one of Gatehouse's, which the origin must never see.
+fn is_gatehouse_cookie(name: &str) -> bool {
+    let bare = name.strip_prefix("__Host-").unwrap_or(name);
+    bare == cookies::SESSION || bare == cookies::CSRF || bare == APP_COOKIE
+}
+
+async fn forward(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Outcome, Error> {
+    let mut identity: Option<(users::User, Vec<String>)> = None;
+    if app.require_login {
+        let Some(user_id) = signed_in_user(ctx, req, app).await? else {
+            return Ok(Outcome::Respond(login_redirect(ctx, req, app)));
+        };
+        let Some(user) = users::by_id(ctx.db, &user_id).await?.filter(|u| !u.disabled) else {
+            return Ok(Outcome::Respond(login_redirect(ctx, req, app)));
+        };
+        let groups = user_groups(ctx, &user.id).await?;
+        if !app.admits(&user.id, &user.username, &groups) {
+            return Ok(Outcome::Respond(Response::error_page(
+                403,
+                "access_denied",
+                "Your account is not allowed to use this application.",
+            )));
+        }
+        identity = Some((user, groups));
+    }
+
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for (k, v) in &req.headers {
+        if k.starts_with(IDENTITY_PREFIX) || HOP_BY_HOP.contains(&k.as_str()) {
+            continue;
+        }
+        if k == "cookie" {
+            let kept: Vec<&str> = v
+                .split(';')
+                .map(str::trim)
+                .filter(|c| !c.is_empty() && !is_gatehouse_cookie(c.split('=').next().unwrap_or("")))
+                .collect();
+            if !kept.is_empty() {
+                headers.push(("cookie".into(), kept.join("; ")));
+            }
+            continue;
+        }
+        headers.push((k.clone(), v.clone()));
+    }
+    let host = host_of(&ctx.origin).to_owned();
+    headers.retain(|(k, _)| !k.starts_with("x-forwarded-"));
+    headers.push(("x-forwarded-host".into(), host));
+    headers.push((
+        "x-forwarded-proto".into(),
+        if is_https(&ctx.origin) { "https" } else { "http" }.into(),
+    ));
+    if let Some(ip) = req.header("cf-connecting-ip") {
+        headers.push(("x-forwarded-for".into(), ip.to_owned()));
+    }
+    if let Some((user, groups)) = identity {
+        let now = ctx.clock.now();
+        let claims = json!({
+            "iss": ctx.issuer(), "sub": user.id, "aud": app.origin, "iat": now, "nbf": now,
+            "exp": now + IDENTITY_TTL, "preferred_username": user.username, "email": user.email,
+            "email_verified": user.email_verified, "groups": groups, "app": app.id,
+        });
+        let token = jwt::sign(ctx.signer, SigningAlg::RS256, &claims, Some("JWT")).await?;
+        headers.push((JWT_HEADER.into(), token));
+        headers.push((USER_HEADER.into(), user.username.clone()));
+        headers.push((EMAIL_HEADER.into(), user.email.clone()));
+    }
+    let mut url = format!("{}{}", app.origin.trim_end_matches('/'), req.path);
+    if !req.query.is_empty() {
+        url.push('?');
+        url.push_str(&req.query);
+    }
+    Ok(Outcome::Forward(Forward {
+        url,
+        headers,
+        policy: app.headers.clone(),
+        https: is_https(&ctx.origin),
+        app_name: app.name.clone(),
+    }))
+}
+
+async fn user_groups(ctx: &Ctx<'_>, user_id: &str) -> Result<Vec<String>, InternalError> {
+    #[derive(Deserialize)]
+    struct R {
+        groups: String,
+    }
+    let row: Option<R> = first(
+        ctx.db
+            .query("SELECT groups FROM users WHERE id = ?1", &params![user_id])
+            .await?,
+    )?;
+    Ok(row
+        .and_then(|r| serde_json::from_str(&r.groups).ok())
+        .unwrap_or_default())
+}
+
+/// Unauthenticated: GET and HEAD go to log in and come back; other methods cannot be replayed
+/// after a redirect, so they get a 401.
+fn login_redirect(ctx: &Ctx<'_>, req: &Request, app: &App) -> Response {
+    if !matches!(req.method, Method::Get | Method::Head) {
+        return Error::from(OAuthError::new(ErrorCode::LoginRequired, "sign in first")).into_page_with_status(401);
+    }
+    let mut return_to = format!("{}{}", ctx.origin, req.path);
+    if !req.query.is_empty() {
+        return_to.push('?');
+        return_to.push_str(&req.query);
+    }
+    let url = append_query(
+        &format!("{}/oauth2/gateway", ctx.issuer()),
+        &[("app", app.id.clone()), ("return_to", return_to)],
+    );
+    Response::redirect(302, &url)
+}
+
+/// The page for an origin that failed: 502 unreachable, 504 too slow. Never hangs.
+pub fn origin_failure(status: u16, app_name: &str) -> Response {
+    let detail = if status == 504 {
+        format!("{app_name} did not answer in time. Try again in a moment.")
+    } else {
+        format!("{app_name} cannot be reached right now. Try again in a moment.")
+    };
+    Response::error_page(
+        status,
+        if status == 504 {
+            "gateway_timeout"
+        } else {
+            "bad_gateway"
+        },
+        &detail,
+    )
+}

@@ -1,0 +1,337 @@
+//! The gateway through `handle` and `gateway::route`, on real SQLite: protected routes, login
+//! across hosts, identity forwarding, spoofed headers, access rules, and header policy.
+
+mod support;
+
+use gatehouse_core::gateway::Outcome;
+use gatehouse_core::http::{Method, Request, Response};
+use serde_json::json;
+use support::*;
+
+const APP: &str = "https://app.example.com";
+const PASSWORD: &str = "correct horse battery staple";
+
+fn app(env: &TestEnv, extra: serde_json::Value) -> String {
+    let mut body =
+        json!({"name": "Wiki", "host": "app.example.com", "path_prefix": "/wiki/", "origin": "http://10.0.0.5:8080"});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    let r = env.admin(Method::Post, "/admin/api/apps", Some(body));
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    r.json_body()["id"].as_str().unwrap().to_owned()
+}
+
+fn respond(o: Option<Outcome>) -> Response {
+    match o {
+        Some(Outcome::Respond(r)) => r,
+        Some(Outcome::Forward(f)) => panic!("forwarded to {}", f.url),
+        None => panic!("not routed"),
+    }
+}
+
+fn forward(o: Option<Outcome>) -> gatehouse_core::gateway::Forward {
+    match o {
+        Some(Outcome::Forward(f)) => f,
+        Some(Outcome::Respond(r)) => panic!("answered {} {:?}", r.status, r.header("location")),
+        None => panic!("not routed"),
+    }
+}
+
+/// Logs in through Gatehouse and carries the login to the app's host; returns the app browser.
+fn sign_in(env: &TestEnv, path: &str) -> Browser {
+    let mut app_browser = Browser::default();
+    let first = respond(env.route_at(APP, &app_browser.request(Method::Get, path)));
+    assert_eq!(first.status, 302);
+    let to_gateway = first.header("location").unwrap().to_owned();
+    assert!(to_gateway.starts_with(&format!("{ISSUER}/oauth2/gateway?")));
+    let mut idp = Browser::default();
+    let login_page = idp.send(env, idp.request(Method::Get, &to_gateway));
+    let login_url = login_page.header("location").unwrap().to_owned();
+    let html = String::from_utf8_lossy(&idp.send(env, idp.request(Method::Get, &login_url)).body).to_string();
+    assert!(html.contains("Wiki"), "the login page names the app");
+    let posted = idp.send(
+        env,
+        idp.request(Method::Post, "/oauth2/login").with_form(&[
+            ("req", hidden(&html, "req").as_str()),
+            ("csrf", hidden(&html, "csrf").as_str()),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ]),
+    );
+    let resume = posted.header("location").unwrap().to_owned();
+    let to_callback = idp.send(env, idp.request(Method::Get, &resume));
+    let callback = to_callback.header("location").unwrap().to_owned();
+    assert!(
+        callback.starts_with("https://app.example.com/.gatehouse/callback?code="),
+        "{callback}"
+    );
+    let path_and_query = callback.strip_prefix(APP).unwrap();
+    let req = app_browser.request(Method::Get, path_and_query);
+    let done = env.send_at(APP, req);
+    app_browser.absorb(&done);
+    assert_eq!(done.header("location"), Some(format!("{APP}{path}").as_str()));
+    assert!(app_browser.cookies.iter().any(|(k, _)| k == "__Host-gh_app"));
+    app_browser
+}
+
+#[test]
+fn unauthenticated_request_is_sent_to_login_and_comes_back_to_the_original_url() {
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    app(&env, json!({}));
+    let b = sign_in(&env, "/wiki/page?x=1");
+    let f = forward(env.route_at(APP, &b.request(Method::Get, "/wiki/page?x=1")));
+    assert_eq!(f.url, "http://10.0.0.5:8080/wiki/page?x=1");
+}
+
+#[test]
+fn identity_is_forwarded_as_signed_jwt_and_plain_headers() {
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    app(&env, json!({}));
+    let b = sign_in(&env, "/wiki/");
+    let f = forward(env.route_at(APP, &b.request(Method::Get, "/wiki/")));
+    let h = |n: &str| f.headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    assert_eq!(h("x-gatehouse-user").as_deref(), Some("alice"));
+    assert_eq!(h("x-gatehouse-email").as_deref(), Some("alice@example.com"));
+    let claims = futures::executor::block_on(gatehouse_core::jwt::verify(
+        &env.signer,
+        &h("x-gatehouse-identity").unwrap(),
+        T0,
+        0,
+    ))
+    .unwrap();
+    assert_eq!(claims["aud"], "http://10.0.0.5:8080");
+    assert_eq!(claims["preferred_username"], "alice");
+    assert!(claims["exp"].as_i64().unwrap() - T0 <= 60, "short-lived");
+}
+
+#[test]
+fn spoofed_identity_headers_and_gatehouse_cookies_never_reach_the_origin() {
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    app(&env, json!({"require_login": false}));
+    let req = Request::new(Method::Get, "/wiki/")
+        .with_header("x-gatehouse-user", "admin")
+        .with_header("X-Gatehouse-Identity", "forged")
+        .with_header("x-gatehouse-email", "root@example.com")
+        .with_header("cookie", "gh_session=abc.def; theme=dark; __Host-gh_app=x.y")
+        .with_header("x-forwarded-for", "6.6.6.6");
+    let f = forward(env.route_at(APP, &req));
+    assert!(
+        f.headers.iter().all(|(k, _)| !k.starts_with("x-gatehouse-")),
+        "{:?}",
+        f.headers
+    );
+    assert_eq!(
+        f.headers.iter().find(|(k, _)| k == "cookie").map(|(_, v)| v.as_str()),
+        Some("theme=dark")
+    );
+    assert!(f.headers.iter().all(|(k, v)| k != "x-forwarded-for" || v != "6.6.6.6"));
+}
+
+#[test]
+fn non_get_requests_without_session_get_401_not_a_redirect() {
+    let env = TestEnv::new();
+    app(&env, json!({}));
+    let r = respond(env.route_at(APP, &Request::new(Method::Post, "/wiki/edit")));
+    assert_eq!(r.status, 401);
+    assert!(r.header("location").is_none());
+}
+
+#[test]
+fn users_outside_the_allowed_lists_get_403() {
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    app(&env, json!({"allowed_users": ["bob"], "allowed_groups": ["staff"]}));
+    let b = sign_in(&env, "/wiki/");
+    let r = respond(env.route_at(APP, &b.request(Method::Get, "/wiki/")));
+    assert_eq!(r.status, 403);
+}
+
+#[test]
+fn gatehouse_paths_stay_gatehouses_own_and_unknown_hosts_are_not_routed() {
+    let env = TestEnv::new();
+    app(&env, json!({"path_prefix": "/"}));
+    for p in [
+        "/oauth2/token",
+        "/.well-known/openid-configuration",
+        "/admin/api/users",
+        "/healthz",
+        "/.gatehouse/callback",
+    ] {
+        assert!(env.route_at(APP, &Request::new(Method::Get, p)).is_none(), "{p}");
+    }
+    assert!(env
+        .route_at("https://other.example.com", &Request::new(Method::Get, "/wiki/"))
+        .is_none());
+    let r = env.admin(
+        Method::Post,
+        "/admin/api/apps",
+        Some(json!({"name": "x", "host": "h.example.com", "path_prefix": "/oauth2/", "origin": "http://o:1"})),
+    );
+    assert_eq!(r.status, 400, "reserved prefixes cannot be claimed");
+}
+
+#[test]
+fn cwe_601_gateway_return_to_must_be_the_same_app() {
+    let env = TestEnv::new();
+    let id = app(&env, json!({}));
+    for bad in [
+        "https://evil.example/wiki/",
+        "https://app.example.com/other/",
+        "https://app.example.com@evil.example/wiki/",
+        "https://app.example.com/wiki/../admin",
+    ] {
+        let url = format!(
+            "/oauth2/gateway?app={id}&return_to={}",
+            gatehouse_core::http::form_encode(bad)
+        );
+        let r = env.send(Request::new(Method::Get, &url));
+        assert_eq!(r.status, 400, "{bad}");
+        assert!(r.header("location").is_none(), "{bad}");
+    }
+}
+
+#[test]
+fn gateway_codes_are_single_use_and_bound_to_the_apps_host() {
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    app(&env, json!({}));
+    // A valid code presented on another host does nothing, and cannot be used again after.
+    let mut app_browser = Browser::default();
+    let first = respond(env.route_at(APP, &app_browser.request(Method::Get, "/wiki/")));
+    let mut idp = Browser::default();
+    let to_login = idp.send(&env, idp.request(Method::Get, first.header("location").unwrap()));
+    let html = String::from_utf8_lossy(
+        &idp.send(&env, idp.request(Method::Get, to_login.header("location").unwrap()))
+            .body,
+    )
+    .to_string();
+    let posted = idp.send(
+        &env,
+        idp.request(Method::Post, "/oauth2/login").with_form(&[
+            ("req", hidden(&html, "req").as_str()),
+            ("csrf", hidden(&html, "csrf").as_str()),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ]),
+    );
+    let cb = idp.send(&env, idp.request(Method::Get, posted.header("location").unwrap()));
+    let path = cb.header("location").unwrap().strip_prefix(APP).unwrap().to_owned();
+    let elsewhere = env.send_at("https://evil.example", Request::new(Method::Get, &path));
+    assert_eq!(elsewhere.status, 400);
+    let replay = env.send_at(APP, app_browser.request(Method::Get, &path));
+    assert_eq!(replay.status, 400, "burned by the first attempt");
+    app_browser.absorb(&replay);
+    assert!(app_browser.cookies.is_empty());
+}
+
+#[test]
+fn logging_out_of_gatehouse_ends_the_app_session() {
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    app(&env, json!({}));
+    let b = sign_in(&env, "/wiki/");
+    env.db.count("SELECT COUNT(*) FROM app_sessions");
+    // End every SSO session (what logout does for the user's session).
+    let uid = env.admin(Method::Get, "/admin/api/users", None).json_body()["users"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{uid}"),
+        Some(json!({"password": "a brand new password"})),
+    );
+    let r = respond(env.route_at(APP, &b.request(Method::Get, "/wiki/")));
+    assert_eq!(r.status, 302);
+}
+
+#[test]
+fn app_on_gatehouses_own_host_accepts_the_sso_session_directly() {
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    env.admin(
+        Method::Post,
+        "/admin/api/apps",
+        Some(
+            json!({"name": "Local", "host": "id.example.com", "path_prefix": "/app/", "origin": "http://127.0.0.1:9"}),
+        ),
+    );
+    let rp = env.create_client(json!({"redirect_uris": [REDIRECT], "first_party": true}));
+    let mut b = Browser::default();
+    let r = b.send(
+        &env,
+        b.request(
+            Method::Get,
+            &format!(
+                "/oauth2/authorize?response_type=code&client_id={}&redirect_uri={}&scope=openid",
+                rp.0,
+                gatehouse_core::http::form_encode(REDIRECT)
+            ),
+        ),
+    );
+    let html =
+        String::from_utf8_lossy(&b.send(&env, b.request(Method::Get, r.header("location").unwrap())).body).to_string();
+    b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/login").with_form(&[
+            ("req", hidden(&html, "req").as_str()),
+            ("csrf", hidden(&html, "csrf").as_str()),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ]),
+    );
+    let f = forward(env.route_at(ISSUER, &b.request(Method::Get, "/app/x")));
+    assert_eq!(f.url, "http://127.0.0.1:9/app/x");
+}
+
+#[test]
+fn own_pages_carry_security_headers_and_a_nonce_csp() {
+    let env = TestEnv::new();
+    let r = env.send(Request::new(Method::Get, "/oauth2/authorize?client_id=nobody"));
+    let csp = r.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline")
+    );
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert!(r
+        .header("strict-transport-security")
+        .unwrap()
+        .starts_with("max-age=31536000"));
+}
+
+#[test]
+fn cors_only_for_listed_origins_and_never_on_authorize() {
+    let mut env = TestEnv::new();
+    env.settings.cors_origins = vec!["https://spa.example.com".into()];
+    let pre = |origin: &str, path: &str| {
+        env.send(
+            Request::new(Method::Options, path)
+                .with_header("origin", origin)
+                .with_header("access-control-request-method", "POST"),
+        )
+    };
+    let ok = pre("https://spa.example.com", "/oauth2/token");
+    assert_eq!(ok.status, 204);
+    assert!(ok.header("access-control-allow-methods").is_some());
+    let r = env.send(
+        Request::new(Method::Post, "/oauth2/token")
+            .with_header("origin", "https://spa.example.com")
+            .with_form(&[("grant_type", "x")]),
+    );
+    assert_eq!(r.header("access-control-allow-origin"), Some("https://spa.example.com"));
+    let r = env.send(
+        Request::new(Method::Post, "/oauth2/token")
+            .with_header("origin", "https://evil.example")
+            .with_form(&[("grant_type", "x")]),
+    );
+    assert!(r.header("access-control-allow-origin").is_none(), "never reflected");
+    let r = env.send(Request::new(Method::Get, "/oauth2/authorize").with_header("origin", "https://spa.example.com"));
+    assert!(r.header("access-control-allow-origin").is_none());
+}
