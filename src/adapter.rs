@@ -3,10 +3,12 @@
 use std::rc::Rc;
 
 use gatehouse_core::config::{Secrets, Settings, PRIVATE_KEY};
+use gatehouse_core::db::{Row, Value};
 use gatehouse_core::error::InternalError;
 use gatehouse_core::gateway::Outcome;
 use gatehouse_core::http::{Method, Request, Response};
-use gatehouse_core::ports::{Clock, Rng};
+use gatehouse_core::policy::counter::{Op, Reply};
+use gatehouse_core::ports::{Clock, Counters, Db, Rng};
 use gatehouse_core::Ctx;
 use std::time::Duration;
 use wasm_bindgen::JsCast;
@@ -47,6 +49,38 @@ impl Rng for WebRng {
                 .map_err(|_| InternalError::new("crypto.getRandomValues failed"))?;
         }
         Ok(())
+    }
+}
+
+/// Stands in for a binding that is missing or broken: every call fails with its name.
+struct Unavailable(&'static str);
+
+impl Unavailable {
+    fn err(&self) -> InternalError {
+        InternalError::new(format!("{} is unavailable", self.0))
+    }
+}
+
+#[async_trait::async_trait(?Send)]
+impl Db for Unavailable {
+    async fn query(&self, _: &str, _: &[Value]) -> Result<Vec<Row>, InternalError> {
+        Err(self.err())
+    }
+    async fn execute(&self, _: &str, _: &[Value]) -> Result<u64, InternalError> {
+        Err(self.err())
+    }
+    async fn batch(&self, _: &[(&str, Vec<Value>)]) -> Result<(), InternalError> {
+        Err(self.err())
+    }
+}
+
+#[async_trait::async_trait(?Send)]
+impl Counters for Unavailable {
+    async fn ping(&self) -> Result<(), InternalError> {
+        Err(self.err())
+    }
+    async fn apply(&self, _: &str, _: &Op) -> Result<Reply, InternalError> {
+        Err(self.err())
     }
 }
 
@@ -132,13 +166,21 @@ pub async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Res
             Err(e) => return misconfigured(&e),
         },
     };
-    let db = match env.d1("DB") {
-        Ok(db) => D1(db),
-        Err(e) => return misconfigured(&InternalError::new(format!("D1 binding DB: {e}"))),
+    // A missing binding does not stop the Worker: /healthz answers 503 naming it, and every
+    // endpoint that needs it answers its protocol's server error.
+    let db: Box<dyn Db> = match env.d1("DB") {
+        Ok(db) => Box::new(D1(db)),
+        Err(e) => {
+            worker::console_error!("D1 binding DB unavailable: {e}");
+            Box::new(Unavailable("D1 binding DB"))
+        }
     };
-    let counters = match env.durable_object("COUNTERS") {
-        Ok(ns) => DoCounters(ns),
-        Err(e) => return misconfigured(&InternalError::new(format!("Durable Object binding COUNTERS: {e}"))),
+    let counters: Box<dyn Counters> = match env.durable_object("COUNTERS") {
+        Ok(ns) => Box::new(DoCounters(ns)),
+        Err(e) => {
+            worker::console_error!("Durable Object binding COUNTERS unavailable: {e}");
+            Box::new(Unavailable("Durable Object binding COUNTERS"))
+        }
     };
     let rng = match WebRng::new() {
         Ok(r) => r,
@@ -163,9 +205,10 @@ pub async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Res
         settings: &settings,
         secrets: &secrets,
         origin,
-        db: &db,
+        db: db.as_ref(),
         signer: signer.as_ref(),
-        counters: &counters,
+        counters: counters.as_ref(),
+        captcha: &crate::captcha::FetchCaptcha,
         clock: &JsClock,
         rng: &rng,
     };

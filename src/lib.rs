@@ -7,6 +7,8 @@ pub mod adapter;
 #[cfg(all(target_arch = "wasm32", feature = "bench"))]
 pub mod bench;
 #[cfg(target_arch = "wasm32")]
+pub mod captcha;
+#[cfg(target_arch = "wasm32")]
 pub mod counters;
 #[cfg(target_arch = "wasm32")]
 pub mod d1;

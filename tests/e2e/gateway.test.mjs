@@ -189,3 +189,19 @@ test("Gatehouse's own pages carry a nonce CSP without unsafe-inline", async () =
   const css = await fetch(`${gh.url}/static/gatehouse.css`);
   assert.equal(css.headers.get("x-content-type-options"), "nosniff");
 });
+
+test("apps load from a file idempotently (scripts/load-apps.mjs)", async () => {
+  const { execFileSync } = await import("node:child_process");
+  const { mkdtempSync, writeFileSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const { tmpdir } = await import("node:os");
+  const file = join(mkdtempSync(join(tmpdir(), "apps-")), "apps.json");
+  writeFileSync(file, JSON.stringify([{ id: "from-file", name: "From file", host: "files.example.com", origin: "https://o.example.com" }]));
+  const env = { ...process.env, GATEHOUSE_ADMIN_TOKEN: gh.secrets.GATEHOUSE_ADMIN_TOKEN };
+  const run = () => execFileSync(process.execPath, ["scripts/load-apps.mjs", gh.url, file], { env, cwd: new URL("../..", import.meta.url).pathname }).toString();
+  assert.match(run(), /created from-file/);
+  assert.match(run(), /updated from-file/);
+  const { body } = await admin("/admin/api/apps/from-file");
+  assert.equal(body.host, "files.example.com");
+  assert.equal(body.headers.hsts_max_age, 31536000);
+});

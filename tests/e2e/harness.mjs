@@ -2,7 +2,8 @@
 // and fresh secrets, applies the migrations, and stops it afterwards.
 import { spawn, execFileSync } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -19,6 +20,15 @@ export function freePort() {
       const { port } = srv.address();
       srv.close(() => ok(port));
     });
+  });
+}
+
+/** GET over https trusting `caPath`; resolves to the status code. */
+export function httpsStatus(url, caPath) {
+  return new Promise((ok, fail) => {
+    const req = httpsRequest(url, { ca: readFileSync(caPath) }, (res) => { res.resume(); ok(res.statusCode); });
+    req.on("error", fail);
+    req.end();
   });
 }
 
@@ -47,7 +57,7 @@ const env = () => ({
  * Starts a Gatehouse. `secrets` may omit or shorten values to test refusal to serve;
  * `vars` overrides [vars].
  */
-export async function startGatehouse({ secrets = makeSecrets(), vars = {} } = {}) {
+export async function startGatehouse({ secrets = makeSecrets(), vars = {}, https = false } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-e2e-"));
   const state = join(dir, "state");
   const envFile = join(dir, "dev.vars");
@@ -70,12 +80,26 @@ export async function startGatehouse({ secrets = makeSecrets(), vars = {} } = {}
     "--inspector-port", String(await freePort()),
   ];
   // `{port}` in a var stands for the port chosen here (e.g. GATEHOUSE_ISSUER).
-  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${String(v).replaceAll("{port}", port)}`);
+  let certPath = null;
+  if (https) {
+    // A throwaway self-signed certificate for 127.0.0.1; callers trust it via NODE_EXTRA_CA_CERTS.
+    certPath = join(dir, "cert.pem");
+    const keyPath = join(dir, "key.pem");
+    execFileSync("openssl", [
+      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+      "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      "-keyout", keyPath, "-out", certPath,
+    ], { stdio: "ignore" });
+    args.push("--local-protocol", "https", "--https-key-path", keyPath, "--https-cert-path", certPath);
+  }
+  // Every suite shares 127.0.0.1, so the per-IP limiter is off unless a suite turns it on
+  // (tests/e2e/ratelimit.test.mjs does).
+  for (const [k, v] of Object.entries({ GATEHOUSE_RATE_LIMIT_RPS: "0", ...vars })) args.push("--var", `${k}:${String(v).replaceAll("{port}", port)}`);
   const child = spawn(WRANGLER, args, { cwd: ROOT, env: env(), stdio: ["ignore", "pipe", "pipe"], detached: true });
   let output = "";
   child.stdout.on("data", (d) => (output += d));
   child.stderr.on("data", (d) => (output += d));
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${https ? "https" : "http"}://127.0.0.1:${port}`;
   const stop = async () => {
     if (child.exitCode === null) {
       try { process.kill(-child.pid, "SIGTERM"); } catch {}
@@ -93,8 +117,8 @@ export async function startGatehouse({ secrets = makeSecrets(), vars = {} } = {}
       throw new Error(`wrangler dev exited early:\n${output}`);
     }
     try {
-      const r = await fetch(`${url}/healthz`);
-      if (r.status !== 404 || Date.now() > deadline) break;
+      const status = certPath ? await httpsStatus(`${url}/healthz`, certPath) : (await fetch(`${url}/healthz`)).status;
+      if (status !== 404 || Date.now() > deadline) break;
     } catch {}
     if (Date.now() > deadline) {
       await stop();
@@ -102,5 +126,5 @@ export async function startGatehouse({ secrets = makeSecrets(), vars = {} } = {}
     }
     await new Promise((ok) => setTimeout(ok, 300));
   }
-  return { url, secrets, stop, logs: () => output };
+  return { url, secrets, stop, logs: () => output, certPath };
 }

@@ -83,6 +83,8 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// Seconds the gateway waits for an origin before answering 504.
     pub origin_timeout: i64,
+    /// Rate limiting, lockout, reputation and the CAPTCHA step (`crate::policy`).
+    pub policy: crate::policy::PolicySettings,
 }
 
 impl Default for Settings {
@@ -98,6 +100,7 @@ impl Default for Settings {
             session_ttl: 12 * 3600,
             cors_origins: Vec::new(),
             origin_timeout: 30,
+            policy: crate::policy::PolicySettings::default(),
         }
     }
 }
@@ -132,6 +135,7 @@ impl Settings {
         s.session_ttl = secs("GATEHOUSE_SESSION_TTL", s.session_ttl)?;
         s.origin_timeout = secs("GATEHOUSE_ORIGIN_TIMEOUT", s.origin_timeout)?.min(300);
         s.cors_origins = parse_origins(&get("GATEHOUSE_CORS_ORIGINS").unwrap_or_default())?;
+        s.policy = crate::policy::PolicySettings::from_lookup(&get)?;
         Ok(s)
     }
 }

@@ -183,6 +183,8 @@ pub struct Response {
     pub body: Vec<u8>,
     /// Origins a form on this page may lead to (added to the page's CSP `form-action`).
     pub form_action: Vec<String>,
+    /// Origins this page may frame (CSP `frame-src`); empty: none.
+    pub frame_src: Vec<String>,
 }
 
 impl Response {
@@ -192,6 +194,7 @@ impl Response {
             headers: Vec::new(),
             body: Vec::new(),
             form_action: Vec::new(),
+            frame_src: Vec::new(),
         }
     }
 

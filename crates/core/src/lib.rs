@@ -17,6 +17,7 @@ pub mod log;
 pub mod oidc;
 pub mod pages;
 pub mod password;
+pub mod policy;
 pub mod ports;
 pub mod store;
 #[cfg(feature = "testing")]
@@ -24,7 +25,7 @@ pub mod testing;
 
 use config::{Secrets, Settings};
 use http::{Method, Request, Response};
-use ports::{Clock, Counters, Db, Rng, Signer};
+use ports::{Captcha, Clock, Counters, Db, Rng, Signer};
 
 /// Everything a request handler may use. Built per request by the adapter (or a test).
 pub struct Ctx<'a> {
@@ -36,6 +37,8 @@ pub struct Ctx<'a> {
     pub db: &'a dyn Db,
     pub signer: &'a dyn Signer,
     pub counters: &'a dyn Counters,
+    /// Turnstile siteverify (used only when a CAPTCHA is configured).
+    pub captcha: &'a dyn Captcha,
     pub clock: &'a dyn Clock,
     pub rng: &'a dyn Rng,
 }
@@ -68,11 +71,22 @@ pub fn secure_own_response(ctx: &Ctx<'_>, mut resp: Response) -> Response {
     }
     let nonce = crypto::b64url(&raw);
     let https = gateway::is_https(&ctx.origin);
-    gateway::headers::own_response(&mut resp.headers, &mut resp.body, https, &nonce, &resp.form_action);
+    gateway::headers::own_response(
+        &mut resp.headers,
+        &mut resp.body,
+        https,
+        &nonce,
+        &resp.form_action,
+        &resp.frame_src,
+    );
     resp
 }
 
 async fn dispatch(ctx: &Ctx<'_>, req: &Request) -> Option<Response> {
+    // Per-IP rate limits on the endpoints that check secrets, before any secret is looked at.
+    if let Some(limited) = policy::guard(ctx, req).await {
+        return Some(limited);
+    }
     let resp = match (req.method, req.path.as_str()) {
         (Method::Options, p) if cors::is_cors_path(p) => cors::preflight(ctx, req),
         (Method::Get | Method::Head, "/healthz") => health::handle(ctx).await,

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 
 use crate::db::{Row, Value};
 use crate::error::InternalError;
+use crate::policy::counter::{Op, Reply};
 
 /// Wall-clock time, passed in so tests control it.
 pub trait Clock {
@@ -78,9 +79,22 @@ pub trait Signer {
     async fn verify(&self, kid: &str, alg: SigningAlg, input: &[u8], signature: &[u8]) -> Result<bool, InternalError>;
 }
 
-/// Counters held in Durable Objects (rate limits, lockout); for now, reachability.
+/// Counters (rate limits, lockout, reputation), one record per key: in the Worker, one Durable
+/// Object per key. The operations and their arithmetic are the core's (`policy::counter`); the
+/// typed calls the endpoints make (`rate_limit`, `begin_attempt`, ...) are built on `apply`.
 #[async_trait(?Send)]
 pub trait Counters {
     /// Proves the counter store answers (used by `/healthz`).
     async fn ping(&self) -> Result<(), InternalError>;
+    /// Runs `policy::counter::apply` on the record of `key` with the store's clock, as one atomic
+    /// read-modify-write: no other operation on the same key may interleave.
+    async fn apply(&self, key: &str, op: &Op) -> Result<Reply, InternalError>;
+}
+
+/// The CAPTCHA verifier's HTTP call (Turnstile siteverify); the core builds the request and
+/// judges the answer (`policy::turnstile`).
+#[async_trait(?Send)]
+pub trait Captcha {
+    /// POSTs the form-encoded `body` to `url`; returns the status and the response body.
+    async fn siteverify(&self, url: &str, body: String) -> Result<(u16, Vec<u8>), InternalError>;
 }

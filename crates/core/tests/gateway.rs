@@ -150,6 +150,17 @@ fn users_outside_the_allowed_lists_get_403() {
     let b = sign_in(&env, "/wiki/");
     let r = respond(env.route_at(APP, &b.request(Method::Get, "/wiki/")));
     assert_eq!(r.status, 403);
+    // Joining an allowed group lets the same session through.
+    let users = env.admin(Method::Get, "/admin/api/users", None).json_body();
+    let uid = users["users"][0]["id"].as_str().unwrap().to_owned();
+    let r = env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{uid}"),
+        Some(json!({"groups": ["staff"]})),
+    );
+    assert_eq!(r.json_body()["groups"], json!(["staff"]));
+    let f = forward(env.route_at(APP, &b.request(Method::Get, "/wiki/")));
+    assert!(f.url.ends_with("/wiki/"));
 }
 
 #[test]
@@ -334,4 +345,24 @@ fn cors_only_for_listed_origins_and_never_on_authorize() {
     assert!(r.header("access-control-allow-origin").is_none(), "never reflected");
     let r = env.send(Request::new(Method::Get, "/oauth2/authorize").with_header("origin", "https://spa.example.com"));
     assert!(r.header("access-control-allow-origin").is_none());
+}
+
+#[test]
+fn csp_reports_are_recorded_as_events_for_trialling_a_policy() {
+    let env = TestEnv::new();
+    let report =
+        json!({"csp-report": {"document-uri": "https://app.example.com/wiki/", "violated-directive": "script-src"}});
+    let r = env.send_at(
+        APP,
+        Request::new(Method::Post, "/.gatehouse/csp-report").with_json(&report),
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM events WHERE kind = 'csp_report'"), 1);
+    let garbage =
+        Request::new(Method::Post, "/.gatehouse/csp-report").with_header("content-type", "application/csp-report");
+    assert_eq!(
+        env.send_at(APP, garbage).status,
+        204,
+        "malformed reports are kept, never an error"
+    );
 }

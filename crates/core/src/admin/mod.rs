@@ -30,6 +30,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
         (Method::Get, ["users", id]) => users::get(ctx, id).await,
         (Method::Patch, ["users", id]) => users::patch(ctx, req, id).await,
         (Method::Delete, ["users", id]) => users::delete(ctx, id).await,
+        (Method::Post, ["users", id, "unlock"]) => users::unlock(ctx, id).await,
         (Method::Get, ["apps"]) => apps::list(ctx).await,
         (Method::Post, ["apps"]) => apps::create(ctx, req).await,
         (Method::Get, ["apps", id]) => apps::get(ctx, id).await,

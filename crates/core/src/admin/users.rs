@@ -1,5 +1,5 @@
-//! `/admin/api/users[/{id}]`: create, read, update (including disable and password), delete.
-//! Password hashes never appear in a response.
+//! `/admin/api/users[/{id}]`: create, read, update (including disable and password), delete;
+//! `/admin/api/users/{id}/unlock` ends a lockout. Password hashes never appear in a response.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -9,6 +9,7 @@ use crate::crypto::random_id;
 use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{Request, Response};
 use crate::password;
+use crate::policy;
 use crate::store::users::{self, User, UserView};
 use crate::store::{events, sessions};
 use crate::Ctx;
@@ -22,6 +23,8 @@ struct NewUser {
     name: Option<String>,
     #[serde(default)]
     email_verified: bool,
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -32,6 +35,7 @@ struct UserPatch {
     password: Option<String>,
     name: Option<String>,
     email_verified: Option<bool>,
+    groups: Option<Vec<String>>,
     disabled: Option<bool>,
 }
 
@@ -53,6 +57,21 @@ fn check_email(e: &str) -> Result<(), Error> {
         Ok(())
     } else {
         Err(OAuthError::invalid_request("email is not a valid address").into())
+    }
+}
+
+fn check_groups(groups: Vec<String>) -> Result<Vec<String>, Error> {
+    let ok = groups.len() <= 64
+        && groups
+            .iter()
+            .all(|g| (1..=64).contains(&g.len()) && g.chars().all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c)));
+    if ok {
+        Ok(groups)
+    } else {
+        Err(
+            OAuthError::invalid_request("groups must be up to 64 names of 1-64 characters of letters, digits and ._-:")
+                .into(),
+        )
     }
 }
 
@@ -87,6 +106,7 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
         email_verified: new.email_verified,
         name: new.name.filter(|n| !n.trim().is_empty()),
         password_hash: password::hash(&new.password, ctx.rng)?,
+        groups: check_groups(new.groups)?,
         disabled: false,
         created_at: now,
         updated_at: now,
@@ -118,6 +138,9 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
     if let Some(n) = p.name {
         user.name = Some(n).filter(|n| !n.trim().is_empty());
     }
+    if let Some(g) = p.groups {
+        user.groups = check_groups(g)?;
+    }
     if let Some(v) = p.email_verified {
         user.email_verified = v;
     }
@@ -148,6 +171,18 @@ pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
     }
     audit(ctx, "admin_user_deleted", id).await?;
     Ok(Response::new(204))
+}
+
+/// Ends the account's lockout and forgets its failed attempts and bad reputation (the admin
+/// vouches for the account). Keyed by username, as the lockout is.
+pub async fn unlock(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
+    let user = users::by_id(ctx.db, id).await?.ok_or_else(|| not_found("user"))?;
+    let rules = &ctx.settings.policy;
+    ctx.counters
+        .unlock(&policy::user_key(&user.username), &rules.reputation)
+        .await?;
+    audit(ctx, "admin_user_unlocked", &user.id).await?;
+    Ok(Response::json(200, &UserView::from(&user)))
 }
 
 async fn audit(ctx: &Ctx<'_>, kind: &str, user_id: &str) -> Result<(), Error> {

@@ -153,6 +153,7 @@ pub fn own_response(
     https: bool,
     nonce: &str,
     form_action: &[String],
+    frame_src: &[String],
 ) {
     let is_html = headers
         .iter()
@@ -164,9 +165,16 @@ pub fn own_response(
         }
         let mut actions = vec!["'self'".to_owned()];
         actions.extend(form_action.iter().filter(|o| !o.is_empty()).cloned());
+        let frames: Vec<&str> = frame_src.iter().map(String::as_str).filter(|o| !o.is_empty()).collect();
+        let frame = if frames.is_empty() {
+            String::new()
+        } else {
+            format!("frame-src {}; ", frames.join(" "))
+        };
         format!(
             "default-src 'none'; script-src 'nonce-{nonce}' 'strict-dynamic'; style-src 'self'; img-src 'self' data:; \
-             font-src 'self'; connect-src 'self'; form-action {}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+             font-src 'self'; connect-src 'self'; {frame}form-action {}; frame-ancestors 'none'; base-uri 'none'; \
+             object-src 'none'",
             actions.join(" ")
         )
     } else {
@@ -277,12 +285,36 @@ mod tests {
     fn own_pages_get_a_nonce_csp_without_unsafe_inline_and_form_action_for_the_client() {
         let mut h = vec![("content-type".to_string(), "text/html; charset=utf-8".to_string())];
         let mut body = format!("<script nonce=\"{NONCE_PLACEHOLDER}\"></script>").into_bytes();
-        own_response(&mut h, &mut body, false, "abc123", &["https://rp.example.com".into()]);
+        own_response(
+            &mut h,
+            &mut body,
+            false,
+            "abc123",
+            &["https://rp.example.com".into()],
+            &[],
+        );
         let csp = hv(&h, "content-security-policy")[0];
         assert!(csp.contains("script-src 'nonce-abc123'"));
         assert!(csp.contains("form-action 'self' https://rp.example.com;"));
         assert!(!csp.contains("unsafe-inline"));
         assert_eq!(String::from_utf8(body).unwrap(), "<script nonce=\"abc123\"></script>");
         assert_eq!(hv(&h, "x-frame-options"), vec!["DENY"]);
+        assert!(!csp.contains("frame-src"), "no frames unless a page asks");
+    }
+
+    #[test]
+    fn a_page_with_the_captcha_widget_may_frame_only_the_challenge_origin() {
+        let mut h = vec![("content-type".to_string(), "text/html".to_string())];
+        let mut body = Vec::new();
+        own_response(
+            &mut h,
+            &mut body,
+            true,
+            "n",
+            &[],
+            &["https://challenges.cloudflare.com".into()],
+        );
+        let csp = hv(&h, "content-security-policy")[0];
+        assert!(csp.contains("frame-src https://challenges.cloudflare.com;"), "{csp}");
     }
 }

@@ -171,7 +171,7 @@ async fn forward(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Outcome, Err
         let Some(user) = users::by_id(ctx.db, &user_id).await?.filter(|u| !u.disabled) else {
             return Ok(Outcome::Respond(login_redirect(ctx, req, app)));
         };
-        let groups = user_groups(ctx, &user.id).await?;
+        let groups = user.groups.clone();
         if !app.admits(&user.id, &user.username, &groups) {
             return Ok(Outcome::Respond(Response::error_page(
                 403,
@@ -234,21 +234,6 @@ async fn forward(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Outcome, Err
         https: is_https(&ctx.origin),
         app_name: app.name.clone(),
     }))
-}
-
-async fn user_groups(ctx: &Ctx<'_>, user_id: &str) -> Result<Vec<String>, InternalError> {
-    #[derive(Deserialize)]
-    struct R {
-        groups: String,
-    }
-    let row: Option<R> = first(
-        ctx.db
-            .query("SELECT groups FROM users WHERE id = ?1", &params![user_id])
-            .await?,
-    )?;
-    Ok(row
-        .and_then(|r| serde_json::from_str(&r.groups).ok())
-        .unwrap_or_default())
 }
 
 /// Unauthenticated: GET and HEAD go to log in and come back; other methods cannot be replayed

@@ -1,19 +1,27 @@
-//! `GET|POST /oauth2/login`: the login form. A wrong username and a wrong password get the same
-//! answer after the same work (an Argon2 verification against a dummy hash for unknown users).
+//! `GET|POST /oauth2/login`: the login form. A wrong username, a wrong password and a locked
+//! account get the same answer after the same work (an Argon2 verification, against a dummy hash
+//! when the password is not to be checked), so the answer never tells which it was.
+//!
+//! Around the password check (`crate::policy`): the per-IP rate limit runs before this handler;
+//! a low reputation of the IP or the username asks for a Turnstile CAPTCHA; the lockout counts
+//! the attempt before the password is verified; the outcome moves both reputations.
 
 use serde_json::json;
 
 use crate::crypto::{random_token, token_hash};
-use crate::error::Error;
+use crate::error::{log_internal, Error};
 use crate::http::{form_encode, Request, Response};
 use crate::oidc::authorize::{self, Pending};
 use crate::oidc::cookies;
 use crate::pages;
 use crate::password;
+use crate::policy::lockout::Admission;
+use crate::policy::{self, turnstile};
 use crate::store::{clients, events, sessions, users};
 use crate::Ctx;
 
 pub const INVALID_CREDENTIALS: &str = "Invalid username or password.";
+pub const CAPTCHA_NEEDED: &str = "Please complete the verification below, then sign in.";
 
 /// The browser's CSRF cookie value, creating one (and its `Set-Cookie`) when absent.
 pub fn browser_binding(ctx: &Ctx<'_>, req: &Request) -> Result<(String, Option<String>), Error> {
@@ -34,17 +42,28 @@ async fn client_name(ctx: &Ctx<'_>, pending: &Pending) -> Result<String, Error> 
         .unwrap_or_else(|| pending.client_id.clone()))
 }
 
-async fn form(
-    ctx: &Ctx<'_>,
-    req: &Request,
-    id: &str,
-    pending: &Pending,
-    username: &str,
-    error: &str,
+/// What the login form shows besides its fields.
+struct Shown<'s> {
+    username: &'s str,
+    error: &'s str,
     status: u16,
-) -> Result<Response, Error> {
+    /// Whether the Turnstile widget is in the form (only when Turnstile is configured).
+    captcha: bool,
+}
+
+async fn form(ctx: &Ctx<'_>, req: &Request, id: &str, pending: &Pending, shown: Shown<'_>) -> Result<Response, Error> {
+    let Shown {
+        username,
+        error,
+        status,
+        captcha,
+    } = shown;
     let (browser, set_cookie) = browser_binding(ctx, req)?;
     let csrf = cookies::csrf_token(ctx, &browser, id);
+    let widget = match (&ctx.settings.policy.turnstile, captcha) {
+        (Some(t), true) => turnstile::widget_html(&t.site_key),
+        _ => String::new(),
+    };
     let body = pages::render(
         pages::LOGIN,
         &[
@@ -53,10 +72,15 @@ async fn form(
             ("req", id),
             ("csrf", &csrf),
             ("username", username),
+            ("captcha", &widget),
         ],
     );
     let mut resp = Response::html(status, pages::layout("Sign in", &body));
     resp.form_action = pending.form_action();
+    if !widget.is_empty() {
+        // The Turnstile widget runs in a frame from Cloudflare's challenge origin.
+        resp.frame_src = vec![turnstile::CHALLENGE_ORIGIN.to_owned()];
+    }
     if let Some(c) = set_cookie {
         resp.add_header("set-cookie", &c);
     }
@@ -70,10 +94,58 @@ pub async fn get(ctx: &Ctx<'_>, req: &Request) -> Response {
             return Ok(authorize::expired_page());
         };
         let hint = pending.login_hint.clone().unwrap_or_default();
-        form(ctx, req, &id, &pending, &hint, "", 200).await
+        let captcha = policy::captcha_required(ctx, &policy::client_ip(ctx, req).key(), None).await?;
+        form(
+            ctx,
+            req,
+            &id,
+            &pending,
+            Shown {
+                username: &hint,
+                error: "",
+                status: 200,
+                captcha,
+            },
+        )
+        .await
     }
     .await;
     result.unwrap_or_else(Error::into_page)
+}
+
+/// The 429 answer of the per-IP rate limit (`policy::guard`): the form again, so the flow
+/// survives the wait.
+pub async fn rate_limited(ctx: &Ctx<'_>, req: &Request, retry_after: i64) -> Response {
+    let message =
+        format!("Too many sign-in attempts from your network. Please wait {retry_after} seconds and try again.");
+    let result: Result<Response, Error> = async {
+        let params = req.form_params();
+        let id = params.require("req")?.to_owned();
+        let Some(pending) = authorize::load(ctx, &id).await? else {
+            return Ok(authorize::expired_page());
+        };
+        let username = params.get("username")?.unwrap_or("").trim().to_owned();
+        form(
+            ctx,
+            req,
+            &id,
+            &pending,
+            Shown {
+                username: &username,
+                error: &message,
+                status: 429,
+                captcha: false,
+            },
+        )
+        .await
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        if let Error::Internal(i) = &e {
+            log_internal(i);
+        }
+        Response::error_page(429, "rate_limited", &message)
+    })
 }
 
 pub async fn post(ctx: &Ctx<'_>, req: &Request) -> Response {
@@ -90,45 +162,115 @@ pub async fn post(ctx: &Ctx<'_>, req: &Request) -> Response {
                 req,
                 &id,
                 &pending,
-                "",
-                "Your session expired. Please sign in again.",
-                403,
+                Shown {
+                    username: "",
+                    error: "Your session expired. Please sign in again.",
+                    status: 403,
+                    captcha: false,
+                },
             )
             .await;
         }
         let username = params.get("username")?.unwrap_or("").trim().to_owned();
         let password_given = params.get("password")?.unwrap_or("");
         let now = ctx.clock.now();
-        let ip = req.header("cf-connecting-ip");
+        let rules = &ctx.settings.policy;
+        let client = policy::client_ip(ctx, req);
+        let ip_text = client.to_string();
+        let ip = Some(ip_text.as_str());
+        let (ip_key, user_key) = (client.key(), policy::user_key(&username));
 
+        // Reputation (authentik's reputation policy): at or below the threshold, a CAPTCHA first.
+        if let Some(ts) = &rules.turnstile {
+            if policy::captcha_required(ctx, &ip_key, Some(&user_key)).await? {
+                let token = params.get(turnstile::RESPONSE_FIELD)?;
+                if !turnstile::verify(ctx, ts, token, client.addr()).await {
+                    let detail = json!({ "username": username, "token_present": token.is_some() });
+                    record(ctx, now, "captcha_failed", None, &pending.client_id, ip, detail).await?;
+                    return form(
+                        ctx,
+                        req,
+                        &id,
+                        &pending,
+                        Shown {
+                            username: &username,
+                            error: CAPTCHA_NEEDED,
+                            status: 400,
+                            captcha: true,
+                        },
+                    )
+                    .await;
+                }
+            }
+        }
+
+        // Lockout: the attempt is counted before the password is checked, so concurrent attempts
+        // cannot slip past the count. A refused attempt still verifies (a dummy hash) and gets
+        // the wrong-password answer: a locked account is indistinguishable from a wrong password.
+        let admission = ctx.counters.begin_attempt(&user_key, &rules.lockout).await?;
         let user = if username.is_empty() {
             None
         } else {
             users::by_username(ctx.db, &username).await?
         };
-        let verified = match &user {
-            Some(u) => password::verify(password_given, &u.password_hash)? && !u.disabled,
-            None => {
+        let verified = match (&user, admission) {
+            (Some(u), Admission::Admitted) => password::verify(password_given, &u.password_hash)? && !u.disabled,
+            _ => {
                 password::verify(password_given, password::DUMMY_HASH)?;
                 false
             }
         };
+        let user_id = user.as_ref().map(|u| u.id.clone());
         let Some(user) = user.filter(|_| verified) else {
-            events::record(
-                ctx.db,
-                ctx.rng,
-                now,
-                events::Event {
-                    kind: "login_failed",
-                    user_id: None,
-                    client_id: Some(&pending.client_id),
+            let (newly_locked, user_score) = ctx
+                .counters
+                .record_attempt(&user_key, false, Some(&rules.lockout), &rules.reputation)
+                .await?;
+            let (_, ip_score) = ctx
+                .counters
+                .record_attempt(&ip_key, false, None, &rules.reputation)
+                .await?;
+            if newly_locked {
+                let detail = json!({ "username": username, "locked_for": rules.lockout.duration_ms / 1000 });
+                record(
+                    ctx,
+                    now,
+                    "account_locked",
+                    user_id.as_deref(),
+                    &pending.client_id,
                     ip,
-                    detail: json!({ "username": username }),
+                    detail,
+                )
+                .await?;
+            }
+            let reason = match admission {
+                Admission::Admitted => "invalid_credentials",
+                Admission::Locked | Admission::Saturated => "locked",
+            };
+            let detail = json!({ "username": username, "reason": reason });
+            record(ctx, now, "login_failed", None, &pending.client_id, ip, detail).await?;
+            let captcha = rules.turnstile.is_some()
+                && (rules.reputation.needs_verification(user_score) || rules.reputation.needs_verification(ip_score));
+            return form(
+                ctx,
+                req,
+                &id,
+                &pending,
+                Shown {
+                    username: &username,
+                    error: INVALID_CREDENTIALS,
+                    status: 401,
+                    captcha,
                 },
             )
-            .await?;
-            return form(ctx, req, &id, &pending, &username, INVALID_CREDENTIALS, 401).await;
+            .await;
         };
+        ctx.counters
+            .record_attempt(&user_key, true, Some(&rules.lockout), &rules.reputation)
+            .await?;
+        ctx.counters
+            .record_attempt(&ip_key, true, None, &rules.reputation)
+            .await?;
 
         if password::needs_rehash(&user.password_hash) {
             let new_hash = password::hash(password_given, ctx.rng)?;
@@ -148,17 +290,14 @@ pub async fn post(ctx: &Ctx<'_>, req: &Request) -> Response {
         sessions::insert(ctx.db, &session, now).await?;
         pending.authenticated = true;
         authorize::store(ctx, &id, &pending).await?;
-        events::record(
-            ctx.db,
-            ctx.rng,
+        record(
+            ctx,
             now,
-            events::Event {
-                kind: "login_succeeded",
-                user_id: Some(&user.id),
-                client_id: Some(&pending.client_id),
-                ip,
-                detail: json!({}),
-            },
+            "login_succeeded",
+            Some(&user.id),
+            &pending.client_id,
+            ip,
+            json!({}),
         )
         .await?;
         let mut resp = Response::redirect(303, &format!("/oauth2/authorize/resume?req={}", form_encode(&id)));
@@ -175,4 +314,23 @@ pub async fn post(ctx: &Ctx<'_>, req: &Request) -> Response {
     }
     .await;
     result.unwrap_or_else(Error::into_page)
+}
+
+async fn record(
+    ctx: &Ctx<'_>,
+    now: i64,
+    kind: &str,
+    user_id: Option<&str>,
+    client_id: &str,
+    ip: Option<&str>,
+    detail: serde_json::Value,
+) -> Result<(), Error> {
+    let event = events::Event {
+        kind,
+        user_id,
+        client_id: Some(client_id),
+        ip,
+        detail,
+    };
+    Ok(events::record(ctx.db, ctx.rng, now, event).await?)
 }

@@ -16,6 +16,9 @@ pub struct User {
     pub email_verified: bool,
     pub name: Option<String>,
     pub password_hash: String,
+    /// Group names, stored as a JSON array (gateway access rules use them).
+    #[serde(default, deserialize_with = "super::json_list")]
+    pub groups: Vec<String>,
     #[serde(deserialize_with = "super::bool_from_int")]
     pub disabled: bool,
     #[serde(deserialize_with = "super::int")]
@@ -32,6 +35,7 @@ pub struct UserView {
     pub email: String,
     pub email_verified: bool,
     pub name: Option<String>,
+    pub groups: Vec<String>,
     pub disabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
@@ -45,6 +49,7 @@ impl From<&User> for UserView {
             email: u.email.clone(),
             email_verified: u.email_verified,
             name: u.name.clone(),
+            groups: u.groups.clone(),
             disabled: u.disabled,
             created_at: u.created_at,
             updated_at: u.updated_at,
@@ -52,7 +57,12 @@ impl From<&User> for UserView {
     }
 }
 
-const COLUMNS: &str = "id, username, email, email_verified, name, password_hash, disabled, created_at, updated_at";
+const COLUMNS: &str =
+    "id, username, email, email_verified, name, password_hash, groups, disabled, created_at, updated_at";
+
+fn groups_json(u: &User) -> String {
+    serde_json::to_string(&u.groups).unwrap_or_else(|_| "[]".into())
+}
 
 pub async fn by_id(db: &dyn Db, id: &str) -> Result<Option<User>, InternalError> {
     first(
@@ -87,7 +97,7 @@ pub async fn insert(db: &dyn Db, u: &User) -> Result<bool, InternalError> {
     let n = db
         .execute(
             &format!(
-                "INSERT INTO users ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                "INSERT INTO users ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
                  ON CONFLICT (username) DO NOTHING"
             ),
             &params![
@@ -97,6 +107,7 @@ pub async fn insert(db: &dyn Db, u: &User) -> Result<bool, InternalError> {
                 u.email_verified,
                 u.name.clone(),
                 &u.password_hash,
+                groups_json(u),
                 u.disabled,
                 u.created_at,
                 u.updated_at
@@ -119,7 +130,7 @@ pub async fn update(db: &dyn Db, u: &User) -> Result<bool, InternalError> {
     }
     db.execute(
         "UPDATE users SET username = ?2, email = ?3, email_verified = ?4, name = ?5, \
-         password_hash = ?6, disabled = ?7, updated_at = ?8 WHERE id = ?1",
+         password_hash = ?6, disabled = ?7, updated_at = ?8, groups = ?9 WHERE id = ?1",
         &params![
             &u.id,
             &u.username,
@@ -128,7 +139,8 @@ pub async fn update(db: &dyn Db, u: &User) -> Result<bool, InternalError> {
             u.name.clone(),
             &u.password_hash,
             u.disabled,
-            u.updated_at
+            u.updated_at,
+            groups_json(u)
         ],
     )
     .await?;

@@ -1,26 +1,34 @@
 //! Test doubles for the ports: a clock the test moves, seeded randomness, in-memory counters,
 //! and a RustCrypto signer. Compiled only with the `testing` feature.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use async_trait::async_trait;
 
 use crate::crypto::sha256;
 use crate::error::InternalError;
-use crate::ports::{Clock, Counters, Rng};
+use crate::policy::counter::{apply, forgettable, Op, Record, Reply};
+use crate::ports::{Captcha, Clock, Counters, Rng};
 
 pub mod signer;
 pub use signer::RustCryptoSigner;
 
-/// A clock that only moves when told to.
-pub struct FakeClock(Cell<i64>);
+/// A clock that only moves when told to. Clones share the time (the counters' clock is the
+/// request's clock).
+#[derive(Clone)]
+pub struct FakeClock(Rc<Cell<i64>>);
 
 impl FakeClock {
     pub fn at(unix_seconds: i64) -> FakeClock {
-        FakeClock(Cell::new(unix_seconds * 1000))
+        FakeClock(Rc::new(Cell::new(unix_seconds * 1000)))
     }
     pub fn advance(&self, seconds: i64) {
-        self.0.set(self.0.get() + seconds * 1000);
+        self.advance_ms(seconds * 1000);
+    }
+    pub fn advance_ms(&self, ms: i64) {
+        self.0.set(self.0.get() + ms);
     }
 }
 
@@ -59,10 +67,40 @@ impl Rng for SeededRng {
     }
 }
 
-/// Counters held in memory; `down` simulates an unreachable Durable Object.
-#[derive(Default)]
+/// Counters held in memory, running the same `policy::counter::apply` as the Durable Object;
+/// `down` simulates an unreachable store.
 pub struct MemCounters {
     pub down: Cell<bool>,
+    clock: FakeClock,
+    records: RefCell<HashMap<String, Record>>,
+}
+
+impl MemCounters {
+    /// Counters on the test's clock (pass a clone of it).
+    pub fn with_clock(clock: FakeClock) -> MemCounters {
+        MemCounters {
+            down: Cell::new(false),
+            clock,
+            records: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The record of `key`, for assertions.
+    pub fn record(&self, key: &str) -> Option<Record> {
+        self.records.borrow().get(key).cloned()
+    }
+
+    /// How many keys have a record (one per key, as Durable Objects).
+    pub fn keys(&self) -> Vec<String> {
+        self.records.borrow().keys().cloned().collect()
+    }
+}
+
+impl Default for MemCounters {
+    /// Counters with a clock of their own, frozen at the epoch; prefer `with_clock`.
+    fn default() -> Self {
+        MemCounters::with_clock(FakeClock::at(0))
+    }
 }
 
 #[async_trait(?Send)]
@@ -73,5 +111,52 @@ impl Counters for MemCounters {
         } else {
             Ok(())
         }
+    }
+
+    async fn apply(&self, key: &str, op: &Op) -> Result<Reply, InternalError> {
+        self.ping().await?;
+        let now = self.clock.now_ms();
+        let mut records = self.records.borrow_mut();
+        let record = records.entry(key.to_owned()).or_default();
+        let reply = apply(record, op, now);
+        if forgettable(record, now) {
+            records.remove(key);
+        }
+        Ok(reply)
+    }
+}
+
+/// A Turnstile siteverify stand-in: accepts `valid_token` for the `login` action and records
+/// every request body it was sent.
+pub struct FakeCaptcha {
+    pub valid_token: String,
+    pub down: Cell<bool>,
+    pub requests: RefCell<Vec<(String, String)>>,
+}
+
+impl Default for FakeCaptcha {
+    fn default() -> Self {
+        FakeCaptcha {
+            valid_token: "XXXX.DUMMY.TOKEN.XXXX".into(),
+            down: Cell::new(false),
+            requests: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+#[async_trait(?Send)]
+impl Captcha for FakeCaptcha {
+    async fn siteverify(&self, url: &str, body: String) -> Result<(u16, Vec<u8>), InternalError> {
+        self.requests.borrow_mut().push((url.to_owned(), body.clone()));
+        if self.down.get() {
+            return Err(InternalError::new("siteverify unreachable"));
+        }
+        let ok = form_urlencoded::parse(body.as_bytes()).any(|(k, v)| k == "response" && v == self.valid_token);
+        let answer = if ok {
+            serde_json::json!({ "success": true, "action": "login", "hostname": "id.example.com" })
+        } else {
+            serde_json::json!({ "success": false, "error-codes": ["invalid-input-response"] })
+        };
+        Ok((200, answer.to_string().into_bytes()))
     }
 }

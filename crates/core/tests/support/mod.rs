@@ -10,7 +10,7 @@ use gatehouse_core::db::{Row, Value};
 use gatehouse_core::error::InternalError;
 use gatehouse_core::http::{Method, Request, Response};
 use gatehouse_core::ports::Db;
-use gatehouse_core::testing::{FakeClock, MemCounters, RustCryptoSigner, SeededRng};
+use gatehouse_core::testing::{FakeCaptcha, FakeClock, MemCounters, RustCryptoSigner, SeededRng};
 use gatehouse_core::Ctx;
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
@@ -107,25 +107,31 @@ pub struct TestEnv {
     pub db: SqliteDb,
     pub signer: RustCryptoSigner,
     pub counters: MemCounters,
+    pub captcha: FakeCaptcha,
     pub clock: FakeClock,
     pub rng: SeededRng,
 }
 
 impl TestEnv {
     pub fn new() -> TestEnv {
+        let clock = FakeClock::at(T0);
+        let mut settings = Settings {
+            issuer: Some(ISSUER.into()),
+            ..Settings::default()
+        };
+        // The clock stands still in these tests; suites that test the limiter turn it on.
+        settings.policy.rate_limit.clear();
         TestEnv {
-            settings: Settings {
-                issuer: Some(ISSUER.into()),
-                ..Settings::default()
-            },
+            settings,
             secrets: Secrets {
                 cookie_secret: Secret::new("cookie-secret-0123456789abcdef0123456789"),
                 admin_token: Secret::new(ADMIN_TOKEN),
             },
             db: SqliteDb::migrated(),
             signer: RustCryptoSigner::from_secret(&gatehouse_core::testing::signer::test_secret()).expect("test keys"),
-            counters: MemCounters::default(),
-            clock: FakeClock::at(T0),
+            counters: MemCounters::with_clock(clock.clone()),
+            captcha: FakeCaptcha::default(),
+            clock,
             rng: SeededRng::new(7),
         }
     }
@@ -138,6 +144,7 @@ impl TestEnv {
             db: &self.db,
             signer: &self.signer,
             counters: &self.counters,
+            captcha: &self.captcha,
             clock: &self.clock,
             rng: &self.rng,
         }
