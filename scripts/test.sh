@@ -30,4 +30,7 @@ log "release build"
 sh scripts/build-worker.sh
 
 log "layer 3: end-to-end against wrangler dev"
-GATEHOUSE_SKIP_BUILD=1 node --test --test-concurrency=1 --test-reporter=spec tests/e2e/
+GATEHOUSE_SKIP_BUILD=1 node --test --test-concurrency=1 --test-reporter=spec 'tests/e2e/*.test.mjs'
+
+log "benchmark harness (--quick)"
+node_modules/.bin/node bench/run.mjs --quick
