@@ -84,6 +84,50 @@ impl Counters for Unavailable {
     }
 }
 
+/// Settings, secrets and imported signing keys, read once per isolate. They come from the
+/// deployment (vars and secrets cannot change under a running isolate: a `wrangler secret put`
+/// starts new ones), so re-reading ~25 bindings through the JS glue on every request is waste.
+/// A configuration error is not cached: each request logs it again.
+pub struct IsolateConfig {
+    pub settings: Settings,
+    pub secrets: Secrets,
+    pub signer: Rc<WebCryptoSigner>,
+}
+
+thread_local! {
+    static CONFIG: std::cell::RefCell<Option<Rc<IsolateConfig>>> = const { std::cell::RefCell::new(None) };
+}
+
+impl IsolateConfig {
+    pub async fn get(env: &Env) -> Result<Rc<IsolateConfig>, InternalError> {
+        let cached = CONFIG
+            .try_with(|c| c.try_borrow().ok().and_then(|c| c.clone()))
+            .ok()
+            .flatten();
+        if let Some(c) = cached {
+            return Ok(c);
+        }
+        let settings = Settings::from_lookup(|name| var(env, name))?;
+        let secrets = Secrets::from_values(
+            secret(env, gatehouse_core::config::COOKIE_SECRET),
+            secret(env, gatehouse_core::config::ADMIN_TOKEN),
+        )?;
+        let key = secret(env, PRIVATE_KEY).ok_or_else(|| InternalError::new(format!("{PRIVATE_KEY} is not set")))?;
+        let signer = WebCryptoSigner::cached(&key).await?;
+        let config = Rc::new(IsolateConfig {
+            settings,
+            secrets,
+            signer,
+        });
+        let _ = CONFIG.try_with(|c| {
+            if let Ok(mut slot) = c.try_borrow_mut() {
+                *slot = Some(Rc::clone(&config));
+            }
+        });
+        Ok(config)
+    }
+}
+
 fn log_sink(level: &str, line: &str) {
     match level {
         "error" => worker::console_error!("{line}"),
@@ -148,24 +192,11 @@ fn misconfigured(e: &InternalError) -> worker::Result<worker::Response> {
 pub async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
     gatehouse_core::log::install(log_sink);
 
-    let settings = match Settings::from_lookup(|name| var(&env, name)) {
-        Ok(s) => s,
+    let config = match IsolateConfig::get(&env).await {
+        Ok(c) => c,
         Err(e) => return misconfigured(&e),
     };
-    let secrets = match Secrets::from_values(
-        secret(&env, gatehouse_core::config::COOKIE_SECRET),
-        secret(&env, gatehouse_core::config::ADMIN_TOKEN),
-    ) {
-        Ok(s) => s,
-        Err(e) => return misconfigured(&e),
-    };
-    let signer: Rc<WebCryptoSigner> = match secret(&env, PRIVATE_KEY) {
-        None => return misconfigured(&InternalError::new(format!("{PRIVATE_KEY} is not set"))),
-        Some(value) => match WebCryptoSigner::cached(&value).await {
-            Ok(s) => s,
-            Err(e) => return misconfigured(&e),
-        },
-    };
+    let (settings, secrets, signer) = (&config.settings, &config.secrets, &config.signer);
     // A missing binding does not stop the Worker: /healthz answers 503 naming it, and every
     // endpoint that needs it answers its protocol's server error.
     let db: Box<dyn Db> = match env.d1("DB") {
@@ -202,8 +233,8 @@ pub async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Res
         }
     };
     let ctx = Ctx {
-        settings: &settings,
-        secrets: &secrets,
+        settings,
+        secrets,
         origin,
         db: db.as_ref(),
         signer: signer.as_ref(),

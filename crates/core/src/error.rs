@@ -187,6 +187,13 @@ impl Error {
     /// RFC 6750 §3: error at a bearer-protected resource.
     pub fn into_bearer(self) -> Response {
         let e = self.into_oauth();
+        if e.code == ErrorCode::InvalidToken && e.description.is_empty() {
+            // RFC 6750 §3.1: a request with no token at all gets the challenge and no error code.
+            let mut resp = Response::new(401);
+            resp.set_header("www-authenticate", "Bearer realm=\"gatehouse\"");
+            resp.set_header("cache-control", "no-store");
+            return resp;
+        }
         let mut resp = Self::OAuth(e.clone()).into_json();
         let header = if e.code == ErrorCode::InvalidToken {
             format!(

@@ -45,6 +45,7 @@ fn sign_in(env: &TestEnv, path: &str) -> Browser {
     let mut app_browser = Browser::default();
     let first = respond(env.route_at(APP, &app_browser.request(Method::Get, path)));
     assert_eq!(first.status, 302);
+    app_browser.absorb(&first);
     let to_gateway = first.header("location").unwrap().to_owned();
     assert!(to_gateway.starts_with(&format!("{ISSUER}/oauth2/gateway?")));
     let mut idp = Browser::default();
@@ -119,7 +120,9 @@ fn spoofed_identity_headers_and_gatehouse_cookies_never_reach_the_origin() {
         .with_header("X-Gatehouse-Identity", "forged")
         .with_header("x-gatehouse-email", "root@example.com")
         .with_header("cookie", "gh_session=abc.def; theme=dark; __Host-gh_app=x.y")
-        .with_header("x-forwarded-for", "6.6.6.6");
+        .with_header("x-forwarded-for", "6.6.6.6")
+        .with_header("x_gatehouse_user", "admin")
+        .with_header("forwarded", "for=6.6.6.6;host=evil.example");
     let f = forward(env.route_at(APP, &req));
     assert!(
         f.headers.iter().all(|(k, _)| !k.starts_with("x-gatehouse-")),
@@ -215,6 +218,7 @@ fn gateway_codes_are_single_use_and_bound_to_the_apps_host() {
     // A valid code presented on another host does nothing, and cannot be used again after.
     let mut app_browser = Browser::default();
     let first = respond(env.route_at(APP, &app_browser.request(Method::Get, "/wiki/")));
+    app_browser.absorb(&first);
     let mut idp = Browser::default();
     let to_login = idp.send(&env, idp.request(Method::Get, first.header("location").unwrap()));
     let html = String::from_utf8_lossy(
@@ -238,7 +242,7 @@ fn gateway_codes_are_single_use_and_bound_to_the_apps_host() {
     let replay = env.send_at(APP, app_browser.request(Method::Get, &path));
     assert_eq!(replay.status, 400, "burned by the first attempt");
     app_browser.absorb(&replay);
-    assert!(app_browser.cookies.is_empty());
+    assert!(app_browser.cookies.iter().all(|(k, _)| k != "__Host-gh_app"));
 }
 
 #[test]
@@ -365,4 +369,75 @@ fn csp_reports_are_recorded_as_events_for_trialling_a_policy() {
         204,
         "malformed reports are kept, never an error"
     );
+}
+
+#[test]
+fn login_csrf_a_gateway_code_only_signs_in_the_browser_that_started_the_login() {
+    // The attacker starts a login on the app host, signs in as themselves, and sends the
+    // callback URL to a victim: the victim's browser lacks the binding cookie, so nothing happens.
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    app(&env, json!({}));
+    let mut attacker = Browser::default();
+    let first = respond(env.route_at(APP, &attacker.request(Method::Get, "/wiki/")));
+    attacker.absorb(&first);
+    let mut idp = Browser::default();
+    let to_login = idp.send(&env, idp.request(Method::Get, first.header("location").unwrap()));
+    let html = String::from_utf8_lossy(
+        &idp.send(&env, idp.request(Method::Get, to_login.header("location").unwrap()))
+            .body,
+    )
+    .to_string();
+    let posted = idp.send(
+        &env,
+        idp.request(Method::Post, "/oauth2/login").with_form(&[
+            ("req", hidden(&html, "req").as_str()),
+            ("csrf", hidden(&html, "csrf").as_str()),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ]),
+    );
+    let cb = idp.send(&env, idp.request(Method::Get, posted.header("location").unwrap()));
+    let path = cb.header("location").unwrap().strip_prefix(APP).unwrap().to_owned();
+    let mut victim = Browser::default();
+    let r = env.send_at(APP, victim.request(Method::Get, &path));
+    victim.absorb(&r);
+    assert_eq!(r.status, 400);
+    assert!(victim.cookies.iter().all(|(k, _)| k != "__Host-gh_app"));
+    // And the gateway entry point refuses a login that is not bound to a browser at all.
+    let unbound = first
+        .header("location")
+        .unwrap()
+        .split("&bind=")
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(idp.send(&env, idp.request(Method::Get, &unbound)).status, 400);
+}
+
+#[test]
+fn path_confusion_encoded_dotted_or_recased_paths_never_bypass_a_protected_prefix() {
+    let env = TestEnv::new();
+    app(
+        &env,
+        json!({"name": "Public", "path_prefix": "/", "require_login": false}),
+    );
+    app(&env, json!({"name": "Admin", "path_prefix": "/admin-panel/"}));
+    for p in [
+        "/%61dmin-panel/secret",
+        "/x/../admin-panel/secret",
+        "/./admin-panel/",
+        "/admin-panel%2Fsecret",
+        "/x;/admin-panel/",
+        "//admin-panel/",
+    ] {
+        let r = respond(env.route_at(APP, &Request::new(Method::Get, p)));
+        assert_eq!(r.status, 400, "{p}");
+    }
+    let r = respond(env.route_at(APP, &Request::new(Method::Get, "/ADMIN-PANEL/secret")));
+    assert_eq!(r.status, 302, "a re-cased path still belongs to the protected app");
+    assert!(matches!(
+        env.route_at(APP, &Request::new(Method::Get, "/public%20page")),
+        Some(Outcome::Forward(_))
+    ));
 }

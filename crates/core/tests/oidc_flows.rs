@@ -766,3 +766,151 @@ fn repeated_parameters_are_refused() {
     let loc = r.header("location").unwrap();
     assert_eq!(query_param(loc, "error").as_deref(), Some("invalid_request"));
 }
+
+#[test]
+fn a_consented_request_cannot_be_resumed_by_another_users_browser() {
+    // The client's owner consents for themselves, stops before the resume redirect, and sends
+    // the resume URL to a signed-in victim: the victim must not get a code.
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({"first_party": false}));
+    env.create_user("mallory", PASSWORD);
+    env.create_user("victim", PASSWORD);
+    // The victim is signed in to Gatehouse (through another, first-party client).
+    let portal = confidential(&env, json!({"client_name": "Portal"}));
+    let mut victim = Browser::default();
+    let r = login(&env, &mut victim, &authorize_url(&portal, ""), "victim", PASSWORD);
+    assert!(
+        query_param(r.header("location").unwrap(), "code").is_some(),
+        "victim has a session"
+    );
+
+    let mut mallory = Browser::default();
+    let r = mallory.send(&env, mallory.request(Method::Get, &authorize_url(&rp, "")));
+    let login_url = r.header("location").unwrap().to_owned();
+    let html = String::from_utf8_lossy(&mallory.send(&env, mallory.request(Method::Get, &login_url)).body).to_string();
+    let r = mallory.send(
+        &env,
+        mallory.request(Method::Post, "/oauth2/login").with_form(&[
+            ("req", hidden(&html, "req").as_str()),
+            ("csrf", hidden(&html, "csrf").as_str()),
+            ("username", "mallory"),
+            ("password", PASSWORD),
+        ]),
+    );
+    let resume = r.header("location").unwrap().to_owned();
+    let consent = mallory
+        .send(&env, mallory.request(Method::Get, &resume))
+        .header("location")
+        .unwrap()
+        .to_owned();
+    let html = String::from_utf8_lossy(&mallory.send(&env, mallory.request(Method::Get, &consent)).body).to_string();
+    let r = mallory.send(
+        &env,
+        mallory.request(Method::Post, "/oauth2/consent").with_form(&[
+            ("req", hidden(&html, "req").as_str()),
+            ("csrf", hidden(&html, "csrf").as_str()),
+            ("decision", "allow"),
+        ]),
+    );
+    let resume = r.header("location").unwrap().to_owned();
+
+    let lured = victim.send(&env, victim.request(Method::Get, &resume));
+    assert!(
+        lured.header("location").is_none_or(|l| !l.contains("code=")),
+        "no code for the victim"
+    );
+    assert_eq!(lured.status, 400);
+    // The victim's own consent was never recorded.
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM consents c JOIN users u ON u.id = c.user_id WHERE u.username = 'victim'"),
+        0
+    );
+}
+
+#[test]
+fn a_password_reset_revokes_refresh_tokens() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let t = exchange(&env, &rp, &code).json_body();
+    let uid = env.admin(Method::Get, "/admin/api/users", None).json_body()["users"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{uid}"),
+        Some(json!({"password": "a brand new passphrase"})),
+    );
+    let r = token(
+        &env,
+        &rp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t["refresh_token"].as_str().unwrap()),
+        ],
+    );
+    assert_eq!(r.json_body()["error"], "invalid_grant");
+    assert_eq!(userinfo(&env, t["access_token"].as_str().unwrap()).status, 401);
+}
+
+#[test]
+fn rfc6749_6_a_narrower_refresh_keeps_the_refresh_tokens_original_scope() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let t1 = exchange(&env, &rp, &code).json_body();
+    let t2 = token(
+        &env,
+        &rp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t1["refresh_token"].as_str().unwrap()),
+            ("scope", "openid"),
+        ],
+    )
+    .json_body();
+    assert_eq!(t2["scope"], "openid");
+    let t3 = token(
+        &env,
+        &rp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t2["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .json_body();
+    assert_eq!(t3["scope"], "openid profile email offline_access");
+    let wider = token(
+        &env,
+        &rp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t3["refresh_token"].as_str().unwrap()),
+            ("scope", "openid admin"),
+        ],
+    );
+    assert_eq!(wider.json_body()["error"], "invalid_scope");
+}
+
+#[test]
+fn rfc6750_3_1_a_request_without_a_token_gets_no_error_code() {
+    let env = TestEnv::new();
+    let r = env.send(Request::new(Method::Get, "/oauth2/userinfo"));
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"gatehouse\""));
+}
+
+#[test]
+fn logout_accepts_only_an_id_token_as_hint() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let t = exchange(&env, &rp, &code).json_body();
+    let r = env.send(Request::new(
+        Method::Get,
+        &format!("/oauth2/logout?id_token_hint={}", t["access_token"].as_str().unwrap()),
+    ));
+    assert_eq!(r.status, 400);
+}

@@ -26,8 +26,12 @@ pub struct App {
 
 impl App {
     /// Whether `path` belongs to this app (`/app/x`, and `/app` itself for prefix `/app/`).
+    /// Compared without case: an origin that folds case (IIS, some routers) must not see
+    /// `/ADMIN/` as another app's `/admin/`.
     pub fn covers(&self, path: &str) -> bool {
-        path.starts_with(&self.path_prefix) || format!("{path}/") == self.path_prefix
+        let path = path.to_ascii_lowercase();
+        let prefix = self.path_prefix.to_ascii_lowercase();
+        path.starts_with(&prefix) || format!("{path}/") == prefix
     }
 
     /// Whether a user may pass: listed by username or id, or in a listed group; empty lists

@@ -23,6 +23,9 @@ use crate::{params, params_vec, Ctx};
 pub struct Target {
     pub app_id: String,
     pub return_to: String,
+    /// Hash of the app-host browser's binding cookie (`gh_gw`).
+    #[serde(default)]
+    pub bind: String,
 }
 
 const CODE_TTL: i64 = 60;
@@ -44,9 +47,18 @@ pub async fn start(ctx: &Ctx<'_>, req: &Request) -> Response {
         let return_to = return_url::validate(return_to, &app.host, &app.path_prefix, is_https(ctx.issuer()))
             .ok_or_else(|| bad("return_to is not a URL of this application"))?
             .to_owned();
+        let bind = params.require("bind")?;
+        if bind.len() != 43
+            || !bind
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(bad("malformed bind"));
+        }
         let target = Target {
             app_id: app.id.clone(),
             return_to,
+            bind: bind.to_owned(),
         };
         let now = ctx.clock.now();
         let session = match cookies::session_hash(ctx, req) {
@@ -57,14 +69,16 @@ pub async fn start(ctx: &Ctx<'_>, req: &Request) -> Response {
             Some(s) => finish_for(ctx, &app, &target, &s).await,
             None => {
                 let id = random_token(ctx.rng)?;
-                let pending = Pending::for_gateway(&app.name, target, now);
+                let (browser, set_cookie) = crate::oidc::login::browser_binding(ctx, req)?;
+                let pending = Pending::for_gateway(&app.name, target, token_hash(&browser), now);
                 let json =
                     serde_json::to_string(&pending).map_err(|e| crate::error::InternalError::new(e.to_string()))?;
                 sessions::save_request(ctx.db, &id, &app.name, &json, now, PENDING_TTL).await?;
-                Ok(Response::redirect(
-                    303,
-                    &format!("/oauth2/login?req={}", form_encode(&id)),
-                ))
+                let mut resp = Response::redirect(303, &format!("/oauth2/login?req={}", form_encode(&id)));
+                if let Some(c) = set_cookie {
+                    resp.add_header("set-cookie", &c);
+                }
+                Ok(resp)
             }
         }
     }
@@ -98,9 +112,18 @@ async fn finish_for(ctx: &Ctx<'_>, app: &App, target: &Target, s: &sessions::Ses
     let code = random_token(ctx.rng)?;
     ctx.db
         .execute(
-            "INSERT INTO gateway_codes (code_hash, app_id, user_id, sso_session_hash, return_to, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            &params![token_hash(&code), &app.id, &s.user_id, &s.id_hash, &target.return_to, now, now + CODE_TTL],
+            "INSERT INTO gateway_codes (code_hash, app_id, user_id, sso_session_hash, return_to, created_at, expires_at, \
+             browser_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            &params![
+                token_hash(&code),
+                &app.id,
+                &s.user_id,
+                &s.id_hash,
+                &target.return_to,
+                now,
+                now + CODE_TTL,
+                &target.bind
+            ],
         )
         .await?;
     let scheme = if target.return_to.starts_with("https://") {
@@ -115,6 +138,7 @@ async fn finish_for(ctx: &Ctx<'_>, app: &App, target: &Target, s: &sessions::Ses
 #[derive(Deserialize)]
 struct Redeemed {
     app_id: String,
+    browser_hash: String,
     user_id: String,
     sso_session_hash: String,
     return_to: String,
@@ -133,12 +157,19 @@ pub async fn callback(ctx: &Ctx<'_>, req: &Request) -> Response {
                 ctx.db
                     .query(
                         "UPDATE gateway_codes SET used_at = ?2 WHERE code_hash = ?1 AND used_at IS NULL \
-                     RETURNING app_id, user_id, sso_session_hash, return_to, expires_at",
+                     RETURNING app_id, user_id, sso_session_hash, return_to, expires_at, browser_hash",
                         &params![token_hash(&code), now],
                     )
                     .await?,
             )?;
             let r = row.filter(|r| r.expires_at > now).ok_or_else(invalid)?;
+            // Only the browser that started this login may finish it.
+            let bound = req
+                .cookie(&super::binding_cookie_name(&ctx.origin))
+                .is_some_and(|v| crate::crypto::constant_time_eq(token_hash(&v).as_bytes(), r.browser_hash.as_bytes()));
+            if !bound {
+                return Err(invalid());
+            }
             let app = apps::by_id(ctx.db, &r.app_id)
                 .await?
                 .filter(|a| !a.disabled)
@@ -163,6 +194,13 @@ pub async fn callback(ctx: &Ctx<'_>, req: &Request) -> Response {
             .await?;
             let secure = if is_https(&ctx.origin) { "; Secure" } else { "" };
             let mut resp = Response::redirect(303, &r.return_to);
+            resp.add_header(
+                "set-cookie",
+                &format!(
+                    "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
+                    super::binding_cookie_name(&ctx.origin)
+                ),
+            );
             resp.add_header(
                 "set-cookie",
                 &format!(

@@ -70,6 +70,33 @@ pub struct Forward {
     pub app_name: String,
 }
 
+/// Whether a path is already in the one form both Gatehouse and any origin read the same way:
+/// no percent-encoded unreserved characters or separators (`%61`, `%2F`, `%5C`, `%2E`), no dot
+/// segments, no backslashes or `;` path parameters, no empty segments.
+pub fn is_canonical_path(path: &str) -> bool {
+    if !path.starts_with('/') || path.contains("//") || path.contains('\\') || path.contains(';') {
+        return false;
+    }
+    if path.split('/').any(|seg| seg == "." || seg == "..") {
+        return false;
+    }
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = path.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(b) if b.is_ascii_alphanumeric() || b"-._~/\\".contains(&b) => return false,
+                Some(_) => i += 3,
+                None => return false,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
 pub fn host_of(origin: &str) -> &str {
     origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin)
 }
@@ -83,6 +110,14 @@ pub fn is_https(origin: &str) -> bool {
 pub async fn route(ctx: &Ctx<'_>, req: &Request) -> Option<Outcome> {
     if is_reserved(&req.path) {
         return None;
+    }
+    if !is_canonical_path(&req.path) {
+        // An encoded or dotted path could match one app here and mean another at the origin.
+        return Some(Outcome::Respond(Response::error_page(
+            400,
+            "invalid_request",
+            "This address is not in a form Gatehouse forwards.",
+        )));
     }
     let host = host_of(&ctx.origin).to_ascii_lowercase();
     let app = match apps::for_request(ctx.db, &host, &req.path).await {
@@ -159,17 +194,17 @@ pub fn app_cookie_name(origin: &str) -> String {
 /// Whether a cookie is one of Gatehouse's, which the origin must never see.
 fn is_gatehouse_cookie(name: &str) -> bool {
     let bare = name.strip_prefix("__Host-").unwrap_or(name);
-    bare == cookies::SESSION || bare == cookies::CSRF || bare == APP_COOKIE
+    bare == cookies::SESSION || bare == cookies::CSRF || bare == APP_COOKIE || bare == BINDING_COOKIE
 }
 
 async fn forward(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Outcome, Error> {
     let mut identity: Option<(users::User, Vec<String>)> = None;
     if app.require_login {
         let Some(user_id) = signed_in_user(ctx, req, app).await? else {
-            return Ok(Outcome::Respond(login_redirect(ctx, req, app)));
+            return Ok(Outcome::Respond(login_redirect(ctx, req, app)?));
         };
         let Some(user) = users::by_id(ctx.db, &user_id).await?.filter(|u| !u.disabled) else {
-            return Ok(Outcome::Respond(login_redirect(ctx, req, app)));
+            return Ok(Outcome::Respond(login_redirect(ctx, req, app)?));
         };
         let groups = user.groups.clone();
         if !app.admits(&user.id, &user.username, &groups) {
@@ -184,7 +219,9 @@ async fn forward(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Outcome, Err
 
     let mut headers: Vec<(String, String)> = Vec::new();
     for (k, v) in &req.headers {
-        if k.starts_with(IDENTITY_PREFIX) || HOP_BY_HOP.contains(&k.as_str()) {
+        // Names with `_` are dropped: CGI-style servers read `X_Gatehouse_User` as
+        // `X-Gatehouse-User` (the Puma CVE-2024-45614 class), so they could smuggle identity.
+        if k.starts_with(IDENTITY_PREFIX) || k.contains('_') || HOP_BY_HOP.contains(&k.as_str()) || k == "forwarded" {
             continue;
         }
         if k == "cookie" {
@@ -238,20 +275,47 @@ async fn forward(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Outcome, Err
 
 /// Unauthenticated: GET and HEAD go to log in and come back; other methods cannot be replayed
 /// after a redirect, so they get a 401.
-fn login_redirect(ctx: &Ctx<'_>, req: &Request, app: &App) -> Response {
+fn login_redirect(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Response, Error> {
     if !matches!(req.method, Method::Get | Method::Head) {
-        return Error::from(OAuthError::new(ErrorCode::LoginRequired, "sign in first")).into_page_with_status(401);
+        return Ok(Error::from(OAuthError::new(ErrorCode::LoginRequired, "sign in first")).into_page_with_status(401));
     }
     let mut return_to = format!("{}{}", ctx.origin, req.path);
     if !req.query.is_empty() {
         return_to.push('?');
         return_to.push_str(&req.query);
     }
+    // Binds the login to this browser: the code that comes back is redeemable only with this
+    // cookie, so nobody can sign someone else in as themselves (login CSRF).
+    let binding = crate::crypto::random_token(ctx.rng)?;
     let url = append_query(
         &format!("{}/oauth2/gateway", ctx.issuer()),
-        &[("app", app.id.clone()), ("return_to", return_to)],
+        &[
+            ("app", app.id.clone()),
+            ("return_to", return_to),
+            ("bind", crate::crypto::token_hash(&binding)),
+        ],
     );
-    Response::redirect(302, &url)
+    let mut resp = Response::redirect(302, &url);
+    let secure = if is_https(&ctx.origin) { "; Secure" } else { "" };
+    resp.add_header(
+        "set-cookie",
+        &format!(
+            "{}={binding}; Path=/; HttpOnly; SameSite=Lax; Max-Age=1800{secure}",
+            binding_cookie_name(&ctx.origin)
+        ),
+    );
+    Ok(resp)
+}
+
+/// The app-host cookie that binds a gateway login to the browser that started it.
+pub const BINDING_COOKIE: &str = "gh_gw";
+
+pub fn binding_cookie_name(origin: &str) -> String {
+    if is_https(origin) {
+        format!("__Host-{BINDING_COOKIE}")
+    } else {
+        BINDING_COOKIE.to_owned()
+    }
 }
 
 /// The page for an origin that failed: 502 unreachable, 504 too slow. Never hangs.

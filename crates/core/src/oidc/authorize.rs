@@ -30,12 +30,18 @@ pub struct Pending {
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
     pub created_at: i64,
-    /// Set when the user answered the consent page for this request.
+    /// The user who allowed this request on the consent page. Only that user's session may use
+    /// it: a flag anyone's session could pick up would let a client's owner consent for others.
     #[serde(default)]
-    pub consented: bool,
-    /// Set when the user logged in during this request (satisfies `prompt=login`, `max_age`).
+    pub consented_by: Option<String>,
+    /// The session created by logging in during this request (satisfies `prompt=login` and
+    /// `max_age` for that session only).
     #[serde(default)]
-    pub authenticated: bool,
+    pub authenticated_session: Option<String>,
+    /// Hash of the browser's CSRF cookie when the request started: only that browser may resume
+    /// it, so a half-finished request cannot be handed to someone else's browser.
+    #[serde(default)]
+    pub browser: String,
     /// Set for a gateway login (an app behind Gatehouse), which ends in a gateway code instead.
     #[serde(default)]
     pub gateway: Option<crate::gateway::login::Target>,
@@ -53,7 +59,7 @@ impl Pending {
     }
 
     /// A login for an app behind the gateway; `client_id` carries the app's name for the page.
-    pub fn for_gateway(app_name: &str, target: crate::gateway::login::Target, now: i64) -> Pending {
+    pub fn for_gateway(app_name: &str, target: crate::gateway::login::Target, browser: String, now: i64) -> Pending {
         Pending {
             client_id: app_name.to_owned(),
             redirect_uri: String::new(),
@@ -65,8 +71,9 @@ impl Pending {
             max_age: None,
             login_hint: None,
             created_at: now,
-            consented: false,
-            authenticated: false,
+            consented_by: None,
+            authenticated_session: None,
+            browser,
             gateway: Some(target),
         }
     }
@@ -116,14 +123,37 @@ async fn start(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
     let state = params.get("state").ok().flatten().map(str::to_owned);
     let fail = |e: Error| e.into_redirect(&redirect, state.as_deref(), ctx.issuer());
 
-    let pending = match validate(ctx, &client, &params, &redirect, state.clone()) {
+    let mut pending = match validate(ctx, &client, &params, &redirect, state.clone()) {
         Ok(p) => p,
         Err(e) => return Ok(fail(e.into())),
     };
+    let (browser, set_cookie) = crate::oidc::login::browser_binding(ctx, req)?;
+    pending.browser = token_hash(&browser);
     let id = random_token(ctx.rng)?;
     let json = serde_json::to_string(&pending).map_err(|e| crate::error::InternalError::new(e.to_string()))?;
     sessions::save_request(ctx.db, &id, &client.client_id, &json, ctx.clock.now(), PENDING_TTL).await?;
-    resume_pending(ctx, req, &id, pending, &client).await
+    let mut resp = resume_pending(ctx, req, &id, pending, &client).await?;
+    if let Some(c) = set_cookie {
+        resp.add_header("set-cookie", &c);
+    }
+    Ok(resp)
+}
+
+/// Whether this request comes from the browser that started the pending request.
+pub fn same_browser(ctx: &Ctx<'_>, req: &Request, pending: &Pending) -> bool {
+    match req.cookie(&cookies::name(ctx, cookies::CSRF)) {
+        Some(v) if !pending.browser.is_empty() => {
+            crate::crypto::constant_time_eq(token_hash(&v).as_bytes(), pending.browser.as_bytes())
+        }
+        _ => false,
+    }
+}
+
+pub fn other_browser_page() -> Response {
+    page(
+        ErrorCode::InvalidRequest,
+        "This sign-in was started in another browser. Start again from the application.",
+    )
 }
 
 fn validate(
@@ -229,8 +259,9 @@ fn validate(
         max_age,
         login_hint: params.get("login_hint")?.map(str::to_owned),
         created_at: ctx.clock.now(),
-        consented: false,
-        authenticated: false,
+        consented_by: None,
+        authenticated_session: None,
+        browser: String::new(),
         gateway: None,
     })
 }
@@ -242,6 +273,9 @@ pub async fn resume(ctx: &Ctx<'_>, req: &Request) -> Response {
         let Some(pending) = load(ctx, &id).await? else {
             return Ok(expired_page());
         };
+        if !same_browser(ctx, req, &pending) {
+            return Ok(other_browser_page());
+        }
         if let Some(target) = &pending.gateway {
             return crate::gateway::login::finish(ctx, req, &id, target).await;
         }
@@ -297,7 +331,7 @@ async fn resume_pending(
     let needs_login = match &session {
         None => true,
         // prompt=login and max_age are satisfied by a login during this request (OIDC Core §3.1.2.1).
-        Some(_) if pending.authenticated => false,
+        Some(s) if pending.authenticated_session.as_deref() == Some(s.id_hash.as_str()) => false,
         Some(s) => {
             pending.prompt.iter().any(|p| p == "login") || pending.max_age.is_some_and(|max| now - s.auth_time > max)
         }
@@ -322,7 +356,7 @@ async fn resume_pending(
         ));
     };
 
-    if !client.first_party && !pending.consented {
+    if !client.first_party && pending.consented_by.as_deref() != Some(session.user_id.as_str()) {
         let granted = consents::granted(ctx.db, &session.user_id, &client.client_id).await?;
         let missing = pending.scope.iter().any(|s| !granted.contains(s));
         if missing || pending.prompt.iter().any(|p| p == "consent") {

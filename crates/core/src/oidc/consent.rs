@@ -103,7 +103,7 @@ pub async fn post(ctx: &Ctx<'_>, req: &Request) -> Response {
         match params.get("decision")? {
             Some("allow") => {
                 consents::grant(ctx.db, &user, &pending.client_id, &pending.scope, ctx.clock.now()).await?;
-                pending.consented = true;
+                pending.consented_by = Some(user.clone());
                 authorize::store(ctx, &id, &pending).await?;
                 Ok(Response::redirect(
                     303,

@@ -288,7 +288,7 @@ pub async fn post(ctx: &Ctx<'_>, req: &Request) -> Response {
             expires_at: now + ctx.settings.session_ttl,
         };
         sessions::insert(ctx.db, &session, now).await?;
-        pending.authenticated = true;
+        pending.authenticated_session = Some(session.id_hash.clone());
         authorize::store(ctx, &id, &pending).await?;
         record(
             ctx,

@@ -34,6 +34,10 @@ async fn logout(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
         if claims.get("iss").and_then(|v| v.as_str()) != Some(ctx.issuer()) {
             return Err(OAuthError::invalid_request("id_token_hint was issued by another issuer").into());
         }
+        // Only an ID token: access tokens carry `scope`, gateway identity tokens carry `app`.
+        if claims.contains_key("scope") || claims.contains_key("app") || !claims.contains_key("at_hash") {
+            return Err(OAuthError::invalid_request("id_token_hint is not an ID token").into());
+        }
         let aud = match claims.get("aud") {
             Some(serde_json::Value::String(s)) => Some(s.clone()),
             Some(serde_json::Value::Array(a)) => a.first().and_then(|v| v.as_str()).map(str::to_owned),

@@ -157,6 +157,7 @@ pub async fn delete(db: &dyn Db, client_id: &str, now: i64) -> Result<bool, Inte
             params_vec![client_id, now],
         ),
         ("DELETE FROM auth_requests WHERE client_id = ?1", params_vec![client_id]),
+        ("DELETE FROM consents WHERE client_id = ?1", params_vec![client_id]),
         ("DELETE FROM clients WHERE client_id = ?1", params_vec![client_id]),
     ])
     .await?;

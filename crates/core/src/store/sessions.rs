@@ -55,13 +55,24 @@ pub async fn end(db: &dyn Db, id_hash: &str, now: i64) -> Result<(), InternalErr
     .await
 }
 
+/// Ends every session of a user and revokes everything issued to them (password reset,
+/// disable): a stolen refresh token must not outlive the reset.
 pub async fn end_all_for_user(db: &dyn Db, user_id: &str, now: i64) -> Result<(), InternalError> {
-    db.execute(
-        "UPDATE sessions SET ended_at = ?2 WHERE user_id = ?1 AND ended_at IS NULL",
-        &params![user_id, now],
-    )
-    .await?;
-    Ok(())
+    db.batch(&[
+        (
+            "UPDATE sessions SET ended_at = ?2 WHERE user_id = ?1 AND ended_at IS NULL",
+            params_vec![user_id, now],
+        ),
+        (
+            "UPDATE grants SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+            params_vec![user_id, now],
+        ),
+        (
+            "UPDATE tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+            params_vec![user_id, now],
+        ),
+    ])
+    .await
 }
 
 #[derive(Deserialize)]

@@ -75,6 +75,7 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<c
             client,
             grant: &grant,
             scope: &scope_str,
+            refresh_scope: &scope_str,
             refresh: super::wants_refresh(client, &scope_str),
             id_token: scope::has(&scope_str, "openid"),
         },

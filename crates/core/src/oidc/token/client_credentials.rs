@@ -44,6 +44,7 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
             client,
             grant: &grant,
             scope: &scope_str,
+            refresh_scope: &scope_str,
             refresh: false,
             id_token: false,
         },

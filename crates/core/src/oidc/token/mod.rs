@@ -47,7 +47,11 @@ pub fn signing_alg(client: &Client) -> SigningAlg {
 pub struct Issue<'a> {
     pub client: &'a Client,
     pub grant: &'a Grant,
+    /// Scope of the access token (and ID token claims).
     pub scope: &'a str,
+    /// Scope the new refresh token keeps: RFC 6749 §6, a narrower access token request does not
+    /// narrow the refresh token.
+    pub refresh_scope: &'a str,
     pub refresh: bool,
     pub id_token: bool,
 }
@@ -92,7 +96,7 @@ pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Response, Error> {
                 hash,
                 kind: TokenKind::Refresh,
                 grant: i.grant,
-                scope: i.scope,
+                scope: i.refresh_scope,
                 jti: None,
                 expires_at: exp,
             },

@@ -66,6 +66,7 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
             client,
             grant: &grant,
             scope: &scope_str,
+            refresh_scope: &token.scope,
             // The family goes on as long as the grant's offline_access does.
             refresh: super::wants_refresh(client, &grant.scope),
             id_token: scope::has(&scope_str, "openid"),
