@@ -74,6 +74,9 @@ async function api(method, path, body) {
       ...(body ? { "content-type": "application/json" } : {}),
     },
     body: body ? JSON.stringify(body) : undefined,
+  }).catch((e) => {
+    console.error(`seed-demo: cannot reach Gatehouse at ${base}: ${e.cause?.code ?? e.message}`);
+    process.exit(1);
   });
   const text = await res.text();
   let json;

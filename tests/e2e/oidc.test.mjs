@@ -3,6 +3,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import * as oc from "openid-client";
 import * as jose from "jose";
+import tls from "node:tls";
+import { readFileSync } from "node:fs";
 import { startGatehouse } from "./harness.mjs";
 import {
   REDIRECT_URI, POST_LOGOUT_URI, PASSWORD,
@@ -288,6 +290,15 @@ test("refresh token reuse revokes the whole family, including the newest refresh
   assert.equal(ui.status, 401, "access token of the revoked family must stop working");
 });
 
+test("offline_access yields no refresh token for a client not allowed the refresh_token grant", async () => {
+  const user = await admin.createUser();
+  const c = await admin.createClient({ grant_types: ["authorization_code"] });
+  const config = await oidcConfig(gh, c);
+  const { tokens } = await codeFlow(config, user, { scope: "openid offline_access" });
+  assert.ok(tokens.access_token);
+  assert.equal(tokens.refresh_token, undefined);
+});
+
 test("a refresh token presented by another client is refused", async () => {
   const user = await admin.createUser();
   const a = await admin.createClient();
@@ -426,6 +437,19 @@ test("client_credentials for a confidential client that lists it", async () => {
   assert.equal(rp.status, 200, rp.text);
 });
 
+test("client_credentials scopes: registered ones granted, others invalid_scope", async () => {
+  const c = await admin.createServiceClient({ scope: "api:read api:write" });
+  const creds = { clientId: c.client_id, clientSecret: c.client_secret };
+  const ok = await tokenRequest(gh, { grant_type: "client_credentials", scope: "api:read" }, creds);
+  assert.equal(ok.status, 200, ok.text);
+  assert.equal(ok.json.scope, "api:read");
+  for (const scope of ["api:admin", "api:read api:admin", "openid"]) {
+    const r = await tokenRequest(gh, { grant_type: "client_credentials", scope }, creds);
+    assert.equal(r.status, 400, `${scope}: ${r.text}`);
+    assert.equal(r.json?.error, "invalid_scope", scope);
+  }
+});
+
 test("client_credentials refused for clients that do not list it and for public clients", async () => {
   const c = await admin.createClient(); // authorization_code + refresh_token only
   const r = await tokenRequest(gh, { grant_type: "client_credentials" }, { clientId: c.client_id, clientSecret: c.client_secret });
@@ -515,6 +539,13 @@ test("consent for a third-party client: deny -> access_denied; allow -> code; re
   req = await authRequest(config, { scope: "openid profile email" });
   const more = await loginThroughForm({ authorizeUrl: req.url, username: user.username, jar: allowed.jar, consent: "allow" });
   assert.ok(more.sawConsent, "consent asked again for a new scope");
+  // consent is per client: another third-party client asks again
+  const other = await admin.createClient({ first_party: false });
+  req = await authRequest(await oidcConfig(gh, other), { scope: "openid profile" });
+  const otherFlow = await loginThroughForm({ authorizeUrl: req.url, username: user.username, jar: allowed.jar, consent: "allow" });
+  assert.ok(!otherFlow.sawLogin);
+  assert.ok(otherFlow.sawConsent, "consent remembered per client, not per user");
+  assert.ok(otherFlow.params.code);
 });
 
 test("first-party client skips consent; an existing session skips login", async () => {
@@ -680,6 +711,20 @@ test("redirect_uri mismatch and unknown client show an error page and never redi
   }
 });
 
+test("a scope the client is not allowed is redirected as invalid_scope", async () => {
+  const c = await admin.createClient({ scope: "openid profile" });
+  const config = await oidcConfig(gh, c);
+  for (const scope of ["openid email", "openid admin"]) {
+    const req = await authRequest(config, { scope });
+    const r = await send(new CookieJar(), req.url);
+    assert.ok([302, 303].includes(r.status), `${scope}: status ${r.status}`);
+    const cb = new URL(r.headers.get("location"), req.url);
+    assert.equal(`${cb.origin}${cb.pathname}`, REDIRECT_URI, `${scope}: must not go on to ${cb.pathname}`);
+    assert.equal(cb.searchParams.get("error"), "invalid_scope", scope);
+    assert.equal(cb.searchParams.get("state"), req.state);
+  }
+});
+
 test("response_type other than code is refused", async () => {
   const c = await admin.createClient();
   const config = await oidcConfig(gh, c);
@@ -736,4 +781,50 @@ test("secret rotation: the new secret works, the old one stops working", async (
   assert.equal(old.json?.error, "invalid_client");
   const fresh = await tokenRequest(gh, { grant_type: "client_credentials" }, { clientId: c.client_id, clientSecret: rotated.client_secret });
   assert.equal(fresh.status, 200, fresh.text);
+});
+
+// ----------------------------------------------------------------------------------------------
+// https: __Host- cookies
+
+test("over https the cookies are __Host-gh_csrf and __Host-gh_session (Secure, Path=/, no Domain)", async () => {
+  const secure = await startGatehouse({ https: true, vars: { GATEHOUSE_ISSUER: "https://127.0.0.1:{port}" } });
+  const savedCAs = tls.getCACertificates("default");
+  // trust the harness's throwaway certificate in this process (global fetch and openid-client)
+  tls.setDefaultCACertificates([...savedCAs, readFileSync(secure.certPath, "utf8")]);
+  try {
+    const sAdmin = adminApi(secure);
+    const user = await sAdmin.createUser();
+    const c = await sAdmin.createClient();
+    const config = await oidcConfig(secure, c);
+    assert.equal(config.serverMetadata().issuer, secure.url);
+    const req = await authRequest(config);
+    const { jar, url, res, form } = await openLoginPage(req.url);
+    assert.equal(res.status, 200);
+    const csrf = res.headers.getSetCookie();
+    assert.ok(csrf.some((l) => l.startsWith("__Host-gh_csrf=")), `CSRF cookie: ${csrf}`);
+    assert.ok(!csrf.some((l) => l.startsWith("gh_csrf=")), "no unprefixed CSRF cookie over https");
+    const post = await postForm(jar, new URL(form.action, url), { ...form.fields, username: user.username, password: user.password });
+    assert.equal(post.status, 303);
+    const set = post.headers.getSetCookie();
+    const session = set.find((l) => l.startsWith("__Host-gh_session="));
+    assert.ok(session, `session cookie: ${set}`);
+    assert.ok(!set.some((l) => l.startsWith("gh_session=")), "no unprefixed session cookie over https");
+    for (const line of [...csrf.filter((l) => l.startsWith("__Host-")), session]) {
+      assert.match(line, /;\s*Secure/i, line);
+      assert.match(line, /;\s*Path=\/(;|$)/i, line);
+      assert.doesNotMatch(line, /;\s*Domain=/i, line);
+    }
+    assert.match(session, /;\s*HttpOnly/i);
+    assert.match(session, /;\s*SameSite=Lax/i);
+    // and the flow completes with the https issuer
+    const flow = await loginThroughForm({ authorizeUrl: new URL(post.headers.get("location"), url), jar, username: user.username, redirectUri: REDIRECT_URI });
+    assert.equal(flow.params.iss, secure.url);
+    const tokens = await oc.authorizationCodeGrant(config, flow.callback, {
+      pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce,
+    });
+    assert.equal(tokens.claims().iss, secure.url);
+  } finally {
+    tls.setDefaultCACertificates(savedCAs);
+    await secure.stop();
+  }
 });
