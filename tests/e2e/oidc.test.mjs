@@ -798,9 +798,11 @@ test("over https the cookies are __Host-gh_csrf and __Host-gh_session (Secure, P
     const config = await oidcConfig(secure, c);
     assert.equal(config.serverMetadata().issuer, secure.url);
     const req = await authRequest(config);
+    // The browser-binding (CSRF) cookie is set by the first authorize response.
+    const first = await fetch(req.url, { redirect: "manual" });
+    const csrf = first.headers.getSetCookie();
     const { jar, url, res, form } = await openLoginPage(req.url);
     assert.equal(res.status, 200);
-    const csrf = res.headers.getSetCookie();
     assert.ok(csrf.some((l) => l.startsWith("__Host-gh_csrf=")), `CSRF cookie: ${csrf}`);
     assert.ok(!csrf.some((l) => l.startsWith("gh_csrf=")), "no unprefixed CSRF cookie over https");
     const post = await postForm(jar, new URL(form.action, url), { ...form.fields, username: user.username, password: user.password });
