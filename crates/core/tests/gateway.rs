@@ -51,17 +51,12 @@ fn sign_in(env: &TestEnv, path: &str) -> Browser {
     let mut idp = Browser::default();
     let login_page = idp.send(env, idp.request(Method::Get, &to_gateway));
     let login_url = login_page.header("location").unwrap().to_owned();
-    let html = String::from_utf8_lossy(&idp.send(env, idp.request(Method::Get, &login_url)).body).to_string();
-    assert!(html.contains("Wiki"), "the login page names the app");
-    let posted = idp.send(
-        env,
-        idp.request(Method::Post, "/oauth2/login").with_form(&[
-            ("req", hidden(&html, "req").as_str()),
-            ("csrf", hidden(&html, "csrf").as_str()),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ]),
+    let page = idp.send(env, idp.request(Method::Get, &login_url));
+    assert!(
+        String::from_utf8_lossy(&page.body).contains("Wiki"),
+        "the login page names the app"
     );
+    let posted = submit_login(env, &mut idp, &login_url, "alice", PASSWORD);
     let resume = posted.header("location").unwrap().to_owned();
     let to_callback = idp.send(env, idp.request(Method::Get, &resume));
     let callback = to_callback.header("location").unwrap().to_owned();
@@ -221,20 +216,7 @@ fn gateway_codes_are_single_use_and_bound_to_the_apps_host() {
     app_browser.absorb(&first);
     let mut idp = Browser::default();
     let to_login = idp.send(&env, idp.request(Method::Get, first.header("location").unwrap()));
-    let html = String::from_utf8_lossy(
-        &idp.send(&env, idp.request(Method::Get, to_login.header("location").unwrap()))
-            .body,
-    )
-    .to_string();
-    let posted = idp.send(
-        &env,
-        idp.request(Method::Post, "/oauth2/login").with_form(&[
-            ("req", hidden(&html, "req").as_str()),
-            ("csrf", hidden(&html, "csrf").as_str()),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ]),
-    );
+    let posted = submit_login(&env, &mut idp, to_login.header("location").unwrap(), "alice", PASSWORD);
     let cb = idp.send(&env, idp.request(Method::Get, posted.header("location").unwrap()));
     let path = cb.header("location").unwrap().strip_prefix(APP).unwrap().to_owned();
     let elsewhere = env.send_at("https://evil.example", Request::new(Method::Get, &path));
@@ -290,17 +272,7 @@ fn app_on_gatehouses_own_host_accepts_the_sso_session_directly() {
             ),
         ),
     );
-    let html =
-        String::from_utf8_lossy(&b.send(&env, b.request(Method::Get, r.header("location").unwrap())).body).to_string();
-    b.send(
-        &env,
-        b.request(Method::Post, "/oauth2/login").with_form(&[
-            ("req", hidden(&html, "req").as_str()),
-            ("csrf", hidden(&html, "csrf").as_str()),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ]),
-    );
+    submit_login(&env, &mut b, r.header("location").unwrap(), "alice", PASSWORD);
     let f = forward(env.route_at(ISSUER, &b.request(Method::Get, "/app/x")));
     assert_eq!(f.url, "http://127.0.0.1:9/app/x");
 }
@@ -383,20 +355,7 @@ fn login_csrf_a_gateway_code_only_signs_in_the_browser_that_started_the_login() 
     attacker.absorb(&first);
     let mut idp = Browser::default();
     let to_login = idp.send(&env, idp.request(Method::Get, first.header("location").unwrap()));
-    let html = String::from_utf8_lossy(
-        &idp.send(&env, idp.request(Method::Get, to_login.header("location").unwrap()))
-            .body,
-    )
-    .to_string();
-    let posted = idp.send(
-        &env,
-        idp.request(Method::Post, "/oauth2/login").with_form(&[
-            ("req", hidden(&html, "req").as_str()),
-            ("csrf", hidden(&html, "csrf").as_str()),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ]),
-    );
+    let posted = submit_login(&env, &mut idp, to_login.header("location").unwrap(), "alice", PASSWORD);
     let cb = idp.send(&env, idp.request(Method::Get, posted.header("location").unwrap()));
     let path = cb.header("location").unwrap().strip_prefix(APP).unwrap().to_owned();
     let mut victim = Browser::default();

@@ -57,18 +57,13 @@ fn login(env: &TestEnv, b: &mut Browser, url: &str, username: &str, password: &s
         if loc.starts_with(REDIRECT) {
             return resp;
         }
+        if loc.starts_with("/oauth2/login") {
+            resp = submit_login(env, b, &loc, username, password);
+            continue;
+        }
         let page = b.send(env, b.request(Method::Get, &loc));
         let html = String::from_utf8_lossy(&page.body).to_string();
-        resp = if loc.starts_with("/oauth2/login") {
-            let form = [("req", hidden(&html, "req")), ("csrf", hidden(&html, "csrf"))];
-            let req = b.request(Method::Post, "/oauth2/login").with_form(&[
-                ("req", form[0].1.as_str()),
-                ("csrf", form[1].1.as_str()),
-                ("username", username),
-                ("password", password),
-            ]);
-            b.send(env, req)
-        } else if loc.starts_with("/oauth2/consent") {
+        resp = if loc.starts_with("/oauth2/consent") {
             let req = b.request(Method::Post, "/oauth2/consent").with_form(&[
                 ("req", hidden(&html, "req").as_str()),
                 ("csrf", hidden(&html, "csrf").as_str()),
@@ -634,16 +629,7 @@ fn denying_consent_returns_access_denied() {
     let mut b = Browser::default();
     let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "")));
     let login_url = r.header("location").unwrap().to_owned();
-    let html = String::from_utf8_lossy(&b.send(&env, b.request(Method::Get, &login_url)).body).to_string();
-    let r = b.send(
-        &env,
-        b.request(Method::Post, "/oauth2/login").with_form(&[
-            ("req", hidden(&html, "req").as_str()),
-            ("csrf", hidden(&html, "csrf").as_str()),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ]),
-    );
+    let r = submit_login(&env, &mut b, &login_url, "alice", PASSWORD);
     let r = b.send(&env, b.request(Method::Get, r.header("location").unwrap()));
     let consent = r.header("location").unwrap().to_owned();
     let html = String::from_utf8_lossy(&b.send(&env, b.request(Method::Get, &consent)).body).to_string();
@@ -787,16 +773,7 @@ fn a_consented_request_cannot_be_resumed_by_another_users_browser() {
     let mut mallory = Browser::default();
     let r = mallory.send(&env, mallory.request(Method::Get, &authorize_url(&rp, "")));
     let login_url = r.header("location").unwrap().to_owned();
-    let html = String::from_utf8_lossy(&mallory.send(&env, mallory.request(Method::Get, &login_url)).body).to_string();
-    let r = mallory.send(
-        &env,
-        mallory.request(Method::Post, "/oauth2/login").with_form(&[
-            ("req", hidden(&html, "req").as_str()),
-            ("csrf", hidden(&html, "csrf").as_str()),
-            ("username", "mallory"),
-            ("password", PASSWORD),
-        ]),
-    );
+    let r = submit_login(&env, &mut mallory, &login_url, "mallory", PASSWORD);
     let resume = r.header("location").unwrap().to_owned();
     let consent = mallory
         .send(&env, mallory.request(Method::Get, &resume))

@@ -4,13 +4,12 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::admin::{json_body, not_found, paging};
+use crate::admin::{audit, json_body, not_found, paging};
 use crate::crypto::{random_id, random_token, token_hash};
 use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{Request, Response};
 use crate::oidc::redirect_uri;
 use crate::store::clients::{self, Client, ClientMetadata};
-use crate::store::events;
 use crate::Ctx;
 
 const GRANTS: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
@@ -155,7 +154,7 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
     if !clients::insert(ctx.db, &client).await? {
         return Err(bad(ErrorCode::Conflict, "client_id is already taken"));
     }
-    audit(ctx, "admin_client_created", &client.client_id).await?;
+    audit(ctx, "admin_client_created", None, Some(&client.client_id)).await?;
     let mut body = view(&client);
     if let Some(s) = secret {
         // Shown once; only its hash is kept.
@@ -220,7 +219,7 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
     }
     c.updated_at = ctx.clock.now();
     clients::update(ctx.db, &c).await?;
-    audit(ctx, "admin_client_updated", &c.client_id).await?;
+    audit(ctx, "admin_client_updated", None, Some(&c.client_id)).await?;
     Ok(Response::json(200, &view(&c)))
 }
 
@@ -228,7 +227,7 @@ pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
     if !clients::delete(ctx.db, id, ctx.clock.now()).await? {
         return Err(not_found("client"));
     }
-    audit(ctx, "admin_client_deleted", id).await?;
+    audit(ctx, "admin_client_deleted", None, Some(id)).await?;
     Ok(Response::new(204))
 }
 
@@ -241,26 +240,9 @@ pub async fn rotate_secret(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
     c.secret_hash = Some(token_hash(&secret));
     c.updated_at = ctx.clock.now();
     clients::update(ctx.db, &c).await?;
-    audit(ctx, "admin_client_secret_rotated", &c.client_id).await?;
+    audit(ctx, "admin_client_secret_rotated", None, Some(&c.client_id)).await?;
     Ok(Response::json(
         200,
         &json!({ "client_id": c.client_id, "client_secret": secret, "client_secret_expires_at": 0 }),
     ))
-}
-
-async fn audit(ctx: &Ctx<'_>, kind: &str, client_id: &str) -> Result<(), Error> {
-    events::record(
-        ctx.db,
-        ctx.rng,
-        ctx.clock.now(),
-        events::Event {
-            kind,
-            user_id: None,
-            client_id: Some(client_id),
-            ip: None,
-            detail: json!({}),
-        },
-    )
-    .await?;
-    Ok(())
 }

@@ -78,3 +78,21 @@ pub fn paging(req: &Request) -> (i64, i64) {
 pub fn not_found(what: &str) -> Error {
     OAuthError::new(ErrorCode::NotFound, format!("{what} not found")).into()
 }
+
+/// Records an admin change as an event (who is affected: a user or a client).
+pub async fn audit(ctx: &Ctx<'_>, kind: &str, user_id: Option<&str>, client_id: Option<&str>) -> Result<(), Error> {
+    crate::store::events::record(
+        ctx.db,
+        ctx.rng,
+        ctx.clock.now(),
+        crate::store::events::Event {
+            kind,
+            user_id,
+            client_id,
+            ip: None,
+            detail: serde_json::json!({}),
+        },
+    )
+    .await?;
+    Ok(())
+}

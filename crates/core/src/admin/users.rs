@@ -4,14 +4,14 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::admin::{json_body, not_found, paging};
+use crate::admin::{audit, json_body, not_found, paging};
 use crate::crypto::random_id;
 use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{Request, Response};
 use crate::password;
 use crate::policy;
+use crate::store::sessions;
 use crate::store::users::{self, User, UserView};
-use crate::store::{events, sessions};
 use crate::Ctx;
 
 #[derive(Deserialize)]
@@ -114,7 +114,7 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
     if !users::insert(ctx.db, &user).await? {
         return Err(conflict());
     }
-    audit(ctx, "admin_user_created", &user.id).await?;
+    audit(ctx, "admin_user_created", Some(&user.id), None).await?;
     Ok(Response::json(201, &UserView::from(&user)))
 }
 
@@ -161,7 +161,7 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
     if disabling || password_changed {
         sessions::end_all_for_user(ctx.db, &user.id, now).await?;
     }
-    audit(ctx, "admin_user_updated", &user.id).await?;
+    audit(ctx, "admin_user_updated", Some(&user.id), None).await?;
     Ok(Response::json(200, &UserView::from(&user)))
 }
 
@@ -169,7 +169,7 @@ pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
     if !users::delete(ctx.db, id, ctx.clock.now()).await? {
         return Err(not_found("user"));
     }
-    audit(ctx, "admin_user_deleted", id).await?;
+    audit(ctx, "admin_user_deleted", Some(id), None).await?;
     Ok(Response::new(204))
 }
 
@@ -181,23 +181,6 @@ pub async fn unlock(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
     ctx.counters
         .unlock(&policy::user_key(&user.username), &rules.reputation)
         .await?;
-    audit(ctx, "admin_user_unlocked", &user.id).await?;
+    audit(ctx, "admin_user_unlocked", Some(&user.id), None).await?;
     Ok(Response::json(200, &UserView::from(&user)))
-}
-
-async fn audit(ctx: &Ctx<'_>, kind: &str, user_id: &str) -> Result<(), Error> {
-    events::record(
-        ctx.db,
-        ctx.rng,
-        ctx.clock.now(),
-        events::Event {
-            kind,
-            user_id: Some(user_id),
-            client_id: None,
-            ip: None,
-            detail: json!({}),
-        },
-    )
-    .await?;
-    Ok(())
 }

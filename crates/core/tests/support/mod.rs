@@ -246,6 +246,19 @@ impl Browser {
     }
 }
 
+/// Opens the login page at `login_url` in `b` and submits its form as `username`.
+pub fn submit_login(env: &TestEnv, b: &mut Browser, login_url: &str, username: &str, password: &str) -> Response {
+    let page = b.send(env, b.request(Method::Get, login_url));
+    let html = String::from_utf8_lossy(&page.body).to_string();
+    let form = b.request(Method::Post, "/oauth2/login").with_form(&[
+        ("req", hidden(&html, "req").as_str()),
+        ("csrf", hidden(&html, "csrf").as_str()),
+        ("username", username),
+        ("password", password),
+    ]);
+    b.send(env, form)
+}
+
 /// Extracts `name="…" value="…"` from a rendered form.
 pub fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");

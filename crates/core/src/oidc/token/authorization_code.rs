@@ -6,7 +6,6 @@ use crate::http::Params;
 use crate::oidc::pkce;
 use crate::oidc::scope;
 use crate::store::clients::Client;
-use crate::store::events;
 use crate::store::grants::{self, Redeemed};
 use crate::Ctx;
 
@@ -27,21 +26,7 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<c
     let record = match grants::redeem_code(ctx.db, &token_hash(code), now).await? {
         Redeemed::Fresh(c) => c,
         Redeemed::Reused { grant_id } => {
-            // RFC 6749 §4.1.2 / §10.5: a code used twice revokes what it issued.
-            grants::revoke_grant(ctx.db, &grant_id, now).await?;
-            events::record(
-                ctx.db,
-                ctx.rng,
-                now,
-                events::Event {
-                    kind: "code_reuse",
-                    user_id: None,
-                    client_id: Some(&client.client_id),
-                    ip: None,
-                    detail: serde_json::json!({ "grant_id": grant_id }),
-                },
-            )
-            .await?;
+            super::revoke_replayed_family(ctx, client, &grant_id, "code_reuse").await?;
             return Err(invalid());
         }
         Redeemed::Unknown => return Err(invalid()),

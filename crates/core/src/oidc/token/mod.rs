@@ -157,6 +157,28 @@ pub async fn grant_user_ok(ctx: &Ctx<'_>, grant: &Grant) -> Result<bool, Interna
     }
 }
 
+/// A replayed code or refresh token: the whole family it belongs to is revoked
+/// (RFC 6749 §4.1.2 for codes, OAuth 2.0 Security BCP §4.14.2 for refresh tokens) and the replay
+/// is recorded. The caller answers `invalid_grant`.
+pub async fn revoke_replayed_family(ctx: &Ctx<'_>, client: &Client, grant_id: &str, kind: &str) -> Result<(), Error> {
+    let now = ctx.clock.now();
+    grants::revoke_grant(ctx.db, grant_id, now).await?;
+    crate::store::events::record(
+        ctx.db,
+        ctx.rng,
+        now,
+        crate::store::events::Event {
+            kind,
+            user_id: None,
+            client_id: Some(&client.client_id),
+            ip: None,
+            detail: json!({ "grant_id": grant_id }),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 pub fn wants_refresh(client: &Client, scope_str: &str) -> bool {
     client.allows_grant("refresh_token") && scope::has(scope_str, "offline_access")
 }

@@ -6,7 +6,6 @@ use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{Params, Response};
 use crate::oidc::scope;
 use crate::store::clients::Client;
-use crate::store::events;
 use crate::store::grants::{self, Rotated};
 use crate::Ctx;
 
@@ -27,20 +26,7 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
     let token = match grants::rotate_refresh(ctx.db, &hash, now).await? {
         Rotated::Fresh(t) => t,
         Rotated::Reused { grant_id } => {
-            grants::revoke_grant(ctx.db, &grant_id, now).await?;
-            events::record(
-                ctx.db,
-                ctx.rng,
-                now,
-                events::Event {
-                    kind: "refresh_token_reuse",
-                    user_id: None,
-                    client_id: Some(&client.client_id),
-                    ip: None,
-                    detail: serde_json::json!({ "grant_id": grant_id }),
-                },
-            )
-            .await?;
+            super::revoke_replayed_family(ctx, client, &grant_id, "refresh_token_reuse").await?;
             return Err(invalid());
         }
         Rotated::Invalid => return Err(invalid()),
