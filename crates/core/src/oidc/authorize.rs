@@ -388,7 +388,6 @@ async fn resume_pending(
         expires_at: now + ctx.settings.refresh_absolute_ttl,
         revoked_at: None,
     };
-    grants::insert_grant(ctx.db, &grant).await?;
     let code = random_token(ctx.rng)?;
     let record = Code {
         grant_id: grant.id.clone(),
@@ -397,7 +396,13 @@ async fn resume_pending(
         code_challenge: pending.code_challenge.clone(),
         expires_at: now + ctx.settings.code_ttl,
     };
-    grants::insert_code(ctx.db, &token_hash(&code), &record, now).await?;
+    // The grant and its code are written together: one round trip, and never one without the other.
+    ctx.db
+        .batch(&[
+            grants::insert_grant_statement(&grant),
+            grants::insert_code_statement(&token_hash(&code), &record, now),
+        ])
+        .await?;
     let mut params = vec![("code", code)];
     if let Some(s) = &pending.state {
         params.push(("state", s.clone()));

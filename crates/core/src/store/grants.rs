@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::db::first;
+use crate::db::{first, Value};
 use crate::error::InternalError;
 use crate::ports::Db;
 use crate::{params, params_vec};
@@ -27,11 +27,12 @@ pub struct Grant {
     pub revoked_at: Option<i64>,
 }
 
-pub async fn insert_grant(db: &dyn Db, g: &Grant) -> Result<(), InternalError> {
-    db.execute(
+/// The statement that records a new grant, to run in one batch with what it first issues.
+pub fn insert_grant_statement(g: &Grant) -> (&'static str, Vec<Value>) {
+    (
         "INSERT INTO grants (id, client_id, user_id, session_hash, scope, auth_time, nonce, created_at, expires_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        &params![
+        params_vec![
             &g.id,
             &g.client_id,
             g.user_id.clone(),
@@ -42,19 +43,6 @@ pub async fn insert_grant(db: &dyn Db, g: &Grant) -> Result<(), InternalError> {
             g.created_at,
             g.expires_at
         ],
-    )
-    .await?;
-    Ok(())
-}
-
-pub async fn grant_by_id(db: &dyn Db, id: &str) -> Result<Option<Grant>, InternalError> {
-    first(
-        db.query(
-            "SELECT id, client_id, user_id, session_hash, scope, auth_time, nonce, created_at, expires_at, revoked_at \
-             FROM grants WHERE id = ?1",
-            &params![id],
-        )
-        .await?,
     )
 }
 
@@ -84,14 +72,20 @@ pub struct Code {
     pub expires_at: i64,
 }
 
-pub async fn insert_code(db: &dyn Db, code_hash: &str, c: &Code, now: i64) -> Result<(), InternalError> {
-    db.execute(
-        "INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri, code_challenge, created_at, expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        &params![code_hash, &c.grant_id, &c.client_id, &c.redirect_uri, c.code_challenge.clone(), now, c.expires_at],
+pub fn insert_code_statement(code_hash: &str, c: &Code, now: i64) -> (&'static str, Vec<Value>) {
+    (
+        "INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri, code_challenge, created_at, \
+         expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params_vec![
+            code_hash,
+            &c.grant_id,
+            &c.client_id,
+            &c.redirect_uri,
+            c.code_challenge.clone(),
+            now,
+            c.expires_at
+        ],
     )
-    .await?;
-    Ok(())
 }
 
 pub enum Redeemed {
@@ -233,15 +227,21 @@ pub enum Rotated {
     Invalid,
 }
 
-/// Marks a refresh token as used; exactly one caller ever gets `Fresh`.
-pub async fn rotate_refresh(db: &dyn Db, token_hash: &str, now: i64) -> Result<Rotated, InternalError> {
+/// Marks `client_id`'s refresh token as used; exactly one caller ever gets `Fresh`. Another
+/// client's token is left untouched (`Invalid`), so nobody can burn a token that is not theirs.
+pub async fn rotate_refresh(
+    db: &dyn Db,
+    token_hash: &str,
+    client_id: &str,
+    now: i64,
+) -> Result<Rotated, InternalError> {
     let fresh: Option<Token> = first(
         db.query(
             &format!(
-                "UPDATE tokens SET rotated_at = ?2 WHERE token_hash = ?1 AND kind = 'refresh' \
+                "UPDATE tokens SET rotated_at = ?3 WHERE token_hash = ?1 AND client_id = ?2 AND kind = 'refresh' \
                  AND rotated_at IS NULL AND revoked_at IS NULL RETURNING {TOKEN_COLUMNS}"
             ),
-            &params![token_hash, now],
+            &params![token_hash, client_id, now],
         )
         .await?,
     )?;
@@ -249,9 +249,26 @@ pub async fn rotate_refresh(db: &dyn Db, token_hash: &str, now: i64) -> Result<R
         return Ok(Rotated::Fresh(t));
     }
     Ok(match token_by_hash(db, token_hash).await? {
-        Some(t) if t.kind == "refresh" && t.rotated_at.is_some() => Rotated::Reused { grant_id: t.grant_id },
+        Some(t) if t.kind == "refresh" && t.client_id == client_id && t.rotated_at.is_some() => {
+            Rotated::Reused { grant_id: t.grant_id }
+        }
         _ => Rotated::Invalid,
     })
+}
+
+/// The grant `id` if tokens may still be issued from it: not revoked, not past its absolute
+/// lifetime, and its user (if any) still exists and is enabled. One query.
+pub async fn live_grant(db: &dyn Db, id: &str, now: i64) -> Result<Option<Grant>, InternalError> {
+    first(
+        db.query(
+            "SELECT g.id, g.client_id, g.user_id, g.session_hash, g.scope, g.auth_time, g.nonce, g.created_at, \
+             g.expires_at, g.revoked_at FROM grants g LEFT JOIN users u ON u.id = g.user_id \
+             WHERE g.id = ?1 AND g.revoked_at IS NULL AND g.expires_at > ?2 \
+             AND (g.user_id IS NULL OR (u.id IS NOT NULL AND u.disabled = 0))",
+            &params![id, now],
+        )
+        .await?,
+    )
 }
 
 /// RFC 7009: revokes one token; revoking a refresh token revokes its grant (§2.1 "SHOULD").

@@ -49,9 +49,8 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<c
         (None, None) if client.is_public() => return Err(OAuthError::invalid_grant("PKCE is required").into()),
         (None, None) => {}
     }
-    let grant = match grants::grant_by_id(ctx.db, &record.grant_id).await? {
-        Some(g) if g.revoked_at.is_none() && super::grant_user_ok(ctx, &g).await? => g,
-        _ => return Err(invalid()),
+    let Some(grant) = grants::live_grant(ctx.db, &record.grant_id, now).await? else {
+        return Err(invalid());
     };
     let scope_str = grant.scope.clone();
     super::issue(
@@ -63,6 +62,7 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<c
             refresh_scope: &scope_str,
             refresh: super::wants_refresh(client, &scope_str),
             id_token: scope::has(&scope_str, "openid"),
+            new_grant: false,
         },
     )
     .await

@@ -4,7 +4,7 @@ use crate::crypto::random_id;
 use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{Params, Response};
 use crate::store::clients::Client;
-use crate::store::grants::{self, Grant};
+use crate::store::grants::Grant;
 use crate::Ctx;
 
 /// Scopes that describe a user make no sense without one.
@@ -36,7 +36,6 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
         expires_at: now + ctx.settings.access_token_ttl,
         revoked_at: None,
     };
-    grants::insert_grant(ctx.db, &grant).await?;
     let scope_str = grant.scope.clone();
     super::issue(
         ctx,
@@ -47,6 +46,7 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
             refresh_scope: &scope_str,
             refresh: false,
             id_token: false,
+            new_grant: true,
         },
     )
     .await

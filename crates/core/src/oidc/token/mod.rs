@@ -8,14 +8,13 @@ mod refresh_token;
 use serde_json::{json, Map, Value};
 
 use crate::crypto::{b64url, random_token, sha256, token_hash};
-use crate::error::{Error, ErrorCode, InternalError, OAuthError};
+use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{Method, Request, Response};
 use crate::jwt;
 use crate::oidc::{client_auth, scope};
 use crate::ports::SigningAlg;
 use crate::store::clients::Client;
 use crate::store::grants::{self, Grant, NewToken, TokenKind};
-use crate::store::users;
 use crate::Ctx;
 
 pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
@@ -54,6 +53,8 @@ pub struct Issue<'a> {
     pub refresh_scope: &'a str,
     pub refresh: bool,
     pub id_token: bool,
+    /// The grant was just made (client_credentials): it is written in the same batch as its tokens.
+    pub new_grant: bool,
 }
 
 /// Mints the access token (RFC 9068 JWT), the refresh token and the ID token, stores the hashes,
@@ -74,7 +75,11 @@ pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Response, Error> {
     }
     let access_token = jwt::sign(ctx.signer, alg, &at, Some("at+jwt")).await?;
     let access_hash = token_hash(&access_token);
-    let mut statements = vec![grants::insert_token_statement(
+    let mut statements = Vec::new();
+    if i.new_grant {
+        statements.push(grants::insert_grant_statement(i.grant));
+    }
+    statements.push(grants::insert_token_statement(
         &NewToken {
             hash: &access_hash,
             kind: TokenKind::Access,
@@ -84,7 +89,7 @@ pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Response, Error> {
             expires_at: access_exp,
         },
         now,
-    )];
+    ));
 
     let refresh_token = if i.refresh { Some(random_token(ctx.rng)?) } else { None };
     let refresh_hash = refresh_token.as_deref().map(token_hash);
@@ -147,14 +152,6 @@ async fn id_token(
         claims["sid"] = json!(b64url(&sha256(s.as_bytes())[..16]));
     }
     Ok(jwt::sign(ctx.signer, alg, &claims, Some("JWT")).await?)
-}
-
-/// The grant's user, if it has one and they are still allowed in.
-pub async fn grant_user_ok(ctx: &Ctx<'_>, grant: &Grant) -> Result<bool, InternalError> {
-    match &grant.user_id {
-        None => Ok(true),
-        Some(id) => Ok(users::by_id(ctx.db, id).await?.is_some_and(|u| !u.disabled)),
-    }
 }
 
 /// A replayed code or refresh token: the whole family it belongs to is revoked

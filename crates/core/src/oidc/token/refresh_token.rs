@@ -18,12 +18,7 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
     let now = ctx.clock.now();
     let invalid = || Error::from(OAuthError::invalid_grant("invalid refresh token"));
 
-    // Check the binding before marking it used, so another client cannot burn it.
-    match grants::token_by_hash(ctx.db, &hash).await? {
-        Some(t) if t.kind == "refresh" && t.client_id == client.client_id => {}
-        _ => return Err(invalid()),
-    }
-    let token = match grants::rotate_refresh(ctx.db, &hash, now).await? {
+    let token = match grants::rotate_refresh(ctx.db, &hash, &client.client_id, now).await? {
         Rotated::Fresh(t) => t,
         Rotated::Reused { grant_id } => {
             super::revoke_replayed_family(ctx, client, &grant_id, "refresh_token_reuse").await?;
@@ -34,9 +29,8 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
     if token.expires_at <= now {
         return Err(invalid());
     }
-    let grant = match grants::grant_by_id(ctx.db, &token.grant_id).await? {
-        Some(g) if g.revoked_at.is_none() && g.expires_at > now && super::grant_user_ok(ctx, &g).await? => g,
-        _ => return Err(invalid()),
+    let Some(grant) = grants::live_grant(ctx.db, &token.grant_id, now).await? else {
+        return Err(invalid());
     };
     // RFC 6749 §6: a narrower scope may be asked for, never a wider one.
     let scope_str = match form.get("scope")? {
@@ -56,6 +50,7 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
             // The family goes on as long as the grant's offline_access does.
             refresh: super::wants_refresh(client, &grant.scope),
             id_token: scope::has(&scope_str, "openid"),
+            new_grant: false,
         },
     )
     .await
