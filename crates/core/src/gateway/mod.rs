@@ -8,17 +8,15 @@ pub mod headers;
 pub mod login;
 pub mod return_url;
 
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::crypto::{b64url, constant_time_eq, hmac_sha256};
-use crate::db::first;
 use crate::error::{Error, ErrorCode, InternalError, OAuthError};
 use crate::http::{append_query, Method, Request, Response};
 use crate::oidc::cookies;
 use crate::ports::SigningAlg;
-use crate::store::{sessions, users};
-use crate::{jwt, params, Ctx};
+use crate::store::users;
+use crate::{jwt, Ctx};
 use apps::App;
 use headers::HeaderPolicy;
 
@@ -133,32 +131,16 @@ pub async fn route(ctx: &Ctx<'_>, req: &Request) -> Option<Outcome> {
 
 /// The signed-in user on this request: the app-host session, or the SSO session itself when the
 /// app shares Gatehouse's host.
-async fn signed_in_user(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Option<String>, InternalError> {
+async fn signed_in_user(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Option<users::User>, InternalError> {
     let now = ctx.clock.now();
     if let Some(hash) = app_session_hash(ctx, req) {
-        #[derive(Deserialize)]
-        struct R {
-            user_id: String,
-        }
-        let row: Option<R> = first(
-            ctx.db
-                .query(
-                    "SELECT a.user_id FROM app_sessions a \
-                     JOIN sessions s ON s.id_hash = a.sso_session_hash \
-                     JOIN apps p ON p.id = a.app_id JOIN users u ON u.id = a.user_id \
-                     WHERE a.id_hash = ?1 AND a.expires_at > ?2 AND s.ended_at IS NULL AND s.expires_at > ?2 \
-                     AND p.host = ?3 AND u.disabled = 0",
-                    &params![hash, now, app.host.clone()],
-                )
-                .await?,
-        )?;
-        if let Some(r) = row {
-            return Ok(Some(r.user_id));
+        if let Some(user) = users::by_app_session(ctx.db, &hash, &app.host, now).await? {
+            return Ok(Some(user));
         }
     }
     if host_of(ctx.issuer()).eq_ignore_ascii_case(&app.host) {
         if let Some(hash) = cookies::session_hash(ctx, req) {
-            return Ok(sessions::active(ctx.db, &hash, now).await?.map(|s| s.user_id));
+            return users::by_sso_session(ctx.db, &hash, now).await;
         }
     }
     Ok(None)
@@ -200,10 +182,7 @@ fn is_gatehouse_cookie(name: &str) -> bool {
 async fn forward(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Outcome, Error> {
     let mut identity: Option<(users::User, Vec<String>)> = None;
     if app.require_login {
-        let Some(user_id) = signed_in_user(ctx, req, app).await? else {
-            return Ok(Outcome::Respond(login_redirect(ctx, req, app)?));
-        };
-        let Some(user) = users::by_id(ctx.db, &user_id).await?.filter(|u| !u.disabled) else {
+        let Some(user) = signed_in_user(ctx, req, app).await? else {
             return Ok(Outcome::Respond(login_redirect(ctx, req, app)?));
         };
         let groups = user.groups.clone();

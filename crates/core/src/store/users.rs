@@ -71,6 +71,53 @@ pub async fn by_id(db: &dyn Db, id: &str) -> Result<Option<User>, InternalError>
     )
 }
 
+/// The enabled user signed in by the live SSO session `session_hash`, in one query.
+pub async fn by_sso_session(db: &dyn Db, session_hash: &str, now: i64) -> Result<Option<User>, InternalError> {
+    first(
+        db.query(
+            &format!(
+                "SELECT {} FROM sessions s JOIN users u ON u.id = s.user_id \
+                 WHERE s.id_hash = ?1 AND s.ended_at IS NULL AND s.expires_at > ?2 AND u.disabled = 0",
+                prefixed("u")
+            ),
+            &params![session_hash, now],
+        )
+        .await?,
+    )
+}
+
+/// The enabled user of a live app-host session on `host` (its SSO session still live), in one
+/// query.
+pub async fn by_app_session(
+    db: &dyn Db,
+    app_session_hash: &str,
+    host: &str,
+    now: i64,
+) -> Result<Option<User>, InternalError> {
+    first(
+        db.query(
+            &format!(
+                "SELECT {} FROM app_sessions a JOIN sessions s ON s.id_hash = a.sso_session_hash \
+                 JOIN apps p ON p.id = a.app_id JOIN users u ON u.id = a.user_id \
+                 WHERE a.id_hash = ?1 AND a.expires_at > ?2 AND s.ended_at IS NULL AND s.expires_at > ?2 \
+                 AND p.host = ?3 AND u.disabled = 0",
+                prefixed("u")
+            ),
+            &params![app_session_hash, now, host],
+        )
+        .await?,
+    )
+}
+
+/// The user columns qualified by a table alias, for joins.
+fn prefixed(alias: &str) -> String {
+    COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub async fn by_username(db: &dyn Db, username: &str) -> Result<Option<User>, InternalError> {
     first(
         db.query(
