@@ -278,6 +278,16 @@ export async function loginThroughForm({
 }
 
 /** Fetches the login page for `authorizeUrl` (no session): returns { jar, url, res, html, form }. */
+/** A code + PKCE (S256) authorization URL for `clientId`, with fixed state and challenge. */
+export function pkceAuthorizeUrl(gh, clientId, { scope = "openid" } = {}) {
+  const url = new URL(`${gh.url}/oauth2/authorize`);
+  for (const [k, v] of Object.entries({
+    response_type: "code", client_id: clientId, redirect_uri: REDIRECT_URI, scope,
+    state: "s", code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", code_challenge_method: "S256",
+  })) url.searchParams.set(k, v);
+  return url;
+}
+
 export async function openLoginPage(authorizeUrl, jar = new CookieJar()) {
   let url = new URL(authorizeUrl);
   let res = await send(jar, url, { headers: { accept: "text/html" } });

@@ -6,7 +6,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { startGatehouse, makeSecrets, freePort } from "./harness.mjs";
-import { adminApi, CookieJar, send, findLoginForm, REDIRECT_URI } from "./helpers.mjs";
+import { pkceAuthorizeUrl, adminApi, CookieJar, send, findLoginForm } from "./helpers.mjs";
 
 const SITE_KEY = "0x4AAAAAAAe2eSiteKey";
 const TURNSTILE_SECRET = "0x4AAAAAAAe2e-turnstile-secret";
@@ -56,11 +56,7 @@ after(async () => {
 async function loginPage(gh, ip) {
   const client = await adminApi(gh).createClient();
   const jar = new CookieJar();
-  const authz = new URL(`${gh.url}/oauth2/authorize`);
-  for (const [k, v] of Object.entries({
-    response_type: "code", client_id: client.client_id, redirect_uri: REDIRECT_URI, scope: "openid",
-    state: "s", code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", code_challenge_method: "S256",
-  })) authz.searchParams.set(k, v);
+  const authz = pkceAuthorizeUrl(gh, client.client_id);
   const r = await send(jar, authz, { headers: { "cf-connecting-ip": ip } });
   const url = new URL(r.headers.get("location"), gh.url);
   const page = await send(jar, url, { headers: { "cf-connecting-ip": ip } });

@@ -15,7 +15,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { startGatehouse } from "./harness.mjs";
-import { adminApi, CookieJar, send, findLoginForm, REDIRECT_URI } from "./helpers.mjs";
+import { pkceAuthorizeUrl, adminApi, CookieJar, send, findLoginForm } from "./helpers.mjs";
 
 const LIMITS = {
   GATEHOUSE_RATE_LIMIT_RPS: "1",
@@ -80,11 +80,7 @@ test("the login form answers 429 as the login page, with Retry-After", async () 
   const client = await admin.createClient();
   const from = ip();
   const jar = new CookieJar();
-  const authz = new URL(`${gh.url}/oauth2/authorize`);
-  for (const [k, v] of Object.entries({
-    response_type: "code", client_id: client.client_id, redirect_uri: REDIRECT_URI, scope: "openid",
-    state: "s", code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", code_challenge_method: "S256",
-  })) authz.searchParams.set(k, v);
+  const authz = pkceAuthorizeUrl(gh, client.client_id);
   const first = await send(jar, authz, { headers: { "cf-connecting-ip": from } });
   const loginUrl = new URL(first.headers.get("location"), gh.url);
   const page = await send(jar, loginUrl, { headers: { "cf-connecting-ip": from } });

@@ -235,10 +235,7 @@ fn logging_out_of_gatehouse_ends_the_app_session() {
     let b = sign_in(&env, "/wiki/");
     env.db.count("SELECT COUNT(*) FROM app_sessions");
     // End every SSO session (what logout does for the user's session).
-    let uid = env.admin(Method::Get, "/admin/api/users", None).json_body()["users"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let uid = env.user_id("alice");
     env.admin(
         Method::Patch,
         &format!("/admin/api/users/{uid}"),

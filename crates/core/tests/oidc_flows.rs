@@ -720,10 +720,7 @@ fn disabled_user_loses_sessions_and_tokens() {
     let rp = confidential(&env, json!({}));
     let code = code_for(&env, &rp);
     let t = exchange(&env, &rp, &code).json_body();
-    let uid = env.admin(Method::Get, "/admin/api/users", None).json_body()["users"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let uid = env.user_id("alice");
     env.admin(
         Method::Patch,
         &format!("/admin/api/users/{uid}"),
@@ -811,10 +808,7 @@ fn a_password_reset_revokes_refresh_tokens() {
     let rp = confidential(&env, json!({}));
     let code = code_for(&env, &rp);
     let t = exchange(&env, &rp, &code).json_body();
-    let uid = env.admin(Method::Get, "/admin/api/users", None).json_body()["users"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let uid = env.user_id("alice");
     env.admin(
         Method::Patch,
         &format!("/admin/api/users/{uid}"),

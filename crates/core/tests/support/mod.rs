@@ -190,6 +190,14 @@ impl TestEnv {
         r.json_body()["id"].as_str().expect("id").to_owned()
     }
 
+    /// The id of the user `username`, as the admin API lists it.
+    pub fn user_id(&self, username: &str) -> String {
+        let users = self.admin(Method::Get, "/admin/api/users", None).json_body();
+        let list = users["users"].as_array().expect("users");
+        let user = list.iter().find(|u| u["username"] == username).expect("user exists");
+        user["id"].as_str().expect("id").to_owned()
+    }
+
     /// Creates a client; returns (client_id, secret).
     pub fn create_client(&self, body: serde_json::Value) -> (String, Option<String>) {
         let r = self.admin(Method::Post, "/admin/api/clients", Some(body));
