@@ -69,7 +69,7 @@ impl Db for Unavailable {
     async fn execute(&self, _: &str, _: &[Value]) -> Result<u64, InternalError> {
         Err(self.err())
     }
-    async fn batch(&self, _: &[(&str, Vec<Value>)]) -> Result<(), InternalError> {
+    async fn batch(&self, _: &[(&str, Vec<Value>)]) -> Result<Vec<u64>, InternalError> {
         Err(self.err())
     }
 }
@@ -219,7 +219,14 @@ pub async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Res
     };
 
     let path = req.path();
-    let own = gatehouse_core::gateway::is_reserved(&path);
+    let origin = match req.url() {
+        Ok(url) => url.origin().ascii_serialization(),
+        Err(e) => return misconfigured(&InternalError::new(format!("request url: {e}"))),
+    };
+    if let Err(e) = settings.check_origin(&origin) {
+        return misconfigured(&e);
+    }
+    let own = gatehouse_core::owns(settings, &origin, &path);
     let mut req = req;
     let (core_req, origin) = match to_core(&mut req, own).await {
         Ok(r) => r,
@@ -250,7 +257,12 @@ pub async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Res
     if let Some(resp) = gatehouse_core::handle(&ctx, &core_req).await {
         return to_worker(resp);
     }
-    if path.starts_with("/static/") {
+    // Static files: `/static/` on the issuer's host, `/.gatehouse/static/` on every host (for
+    // the pages Gatehouse serves on an app's host, where `/static/` is the app's).
+    if let Some(file) = path.strip_prefix("/.gatehouse").filter(|p| p.starts_with("/static/")) {
+        return static_asset(&ctx, &env, file).await;
+    }
+    if own && path.starts_with("/static/") {
         return static_asset(&ctx, &env, &path).await;
     }
     match gatehouse_core::gateway::route(&ctx, &core_req).await {

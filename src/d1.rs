@@ -50,12 +50,18 @@ impl Db for D1 {
         Ok(changes as u64)
     }
 
-    async fn batch(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), InternalError> {
+    async fn batch(&self, statements: &[(&str, Vec<Value>)]) -> Result<Vec<u64>, InternalError> {
         let prepared = statements
             .iter()
             .map(|(sql, params)| self.statement(sql, params))
             .collect::<Result<Vec<_>, _>>()?;
-        self.0.batch(prepared).await.map_err(|e| err("batch", e))?;
-        Ok(())
+        let results = self.0.batch(prepared).await.map_err(|e| err("batch", e))?;
+        results
+            .iter()
+            .map(|r| {
+                let meta = r.meta().map_err(|e| err("meta", e))?;
+                Ok(meta.and_then(|m| m.changes).unwrap_or(0) as u64)
+            })
+            .collect()
     }
 }

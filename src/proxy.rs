@@ -72,6 +72,7 @@ pub async fn forward(
         .entries()
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
+    gateway::clean_origin_response(&mut out_headers);
     headers::apply(&mut out_headers, &f.policy, f.https);
     let status = upstream.status_code();
     let sys: web_sys::Response = upstream.into();

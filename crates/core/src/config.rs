@@ -138,6 +138,34 @@ impl Settings {
         s.policy = crate::policy::PolicySettings::from_lookup(&get)?;
         Ok(s)
     }
+
+    /// Refuses to serve a request that is not local development without an https issuer:
+    /// with `GATEHOUSE_ISSUER` unset the issuer would follow the Host header, and the gateway
+    /// would put the SSO login form and cookies in whatever app host a request arrived on.
+    pub fn check_origin(&self, origin: &str) -> Result<(), InternalError> {
+        let https_issuer = self.issuer.as_deref().is_some_and(|i| i.starts_with("https://"));
+        if https_issuer || is_loopback(origin) {
+            Ok(())
+        } else {
+            Err(InternalError::new(
+                "GATEHOUSE_ISSUER must be set to an https URL (like https://id.example.com) outside local development",
+            ))
+        }
+    }
+}
+
+/// Whether an origin is on this machine (`localhost`, `127.0.0.0/8`, `[::1]`): local development.
+pub fn is_loopback(origin: &str) -> bool {
+    let authority = crate::gateway::host_of(origin);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    let host = host.to_ascii_lowercase();
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host == "localhost",
+    }
 }
 
 /// Parses a comma-separated list of exact origins; `*` and anything with a path are refused.
@@ -156,4 +184,47 @@ fn parse_origins(value: &str) -> Result<Vec<String>, InternalError> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_issuer(issuer: Option<&str>) -> Settings {
+        Settings {
+            issuer: issuer.map(str::to_owned),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn outside_local_development_an_https_issuer_is_required() {
+        // Unset: the issuer would follow the Host header, so an app host would get the login.
+        let e = with_issuer(None).check_origin("https://app.example.com").unwrap_err();
+        assert!(e.0.contains("GATEHOUSE_ISSUER"), "{e}");
+        assert!(with_issuer(Some("http://id.example.com"))
+            .check_origin("http://id.example.com")
+            .is_err());
+        assert!(with_issuer(Some("https://id.example.com"))
+            .check_origin("https://app.example.com")
+            .is_ok());
+        for local in [
+            "http://127.0.0.1:8787",
+            "http://127.8.0.1",
+            "http://localhost:8787",
+            "http://LOCALHOST",
+            "http://[::1]:8787",
+        ] {
+            assert!(with_issuer(None).check_origin(local).is_ok(), "{local}");
+        }
+        for remote in [
+            "http://10.0.0.1",
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io",
+            "http://[::2]",
+            "http://0.0.0.0",
+        ] {
+            assert!(with_issuer(None).check_origin(remote).is_err(), "{remote}");
+        }
+    }
 }

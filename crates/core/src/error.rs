@@ -50,6 +50,10 @@ pub enum ErrorCode {
     ConsentRequired,
     /// OIDC Core §3.1.2.6.
     InteractionRequired,
+    /// OIDC Core §3.1.2.6: the `request` parameter (a request object) is not supported.
+    RequestNotSupported,
+    /// OIDC Core §3.1.2.6: the `request_uri` parameter is not supported.
+    RequestUriNotSupported,
     /// RFC 6750 §3.1: bearer token invalid at a resource (userinfo).
     InvalidToken,
     /// RFC 7009 §2.2.1.
@@ -85,6 +89,8 @@ impl ErrorCode {
             LoginRequired => "login_required",
             ConsentRequired => "consent_required",
             InteractionRequired => "interaction_required",
+            RequestNotSupported => "request_not_supported",
+            RequestUriNotSupported => "request_uri_not_supported",
             InvalidToken => "invalid_token",
             UnsupportedTokenType => "unsupported_token_type",
             InvalidRedirectUri => "invalid_redirect_uri",
@@ -181,6 +187,13 @@ impl Error {
             // RFC 6749 §5.2: 401 with the scheme the client tried; Basic is the one we offer.
             resp.set_header("www-authenticate", "Basic realm=\"gatehouse\"");
         }
+        resp
+    }
+
+    /// The JSON body with another status (413 for an oversized body).
+    pub fn into_json_with_status(self, status: u16) -> Response {
+        let mut resp = self.into_json();
+        resp.status = status;
         resp
     }
 

@@ -13,6 +13,7 @@ pub mod health;
 pub mod http;
 pub mod jwt;
 pub mod keys;
+pub mod limits;
 pub mod log;
 pub mod oidc;
 pub mod pages;
@@ -53,10 +54,26 @@ impl Ctx<'_> {
     }
 }
 
+/// Whether `path` is Gatehouse's own on the host `origin`. On the issuer's host: the OIDC
+/// endpoints, the admin API, discovery, health and static files. On any other host (an app's)
+/// only `/.gatehouse/*`: the SSO login, its cookies and the admin API must never live in an app's
+/// web origin, where a compromised app could read them; every other path there is the app's.
+pub fn owns(settings: &Settings, origin: &str, path: &str) -> bool {
+    let on_issuer_host = match &settings.issuer {
+        // Unset (local development): the issuer is whatever origin the request came to.
+        None => true,
+        Some(issuer) => gateway::host_of(issuer).eq_ignore_ascii_case(gateway::host_of(origin)),
+    };
+    path.starts_with("/.gatehouse/") || (on_issuer_host && gateway::is_reserved(path))
+}
+
 /// Dispatches a request to its endpoint and sets the security headers of Gatehouse's own
 /// responses in one place. `None` means "not Gatehouse's": the adapter then tries the gateway,
 /// a static asset, or answers 404.
 pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Option<Response> {
+    if !owns(ctx.settings, &ctx.origin, &req.path) {
+        return None;
+    }
     let mut resp = dispatch(ctx, req).await?;
     cors::apply(ctx, req, &mut resp);
     Some(secure_own_response(ctx, resp))

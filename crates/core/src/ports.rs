@@ -29,8 +29,8 @@ pub trait Db {
     async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, InternalError>;
     /// Runs a statement and returns how many rows it changed.
     async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, InternalError>;
-    /// Runs statements atomically: all or none.
-    async fn batch(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), InternalError>;
+    /// Runs statements atomically (all or none), in order, and returns how many rows each changed.
+    async fn batch(&self, statements: &[(&str, Vec<Value>)]) -> Result<Vec<u64>, InternalError>;
 }
 
 /// Signature algorithms Gatehouse signs and verifies with (JWA, RFC 7518).

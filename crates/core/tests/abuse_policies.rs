@@ -502,7 +502,7 @@ fn score(env: &TestEnv, key: &str) -> i64 {
 }
 
 #[test]
-fn failures_lower_and_successes_raise_the_ip_and_username_scores_within_bounds() {
+fn failures_lower_both_scores_and_successes_raise_only_the_usernames_within_bounds() {
     let (env, _, client_id) = locked_env();
     let page = open_login(&env, &client_id, "203.0.113.7");
     for u in ["bob", "carol", "dave"] {
@@ -511,7 +511,7 @@ fn failures_lower_and_successes_raise_the_ip_and_username_scores_within_bounds()
     assert_eq!(score(&env, "ip:203.0.113.7"), -3);
     assert_eq!(score(&env, "user:bob"), -1);
     assert_eq!(page.submit(&env, "203.0.113.7", "alice", PASSWORD).status, 303);
-    assert_eq!(score(&env, "ip:203.0.113.7"), -2);
+    assert_eq!(score(&env, "ip:203.0.113.7"), -3, "a success earns the IP no credit");
     assert_eq!(score(&env, "user:alice"), 1);
     for _ in 0..20 {
         let page = open_login(&env, &client_id, "198.51.100.1");
@@ -562,6 +562,37 @@ fn a_low_ip_reputation_requires_a_verified_turnstile_token() {
     assert!(!open_login(&env, &client_id, "198.51.100.1")
         .html
         .contains("cf-turnstile"));
+}
+
+#[test]
+fn own_successes_do_not_shield_a_password_spray() {
+    // The attacker owns "alice" and alternates a successful sign-in to it with one guess against
+    // another username. If successes credited the IP, its score would hover at 0 for ever.
+    let (mut env, _, _) = locked_env();
+    with_turnstile(&mut env);
+    let client_id = client(&env);
+    let ip = "203.0.113.7";
+    let mut asked = false;
+    for i in 0..6 {
+        let page = open_login(&env, &client_id, ip);
+        if page.html.contains("cf-turnstile") {
+            asked = true;
+            break;
+        }
+        let own = page.submit(&env, ip, "alice", PASSWORD);
+        assert_eq!(own.status, 303, "round {i}: the attacker's own account signs in");
+        let page = open_login(&env, &client_id, ip);
+        let guess = page.submit(&env, ip, &format!("victim{i}"), "Winter2026!");
+        if body(&guess).contains("cf-turnstile") {
+            asked = true;
+            break;
+        }
+    }
+    assert!(
+        asked,
+        "after five guesses the IP must solve the CAPTCHA, whatever it signed in to"
+    );
+    assert_eq!(score(&env, "ip:203.0.113.7"), -5);
 }
 
 #[test]
@@ -627,4 +658,61 @@ fn counter_records_are_one_per_key_and_peeking_creates_none() {
     let mut keys = env.counters.keys();
     keys.sort();
     assert_eq!(keys, vec!["ip:198.51.100.1", "ip:203.0.113.7"]);
+}
+
+#[test]
+fn unauthenticated_writes_authorize_gateway_start_and_csp_reports_are_rate_limited_per_ip() {
+    let mut env = TestEnv::new();
+    env.settings.policy.page_rate_limit = vec![Tier::per_second(1, 3)];
+    let client_id = client(&env);
+    let authorize = || {
+        let url = format!(
+            "/oauth2/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid&code_challenge={CHALLENGE}&code_challenge_method=S256",
+            form_encode(REDIRECT)
+        );
+        Request::new(Method::Get, &url).with_header("cf-connecting-ip", "203.0.113.7")
+    };
+    assert_eq!(passed(&env, 10, authorize), 3);
+    assert_eq!(
+        env.db.count("SELECT COUNT(*) FROM auth_requests"),
+        3,
+        "a refused request stores nothing"
+    );
+    let r = env.send(authorize());
+    assert_eq!(r.status, 429);
+    assert!(r.header("retry-after").is_some());
+    let gateway = || Request::new(Method::Get, "/oauth2/gateway?app=x").with_header("cf-connecting-ip", "203.0.113.7");
+    assert_eq!(passed(&env, 10, gateway), 3, "its own bucket");
+    let report = || {
+        Request::new(Method::Post, "/.gatehouse/csp-report")
+            .with_header("cf-connecting-ip", "203.0.113.7")
+            .with_json(&json!({"csp-report": {}}))
+    };
+    assert_eq!(passed(&env, 10, report), 3);
+    assert_eq!(count_events(&env, "csp_report"), 3);
+    // Another IP has its own budget.
+    assert_eq!(
+        env.send(authorize().with_header("cf-connecting-ip", "198.51.100.1"))
+            .status,
+        303
+    );
+}
+
+#[test]
+fn an_oversized_username_is_refused_and_neither_counted_nor_logged() {
+    let (env, _, client_id) = locked_env();
+    let page = open_login(&env, &client_id, "203.0.113.7");
+    let r = page.submit(&env, "203.0.113.7", &"u".repeat(257), "guess");
+    assert_eq!(r.status, 400);
+    assert!(body(&r).contains("That username is too long."));
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM events WHERE kind NOT LIKE 'admin_%'"),
+        0
+    );
+    assert_eq!(score(&env, "ip:203.0.113.7"), 0);
+    // At the bound it is an ordinary failed attempt.
+    let r = page.submit(&env, "203.0.113.7", &"u".repeat(256), "guess");
+    assert_eq!(r.status, 401);
+    assert_eq!(count_events(&env, "login_failed"), 1);
 }

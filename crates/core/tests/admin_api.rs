@@ -133,3 +133,24 @@ fn healthz_answers_503_when_the_counter_store_is_down() {
     assert_eq!(r.status, 503);
     assert_eq!(r.json_body()["checks"]["durable_object"], "unavailable");
 }
+
+#[test]
+fn rfc9068_6_a_client_id_cannot_take_the_user_subject_prefix() {
+    // A client_credentials token's `sub` is the client_id: it must never equal a user's.
+    let env = TestEnv::new();
+    for id in ["usr_0123456789abcdef", "USR_admin"] {
+        let r = env.admin(
+            Method::Post,
+            "/admin/api/clients",
+            Some(json!({"client_id": id, "grant_types": ["client_credentials"], "response_types": []})),
+        );
+        assert_eq!(r.status, 400, "{id}");
+        assert_eq!(r.json_body()["error"], "invalid_client_metadata");
+    }
+    let r = env.admin(
+        Method::Post,
+        "/admin/api/clients",
+        Some(json!({"client_id": "user-sync", "grant_types": ["client_credentials"], "response_types": []})),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+}

@@ -162,17 +162,18 @@ fn users_outside_the_allowed_lists_get_403() {
 }
 
 #[test]
-fn gatehouse_paths_stay_gatehouses_own_and_unknown_hosts_are_not_routed() {
+fn on_the_issuers_host_gatehouse_paths_stay_its_own_and_unknown_hosts_are_not_routed() {
     let env = TestEnv::new();
-    app(&env, json!({"path_prefix": "/"}));
+    app(&env, json!({"host": "id.example.com", "path_prefix": "/"}));
     for p in [
         "/oauth2/token",
         "/.well-known/openid-configuration",
         "/admin/api/users",
         "/healthz",
+        "/static/gatehouse.css",
         "/.gatehouse/callback",
     ] {
-        assert!(env.route_at(APP, &Request::new(Method::Get, p)).is_none(), "{p}");
+        assert!(env.route_at(ISSUER, &Request::new(Method::Get, p)).is_none(), "{p}");
     }
     assert!(env
         .route_at("https://other.example.com", &Request::new(Method::Get, "/wiki/"))
@@ -183,6 +184,43 @@ fn gatehouse_paths_stay_gatehouses_own_and_unknown_hosts_are_not_routed() {
         Some(json!({"name": "x", "host": "h.example.com", "path_prefix": "/oauth2/", "origin": "http://o:1"})),
     );
     assert_eq!(r.status, 400, "reserved prefixes cannot be claimed");
+}
+
+#[test]
+fn an_app_host_serves_no_login_admin_or_discovery_of_gatehouse_only_its_app_and_dot_gatehouse() {
+    // The SSO login form, its cookies and the admin API must never live in an app's web origin,
+    // where a compromised app (a service worker, a script) could read what is typed there.
+    let env = TestEnv::new();
+    app(&env, json!({"path_prefix": "/"}));
+    for p in [
+        "/oauth2/authorize?client_id=x",
+        "/oauth2/login?req=x",
+        "/oauth2/token",
+        "/admin/api/users",
+        "/.well-known/openid-configuration",
+        "/healthz",
+    ] {
+        let mut req = Request::new(Method::Get, p);
+        req = req.with_header("authorization", &format!("Bearer {ADMIN_TOKEN}"));
+        assert_eq!(
+            env.send_at(APP, req.clone()).status,
+            404,
+            "{p} is not Gatehouse's on an app host"
+        );
+        // ...it is the app's, like any other path there.
+        let to_login = respond(env.route_at(APP, &req));
+        assert_eq!(to_login.status, 302, "{p}");
+    }
+    assert!(
+        env.route_at(APP, &Request::new(Method::Get, "/.gatehouse/callback"))
+            .is_none(),
+        "/.gatehouse/ stays Gatehouse's on every host"
+    );
+    assert_eq!(
+        env.send_at(APP, Request::new(Method::Get, "/.gatehouse/callback?code=x"))
+            .status,
+        400
+    );
 }
 
 #[test]
@@ -396,4 +434,87 @@ fn path_confusion_encoded_dotted_or_recased_paths_never_bypass_a_protected_prefi
         env.route_at(APP, &Request::new(Method::Get, "/public%20page")),
         Some(Outcome::Forward(_))
     ));
+}
+
+#[test]
+fn a_disabled_app_answers_503_instead_of_falling_through_to_a_broader_public_app() {
+    // `/` is public and `/console/` restricted on the same host. Disabling `/console/` must not
+    // make `/console/*` match `/` and reach the origin anonymously.
+    let env = TestEnv::new();
+    app(
+        &env,
+        json!({"name": "Site", "path_prefix": "/", "require_login": false}),
+    );
+    let console = app(&env, json!({"name": "Console", "path_prefix": "/console/"}));
+    let r = env.admin(
+        Method::Put,
+        &format!("/admin/api/apps/{console}"),
+        Some(
+            json!({"name": "Console", "host": "app.example.com", "path_prefix": "/console/",
+                    "origin": "http://10.0.0.5:8080", "disabled": true}),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    for p in ["/console/", "/console/users", "/console"] {
+        let r = respond(env.route_at(APP, &Request::new(Method::Get, p)));
+        assert_eq!(r.status, 503, "{p}");
+        assert!(String::from_utf8_lossy(&r.body).contains("Console is not available"));
+    }
+    // The public app still serves the rest; deleting the console app removes its match.
+    forward(env.route_at(APP, &Request::new(Method::Get, "/about")));
+    assert_eq!(
+        env.admin(Method::Delete, &format!("/admin/api/apps/{console}"), None)
+            .status,
+        204
+    );
+    forward(env.route_at(APP, &Request::new(Method::Get, "/console/")));
+}
+
+#[test]
+fn an_oversized_csp_report_is_refused_with_413_and_nothing_is_kept() {
+    let env = TestEnv::new();
+    let big = json!({"csp-report": {"document-uri": "x".repeat(5000)}});
+    let r = env.send_at(
+        APP,
+        Request::new(Method::Post, "/.gatehouse/csp-report").with_json(&big),
+    );
+    assert_eq!(r.status, 413);
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM events"), 0);
+}
+
+#[test]
+fn an_oversized_gateway_return_url_is_refused_and_stores_nothing() {
+    let env = TestEnv::new();
+    let id = app(&env, json!({}));
+    let long = format!("https://app.example.com/wiki/{}", "a".repeat(3000));
+    let url = format!(
+        "/oauth2/gateway?app={id}&return_to={}&bind={}",
+        gatehouse_core::http::form_encode(&long),
+        "b".repeat(43)
+    );
+    let r = env.send(Request::new(Method::Get, &url));
+    assert_eq!(r.status, 400);
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM auth_requests"), 0);
+}
+
+#[test]
+fn gateway_app_changes_are_audited_with_the_change() {
+    let env = TestEnv::new();
+    let id = app(&env, json!({}));
+    let r = env.admin(
+        Method::Put,
+        &format!("/admin/api/apps/{id}"),
+        Some(json!({"name": "Wiki", "host": "app.example.com", "path_prefix": "/wiki/", "origin": "http://10.0.0.6"})),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        env.admin(Method::Delete, &format!("/admin/api/apps/{id}"), None).status,
+        204
+    );
+    for kind in ["admin_app_created", "admin_app_replaced", "admin_app_deleted"] {
+        let n = env.db.count(&format!(
+            "SELECT COUNT(*) FROM events WHERE kind = '{kind}' AND detail LIKE '%{id}%'"
+        ));
+        assert_eq!(n, 1, "{kind}");
+    }
 }

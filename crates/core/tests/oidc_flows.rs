@@ -211,50 +211,128 @@ fn code_expires_after_sixty_seconds() {
 }
 
 #[test]
-fn code_is_bound_to_redirect_uri_client_and_verifier() {
+fn code_is_bound_to_redirect_uri_client_and_verifier_and_a_failed_check_does_not_burn_it() {
     let env = TestEnv::new();
     let rp = confidential(&env, json!({}));
     let other = confidential(&env, json!({"client_name": "Other"}));
     let code = code_for(&env, &rp);
-    let wrong_verifier = "a".repeat(43);
-    let r = token(
-        &env,
-        &rp,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &wrong_verifier),
-        ],
-    );
-    assert_eq!(r.json_body()["error"], "invalid_grant");
-    // The failed attempt consumed the code; it is single use whatever the outcome.
-    let code = {
-        let mut b = Browser::default();
-        let resp = login(&env, &mut b, &authorize_url(&rp, ""), "alice", PASSWORD);
-        query_param(resp.header("location").unwrap(), "code").unwrap()
+    let with = |redirect: &str, verifier: &str| {
+        token(
+            &env,
+            &rp,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+                ("code_verifier", verifier),
+            ],
+        )
     };
-    let r = token(
-        &env,
-        &rp,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "https://rp.example.com/cb/"),
-            ("code_verifier", VERIFIER),
-        ],
-    );
-    assert_eq!(r.json_body()["error"], "invalid_grant");
-    let code = {
-        let mut b = Browser::default();
-        let resp = login(&env, &mut b, &authorize_url(&rp, ""), "alice", PASSWORD);
-        query_param(resp.header("location").unwrap(), "code").unwrap()
-    };
-    let r = exchange(&env, &other, &code);
+    assert_eq!(with(REDIRECT, &"a".repeat(43)).json_body()["error"], "invalid_grant");
     assert_eq!(
-        r.json_body()["error"],
+        with("https://rp.example.com/cb/", VERIFIER).json_body()["error"],
+        "invalid_grant"
+    );
+    assert_eq!(
+        exchange(&env, &other, &code).json_body()["error"],
         "invalid_grant",
         "another client cannot redeem it"
+    );
+    // None of the failed attempts consumed the code: a mistake is not a replay.
+    let r = exchange(&env, &rp, &code);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM events WHERE kind = 'code_reuse'"), 0);
+}
+
+#[test]
+fn a_code_presented_by_another_client_is_refused_and_stays_redeemable_by_its_owner() {
+    // Anyone holding a leaked code and a public client_id must not be able to burn it: that would
+    // make the real client's exchange look like a replay and revoke the user's grant.
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let public = confidential(
+        &env,
+        json!({"client_name": "Public", "token_endpoint_auth_method": "none"}),
+    );
+    let code = code_for(&env, &rp);
+    let r = env.send(Request::new(Method::Post, "/oauth2/token").with_form(&[
+        ("grant_type", "authorization_code"),
+        ("client_id", &public.id),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ]));
+    assert_eq!(r.json_body()["error"], "invalid_grant");
+    let r = exchange(&env, &rp, &code);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        env.db.count("SELECT COUNT(*) FROM grants WHERE revoked_at IS NOT NULL"),
+        0
+    );
+}
+
+#[test]
+fn a_code_redeemed_concurrently_issues_tokens_once_and_the_loser_revokes_the_family() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    // Another request consumes the code between this one's read and its batch.
+    let db = Interposed::new(&env.db);
+    *db.before_batch.borrow_mut() =
+        Some("UPDATE authorization_codes SET used_at = 1, redeemed_by = 'the-other-request'".into());
+    let r = env.send_with_db(
+        &db,
+        Request::new(Method::Post, "/oauth2/token")
+            .with_header("authorization", &basic(&rp))
+            .with_form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+            ]),
+    );
+    assert_eq!(r.json_body()["error"], "invalid_grant");
+    assert_eq!(
+        env.db.count("SELECT COUNT(*) FROM tokens"),
+        0,
+        "the loser wrote nothing"
+    );
+    assert_eq!(
+        env.db.count("SELECT COUNT(*) FROM grants WHERE revoked_at IS NOT NULL"),
+        1
+    );
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM events WHERE kind = 'code_reuse'"), 1);
+}
+
+#[test]
+fn a_failed_token_write_leaves_the_code_redeemable_and_the_retry_is_not_a_replay() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let db = Interposed::new(&env.db);
+    db.fail_batches.set(1);
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    let send = || {
+        env.send_with_db(
+            &db,
+            Request::new(Method::Post, "/oauth2/token")
+                .with_header("authorization", &basic(&rp))
+                .with_form(&form),
+        )
+    };
+    let r = send();
+    assert_eq!((r.status, r.json_body()["error"].as_str()), (500, Some("server_error")));
+    let r = send();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM events WHERE kind = 'code_reuse'"), 0);
+    assert_eq!(
+        env.db.count("SELECT COUNT(*) FROM grants WHERE revoked_at IS NOT NULL"),
+        0
     );
 }
 
@@ -884,4 +962,429 @@ fn logout_accepts_only_an_id_token_as_hint() {
         &format!("/oauth2/logout?id_token_hint={}", t["access_token"].as_str().unwrap()),
     ));
     assert_eq!(r.status, 400);
+}
+
+const ALL_SCOPES: &str = "&scope=openid%20profile%20email%20offline_access";
+
+#[test]
+fn a_third_party_client_gets_no_code_without_consent_even_for_an_empty_scope() {
+    let env = TestEnv::new();
+    let first = confidential(&env, json!({}));
+    let third = confidential(&env, json!({"client_name": "Third", "first_party": false}));
+    env.create_user("alice", PASSWORD);
+    let mut b = Browser::default();
+    // alice has a live SSO session from a first-party app.
+    let r = login(&env, &mut b, &authorize_url(&first, ""), "alice", PASSWORD);
+    assert!(query_param(r.header("location").unwrap(), "code").is_some());
+    let no_scope = |extra: &str| authorize_url(&third, extra).replace(ALL_SCOPES, "");
+    let r = b.send(&env, b.request(Method::Get, &no_scope("")));
+    assert!(
+        r.header("location").unwrap().starts_with("/oauth2/consent"),
+        "{:?}",
+        r.header("location")
+    );
+    let r = b.send(&env, b.request(Method::Get, &no_scope("&prompt=none")));
+    assert_eq!(
+        query_param(r.header("location").unwrap(), "error").as_deref(),
+        Some("consent_required")
+    );
+    assert_eq!(
+        env.db.count("SELECT COUNT(*) FROM authorization_codes"),
+        1,
+        "only the first-party code"
+    );
+    // Once alice allows the client itself, a scopeless request needs no new consent.
+    let r = login(&env, &mut b, &no_scope(""), "alice", PASSWORD);
+    let code = query_param(r.header("location").unwrap(), "code").expect("code after consent");
+    let r = b.send(&env, b.request(Method::Get, &no_scope("&prompt=none")));
+    assert!(query_param(r.header("location").unwrap(), "code").is_some());
+    // And that token tells the client nothing beyond the subject.
+    let t = exchange(&env, &third, &code).json_body();
+    let info = introspect(&env, &third, t["access_token"].as_str().unwrap());
+    assert_eq!(info["active"], true);
+    assert!(info.get("username").is_none(), "{info}");
+}
+
+#[test]
+fn introspection_names_the_user_only_for_tokens_with_the_profile_scope() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    env.create_user("alice", PASSWORD);
+    let code_with = |scope: &str| {
+        let mut b = Browser::default();
+        let url = authorize_url(&rp, "").replace(ALL_SCOPES, &format!("&scope={scope}"));
+        let r = login(&env, &mut b, &url, "alice", PASSWORD);
+        query_param(r.header("location").unwrap(), "code").unwrap()
+    };
+    let openid_only = code_with("openid");
+    let t = exchange(&env, &rp, &openid_only).json_body();
+    let access = t["access_token"].as_str().unwrap();
+    let info = introspect(&env, &rp, access);
+    assert_eq!(info["active"], true);
+    assert!(info.get("username").is_none());
+    let u = userinfo(&env, access).json_body();
+    assert!(u.get("preferred_username").is_none() && u.get("email").is_none(), "{u}");
+    let with_profile = code_with("openid%20profile");
+    let t = exchange(&env, &rp, &with_profile).json_body();
+    assert_eq!(
+        introspect(&env, &rp, t["access_token"].as_str().unwrap())["username"],
+        "alice"
+    );
+}
+
+#[test]
+fn disabling_a_client_revokes_its_tokens_at_once() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let t = exchange(&env, &rp, &code).json_body();
+    let access = t["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&env, access).status, 200);
+    let r = env.admin(
+        Method::Patch,
+        &format!("/admin/api/clients/{}", rp.id),
+        Some(json!({"disabled": true})),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(userinfo(&env, access).status, 401);
+    // Enabling it again does not bring the old tokens back.
+    env.admin(
+        Method::Patch,
+        &format!("/admin/api/clients/{}", rp.id),
+        Some(json!({"disabled": false})),
+    );
+    assert_eq!(userinfo(&env, access).status, 401);
+    assert_eq!(introspect(&env, &rp, access)["active"], false);
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM events WHERE kind = 'admin_client_updated'"),
+        2
+    );
+}
+
+#[test]
+fn tokens_of_a_disabled_or_deleted_client_are_refused_even_if_never_revoked() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let t = exchange(&env, &rp, &code).json_body();
+    let access = t["access_token"].as_str().unwrap();
+    env.db.exec(&format!(
+        "UPDATE clients SET disabled = 1 WHERE client_id = '{}'",
+        rp.id
+    ));
+    assert_eq!(userinfo(&env, access).status, 401);
+    env.db.exec(&format!(
+        "PRAGMA foreign_keys = OFF; DELETE FROM clients WHERE client_id = '{}'; PRAGMA foreign_keys = ON;",
+        rp.id
+    ));
+    assert_eq!(userinfo(&env, access).status, 401);
+}
+
+/// alice and bob exist; `b` holds alice's SSO session; returns an ID token of bob's.
+fn alice_signed_in_with_bobs_id_token(env: &TestEnv, rp: &Rp, b: &mut Browser) -> String {
+    env.create_user("bob", PASSWORD);
+    let mut bobs = Browser::default();
+    let r = login(env, &mut bobs, &authorize_url(rp, ""), "bob", PASSWORD);
+    let code = query_param(r.header("location").unwrap(), "code").unwrap();
+    let bob_id_token = exchange(env, rp, &code).json_body()["id_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.create_user("alice", PASSWORD);
+    login(env, b, &authorize_url(rp, ""), "alice", PASSWORD);
+    bob_id_token
+}
+
+#[test]
+fn oidc_3_1_2_1_prompt_none_with_another_users_id_token_hint_is_login_required() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let mut b = Browser::default();
+    let hint = alice_signed_in_with_bobs_id_token(&env, &rp, &mut b);
+    let r = b.send(
+        &env,
+        b.request(
+            Method::Get,
+            &authorize_url(&rp, &format!("&prompt=none&id_token_hint={hint}")),
+        ),
+    );
+    let loc = r.header("location").unwrap();
+    assert!(loc.starts_with(REDIRECT));
+    assert_eq!(query_param(loc, "error").as_deref(), Some("login_required"));
+    assert!(query_param(loc, "code").is_none());
+}
+
+#[test]
+fn oidc_3_1_2_1_another_users_id_token_hint_asks_to_sign_in_as_that_user() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let mut b = Browser::default();
+    let hint = alice_signed_in_with_bobs_id_token(&env, &rp, &mut b);
+    let url = authorize_url(&rp, &format!("&id_token_hint={hint}"));
+    let r = b.send(&env, b.request(Method::Get, &url));
+    let login_url = r.header("location").unwrap().to_owned();
+    assert!(login_url.starts_with("/oauth2/login"));
+    let page = b.send(&env, b.request(Method::Get, &login_url));
+    assert!(
+        String::from_utf8_lossy(&page.body).contains("value=\"bob\""),
+        "the form offers bob"
+    );
+    // Signing in as someone else than the hinted user does not answer the request.
+    let r = submit_login(&env, &mut b, &login_url, "alice", PASSWORD);
+    let r = b.send(&env, b.request(Method::Get, r.header("location").unwrap()));
+    assert_eq!(
+        query_param(r.header("location").unwrap(), "error").as_deref(),
+        Some("login_required")
+    );
+    // Signing in as bob does.
+    let r = login(&env, &mut b, &url, "bob", PASSWORD);
+    let code = query_param(r.header("location").unwrap(), "code").expect("code for bob");
+    let t = exchange(&env, &rp, &code).json_body();
+    let u = userinfo(&env, t["access_token"].as_str().unwrap()).json_body();
+    assert_eq!(u["preferred_username"], "bob");
+}
+
+#[test]
+fn oidc_3_1_2_1_a_garbage_or_foreign_id_token_hint_is_invalid_request_and_an_expired_own_one_is_fine() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let t = exchange(&env, &rp, &code).json_body();
+    let mut b = Browser::default();
+    login(&env, &mut b, &authorize_url(&rp, ""), "alice", PASSWORD);
+    let error_for = |hint: &str| {
+        let r = env.send(b.request(
+            Method::Get,
+            &authorize_url(
+                &rp,
+                &format!("&prompt=none&id_token_hint={}", gatehouse_core::http::form_encode(hint)),
+            ),
+        ));
+        query_param(r.header("location").unwrap(), "error")
+    };
+    assert_eq!(error_for("garbage").as_deref(), Some("invalid_request"));
+    assert_eq!(
+        error_for(t["access_token"].as_str().unwrap()).as_deref(),
+        Some("invalid_request"),
+        "an access token is no ID token"
+    );
+    let id_token = t["id_token"].as_str().unwrap();
+    let tampered = format!("{}x", &id_token[..id_token.len() - 1]);
+    assert_eq!(error_for(&tampered).as_deref(), Some("invalid_request"));
+    env.clock.advance(2 * 3600);
+    let mut b2 = Browser::default();
+    login(&env, &mut b2, &authorize_url(&rp, ""), "alice", PASSWORD);
+    let r = b2.send(
+        &env,
+        b2.request(
+            Method::Get,
+            &authorize_url(&rp, &format!("&prompt=none&id_token_hint={id_token}")),
+        ),
+    );
+    assert!(
+        query_param(r.header("location").unwrap(), "code").is_some(),
+        "an expired ID token of the signed-in user is a fine hint"
+    );
+}
+
+#[test]
+fn oidc_6_request_objects_get_their_own_error_codes() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    for (param, code) in [
+        ("request", "request_not_supported"),
+        ("request_uri", "request_uri_not_supported"),
+    ] {
+        let r = env.send(Request::new(Method::Get, &authorize_url(&rp, &format!("&{param}=x"))));
+        assert_eq!(
+            query_param(r.header("location").unwrap(), "error").as_deref(),
+            Some(code)
+        );
+    }
+}
+
+#[test]
+fn a_refresh_drops_scopes_the_client_may_no_longer_use() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let t1 = exchange(&env, &rp, &code).json_body();
+    env.admin(
+        Method::Patch,
+        &format!("/admin/api/clients/{}", rp.id),
+        Some(json!({"scope": "openid offline_access"})),
+    );
+    let refresh = |rt: &str, scope: Option<&str>| {
+        let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", rt)];
+        if let Some(s) = scope {
+            form.push(("scope", s));
+        }
+        token(&env, &rp, &form)
+    };
+    let asked = refresh(t1["refresh_token"].as_str().unwrap(), Some("openid email"));
+    assert_eq!(asked.json_body()["error"], "invalid_scope");
+    let t2 = refresh(t1["refresh_token"].as_str().unwrap(), None).json_body();
+    assert_eq!(t2["scope"], "openid offline_access", "{t2}");
+    let info = userinfo(&env, t2["access_token"].as_str().unwrap()).json_body();
+    assert!(info.get("email").is_none());
+}
+
+#[test]
+fn a_refresh_asking_a_wider_scope_by_mistake_or_failing_to_write_leaves_the_token_usable() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let t1 = exchange(&env, &rp, &code).json_body();
+    let rt = t1["refresh_token"].as_str().unwrap();
+    let form = |scope: Option<&'static str>| {
+        let mut f = vec![("grant_type", "refresh_token"), ("refresh_token", rt)];
+        if let Some(s) = scope {
+            f.push(("scope", s));
+        }
+        Request::new(Method::Post, "/oauth2/token")
+            .with_header("authorization", &basic(&rp))
+            .with_form(&f)
+    };
+    assert_eq!(
+        env.send(form(Some("openid admin"))).json_body()["error"],
+        "invalid_scope"
+    );
+    let db = Interposed::new(&env.db);
+    db.fail_batches.set(1);
+    assert_eq!(env.send_with_db(&db, form(None)).status, 500);
+    let r = env.send(form(None));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM events WHERE kind = 'refresh_token_reuse'"),
+        0
+    );
+}
+
+#[test]
+fn a_refresh_token_rotated_concurrently_gives_the_loser_nothing_and_revokes_the_family() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let t1 = exchange(&env, &rp, &code).json_body();
+    let before = env.db.count("SELECT COUNT(*) FROM tokens");
+    let db = Interposed::new(&env.db);
+    *db.before_batch.borrow_mut() =
+        Some("UPDATE tokens SET rotated_at = 1, rotated_by = 'the-other-request' WHERE kind = 'refresh'".into());
+    let r = env.send_with_db(
+        &db,
+        Request::new(Method::Post, "/oauth2/token")
+            .with_header("authorization", &basic(&rp))
+            .with_form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", t1["refresh_token"].as_str().unwrap()),
+            ]),
+    );
+    assert_eq!(r.json_body()["error"], "invalid_grant");
+    assert_eq!(
+        env.db.count("SELECT COUNT(*) FROM tokens"),
+        before,
+        "the loser wrote nothing"
+    );
+    assert_eq!(
+        env.db.count("SELECT COUNT(*) FROM grants WHERE revoked_at IS NOT NULL"),
+        1
+    );
+}
+
+#[test]
+fn invalid_client_names_the_registered_method_when_another_is_used() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let r = env.send(Request::new(Method::Post, "/oauth2/token").with_form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", &rp.id),
+        ("client_secret", rp.secret.as_deref().unwrap()),
+    ]));
+    assert_eq!(r.status, 401);
+    let body = r.json_body();
+    assert_eq!(body["error"], "invalid_client");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("client_secret_basic"),
+        "{body}"
+    );
+    // A wrong secret still says nothing about why.
+    let wrong = Rp {
+        id: rp.id.clone(),
+        secret: Some("wrong".into()),
+    };
+    let r = token(&env, &wrong, &[("grant_type", "client_credentials")]);
+    assert_eq!(r.json_body()["error_description"], "client authentication failed");
+}
+
+#[test]
+fn oversized_state_login_hint_or_nonce_is_refused_and_stores_nothing() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let big_state = authorize_url(&rp, "").replace("state=st4te", &format!("state={}", "s".repeat(2049)));
+    let r = env.send(Request::new(Method::Get, &big_state));
+    let loc = r.header("location").unwrap();
+    assert_eq!(query_param(loc, "error").as_deref(), Some("invalid_request"));
+    assert!(query_param(loc, "state").is_none(), "an oversized state is not echoed");
+    let ok_state = authorize_url(&rp, "").replace("state=st4te", &format!("state={}", "s".repeat(2048)));
+    assert!(env
+        .send(Request::new(Method::Get, &ok_state))
+        .header("location")
+        .unwrap()
+        .starts_with("/oauth2/login"));
+    env.db.exec("DELETE FROM auth_requests");
+    for extra in [
+        format!("&login_hint={}", "h".repeat(257)),
+        format!("&id_token_hint={}", "h".repeat(8193)),
+    ] {
+        let r = env.send(Request::new(Method::Get, &authorize_url(&rp, &extra)));
+        let loc = r.header("location").unwrap();
+        assert_eq!(
+            query_param(loc, "error").as_deref(),
+            Some("invalid_request"),
+            "{extra:.20}"
+        );
+        assert_eq!(query_param(loc, "state").as_deref(), Some("st4te"));
+    }
+    let big_nonce = authorize_url(&rp, "").replace("nonce=n0nce", &format!("nonce={}", "n".repeat(513)));
+    let r = env.send(Request::new(Method::Get, &big_nonce));
+    assert_eq!(
+        query_param(r.header("location").unwrap(), "error").as_deref(),
+        Some("invalid_request")
+    );
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM auth_requests"), 0);
+}
+
+#[test]
+fn one_ip_holds_a_bounded_number_of_pending_requests_and_evicts_its_oldest() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let from = |ip: &str| {
+        let r = env.send(Request::new(Method::Get, &authorize_url(&rp, "")).with_header("cf-connecting-ip", ip));
+        r.header("location").unwrap().to_owned()
+    };
+    let first = from("203.0.113.7");
+    for _ in 0..60 {
+        from("203.0.113.7");
+    }
+    from("198.51.100.1");
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM auth_requests WHERE ip_key = 'ip:203.0.113.7'"),
+        gatehouse_core::limits::PENDING_PER_IP
+    );
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM auth_requests WHERE ip_key = 'ip:198.51.100.1'"),
+        1
+    );
+    let r = env.send(Request::new(Method::Get, &first));
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("expired or is unknown"),
+        "the oldest was evicted"
+    );
 }

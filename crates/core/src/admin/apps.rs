@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::admin::{json_body, not_found};
+use crate::admin::{audit_detail_statement, json_body, not_found};
 use crate::crypto::random_id;
 use crate::error::{Error, ErrorCode, OAuthError};
 use crate::gateway::apps::{self, App};
@@ -100,15 +100,29 @@ fn build(ctx: &Ctx<'_>, input: AppInput, existing: Option<&App>) -> Result<App, 
     })
 }
 
-async fn save(ctx: &Ctx<'_>, app: &App, status: u16) -> Result<Response, Error> {
-    if !apps::upsert(ctx.db, app).await? {
+/// Writes the app and its audit entry together; `kind` says what happened.
+async fn save(ctx: &Ctx<'_>, app: &App, status: u16, kind: &str) -> Result<Response, Error> {
+    if apps::clashes(ctx.db, app).await? {
         return Err(OAuthError::new(
             ErrorCode::Conflict,
             "another app already serves this host and path_prefix",
         )
         .into());
     }
+    ctx.db
+        .batch(&[apps::upsert_statement(app)?, app_audit(ctx, kind, app)?])
+        .await?;
     Ok(Response::json(status, app))
+}
+
+fn app_audit(ctx: &Ctx<'_>, kind: &str, app: &App) -> Result<(&'static str, Vec<crate::db::Value>), Error> {
+    audit_detail_statement(
+        ctx,
+        kind,
+        None,
+        None,
+        json!({ "app_id": app.id, "host": app.host, "path_prefix": app.path_prefix }),
+    )
 }
 
 pub async fn list(ctx: &Ctx<'_>) -> Result<Response, Error> {
@@ -125,7 +139,7 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
         }
     }
     let app = build(ctx, input, None)?;
-    save(ctx, &app, 201).await
+    save(ctx, &app, 201, "admin_app_created").await
 }
 
 pub async fn get(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
@@ -142,12 +156,16 @@ pub async fn put(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, Err
     input.id = Some(id.to_owned());
     let existing = apps::by_id(ctx.db, id).await?;
     let app = build(ctx, input, existing.as_ref())?;
-    save(ctx, &app, if existing.is_some() { 200 } else { 201 }).await
+    match existing {
+        Some(_) => save(ctx, &app, 200, "admin_app_replaced").await,
+        None => save(ctx, &app, 201, "admin_app_created").await,
+    }
 }
 
 pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
-    if !apps::delete(ctx.db, id).await? {
-        return Err(not_found("app"));
-    }
+    let app = apps::by_id(ctx.db, id).await?.ok_or_else(|| not_found("app"))?;
+    ctx.db
+        .batch(&[apps::delete_statement(id), app_audit(ctx, "admin_app_deleted", &app)?])
+        .await?;
     Ok(Response::new(204))
 }

@@ -4,7 +4,8 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::admin::{audit, json_body, not_found, paging};
+use crate::admin::users::USER_ID_PREFIX;
+use crate::admin::{audit, audit_statement, json_body, not_found, paging};
 use crate::crypto::{random_id, random_token, token_hash};
 use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{Request, Response};
@@ -111,14 +112,19 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
     let input: ClientInput = json_body(req)?;
     let client_id = match input.client_id {
         Some(id)
-            if (3..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+            if (3..=64).contains(&id.len())
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                // A client_credentials token's `sub` is its client_id; it must never equal a
+                // user's subject (`usr_…`), or a resource server could take one for the other
+                // (RFC 9068 §6).
+                && !id.to_ascii_lowercase().starts_with(USER_ID_PREFIX) =>
         {
             id
         }
         Some(_) => {
             return Err(bad(
                 ErrorCode::InvalidClientMetadata,
-                "client_id must be 3-64 characters of letters, digits and -_.",
+                "client_id must be 3-64 characters of letters, digits and -_., not starting with usr_",
             ))
         }
         None => random_id(ctx.rng, "cli_")?,
@@ -214,12 +220,20 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
     if let Some(v) = input.first_party {
         c.first_party = v;
     }
+    let newly_disabled = input.disabled == Some(true) && !c.disabled;
     if let Some(v) = input.disabled {
         c.disabled = v;
     }
-    c.updated_at = ctx.clock.now();
-    clients::update(ctx.db, &c).await?;
-    audit(ctx, "admin_client_updated", None, Some(&c.client_id)).await?;
+    let now = ctx.clock.now();
+    c.updated_at = now;
+    // One batch: the change, the revocation of everything a newly disabled client holds, and
+    // the audit entry land together or not at all.
+    let mut statements = vec![clients::update_statement(&c)?];
+    if newly_disabled {
+        statements.push(clients::revoke_grants_statement(&c.client_id, now));
+    }
+    statements.push(audit_statement(ctx, "admin_client_updated", None, Some(&c.client_id))?);
+    ctx.db.batch(&statements).await?;
     Ok(Response::json(200, &view(&c)))
 }
 

@@ -81,8 +81,30 @@ pub fn not_found(what: &str) -> Error {
 
 /// Records an admin change as an event (who is affected: a user or a client).
 pub async fn audit(ctx: &Ctx<'_>, kind: &str, user_id: Option<&str>, client_id: Option<&str>) -> Result<(), Error> {
-    crate::store::events::record(
-        ctx.db,
+    let (sql, params) = audit_statement(ctx, kind, user_id, client_id)?;
+    ctx.db.execute(sql, &params).await?;
+    Ok(())
+}
+
+/// The audit entry of an admin change, to write in the same batch as the change.
+pub fn audit_statement(
+    ctx: &Ctx<'_>,
+    kind: &str,
+    user_id: Option<&str>,
+    client_id: Option<&str>,
+) -> Result<(&'static str, Vec<crate::db::Value>), Error> {
+    audit_detail_statement(ctx, kind, user_id, client_id, serde_json::json!({}))
+}
+
+/// [`audit_statement`] with details (for example which app changed).
+pub fn audit_detail_statement(
+    ctx: &Ctx<'_>,
+    kind: &str,
+    user_id: Option<&str>,
+    client_id: Option<&str>,
+    detail: serde_json::Value,
+) -> Result<(&'static str, Vec<crate::db::Value>), Error> {
+    Ok(crate::store::events::record_statement(
         ctx.rng,
         ctx.clock.now(),
         crate::store::events::Event {
@@ -90,9 +112,7 @@ pub async fn audit(ctx: &Ctx<'_>, kind: &str, user_id: Option<&str>, client_id: 
             user_id,
             client_id,
             ip: None,
-            detail: serde_json::json!({}),
+            detail,
         },
-    )
-    .await?;
-    Ok(())
+    )?)
 }

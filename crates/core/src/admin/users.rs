@@ -14,6 +14,9 @@ use crate::store::sessions;
 use crate::store::users::{self, User, UserView};
 use crate::Ctx;
 
+/// The prefix of every user id (and so of every user `sub`); client ids may not use it.
+pub const USER_ID_PREFIX: &str = "usr_";
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
@@ -100,7 +103,7 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
     check_password(&new.password)?;
     let now = ctx.clock.now();
     let user = User {
-        id: random_id(ctx.rng, "usr_")?,
+        id: random_id(ctx.rng, USER_ID_PREFIX)?,
         username: new.username,
         email: new.email,
         email_verified: new.email_verified,

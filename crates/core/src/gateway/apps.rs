@@ -3,10 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::headers::HeaderPolicy;
-use crate::db::{decode, first};
+use crate::db::{decode, first, Value};
 use crate::error::InternalError;
-use crate::params;
 use crate::ports::Db;
+use crate::{params, params_vec};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct App {
@@ -100,11 +100,14 @@ fn rows(rows: Vec<crate::db::Row>) -> Result<Vec<App>, InternalError> {
         .collect()
 }
 
-/// The enabled app serving `path` on `host`: the longest matching prefix wins.
+/// The app serving `path` on `host`: the longest matching prefix wins. A disabled app still
+/// matches (and answers 503): if it did not, its paths would fall through to a broader app on
+/// the same host, and a restricted `/console/` disabled under a public `/` would be served
+/// anonymously. Only deleting an app removes its match.
 pub async fn for_request(db: &dyn Db, host: &str, path: &str) -> Result<Option<App>, InternalError> {
     let apps = rows(
         db.query(
-            &format!("SELECT {COLUMNS} FROM apps WHERE host = ?1 AND disabled = 0"),
+            &format!("SELECT {COLUMNS} FROM apps WHERE host = ?1"),
             &params![host.to_ascii_lowercase()],
         )
         .await?,
@@ -134,26 +137,27 @@ fn to_json<T: Serialize>(v: &T) -> Result<String, InternalError> {
     serde_json::to_string(v).map_err(|e| InternalError::new(e.to_string()))
 }
 
-/// Inserts or replaces an app by id; `Ok(false)` when another app holds the host and prefix.
-pub async fn upsert(db: &dyn Db, a: &App) -> Result<bool, InternalError> {
+/// Whether another app already serves `a`'s host and path prefix.
+pub async fn clashes(db: &dyn Db, a: &App) -> Result<bool, InternalError> {
     let clash = db
         .query(
             "SELECT id FROM apps WHERE host = ?1 AND path_prefix = ?2 AND id <> ?3",
             &params![&a.host, &a.path_prefix, &a.id],
         )
         .await?;
-    if !clash.is_empty() {
-        return Ok(false);
-    }
-    db.execute(
-        &format!(
-            "INSERT INTO apps ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
-             ON CONFLICT (id) DO UPDATE SET name = excluded.name, host = excluded.host, \
-             path_prefix = excluded.path_prefix, origin = excluded.origin, require_login = excluded.require_login, \
-             allowed_users = excluded.allowed_users, allowed_groups = excluded.allowed_groups, \
-             headers = excluded.headers, disabled = excluded.disabled, updated_at = excluded.updated_at"
-        ),
-        &params![
+    Ok(!clash.is_empty())
+}
+
+/// Inserts or replaces an app by id (check [`clashes`] first).
+pub fn upsert_statement(a: &App) -> Result<(&'static str, Vec<Value>), InternalError> {
+    Ok((
+        "INSERT INTO apps (id, name, host, path_prefix, origin, require_login, allowed_users, allowed_groups, headers, \
+         disabled, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, host = excluded.host, \
+         path_prefix = excluded.path_prefix, origin = excluded.origin, require_login = excluded.require_login, \
+         allowed_users = excluded.allowed_users, allowed_groups = excluded.allowed_groups, \
+         headers = excluded.headers, disabled = excluded.disabled, updated_at = excluded.updated_at",
+        params_vec![
             &a.id,
             &a.name,
             &a.host,
@@ -167,11 +171,9 @@ pub async fn upsert(db: &dyn Db, a: &App) -> Result<bool, InternalError> {
             a.created_at,
             a.updated_at
         ],
-    )
-    .await?;
-    Ok(true)
+    ))
 }
 
-pub async fn delete(db: &dyn Db, id: &str) -> Result<bool, InternalError> {
-    Ok(db.execute("DELETE FROM apps WHERE id = ?1", &params![id]).await? > 0)
+pub fn delete_statement(id: &str) -> (&'static str, Vec<Value>) {
+    ("DELETE FROM apps WHERE id = ?1", params_vec![id])
 }

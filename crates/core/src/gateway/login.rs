@@ -16,7 +16,7 @@ use crate::http::{append_query, form_encode, Request, Response};
 use crate::oidc::authorize::Pending;
 use crate::oidc::cookies;
 use crate::store::{events, sessions};
-use crate::{params, params_vec, Ctx};
+use crate::{limits, params, Ctx};
 
 /// A gateway login waiting for the user to sign in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,6 +44,9 @@ pub async fn start(ctx: &Ctx<'_>, req: &Request) -> Response {
             _ => return Err(bad("unknown application")),
         };
         let return_to = params.require("return_to")?;
+        if return_to.len() > limits::RETURN_URL {
+            return Err(bad("return_to is too long"));
+        }
         let return_to = return_url::validate(return_to, &app.host, &app.path_prefix, is_https(ctx.issuer()))
             .ok_or_else(|| bad("return_to is not a URL of this application"))?
             .to_owned();
@@ -73,7 +76,8 @@ pub async fn start(ctx: &Ctx<'_>, req: &Request) -> Response {
                 let pending = Pending::for_gateway(&app.name, target, token_hash(&browser), now);
                 let json =
                     serde_json::to_string(&pending).map_err(|e| crate::error::InternalError::new(e.to_string()))?;
-                sessions::save_request(ctx.db, &id, &app.name, &json, now, PENDING_TTL).await?;
+                let ip_key = crate::policy::client_ip(ctx, req).key();
+                sessions::save_request(ctx.db, &id, &app.name, &ip_key, &json, now, PENDING_TTL).await?;
                 let mut resp = Response::redirect(303, &format!("/oauth2/login?req={}", form_encode(&id)));
                 if let Some(c) = set_cookie {
                     resp.add_header("set-cookie", &c);
@@ -148,80 +152,87 @@ struct Redeemed {
 
 /// `GET /.gatehouse/callback?code=…` on the app's host.
 pub async fn callback(ctx: &Ctx<'_>, req: &Request) -> Response {
-    let result: Result<Response, Error> =
-        async {
-            let code = req.query_params().require("code")?.to_owned();
-            let now = ctx.clock.now();
-            let invalid = || bad("this sign-in link is invalid or has expired; open the application again");
-            let row: Option<Redeemed> = first(
-                ctx.db
-                    .query(
-                        "UPDATE gateway_codes SET used_at = ?2 WHERE code_hash = ?1 AND used_at IS NULL \
-                     RETURNING app_id, user_id, sso_session_hash, return_to, expires_at, browser_hash",
-                        &params![token_hash(&code), now],
-                    )
-                    .await?,
-            )?;
-            let r = row.filter(|r| r.expires_at > now).ok_or_else(invalid)?;
-            // Only the browser that started this login may finish it.
-            let bound = req
-                .cookie(&super::binding_cookie_name(&ctx.origin))
-                .is_some_and(|v| crate::crypto::constant_time_eq(token_hash(&v).as_bytes(), r.browser_hash.as_bytes()));
-            if !bound {
-                return Err(invalid());
-            }
-            let app = apps::by_id(ctx.db, &r.app_id)
-                .await?
-                .filter(|a| !a.disabled)
-                .ok_or_else(invalid)?;
-            // The code is only good on the host it was minted for.
-            if !host_of(&ctx.origin).eq_ignore_ascii_case(&app.host) {
-                return Err(invalid());
-            }
-            let sso = sessions::active(ctx.db, &r.sso_session_hash, now)
-                .await?
-                .ok_or_else(invalid)?;
-            let id = random_token(ctx.rng)?;
+    let result: Result<Response, Error> = async {
+        let code = req.query_params().require("code")?.to_owned();
+        let now = ctx.clock.now();
+        let invalid = || bad("this sign-in link is invalid or has expired; open the application again");
+        let row: Option<Redeemed> = first(
             ctx.db
-            .batch(&[
-                ("DELETE FROM app_sessions WHERE expires_at <= ?1", params_vec![now]),
-                (
-                    "INSERT INTO app_sessions (id_hash, app_id, user_id, sso_session_hash, created_at, expires_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params_vec![token_hash(&id), &app.id, &r.user_id, &r.sso_session_hash, now, sso.expires_at],
-                ),
-            ])
-            .await?;
-            let secure = if is_https(&ctx.origin) { "; Secure" } else { "" };
-            let mut resp = Response::redirect(303, &r.return_to);
-            resp.add_header(
-                "set-cookie",
-                &format!(
-                    "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
-                    super::binding_cookie_name(&ctx.origin)
-                ),
-            );
-            resp.add_header(
-                "set-cookie",
-                &format!(
-                    "{}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-                    app_cookie_name(&ctx.origin),
-                    app_cookie_value(ctx, &id),
-                    (sso.expires_at - now).max(0)
-                ),
-            );
-            Ok(resp)
+                .query(
+                    "UPDATE gateway_codes SET used_at = ?2 WHERE code_hash = ?1 AND used_at IS NULL \
+                     RETURNING app_id, user_id, sso_session_hash, return_to, expires_at, browser_hash",
+                    &params![token_hash(&code), now],
+                )
+                .await?,
+        )?;
+        let r = row.filter(|r| r.expires_at > now).ok_or_else(invalid)?;
+        // Only the browser that started this login may finish it.
+        let bound = req
+            .cookie(&super::binding_cookie_name(&ctx.origin))
+            .is_some_and(|v| crate::crypto::constant_time_eq(token_hash(&v).as_bytes(), r.browser_hash.as_bytes()));
+        if !bound {
+            return Err(invalid());
         }
-        .await;
+        let app = apps::by_id(ctx.db, &r.app_id)
+            .await?
+            .filter(|a| !a.disabled)
+            .ok_or_else(invalid)?;
+        // The code is only good on the host it was minted for.
+        if !host_of(&ctx.origin).eq_ignore_ascii_case(&app.host) {
+            return Err(invalid());
+        }
+        let sso = sessions::active(ctx.db, &r.sso_session_hash, now)
+            .await?
+            .ok_or_else(invalid)?;
+        let id = random_token(ctx.rng)?;
+        // (Expired app sessions are deleted by the retention job.)
+        ctx.db
+            .execute(
+                "INSERT INTO app_sessions (id_hash, app_id, user_id, sso_session_hash, created_at, expires_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                &params![
+                    token_hash(&id),
+                    &app.id,
+                    &r.user_id,
+                    &r.sso_session_hash,
+                    now,
+                    sso.expires_at
+                ],
+            )
+            .await?;
+        let secure = if is_https(&ctx.origin) { "; Secure" } else { "" };
+        let mut resp = Response::redirect(303, &r.return_to);
+        resp.add_header(
+            "set-cookie",
+            &format!(
+                "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
+                super::binding_cookie_name(&ctx.origin)
+            ),
+        );
+        resp.add_header(
+            "set-cookie",
+            &format!(
+                "{}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+                app_cookie_name(&ctx.origin),
+                app_cookie_value(ctx, &id),
+                (sso.expires_at - now).max(0)
+            ),
+        );
+        Ok(resp)
+    }
+    .await;
     result.unwrap_or_else(Error::into_page)
 }
 
 /// `POST /.gatehouse/csp-report`: browsers' CSP violation reports, kept as events so an operator
 /// can trial a policy in report-only mode before enforcing it.
 pub async fn csp_report(ctx: &Ctx<'_>, req: &Request) -> Response {
-    let mut body = req.body.clone();
-    body.truncate(4096);
-    let report: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|_| json!({ "unparsed": true }));
+    if req.body.len() > limits::CSP_REPORT {
+        // Real reports are a few hundred bytes; a bigger one is not kept, even in part.
+        let e = OAuthError::invalid_request(format!("a CSP report is at most {} bytes", limits::CSP_REPORT));
+        return Error::from(e).into_json_with_status(413);
+    }
+    let report: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_else(|_| json!({ "unparsed": true }));
     let host = host_of(&ctx.origin).to_owned();
     let recorded = events::record(
         ctx.db,

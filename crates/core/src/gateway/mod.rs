@@ -95,8 +95,10 @@ pub fn is_canonical_path(path: &str) -> bool {
     true
 }
 
+/// The `host[:port]` of an origin or URL (`https://id.example.com/x` → `id.example.com`).
 pub fn host_of(origin: &str) -> &str {
-    origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin)
+    let rest = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
+    rest.split(['/', '?', '#']).next().unwrap_or(rest)
 }
 
 pub fn is_https(origin: &str) -> bool {
@@ -106,7 +108,7 @@ pub fn is_https(origin: &str) -> bool {
 /// The gateway's answer for a request that is not Gatehouse's own, or `None` when no app covers
 /// it (the adapter then answers 404).
 pub async fn route(ctx: &Ctx<'_>, req: &Request) -> Option<Outcome> {
-    if is_reserved(&req.path) {
+    if crate::owns(ctx.settings, &ctx.origin, &req.path) {
         return None;
     }
     if !is_canonical_path(&req.path) {
@@ -123,6 +125,13 @@ pub async fn route(ctx: &Ctx<'_>, req: &Request) -> Option<Outcome> {
         Ok(None) => return None,
         Err(e) => return Some(Outcome::Respond(Error::from(e).into_page())),
     };
+    if app.disabled {
+        return Some(Outcome::Respond(Response::error_page(
+            503,
+            "temporarily_unavailable",
+            &format!("{} is not available right now.", app.name),
+        )));
+    }
     Some(match forward(ctx, req, &app).await {
         Ok(o) => o,
         Err(e) => Outcome::Respond(e.into_page()),
@@ -173,7 +182,24 @@ pub fn app_cookie_name(origin: &str) -> String {
     }
 }
 
-/// Whether a cookie is one of Gatehouse's, which the origin must never see.
+/// Removes from an origin's response what would let it act for Gatehouse on a shared host: a
+/// `Set-Cookie` of one of Gatehouse's cookie names (session fixation, login CSRF), and
+/// `Service-Worker-Allowed` (a service worker scoped over Gatehouse's paths sees every password
+/// typed there).
+pub fn clean_origin_response(headers: &mut Vec<(String, String)>) {
+    headers.retain(|(k, v)| {
+        if k.eq_ignore_ascii_case("service-worker-allowed") {
+            return false;
+        }
+        if k.eq_ignore_ascii_case("set-cookie") {
+            let name = v.split(';').next().unwrap_or("").split('=').next().unwrap_or("").trim();
+            return !is_gatehouse_cookie(name);
+        }
+        true
+    });
+}
+
+/// Whether a cookie is one of Gatehouse's, which the origin must never see nor set.
 fn is_gatehouse_cookie(name: &str) -> bool {
     let bare = name.strip_prefix("__Host-").unwrap_or(name);
     bare == cookies::SESSION || bare == cookies::CSRF || bare == APP_COOKIE || bare == BINDING_COOKIE
@@ -313,4 +339,42 @@ pub fn origin_failure(status: u16, app_name: &str) -> Response {
         },
         &detail,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn an_origin_cannot_set_gatehouses_cookies_or_widen_a_service_workers_scope() {
+        let mut headers = h(&[
+            ("set-cookie", "__Host-gh_session=attacker.mac; Path=/; Secure; HttpOnly"),
+            ("set-cookie", "gh_csrf=fixed; Path=/"),
+            ("set-cookie", "__Host-gh_app=x; Path=/"),
+            ("set-cookie", "gh_gw=x"),
+            ("set-cookie", "app_session=kept; Path=/"),
+            ("service-worker-allowed", "/"),
+            ("Service-Worker-Allowed", "/oauth2/"),
+            ("content-type", "text/html"),
+        ]);
+        clean_origin_response(&mut headers);
+        assert_eq!(
+            headers,
+            h(&[
+                ("set-cookie", "app_session=kept; Path=/"),
+                ("content-type", "text/html")
+            ])
+        );
+    }
+
+    #[test]
+    fn host_of_drops_scheme_path_query_and_fragment() {
+        assert_eq!(host_of("https://id.example.com"), "id.example.com");
+        assert_eq!(host_of("https://id.example.com:8443/tenant?x#y"), "id.example.com:8443");
+        assert_eq!(host_of("app.example.com"), "app.example.com");
+    }
 }

@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::{random_id, random_token, token_hash};
 use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{append_query, form_encode, Request, Response};
-use crate::oidc::{cookies, pkce, redirect_uri, scope};
+use crate::oidc::{cookies, id_token_hint, pkce, redirect_uri, scope};
 use crate::store::clients::{self, Client};
 use crate::store::grants::{self, Code, Grant};
-use crate::store::{consents, sessions};
-use crate::Ctx;
+use crate::store::{consents, sessions, users};
+use crate::{limits, Ctx};
 
 /// How long a user has to log in and consent.
 const PENDING_TTL: i64 = 30 * 60;
@@ -45,6 +45,9 @@ pub struct Pending {
     /// Set for a gateway login (an app behind Gatehouse), which ends in a gateway code instead.
     #[serde(default)]
     pub gateway: Option<crate::gateway::login::Target>,
+    /// The user a verified `id_token_hint` names: only that user's session may answer.
+    #[serde(default)]
+    pub hint_sub: Option<String>,
 }
 
 impl Pending {
@@ -75,6 +78,7 @@ impl Pending {
             authenticated_session: None,
             browser,
             gateway: Some(target),
+            hint_sub: None,
         }
     }
 
@@ -119,19 +123,49 @@ async fn start(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
         Ok(None) => return Ok(page(ErrorCode::InvalidRequest, "missing redirect_uri")),
         Err(e) => return Ok(Error::from(e).into_page()),
     };
-    // The redirect URI is verified: from here on errors go back to the client.
-    let state = params.get("state").ok().flatten().map(str::to_owned);
+    // The redirect URI is verified: from here on errors go back to the client. A repeated or
+    // oversized state is not echoed back.
+    let state = match params.get("state") {
+        Ok(s) if s.map_or(0, str::len) <= limits::STATE => s.map(str::to_owned),
+        Ok(_) => {
+            let e = OAuthError::invalid_request(format!("state is longer than {} bytes", limits::STATE));
+            return Ok(Error::from(e).into_redirect(&redirect, None, ctx.issuer()));
+        }
+        Err(e) => return Ok(Error::from(e).into_redirect(&redirect, None, ctx.issuer())),
+    };
     let fail = |e: Error| e.into_redirect(&redirect, state.as_deref(), ctx.issuer());
 
     let mut pending = match validate(ctx, &client, &params, &redirect, state.clone()) {
         Ok(p) => p,
         Err(e) => return Ok(fail(e.into())),
     };
+    if let Some(hint) = params.get("id_token_hint").ok().flatten() {
+        let hint = match id_token_hint::verify(ctx, hint).await {
+            Ok(h) => h,
+            Err(e @ Error::OAuth(_)) => return Ok(fail(e)),
+            Err(e) => return Err(e),
+        };
+        // The login form offers the hinted account.
+        if pending.login_hint.is_none() {
+            pending.login_hint = users::by_id(ctx.db, &hint.sub).await?.map(|u| u.username);
+        }
+        pending.hint_sub = Some(hint.sub);
+    }
     let (browser, set_cookie) = crate::oidc::login::browser_binding(ctx, req)?;
     pending.browser = token_hash(&browser);
     let id = random_token(ctx.rng)?;
     let json = serde_json::to_string(&pending).map_err(|e| crate::error::InternalError::new(e.to_string()))?;
-    sessions::save_request(ctx.db, &id, &client.client_id, &json, ctx.clock.now(), PENDING_TTL).await?;
+    let ip_key = crate::policy::client_ip(ctx, req).key();
+    sessions::save_request(
+        ctx.db,
+        &id,
+        &client.client_id,
+        &ip_key,
+        &json,
+        ctx.clock.now(),
+        PENDING_TTL,
+    )
+    .await?;
     let mut resp = resume_pending(ctx, req, &id, pending, &client).await?;
     if let Some(c) = set_cookie {
         resp.add_header("set-cookie", &c);
@@ -163,12 +197,17 @@ fn validate(
     redirect: &str,
     state: Option<String>,
 ) -> Result<Pending, OAuthError> {
-    // Refused if repeated, like every other parameter (RFC 6749 §3.1).
-    params.get("state")?;
-    if params.get("request")?.is_some() || params.get("request_uri")?.is_some() {
+    // OIDC Core §6: an OP that does not support request objects says so with these codes.
+    if params.get("request")?.is_some() {
         return Err(OAuthError::new(
-            ErrorCode::InvalidRequest,
+            ErrorCode::RequestNotSupported,
             "request objects are not supported",
+        ));
+    }
+    if params.get("request_uri")?.is_some() {
+        return Err(OAuthError::new(
+            ErrorCode::RequestUriNotSupported,
+            "request_uri is not supported",
         ));
     }
     match params.get("response_type")? {
@@ -245,9 +284,15 @@ fn validate(
         ),
     };
     let nonce = params.get("nonce")?.map(str::to_owned);
-    if nonce.as_ref().is_some_and(|n| n.len() > 512) {
+    if nonce.as_ref().is_some_and(|n| n.len() > limits::NONCE) {
         return Err(OAuthError::invalid_request("nonce is too long"));
     }
+    let login_hint = params.get("login_hint")?.map(str::to_owned);
+    if login_hint.as_ref().is_some_and(|h| h.len() > limits::LOGIN_HINT) {
+        return Err(OAuthError::invalid_request("login_hint is too long"));
+    }
+    // Checked (and repeats refused) here; verified in `start`, which can wait for the signer.
+    params.get("id_token_hint")?;
     Ok(Pending {
         client_id: client.client_id.clone(),
         redirect_uri: redirect.to_owned(),
@@ -257,12 +302,13 @@ fn validate(
         code_challenge: challenge.map(str::to_owned),
         prompt,
         max_age,
-        login_hint: params.get("login_hint")?.map(str::to_owned),
+        login_hint,
         created_at: ctx.clock.now(),
         consented_by: None,
         authenticated_session: None,
         browser: String::new(),
         gateway: None,
+        hint_sub: None,
     })
 }
 
@@ -328,10 +374,29 @@ async fn resume_pending(
         None => None,
     };
     let prompt_none = pending.prompt.iter().any(|p| p == "none");
+    let logged_in_now = |s: &sessions::Session| pending.authenticated_session.as_deref() == Some(s.id_hash.as_str());
+    // OIDC Core §3.1.2.1: with an id_token_hint, only the hinted user may answer. Someone else
+    // signed in is asked to sign in as the hinted user; whoever signed in during this request
+    // and is still someone else gets login_required.
+    let other_than_hinted = |s: &sessions::Session| pending.hint_sub.as_ref().is_some_and(|h| *h != s.user_id);
+    if session
+        .as_ref()
+        .is_some_and(|s| logged_in_now(s) && other_than_hinted(s))
+    {
+        sessions::delete_request(ctx.db, id).await?;
+        return Ok(pending.error(
+            ctx,
+            OAuthError::new(
+                ErrorCode::LoginRequired,
+                "the user who signed in is not the one id_token_hint names",
+            ),
+        ));
+    }
     let needs_login = match &session {
         None => true,
+        Some(s) if other_than_hinted(s) => true,
         // prompt=login and max_age are satisfied by a login during this request (OIDC Core §3.1.2.1).
-        Some(s) if pending.authenticated_session.as_deref() == Some(s.id_hash.as_str()) => false,
+        Some(s) if logged_in_now(s) => false,
         Some(s) => {
             pending.prompt.iter().any(|p| p == "login") || pending.max_age.is_some_and(|max| now - s.auth_time > max)
         }
@@ -357,8 +422,12 @@ async fn resume_pending(
     };
 
     if !client.first_party && pending.consented_by.as_deref() != Some(session.user_id.as_str()) {
-        let granted = consents::granted(ctx.db, &session.user_id, &client.client_id).await?;
-        let missing = pending.scope.iter().any(|s| !granted.contains(s));
+        // A third-party client needs the user's consent to the client itself before its first
+        // code, whatever the scope: an empty scope still yields a code that names the user.
+        let missing = match consents::granted(ctx.db, &session.user_id, &client.client_id).await? {
+            None => true,
+            Some(granted) => pending.scope.iter().any(|s| !granted.contains(s)),
+        };
         if missing || pending.prompt.iter().any(|p| p == "consent") {
             if prompt_none {
                 sessions::delete_request(ctx.db, id).await?;

@@ -67,8 +67,17 @@ pub async fn authenticate(ctx: &Ctx<'_>, req: &Request, form: &Params) -> Result
     // Hash even when the client is unknown, so timing does not reveal which ids exist.
     let presented = secret.as_deref().map(token_hash);
     let Some(client) = client else { return Err(invalid()) };
-    if client.disabled || client.metadata.token_endpoint_auth_method != method {
+    if client.disabled {
         return Err(invalid());
+    }
+    let expected = &client.metadata.token_endpoint_auth_method;
+    if expected != method {
+        // The registered method is not secret, and naming it helps a relying party whose library
+        // defaults to another one (client_secret_basic vs client_secret_post).
+        return Err(OAuthError::invalid_client(format!(
+            "client authentication failed: this client authenticates with {expected}"
+        ))
+        .into());
     }
     match (method, &client.secret_hash, presented) {
         ("none", _, None) => Ok(client),

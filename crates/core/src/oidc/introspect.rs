@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::crypto::token_hash;
 use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{Method, Request, Response};
-use crate::oidc::{access, client_auth};
+use crate::oidc::{access, client_auth, scope};
 use crate::store::{grants, users};
 use crate::Ctx;
 
@@ -57,7 +57,13 @@ async fn introspect(ctx: &Ctx<'_>, req: &Request) -> Result<Value, Error> {
     }
     if let Some(uid) = &t.user_id {
         match users::by_id(ctx.db, uid).await? {
-            Some(u) if !u.disabled => out["username"] = json!(u.username),
+            // RFC 7662 §2.2 `username`: a profile claim, so only for tokens with the profile
+            // scope, as at userinfo (OIDC Core §5.4).
+            Some(u) if !u.disabled => {
+                if scope::has(&t.scope, "profile") {
+                    out["username"] = json!(u.username);
+                }
+            }
             _ => return Ok(inactive),
         }
     }

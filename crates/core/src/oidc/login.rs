@@ -18,10 +18,11 @@ use crate::password;
 use crate::policy::lockout::Admission;
 use crate::policy::{self, turnstile};
 use crate::store::{clients, events, sessions, users};
-use crate::Ctx;
+use crate::{limits, Ctx};
 
 pub const INVALID_CREDENTIALS: &str = "Invalid username or password.";
 pub const CAPTCHA_NEEDED: &str = "Please complete the verification below, then sign in.";
+pub const USERNAME_TOO_LONG: &str = "That username is too long.";
 
 /// The browser's CSRF cookie value, creating one (and its `Set-Cookie`) when absent.
 pub fn browser_binding(ctx: &Ctx<'_>, req: &Request) -> Result<(String, Option<String>), Error> {
@@ -172,6 +173,22 @@ pub async fn post(ctx: &Ctx<'_>, req: &Request) -> Response {
             .await;
         }
         let username = params.get("username")?.unwrap_or("").trim().to_owned();
+        if username.len() > limits::USERNAME_INPUT {
+            // No account has such a name; nothing is counted or logged for it.
+            return form(
+                ctx,
+                req,
+                &id,
+                &pending,
+                Shown {
+                    username: "",
+                    error: USERNAME_TOO_LONG,
+                    status: 400,
+                    captcha: false,
+                },
+            )
+            .await;
+        }
         let password_given = params.get("password")?.unwrap_or("");
         let now = ctx.clock.now();
         let rules = &ctx.settings.policy;
@@ -265,11 +282,12 @@ pub async fn post(ctx: &Ctx<'_>, req: &Request) -> Response {
             )
             .await;
         };
+        // A success forgives the username's failures, never the IP's: credit an IP earned by
+        // signing in to one account (the attacker's own) would cover guesses against every other
+        // username from it, and keep a password spray below the CAPTCHA threshold for ever. The
+        // IP's score recovers only by expiry.
         ctx.counters
             .record_attempt(&user_key, true, Some(&rules.lockout), &rules.reputation)
-            .await?;
-        ctx.counters
-            .record_attempt(&ip_key, true, None, &rules.reputation)
             .await?;
 
         if password::needs_rehash(&user.password_hash) {

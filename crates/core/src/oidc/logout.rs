@@ -4,15 +4,12 @@
 
 use crate::error::{Error, OAuthError};
 use crate::http::{append_query, Method, Request, Response};
-use crate::jwt;
-use crate::oidc::cookies;
 use crate::oidc::login::browser_binding;
+use crate::oidc::{cookies, id_token_hint};
 use crate::pages;
 use crate::store::{clients, sessions};
 use crate::Ctx;
 
-/// An expired ID token is still a fine hint of who is logging out (RP-Initiated Logout §2).
-const HINT_LEEWAY: i64 = 366 * 24 * 3600;
 const CSRF_PURPOSE: &str = "logout";
 
 pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
@@ -28,26 +25,12 @@ async fn logout(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
     let mut hint_sub = None;
     let mut client_id = params.get("client_id")?.map(str::to_owned);
     if let Some(hint) = params.get("id_token_hint")? {
-        let claims = jwt::verify(ctx.signer, hint, now, HINT_LEEWAY)
-            .await
-            .map_err(|_| OAuthError::invalid_request("id_token_hint is not a valid ID token from this issuer"))?;
-        if claims.get("iss").and_then(|v| v.as_str()) != Some(ctx.issuer()) {
-            return Err(OAuthError::invalid_request("id_token_hint was issued by another issuer").into());
-        }
-        // Only an ID token: access tokens carry `scope`, gateway identity tokens carry `app`.
-        if claims.contains_key("scope") || claims.contains_key("app") || !claims.contains_key("at_hash") {
-            return Err(OAuthError::invalid_request("id_token_hint is not an ID token").into());
-        }
-        let aud = match claims.get("aud") {
-            Some(serde_json::Value::String(s)) => Some(s.clone()),
-            Some(serde_json::Value::Array(a)) => a.first().and_then(|v| v.as_str()).map(str::to_owned),
-            _ => None,
-        };
-        if client_id.is_some() && aud.is_some() && client_id != aud {
+        let hint = id_token_hint::verify(ctx, hint).await?;
+        if client_id.is_some() && hint.aud.is_some() && client_id != hint.aud {
             return Err(OAuthError::invalid_request("client_id does not match id_token_hint").into());
         }
-        client_id = client_id.or(aud);
-        hint_sub = claims.get("sub").and_then(|v| v.as_str()).map(str::to_owned);
+        client_id = client_id.or(hint.aud);
+        hint_sub = Some(hint.sub);
     }
 
     // Exact match against the client's registered post-logout redirect URIs.

@@ -6,6 +6,7 @@ pub mod client_auth;
 pub mod consent;
 pub mod cookies;
 pub mod discovery;
+pub mod id_token_hint;
 pub mod introspect;
 pub mod jwks;
 pub mod login;

@@ -23,6 +23,11 @@ pub fn parse(requested: &str, client_allowed: &str) -> Result<Vec<String>, OAuth
     Ok(out)
 }
 
+/// The scope tokens of a stored or requested scope string.
+pub fn split(scope: &str) -> impl Iterator<Item = &str> {
+    scope.split_ascii_whitespace()
+}
+
 pub fn join(scopes: &[String]) -> String {
     scopes.join(" ")
 }

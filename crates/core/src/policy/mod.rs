@@ -28,8 +28,12 @@ use turnstile::TurnstileSettings;
 /// The policy settings (`[vars]`; the Turnstile secret is a secret).
 #[derive(Clone, Debug)]
 pub struct PolicySettings {
-    /// The tiers every limited request must pass; empty: rate limiting is off.
+    /// The tiers every request to an endpoint that checks a secret must pass; empty: rate
+    /// limiting is off (for every endpoint).
     pub rate_limit: Vec<Tier>,
+    /// The more generous tiers of the endpoints ordinary page loads hit (authorize, the gateway
+    /// start, CSP reports): unauthenticated writes, so they are bounded too. Empty: off.
+    pub page_rate_limit: Vec<Tier>,
     pub trusted_proxies: TrustedProxies,
     pub lockout: LockoutPolicy,
     pub reputation: ReputationPolicy,
@@ -41,6 +45,7 @@ impl Default for PolicySettings {
     fn default() -> Self {
         PolicySettings {
             rate_limit: vec![Tier::per_second(5, 10), Tier::per_minute(20, 20)],
+            page_rate_limit: vec![Tier::per_second(10, 30), Tier::per_minute(120, 120)],
             trusted_proxies: TrustedProxies::default(),
             lockout: LockoutPolicy::default(),
             reputation: ReputationPolicy::default(),
@@ -70,13 +75,28 @@ impl PolicySettings {
         let rpm = int("GATEHOUSE_RATE_LIMIT_RPM", 20, 0, MAX_RATE)?;
         let rpm_burst = int("GATEHOUSE_RATE_LIMIT_RPM_BURST", 20, 1, MAX_RATE)?;
         // RPS=0 turns the limiter off (a WAF in front already limits); RPM=0 only the minute tier.
-        let mut rate_limit = Vec::new();
-        if rps > 0 {
-            rate_limit.push(Tier::per_second(rps as u32, burst as u32));
-            if rpm > 0 {
-                rate_limit.push(Tier::per_minute(rpm as u32, rpm_burst as u32));
+        let tiers = |rps: i64, burst: i64, rpm: i64, rpm_burst: i64| {
+            let mut out = Vec::new();
+            if rps > 0 {
+                out.push(Tier::per_second(rps as u32, burst as u32));
+                if rpm > 0 {
+                    out.push(Tier::per_minute(rpm as u32, rpm_burst as u32));
+                }
             }
-        }
+            out
+        };
+        let rate_limit = tiers(rps, burst, rpm, rpm_burst);
+        let page_rate_limit = if rate_limit.is_empty() {
+            // RATE_LIMIT_RPS=0 turns the whole limiter off.
+            Vec::new()
+        } else {
+            tiers(
+                int("GATEHOUSE_PAGE_RATE_LIMIT_RPS", 10, 0, MAX_RATE)?,
+                int("GATEHOUSE_PAGE_RATE_LIMIT_BURST", 30, 1, MAX_RATE)?,
+                int("GATEHOUSE_PAGE_RATE_LIMIT_RPM", 120, 0, MAX_RATE)?,
+                int("GATEHOUSE_PAGE_RATE_LIMIT_RPM_BURST", 120, 1, MAX_RATE)?,
+            )
+        };
         let lockout = LockoutPolicy {
             max_attempts: int("GATEHOUSE_LOCKOUT_MAX_ATTEMPTS", 5, 0, 1000)? as u32,
             duration_ms: int("GATEHOUSE_LOCKOUT_DURATION", 900, 1, 365 * 24 * 3600)? * 1000,
@@ -95,6 +115,7 @@ impl PolicySettings {
         }
         Ok(PolicySettings {
             rate_limit,
+            page_rate_limit,
             trusted_proxies: TrustedProxies::parse(&get("GATEHOUSE_TRUSTED_PROXIES").unwrap_or_default())?,
             lockout,
             reputation,
@@ -133,12 +154,31 @@ enum Shape {
     Page,
 }
 
-/// The endpoints that check a secret, each with its own bucket per client IP.
-fn limited(method: Method, path: &str) -> Option<(&'static str, Shape)> {
+/// Which tiers a limited endpoint uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Checks a secret: the strict tiers.
+    Secret,
+    /// Hit by ordinary page loads, and stores what it is sent: the generous tiers.
+    Page,
+}
+
+/// The limited endpoints, each with its own bucket per client IP.
+fn limited(method: Method, path: &str) -> Option<(&'static str, Shape, Class)> {
     if method == Method::Options {
         return None; // CORS preflights check nothing.
     }
-    Some(match (method, path) {
+    let page = match (method, path) {
+        // Each stores a pending request (or a report) for anyone who asks.
+        (Method::Get | Method::Post, "/oauth2/authorize") => Some(("authorize", Shape::Page)),
+        (Method::Get, "/oauth2/gateway") => Some(("gateway_start", Shape::Page)),
+        (Method::Post, "/.gatehouse/csp-report") => Some(("csp_report", Shape::Json)),
+        _ => None,
+    };
+    if let Some((bucket, shape)) = page {
+        return Some((bucket, shape, Class::Page));
+    }
+    let (bucket, shape) = match (method, path) {
         (Method::Post, "/oauth2/login") => ("login", Shape::LoginForm),
         (Method::Post, "/oauth2/mfa") => ("mfa", Shape::Page),
         (_, "/oauth2/passkey/login/finish") => ("passkey", Shape::Json),
@@ -150,16 +190,20 @@ fn limited(method: Method, path: &str) -> Option<(&'static str, Shape)> {
         (_, "/oauth2/revoke") => ("revoke", Shape::Json),
         (_, p) if p == "/admin/api" || p.starts_with("/admin/api/") => ("admin", Shape::Json),
         _ => return None,
-    })
+    };
+    Some((bucket, shape, Class::Secret))
 }
 
 /// Per-IP rate limiting, in front of the endpoints that check secrets. `None`: go ahead.
 pub async fn guard(ctx: &Ctx<'_>, req: &Request) -> Option<Response> {
-    let tiers = &ctx.settings.policy.rate_limit;
+    let (bucket, shape, class) = limited(req.method, &req.path)?;
+    let tiers = match class {
+        Class::Secret => &ctx.settings.policy.rate_limit,
+        Class::Page => &ctx.settings.policy.page_rate_limit,
+    };
     if tiers.is_empty() {
         return None;
     }
-    let (bucket, shape) = limited(req.method, &req.path)?;
     let client = client_ip(ctx, req);
     let answer = |e: Error| match shape {
         Shape::Json => e.into_json(),
@@ -284,15 +328,20 @@ mod tests {
     fn only_secret_checking_endpoints_are_limited() {
         assert_eq!(
             limited(Method::Post, "/oauth2/login"),
-            Some(("login", Shape::LoginForm))
+            Some(("login", Shape::LoginForm, Class::Secret))
         );
         assert_eq!(limited(Method::Get, "/oauth2/login"), None);
-        assert_eq!(limited(Method::Post, "/oauth2/token"), Some(("token", Shape::Json)));
+        assert_eq!(
+            limited(Method::Post, "/oauth2/token"),
+            Some(("token", Shape::Json, Class::Secret))
+        );
         assert_eq!(limited(Method::Options, "/oauth2/token"), None);
-        assert_eq!(limited(Method::Get, "/admin/api/users"), Some(("admin", Shape::Json)));
+        assert_eq!(
+            limited(Method::Get, "/admin/api/users"),
+            Some(("admin", Shape::Json, Class::Secret))
+        );
         assert_eq!(limited(Method::Get, "/admin/apix"), None);
         assert_eq!(limited(Method::Get, "/healthz"), None);
-        assert_eq!(limited(Method::Get, "/oauth2/authorize"), None);
         assert_eq!(
             limited(Method::Get, "/oauth2/userinfo"),
             None,
@@ -300,7 +349,50 @@ mod tests {
         );
         assert_eq!(
             limited(Method::Get, "/.gatehouse/callback"),
-            Some(("gateway_callback", Shape::Page))
+            Some(("gateway_callback", Shape::Page, Class::Secret))
+        );
+    }
+
+    #[test]
+    fn unauthenticated_writes_are_limited_with_the_page_tiers() {
+        assert_eq!(
+            limited(Method::Get, "/oauth2/authorize"),
+            Some(("authorize", Shape::Page, Class::Page))
+        );
+        assert_eq!(
+            limited(Method::Post, "/oauth2/authorize"),
+            Some(("authorize", Shape::Page, Class::Page))
+        );
+        assert_eq!(
+            limited(Method::Get, "/oauth2/gateway"),
+            Some(("gateway_start", Shape::Page, Class::Page))
+        );
+        assert_eq!(
+            limited(Method::Post, "/.gatehouse/csp-report"),
+            Some(("csp_report", Shape::Json, Class::Page))
+        );
+    }
+
+    #[test]
+    fn page_tiers_default_generous_and_follow_the_master_switch() {
+        let s = parse(&[]).unwrap();
+        assert_eq!(
+            s.page_rate_limit,
+            vec![Tier::per_second(10, 30), Tier::per_minute(120, 120)]
+        );
+        assert!(parse(&[("GATEHOUSE_RATE_LIMIT_RPS", "0")])
+            .unwrap()
+            .page_rate_limit
+            .is_empty());
+        assert!(parse(&[("GATEHOUSE_PAGE_RATE_LIMIT_RPS", "0")])
+            .unwrap()
+            .page_rate_limit
+            .is_empty());
+        assert_eq!(
+            parse(&[("GATEHOUSE_PAGE_RATE_LIMIT_RPM", "0")])
+                .unwrap()
+                .page_rate_limit,
+            vec![Tier::per_second(10, 30)]
         );
     }
 }

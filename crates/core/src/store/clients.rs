@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::{decode, first};
+use crate::db::{decode, first, Value};
 use crate::error::InternalError;
 use crate::ports::Db;
 use crate::{params, params_vec};
@@ -130,10 +130,16 @@ pub async fn insert(db: &dyn Db, c: &Client) -> Result<bool, InternalError> {
 }
 
 pub async fn update(db: &dyn Db, c: &Client) -> Result<(), InternalError> {
-    db.execute(
+    let (sql, params) = update_statement(c)?;
+    db.execute(sql, &params).await?;
+    Ok(())
+}
+
+pub fn update_statement(c: &Client) -> Result<(&'static str, Vec<Value>), InternalError> {
+    Ok((
         "UPDATE clients SET secret_hash = ?2, metadata = ?3, first_party = ?4, disabled = ?5, \
          updated_at = ?6 WHERE client_id = ?1",
-        &params![
+        params_vec![
             &c.client_id,
             c.secret_hash.clone(),
             metadata_json(c)?,
@@ -141,9 +147,16 @@ pub async fn update(db: &dyn Db, c: &Client) -> Result<(), InternalError> {
             c.disabled,
             c.updated_at
         ],
+    ))
+}
+
+/// Revokes every grant of a client, and so every token issued from them (a disabled client's
+/// tokens must stop working at once, not when they expire).
+pub fn revoke_grants_statement(client_id: &str, now: i64) -> (&'static str, Vec<Value>) {
+    (
+        "UPDATE grants SET revoked_at = ?2 WHERE client_id = ?1 AND revoked_at IS NULL",
+        params_vec![client_id, now],
     )
-    .await?;
-    Ok(())
 }
 
 /// Deletes a client and revokes everything issued to it.
@@ -152,10 +165,7 @@ pub async fn delete(db: &dyn Db, client_id: &str, now: i64) -> Result<bool, Inte
         return Ok(false);
     }
     db.batch(&[
-        (
-            "UPDATE grants SET revoked_at = ?2 WHERE client_id = ?1 AND revoked_at IS NULL",
-            params_vec![client_id, now],
-        ),
+        revoke_grants_statement(client_id, now),
         ("DELETE FROM auth_requests WHERE client_id = ?1", params_vec![client_id]),
         ("DELETE FROM consents WHERE client_id = ?1", params_vec![client_id]),
         ("DELETE FROM clients WHERE client_id = ?1", params_vec![client_id]),

@@ -12,7 +12,9 @@ struct Row {
     scope: String,
 }
 
-pub async fn granted(db: &dyn Db, user_id: &str, client_id: &str) -> Result<Vec<String>, InternalError> {
+/// The scopes `user_id` granted `client_id`; `None` if the user never consented to this client
+/// at all (an empty list means they allowed the client itself, with no scope).
+pub async fn granted(db: &dyn Db, user_id: &str, client_id: &str) -> Result<Option<Vec<String>>, InternalError> {
     let row: Option<Row> = first(
         db.query(
             "SELECT scope FROM consents WHERE user_id = ?1 AND client_id = ?2",
@@ -20,9 +22,7 @@ pub async fn granted(db: &dyn Db, user_id: &str, client_id: &str) -> Result<Vec<
         )
         .await?,
     )?;
-    Ok(row
-        .map(|r| r.scope.split_ascii_whitespace().map(str::to_owned).collect())
-        .unwrap_or_default())
+    Ok(row.map(|r| r.scope.split_ascii_whitespace().map(str::to_owned).collect()))
 }
 
 /// Records the union of what was granted before and `scopes`.
@@ -33,7 +33,7 @@ pub async fn grant(
     scopes: &[String],
     now: i64,
 ) -> Result<(), InternalError> {
-    let mut all = granted(db, user_id, client_id).await?;
+    let mut all = granted(db, user_id, client_id).await?.unwrap_or_default();
     for s in scopes {
         if !all.contains(s) {
             all.push(s.clone());

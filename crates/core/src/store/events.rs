@@ -1,9 +1,10 @@
 //! The event log: logins, failures, token reuse, admin changes.
 
 use crate::crypto::random_id;
+use crate::db::Value;
 use crate::error::InternalError;
-use crate::params;
 use crate::ports::{Db, Rng};
+use crate::{params, params_vec};
 
 pub struct Event<'a> {
     pub kind: &'a str,
@@ -14,9 +15,17 @@ pub struct Event<'a> {
 }
 
 pub async fn record(db: &dyn Db, rng: &dyn Rng, now: i64, e: Event<'_>) -> Result<(), InternalError> {
-    db.execute(
+    let (sql, params) = record_statement(rng, now, e)?;
+    db.execute(sql, &params).await?;
+    Ok(())
+}
+
+/// The statement that records `e`, to run in one batch with the change it describes (an audit
+/// entry must not be lost, nor exist without its change).
+pub fn record_statement(rng: &dyn Rng, now: i64, e: Event<'_>) -> Result<(&'static str, Vec<Value>), InternalError> {
+    Ok((
         "INSERT INTO events (id, kind, user_id, client_id, ip, detail, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        &params![
+        params_vec![
             random_id(rng, "evt_")?,
             e.kind,
             e.user_id,
@@ -25,9 +34,7 @@ pub async fn record(db: &dyn Db, rng: &dyn Rng, now: i64, e: Event<'_>) -> Resul
             e.detail.to_string(),
             now
         ],
-    )
-    .await?;
-    Ok(())
+    ))
 }
 
 pub async fn count(db: &dyn Db, kind: &str) -> Result<i64, InternalError> {

@@ -1,6 +1,8 @@
 //! Grants and what they issue: authorization codes, access tokens, refresh tokens.
-//! Single use is enforced by one conditional UPDATE … RETURNING, so two concurrent redemptions
-//! cannot both succeed.
+//! A code or refresh token is read first and consumed only by a request that passed every check,
+//! in the same batch that writes what it issues: one conditional UPDATE marks it, and the new
+//! tokens are inserted only under that mark, so two concurrent redemptions cannot both succeed
+//! and a request that fails half-way leaves the code or token as it was.
 
 use serde::Deserialize;
 
@@ -59,7 +61,8 @@ pub async fn revoke_grant(db: &dyn Db, id: &str, now: i64) -> Result<(), Interna
             params_vec![id, now],
         ),
     ])
-    .await
+    .await?;
+    Ok(())
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -88,44 +91,103 @@ pub fn insert_code_statement(code_hash: &str, c: &Code, now: i64) -> (&'static s
     )
 }
 
-pub enum Redeemed {
-    /// First use: the code's record.
-    Fresh(Code),
-    /// Already used: the grant it belonged to, to be revoked.
-    Reused {
-        grant_id: String,
-    },
-    Unknown,
+/// The condition under which a grant may still issue tokens: not revoked, not past its absolute
+/// lifetime, its user (if any) still exists and is enabled, and its client still exists and is
+/// enabled. Written against the alias `g`.
+const LIVE_GRANT: &str = "g.revoked_at IS NULL AND g.expires_at > ?2 \
+     AND (g.user_id IS NULL OR EXISTS (SELECT 1 FROM users u WHERE u.id = g.user_id AND u.disabled = 0)) \
+     AND EXISTS (SELECT 1 FROM clients cl WHERE cl.client_id = g.client_id AND cl.disabled = 0)";
+
+/// The grant columns, prefixed `g_`, as joined into the exchange lookups.
+const GRANT_AS_G: &str = "g.id AS g_id, g.client_id AS g_client_id, g.user_id AS g_user_id, \
+     g.session_hash AS g_session_hash, g.scope AS g_scope, g.auth_time AS g_auth_time, g.nonce AS g_nonce, \
+     g.created_at AS g_created_at, g.expires_at AS g_expires_at";
+
+/// A live grant joined as `g_*` columns (absent when the grant may no longer issue tokens).
+#[derive(Deserialize)]
+struct JoinedGrant {
+    g_id: Option<String>,
+    #[serde(default)]
+    g_client_id: Option<String>,
+    #[serde(default)]
+    g_user_id: Option<String>,
+    #[serde(default)]
+    g_session_hash: Option<String>,
+    #[serde(default)]
+    g_scope: Option<String>,
+    #[serde(default, deserialize_with = "super::opt_int")]
+    g_auth_time: Option<i64>,
+    #[serde(default)]
+    g_nonce: Option<String>,
+    #[serde(default, deserialize_with = "super::opt_int")]
+    g_created_at: Option<i64>,
+    #[serde(default, deserialize_with = "super::opt_int")]
+    g_expires_at: Option<i64>,
 }
 
-/// Marks a code used; exactly one caller ever gets `Fresh`.
-pub async fn redeem_code(db: &dyn Db, code_hash: &str, now: i64) -> Result<Redeemed, InternalError> {
-    let fresh: Option<Code> = first(
+impl JoinedGrant {
+    fn into_grant(self) -> Option<Grant> {
+        Some(Grant {
+            id: self.g_id?,
+            client_id: self.g_client_id?,
+            user_id: self.g_user_id,
+            session_hash: self.g_session_hash,
+            scope: self.g_scope?,
+            auth_time: self.g_auth_time,
+            nonce: self.g_nonce,
+            created_at: self.g_created_at?,
+            expires_at: self.g_expires_at?,
+            revoked_at: None,
+        })
+    }
+}
+
+/// An authorization code as presented at the token endpoint, read without changing it: the
+/// exchange checks the client, redirect URI and PKCE first, and only a request that passes them
+/// consumes the code, in the same batch that writes its tokens ([`consume_code_statement`]).
+pub struct CodeLookup {
+    pub code: Code,
+    pub used: bool,
+    /// The grant, when it may still issue tokens.
+    pub grant: Option<Grant>,
+}
+
+#[derive(Deserialize)]
+struct CodeRow {
+    #[serde(flatten)]
+    code: Code,
+    #[serde(default, deserialize_with = "super::opt_int")]
+    used_at: Option<i64>,
+    #[serde(flatten)]
+    grant: JoinedGrant,
+}
+
+/// The code `code_hash` and its live grant, in one query.
+pub async fn code_for_exchange(db: &dyn Db, code_hash: &str, now: i64) -> Result<Option<CodeLookup>, InternalError> {
+    let row: Option<CodeRow> = first(
         db.query(
-            "UPDATE authorization_codes SET used_at = ?2 WHERE code_hash = ?1 AND used_at IS NULL \
-             RETURNING grant_id, client_id, redirect_uri, code_challenge, expires_at",
+            &format!(
+                "SELECT c.grant_id, c.client_id, c.redirect_uri, c.code_challenge, c.expires_at, c.used_at, \
+                 {GRANT_AS_G} FROM authorization_codes c LEFT JOIN grants g ON g.id = c.grant_id AND {LIVE_GRANT} \
+                 WHERE c.code_hash = ?1"
+            ),
             &params![code_hash, now],
         )
         .await?,
     )?;
-    if let Some(code) = fresh {
-        return Ok(Redeemed::Fresh(code));
-    }
-    #[derive(Deserialize)]
-    struct Used {
-        grant_id: String,
-    }
-    let used: Option<Used> = first(
-        db.query(
-            "SELECT grant_id FROM authorization_codes WHERE code_hash = ?1",
-            &params![code_hash],
-        )
-        .await?,
-    )?;
-    Ok(match used {
-        Some(u) => Redeemed::Reused { grant_id: u.grant_id },
-        None => Redeemed::Unknown,
-    })
+    Ok(row.map(|r| CodeLookup {
+        code: r.code,
+        used: r.used_at.is_some(),
+        grant: r.grant.into_grant(),
+    }))
+}
+
+/// Marks a code used by the token request `marker`; changes no row if it was used already.
+pub fn consume_code_statement(code_hash: &str, marker: &str, now: i64) -> (&'static str, Vec<Value>) {
+    (
+        "UPDATE authorization_codes SET used_at = ?2, redeemed_by = ?3 WHERE code_hash = ?1 AND used_at IS NULL",
+        params_vec![code_hash, now, marker],
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,36 +232,68 @@ pub struct NewToken<'a> {
     pub expires_at: i64,
 }
 
-pub fn insert_token_statement(t: &NewToken<'_>, now: i64) -> (&'static str, Vec<crate::db::Value>) {
-    (
-        "INSERT INTO tokens (token_hash, kind, grant_id, client_id, user_id, scope, jti, created_at, expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params_vec![
-            t.hash,
-            t.kind.as_str(),
-            &t.grant.id,
-            &t.grant.client_id,
-            t.grant.user_id.clone(),
-            t.scope,
-            t.jti,
-            now,
-            t.expires_at
-        ],
-    )
+/// What a token write depends on: the new tokens of a code exchange or a refresh are written only
+/// if the same batch's consuming statement was this request's (its `marker`), so a request that
+/// lost a race to a concurrent one writes nothing.
+#[derive(Clone, Copy)]
+pub enum Consumed<'a> {
+    /// Nothing is consumed (client_credentials).
+    Nothing,
+    /// The authorization code `hash`, marked by [`consume_code_statement`].
+    Code { hash: &'a str, marker: &'a str },
+    /// The refresh token `hash`, marked by [`rotate_refresh_statement`].
+    Refresh { hash: &'a str, marker: &'a str },
+}
+
+const INSERT_TOKEN: &str = "INSERT INTO tokens (token_hash, kind, grant_id, client_id, user_id, scope, jti, \
+     created_at, expires_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9";
+const INSERT_TOKEN_IF_CODE: &str = "INSERT INTO tokens (token_hash, kind, grant_id, client_id, user_id, scope, jti, \
+     created_at, expires_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 \
+     WHERE EXISTS (SELECT 1 FROM authorization_codes WHERE code_hash = ?10 AND redeemed_by = ?11)";
+const INSERT_TOKEN_IF_ROTATED: &str = "INSERT INTO tokens (token_hash, kind, grant_id, client_id, user_id, scope, \
+     jti, created_at, expires_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 \
+     WHERE EXISTS (SELECT 1 FROM tokens WHERE token_hash = ?10 AND rotated_by = ?11)";
+
+pub fn insert_token_statement(t: &NewToken<'_>, now: i64, after: Consumed<'_>) -> (&'static str, Vec<Value>) {
+    let mut params = params_vec![
+        t.hash,
+        t.kind.as_str(),
+        &t.grant.id,
+        &t.grant.client_id,
+        t.grant.user_id.clone(),
+        t.scope,
+        t.jti,
+        now,
+        t.expires_at
+    ];
+    let sql = match after {
+        Consumed::Nothing => INSERT_TOKEN,
+        Consumed::Code { hash, marker } => {
+            params.extend(params_vec![hash, marker]);
+            INSERT_TOKEN_IF_CODE
+        }
+        Consumed::Refresh { hash, marker } => {
+            params.extend(params_vec![hash, marker]);
+            INSERT_TOKEN_IF_ROTATED
+        }
+    };
+    (sql, params)
 }
 
 const TOKEN_COLUMNS: &str =
     "kind, grant_id, client_id, user_id, scope, jti, created_at, expires_at, rotated_at, revoked_at";
+const TOKEN_COLUMNS_T: &str =
+    "t.kind, t.grant_id, t.client_id, t.user_id, t.scope, t.jti, t.created_at, t.expires_at, t.rotated_at, t.revoked_at";
 
-/// A token usable now: not revoked, not rotated, not expired, and its grant not revoked.
+/// A token usable now: not revoked, not rotated, not expired, and its grant live (which includes
+/// its user and its client being enabled: disabling a client stops its tokens at once).
 pub async fn active_token(db: &dyn Db, token_hash: &str, now: i64) -> Result<Option<Token>, InternalError> {
     first(
         db.query(
             &format!(
-                "SELECT t.{} FROM tokens t JOIN grants g ON g.id = t.grant_id \
+                "SELECT {TOKEN_COLUMNS_T} FROM tokens t JOIN grants g ON g.id = t.grant_id \
                  WHERE t.token_hash = ?1 AND t.revoked_at IS NULL AND t.rotated_at IS NULL \
-                 AND t.expires_at > ?2 AND g.revoked_at IS NULL AND g.expires_at > ?2",
-                TOKEN_COLUMNS.replace(", ", ", t.")
+                 AND t.expires_at > ?2 AND {LIVE_GRANT}"
             ),
             &params![token_hash, now],
         )
@@ -217,57 +311,57 @@ pub async fn token_by_hash(db: &dyn Db, token_hash: &str) -> Result<Option<Token
     )
 }
 
-pub enum Rotated {
-    Fresh(Token),
-    /// The refresh token was used before: a replay, so the family must be revoked.
-    Reused {
-        grant_id: String,
-    },
-    /// Unknown, revoked or expired.
-    Invalid,
+/// A refresh token as presented at the token endpoint, read without changing it (see
+/// [`CodeLookup`]); rotation happens in the batch that writes its successors
+/// ([`rotate_refresh_statement`]).
+pub struct RefreshLookup {
+    pub token: Token,
+    /// The grant, when it may still issue tokens.
+    pub grant: Option<Grant>,
 }
 
-/// Marks `client_id`'s refresh token as used; exactly one caller ever gets `Fresh`. Another
-/// client's token is left untouched (`Invalid`), so nobody can burn a token that is not theirs.
-pub async fn rotate_refresh(
+#[derive(Deserialize)]
+struct RefreshRow {
+    #[serde(flatten)]
+    token: Token,
+    #[serde(flatten)]
+    grant: JoinedGrant,
+}
+
+/// The refresh token `token_hash` and its live grant, in one query.
+pub async fn refresh_for_exchange(
     db: &dyn Db,
     token_hash: &str,
-    client_id: &str,
     now: i64,
-) -> Result<Rotated, InternalError> {
-    let fresh: Option<Token> = first(
+) -> Result<Option<RefreshLookup>, InternalError> {
+    let row: Option<RefreshRow> = first(
         db.query(
             &format!(
-                "UPDATE tokens SET rotated_at = ?3 WHERE token_hash = ?1 AND client_id = ?2 AND kind = 'refresh' \
-                 AND rotated_at IS NULL AND revoked_at IS NULL RETURNING {TOKEN_COLUMNS}"
+                "SELECT {TOKEN_COLUMNS_T}, {GRANT_AS_G} FROM tokens t LEFT JOIN grants g ON g.id = t.grant_id \
+                 AND {LIVE_GRANT} WHERE t.token_hash = ?1 AND t.kind = 'refresh'"
             ),
-            &params![token_hash, client_id, now],
+            &params![token_hash, now],
         )
         .await?,
     )?;
-    if let Some(t) = fresh {
-        return Ok(Rotated::Fresh(t));
-    }
-    Ok(match token_by_hash(db, token_hash).await? {
-        Some(t) if t.kind == "refresh" && t.client_id == client_id && t.rotated_at.is_some() => {
-            Rotated::Reused { grant_id: t.grant_id }
-        }
-        _ => Rotated::Invalid,
-    })
+    Ok(row.map(|r| RefreshLookup {
+        token: r.token,
+        grant: r.grant.into_grant(),
+    }))
 }
 
-/// The grant `id` if tokens may still be issued from it: not revoked, not past its absolute
-/// lifetime, and its user (if any) still exists and is enabled. One query.
-pub async fn live_grant(db: &dyn Db, id: &str, now: i64) -> Result<Option<Grant>, InternalError> {
-    first(
-        db.query(
-            "SELECT g.id, g.client_id, g.user_id, g.session_hash, g.scope, g.auth_time, g.nonce, g.created_at, \
-             g.expires_at, g.revoked_at FROM grants g LEFT JOIN users u ON u.id = g.user_id \
-             WHERE g.id = ?1 AND g.revoked_at IS NULL AND g.expires_at > ?2 \
-             AND (g.user_id IS NULL OR (u.id IS NOT NULL AND u.disabled = 0))",
-            &params![id, now],
-        )
-        .await?,
+/// Marks `client_id`'s refresh token rotated by the token request `marker`; changes no row if it
+/// was rotated or revoked already.
+pub fn rotate_refresh_statement(
+    token_hash: &str,
+    client_id: &str,
+    marker: &str,
+    now: i64,
+) -> (&'static str, Vec<Value>) {
+    (
+        "UPDATE tokens SET rotated_at = ?3, rotated_by = ?4 WHERE token_hash = ?1 AND client_id = ?2 \
+         AND kind = 'refresh' AND rotated_at IS NULL AND revoked_at IS NULL",
+        params_vec![token_hash, client_id, now, marker],
     )
 }
 

@@ -52,7 +52,8 @@ pub async fn end(db: &dyn Db, id_hash: &str, now: i64) -> Result<(), InternalErr
             params_vec![id_hash, now],
         ),
     ])
-    .await
+    .await?;
+    Ok(())
 }
 
 /// Ends every session of a user and revokes everything issued to them (password reset,
@@ -72,7 +73,8 @@ pub async fn end_all_for_user(db: &dyn Db, user_id: &str, now: i64) -> Result<()
             params_vec![user_id, now],
         ),
     ])
-    .await
+    .await?;
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -81,23 +83,32 @@ struct PendingRow {
     params: String,
 }
 
-/// Saves a validated authorization request while the user logs in or consents.
+/// Saves a validated authorization request while the user logs in or consents. The client IP
+/// `ip_key` keeps at most `limits::PENDING_PER_IP` of them: its oldest go first. (Expired ones
+/// are deleted by the retention job.)
 pub async fn save_request(
     db: &dyn Db,
     id: &str,
     client_id: &str,
+    ip_key: &str,
     params_json: &str,
     now: i64,
     ttl: i64,
 ) -> Result<(), InternalError> {
     db.batch(&[
-        ("DELETE FROM auth_requests WHERE expires_at <= ?1", params_vec![now]),
         (
-            "INSERT INTO auth_requests (id, client_id, params, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params_vec![id, client_id, params_json, now, now + ttl],
+            "DELETE FROM auth_requests WHERE ip_key = ?1 AND id NOT IN \
+             (SELECT id FROM auth_requests WHERE ip_key = ?1 ORDER BY created_at DESC, rowid DESC LIMIT ?2)",
+            params_vec![ip_key, crate::limits::PENDING_PER_IP - 1],
+        ),
+        (
+            "INSERT INTO auth_requests (id, client_id, ip_key, params, created_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params_vec![id, client_id, ip_key, params_json, now, now + ttl],
         ),
     ])
-    .await
+    .await?;
+    Ok(())
 }
 
 /// The pending request `id` as `(client_id, params_json)`, if it has not expired.

@@ -41,6 +41,50 @@ impl SqliteDb {
     pub fn count(&self, sql: &str) -> i64 {
         self.0.borrow().query_row(sql, [], |r| r.get(0)).expect("count")
     }
+
+    /// Runs SQL directly (for tests that set up a state no endpoint would make).
+    pub fn exec(&self, sql: &str) {
+        self.0.borrow().execute_batch(sql).expect("exec");
+    }
+}
+
+/// D1 as seen by one request while something else happens: its next `batch` calls fail (a brief
+/// D1 error, an isolate killed mid-request), or a competing statement lands just before its next
+/// batch (a concurrent request that got there first).
+pub struct Interposed<'a> {
+    pub inner: &'a SqliteDb,
+    pub fail_batches: std::cell::Cell<u32>,
+    pub before_batch: RefCell<Option<String>>,
+}
+
+impl<'a> Interposed<'a> {
+    pub fn new(inner: &'a SqliteDb) -> Self {
+        Interposed {
+            inner,
+            fail_batches: std::cell::Cell::new(0),
+            before_batch: RefCell::new(None),
+        }
+    }
+}
+
+#[async_trait(?Send)]
+impl Db for Interposed<'_> {
+    async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, InternalError> {
+        self.inner.query(sql, params).await
+    }
+    async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, InternalError> {
+        self.inner.execute(sql, params).await
+    }
+    async fn batch(&self, statements: &[(&str, Vec<Value>)]) -> Result<Vec<u64>, InternalError> {
+        if let Some(sql) = self.before_batch.borrow_mut().take() {
+            self.inner.exec(&sql);
+        }
+        if self.fail_batches.get() > 0 {
+            self.fail_batches.set(self.fail_batches.get() - 1);
+            return Err(InternalError::new("D1_ERROR: simulated failure"));
+        }
+        self.inner.batch(statements).await
+    }
 }
 
 fn to_sql(v: &Value) -> rusqlite::types::Value {
@@ -87,13 +131,16 @@ impl Db for SqliteDb {
             .map(|(_, n)| n)
             .map_err(|e| InternalError::new(e.to_string()))
     }
-    async fn batch(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), InternalError> {
+    async fn batch(&self, statements: &[(&str, Vec<Value>)]) -> Result<Vec<u64>, InternalError> {
         let mut conn = self.0.borrow_mut();
         let tx = conn.transaction().map_err(|e| InternalError::new(e.to_string()))?;
+        let mut changes = Vec::with_capacity(statements.len());
         for (sql, params) in statements {
-            run(&tx, sql, params).map_err(|e| InternalError::new(e.to_string()))?;
+            let (_, n) = run(&tx, sql, params).map_err(|e| InternalError::new(e.to_string()))?;
+            changes.push(n);
         }
-        tx.commit().map_err(|e| InternalError::new(e.to_string()))
+        tx.commit().map_err(|e| InternalError::new(e.to_string()))?;
+        Ok(changes)
     }
 }
 
@@ -121,6 +168,7 @@ impl TestEnv {
         };
         // The clock stands still in these tests; suites that test the limiter turn it on.
         settings.policy.rate_limit.clear();
+        settings.policy.page_rate_limit.clear();
         TestEnv {
             settings,
             secrets: Secrets {
@@ -166,6 +214,13 @@ impl TestEnv {
     /// The gateway's decision for a request on `origin`.
     pub fn route_at(&self, origin: &str, req: &Request) -> Option<gatehouse_core::gateway::Outcome> {
         futures::executor::block_on(gatehouse_core::gateway::route(&self.ctx_at(origin), req))
+    }
+
+    /// Gatehouse's own endpoints with another view of the database (see [`Interposed`]).
+    pub fn send_with_db(&self, db: &dyn Db, req: Request) -> Response {
+        let mut ctx = self.ctx();
+        ctx.db = db;
+        futures::executor::block_on(gatehouse_core::handle(&ctx, &req)).unwrap_or_else(|| Response::new(404))
     }
 
     pub fn send(&self, req: Request) -> Response {

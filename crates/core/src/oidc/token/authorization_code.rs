@@ -1,37 +1,45 @@
 //! `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.5).
+//!
+//! The code is read, then every check runs (client, expiry, redirect URI, PKCE), and only then is
+//! it consumed, in the batch that writes its tokens. A code presented by another client is refused
+//! and left redeemable by its owner: otherwise anyone holding a leaked code and any public
+//! `client_id` could make the real client's exchange look like a replay and revoke the grant.
 
 use crate::crypto::token_hash;
-use crate::error::{Error, OAuthError};
-use crate::http::Params;
+use crate::error::{Error, ErrorCode, OAuthError};
+use crate::http::{Params, Response};
 use crate::oidc::pkce;
 use crate::oidc::scope;
 use crate::store::clients::Client;
-use crate::store::grants::{self, Redeemed};
+use crate::store::grants;
 use crate::Ctx;
 
-pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<crate::http::Response, Error> {
+use super::{Issued, Source};
+
+pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<Response, Error> {
     if !client.allows_grant("authorization_code") {
-        return Err(OAuthError::new(
-            crate::error::ErrorCode::UnauthorizedClient,
-            "grant not allowed for this client",
-        )
-        .into());
+        return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "grant not allowed for this client").into());
     }
     let code = form.require("code")?;
     let redirect_uri = form.get("redirect_uri")?;
     let verifier = form.get("code_verifier")?;
     let now = ctx.clock.now();
     let invalid = || Error::from(OAuthError::invalid_grant("invalid authorization code"));
+    let hash = token_hash(code);
 
-    let record = match grants::redeem_code(ctx.db, &token_hash(code), now).await? {
-        Redeemed::Fresh(c) => c,
-        Redeemed::Reused { grant_id } => {
-            super::revoke_replayed_family(ctx, client, &grant_id, "code_reuse").await?;
-            return Err(invalid());
-        }
-        Redeemed::Unknown => return Err(invalid()),
+    let Some(found) = grants::code_for_exchange(ctx.db, &hash, now).await? else {
+        return Err(invalid());
     };
-    if record.client_id != client.client_id || record.expires_at <= now {
+    let record = &found.code;
+    if record.client_id != client.client_id {
+        return Err(invalid());
+    }
+    if found.used {
+        // RFC 6749 §4.1.2: a code used twice revokes what it issued.
+        super::revoke_replayed_family(ctx, client, &record.grant_id, "code_reuse").await?;
+        return Err(invalid());
+    }
+    if record.expires_at <= now {
         return Err(invalid());
     }
     // RFC 6749 §4.1.3: the same redirect_uri, compared exactly.
@@ -49,21 +57,29 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<c
         (None, None) if client.is_public() => return Err(OAuthError::invalid_grant("PKCE is required").into()),
         (None, None) => {}
     }
-    let Some(grant) = grants::live_grant(ctx.db, &record.grant_id, now).await? else {
+    let Some(grant) = &found.grant else {
         return Err(invalid());
     };
     let scope_str = grant.scope.clone();
-    super::issue(
+    let issued = super::issue(
         ctx,
         super::Issue {
             client,
-            grant: &grant,
+            grant,
             scope: &scope_str,
             refresh_scope: &scope_str,
             refresh: super::wants_refresh(client, &scope_str),
             id_token: scope::has(&scope_str, "openid"),
-            new_grant: false,
+            source: Source::Code(&hash),
         },
     )
-    .await
+    .await?;
+    match issued {
+        Issued::Tokens(resp) => Ok(resp),
+        // Redeemed by a concurrent request between our read and our batch: a replay.
+        Issued::AlreadyConsumed => {
+            super::revoke_replayed_family(ctx, client, &record.grant_id, "code_reuse").await?;
+            Err(invalid())
+        }
+    }
 }

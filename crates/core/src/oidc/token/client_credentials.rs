@@ -37,7 +37,7 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
         revoked_at: None,
     };
     let scope_str = grant.scope.clone();
-    super::issue(
+    let issued = super::issue(
         ctx,
         super::Issue {
             client,
@@ -46,8 +46,15 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
             refresh_scope: &scope_str,
             refresh: false,
             id_token: false,
-            new_grant: true,
+            source: super::Source::NewGrant,
         },
     )
-    .await
+    .await?;
+    match issued {
+        super::Issued::Tokens(resp) => Ok(resp),
+        // Nothing is consumed by client_credentials, so no race can be lost.
+        super::Issued::AlreadyConsumed => {
+            Err(crate::error::InternalError::new("client_credentials lost a race").into())
+        }
+    }
 }

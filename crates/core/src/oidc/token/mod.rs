@@ -14,7 +14,7 @@ use crate::jwt;
 use crate::oidc::{client_auth, scope};
 use crate::ports::SigningAlg;
 use crate::store::clients::Client;
-use crate::store::grants::{self, Grant, NewToken, TokenKind};
+use crate::store::grants::{self, Consumed, Grant, NewToken, TokenKind};
 use crate::Ctx;
 
 pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
@@ -53,13 +53,34 @@ pub struct Issue<'a> {
     pub refresh_scope: &'a str,
     pub refresh: bool,
     pub id_token: bool,
-    /// The grant was just made (client_credentials): it is written in the same batch as its tokens.
-    pub new_grant: bool,
+    /// What this issuance consumes (a code, a refresh token) or creates (client_credentials' new
+    /// grant), written in the same batch as the new tokens.
+    pub source: Source<'a>,
 }
 
-/// Mints the access token (RFC 9068 JWT), the refresh token and the ID token, stores the hashes,
-/// and builds the RFC 6749 §5.1 response.
-pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Response, Error> {
+/// Where the tokens of one issuance come from.
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    /// A grant made by this request (client_credentials).
+    NewGrant,
+    /// The authorization code with this hash.
+    Code(&'a str),
+    /// The refresh token with this hash, rotated for the authenticated client.
+    Refresh(&'a str),
+}
+
+/// The outcome of [`issue`].
+pub enum Issued {
+    Tokens(Response),
+    /// A concurrent request consumed the code or refresh token first: nothing was written.
+    AlreadyConsumed,
+}
+
+/// Mints the access token (RFC 9068 JWT), the refresh token and the ID token, and stores their
+/// hashes in one batch that also consumes the code or refresh token they come from; then builds
+/// the RFC 6749 §5.1 response. Callers validate everything before: a failure up to the batch
+/// changes nothing, so the client's retry is not mistaken for a replay.
+pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Issued, Error> {
     let now = ctx.clock.now();
     let iss = ctx.issuer();
     let alg = signing_alg(i.client);
@@ -76,9 +97,21 @@ pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Response, Error> {
     let access_token = jwt::sign(ctx.signer, alg, &at, Some("at+jwt")).await?;
     let access_hash = token_hash(&access_token);
     let mut statements = Vec::new();
-    if i.new_grant {
-        statements.push(grants::insert_grant_statement(i.grant));
-    }
+    // The access token's jti marks the consumed code or refresh token as this request's.
+    let consumed = match i.source {
+        Source::NewGrant => {
+            statements.push(grants::insert_grant_statement(i.grant));
+            Consumed::Nothing
+        }
+        Source::Code(hash) => {
+            statements.push(grants::consume_code_statement(hash, &jti, now));
+            Consumed::Code { hash, marker: &jti }
+        }
+        Source::Refresh(hash) => {
+            statements.push(grants::rotate_refresh_statement(hash, &i.client.client_id, &jti, now));
+            Consumed::Refresh { hash, marker: &jti }
+        }
+    };
     statements.push(grants::insert_token_statement(
         &NewToken {
             hash: &access_hash,
@@ -89,6 +122,7 @@ pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Response, Error> {
             expires_at: access_exp,
         },
         now,
+        consumed,
     ));
 
     let refresh_token = if i.refresh { Some(random_token(ctx.rng)?) } else { None };
@@ -106,11 +140,19 @@ pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Response, Error> {
                 expires_at: exp,
             },
             now,
+            consumed,
         ));
     }
-    ctx.db
-        .batch(&statements.iter().map(|(s, p)| (*s, p.clone())).collect::<Vec<_>>())
-        .await?;
+    // Signed before the batch: once the batch lands, nothing may fail before the answer.
+    let id_token = if i.id_token {
+        Some(id_token(ctx, &i, alg, &sub, &access_token).await?)
+    } else {
+        None
+    };
+    let changes = ctx.db.batch(&statements).await?;
+    if !matches!(i.source, Source::NewGrant) && changes.first() != Some(&1) {
+        return Ok(Issued::AlreadyConsumed);
+    }
 
     let mut body = Map::new();
     body.insert("access_token".into(), json!(access_token));
@@ -120,11 +162,10 @@ pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Response, Error> {
     if let Some(rt) = refresh_token {
         body.insert("refresh_token".into(), json!(rt));
     }
-    if i.id_token {
-        let id_token = id_token(ctx, &i, alg, &sub, &access_token).await?;
-        body.insert("id_token".into(), json!(id_token));
+    if let Some(t) = id_token {
+        body.insert("id_token".into(), json!(t));
     }
-    Ok(Response::json(200, &Value::Object(body)))
+    Ok(Issued::Tokens(Response::json(200, &Value::Object(body))))
 }
 
 /// OIDC Core §2 and §3.1.3.6 (`at_hash`: left half of SHA-256 of the access token).

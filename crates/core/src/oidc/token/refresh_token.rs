@@ -1,57 +1,80 @@
 //! `grant_type=refresh_token` (RFC 6749 §6) with rotation on every use and reuse detection
 //! (OAuth 2.0 Security BCP §4.14.2): presenting a rotated token revokes the whole family.
+//!
+//! The token is read and every check runs first (client, lifetime, grant, scope); it is rotated
+//! only in the batch that writes its successors, so a wider scope asked by mistake or a failed
+//! write leaves it usable, and the client's retry is not mistaken for a replay.
 
 use crate::crypto::token_hash;
 use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{Params, Response};
 use crate::oidc::scope;
 use crate::store::clients::Client;
-use crate::store::grants::{self, Rotated};
+use crate::store::grants;
 use crate::Ctx;
+
+use super::{Issued, Source};
 
 pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<Response, Error> {
     if !client.allows_grant("refresh_token") {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "grant not allowed for this client").into());
     }
     let presented = form.require("refresh_token")?;
+    let requested_scope = form.get("scope")?;
     let hash = token_hash(presented);
     let now = ctx.clock.now();
     let invalid = || Error::from(OAuthError::invalid_grant("invalid refresh token"));
 
-    let token = match grants::rotate_refresh(ctx.db, &hash, &client.client_id, now).await? {
-        Rotated::Fresh(t) => t,
-        Rotated::Reused { grant_id } => {
-            super::revoke_replayed_family(ctx, client, &grant_id, "refresh_token_reuse").await?;
-            return Err(invalid());
-        }
-        Rotated::Invalid => return Err(invalid()),
+    let Some(found) = grants::refresh_for_exchange(ctx.db, &hash, now).await? else {
+        return Err(invalid());
     };
-    if token.expires_at <= now {
+    let token = &found.token;
+    // Another client's token is left untouched: nobody can burn a token that is not theirs.
+    if token.client_id != client.client_id {
         return Err(invalid());
     }
-    let Some(grant) = grants::live_grant(ctx.db, &token.grant_id, now).await? else {
+    if token.rotated_at.is_some() {
+        super::revoke_replayed_family(ctx, client, &token.grant_id, "refresh_token_reuse").await?;
+        return Err(invalid());
+    }
+    if token.revoked_at.is_some() || token.expires_at <= now {
+        return Err(invalid());
+    }
+    let Some(grant) = &found.grant else {
         return Err(invalid());
     };
+    // What the family may still carry: its scope, narrowed to what the client is allowed today
+    // (an operator who removes a scope from a client removes it from live families too).
+    let kept: Vec<String> = scope::split(&token.scope)
+        .filter(|s| client.allowed_scopes().any(|a| a == *s))
+        .map(str::to_owned)
+        .collect();
+    let kept_scope = scope::join(&kept);
     // RFC 6749 §6: a narrower scope may be asked for, never a wider one.
-    let scope_str = match form.get("scope")? {
-        None => token.scope.clone(),
-        Some(requested) => {
-            let asked = scope::parse(requested, &token.scope)?;
-            scope::join(&asked)
-        }
+    let scope_str = match requested_scope {
+        None => kept_scope.clone(),
+        Some(requested) => scope::join(&scope::parse(requested, &kept_scope)?),
     };
-    super::issue(
+    let issued = super::issue(
         ctx,
         super::Issue {
             client,
-            grant: &grant,
+            grant,
             scope: &scope_str,
-            refresh_scope: &token.scope,
-            // The family goes on as long as the grant's offline_access does.
-            refresh: super::wants_refresh(client, &grant.scope),
+            refresh_scope: &kept_scope,
+            // The family goes on as long as it keeps offline_access.
+            refresh: super::wants_refresh(client, &kept_scope),
             id_token: scope::has(&scope_str, "openid"),
-            new_grant: false,
+            source: Source::Refresh(&hash),
         },
     )
-    .await
+    .await?;
+    match issued {
+        Issued::Tokens(resp) => Ok(resp),
+        // Rotated by a concurrent request between our read and our batch: a replay.
+        Issued::AlreadyConsumed => {
+            super::revoke_replayed_family(ctx, client, &token.grant_id, "refresh_token_reuse").await?;
+            Err(invalid())
+        }
+    }
 }
