@@ -185,6 +185,8 @@ pub struct Response {
     pub form_action: Vec<String>,
     /// Origins this page may frame (CSP `frame-src`); empty: none.
     pub frame_src: Vec<String>,
+    /// The CSP nonce this page's scripts carry (`script-src 'nonce-…'`); `None`: no script runs.
+    pub csp_nonce: Option<String>,
 }
 
 impl Response {
@@ -195,6 +197,7 @@ impl Response {
             body: Vec::new(),
             form_action: Vec::new(),
             frame_src: Vec::new(),
+            csp_nonce: None,
         }
     }
 

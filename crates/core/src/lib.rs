@@ -79,20 +79,14 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Option<Response> {
     Some(secure_own_response(ctx, resp))
 }
 
-/// Adds the security headers (nonce CSP on pages, HSTS over https, framing, sniffing).
+/// Adds the security headers (CSP on pages, with the page's script nonce if it has one; HSTS
+/// over https; framing, sniffing).
 pub fn secure_own_response(ctx: &Ctx<'_>, mut resp: Response) -> Response {
-    let mut raw = [0u8; 16];
-    if let Err(e) = ctx.rng.fill(&mut raw) {
-        error::log_internal(&e);
-        return Response::new(500);
-    }
-    let nonce = crypto::b64url(&raw);
     let https = gateway::is_https(&ctx.origin);
     gateway::headers::own_response(
         &mut resp.headers,
-        &mut resp.body,
         https,
-        &nonce,
+        resp.csp_nonce.as_deref(),
         &resp.form_action,
         &resp.frame_src,
     );

@@ -1,30 +1,169 @@
-//! HTML pages rendered from the templates in `www/templates/` (embedded at build time).
-//! Values are HTML-escaped on insertion; templates hold no inline script or style, so the
-//! pages work under a strict Content-Security-Policy.
+//! HTML pages: the askama templates in `www/templates/`, compiled into the crate. Every value is
+//! HTML-escaped on output (no template marks one safe), and a page renders in one pass, so a
+//! reflected value is text and never template syntax. Templates hold no inline script or style:
+//! the only script, Turnstile's, carries the per-response CSP nonce as an ordinary value.
 
-use crate::http::html_escape;
+use askama::Template;
 
-const LAYOUT: &str = include_str!("../../../www/templates/layout.html");
-const ERROR: &str = include_str!("../../../www/templates/error.html");
-pub const LOGIN: &str = include_str!("../../../www/templates/login.html");
-pub const CONSENT: &str = include_str!("../../../www/templates/consent.html");
-pub const LOGOUT: &str = include_str!("../../../www/templates/logout.html");
-pub const SIGNED_OUT: &str = include_str!("../../../www/templates/signed-out.html");
+use crate::crypto::b64url;
+use crate::error::{log_internal, InternalError};
+use crate::http::Response;
+use crate::policy::turnstile;
+use crate::ports::Rng;
 
-/// Replaces `{{name}}` with escaped values and `{{{name}}}` with trusted (already rendered) HTML.
-pub fn render(template: &str, vars: &[(&str, &str)]) -> String {
-    let mut out = template.to_owned();
-    for (name, value) in vars {
-        out = out.replace(&format!("{{{{{{{name}}}}}}}"), value);
-        out = out.replace(&format!("{{{{{name}}}}}"), &html_escape(value));
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct Login<'a> {
+    pub client: &'a str,
+    pub error: &'a str,
+    pub req: &'a str,
+    pub csrf: &'a str,
+    pub username: &'a str,
+    /// The Turnstile widget, when the form asks for it.
+    pub captcha: Option<Captcha<'a>>,
+}
+
+/// What the Turnstile widget in the login form needs.
+pub struct Captcha<'a> {
+    pub site_key: &'a str,
+    /// This response's CSP nonce (`csp_nonce`), for the widget's script.
+    pub nonce: String,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct Consent<'a> {
+    pub client: &'a str,
+    pub scopes: Vec<Scope<'a>>,
+    pub req: &'a str,
+    pub csrf: &'a str,
+}
+
+pub struct Scope<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub struct LogoutConfirm<'a> {
+    pub csrf: &'a str,
+    pub state: &'a str,
+    pub post_logout_redirect_uri: &'a str,
+    pub client_id: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "signed-out.html")]
+pub struct SignedOut;
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    error: &'a str,
+    detail: &'a str,
+}
+
+/// A fresh CSP nonce (128 bits) for the scripts of one response.
+pub fn csp_nonce(rng: &dyn Rng) -> Result<String, InternalError> {
+    let mut raw = [0u8; 16];
+    rng.fill(&mut raw)?;
+    Ok(b64url(&raw))
+}
+
+/// `page` as an HTML response. Its CSP allows no script: a page with one says so (see `Login`).
+pub fn html(status: u16, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(body) => Response::html(status, body),
+        // Writing escaped text into a String cannot fail; if it ever did, show nothing partial.
+        Err(e) => {
+            log_internal(&InternalError::new(format!("template: {e}")));
+            Response::new(500)
+        }
     }
-    out
 }
 
-pub fn layout(title: &str, body_html: &str) -> String {
-    render(LAYOUT, &[("title", title), ("body", body_html)])
+impl Login<'_> {
+    /// The login form; with the widget, the response allows its script (by nonce) and its frame.
+    pub fn response(&self, status: u16) -> Response {
+        let mut resp = html(status, self);
+        if let Some(captcha) = &self.captcha {
+            resp.csp_nonce = Some(captcha.nonce.clone());
+            resp.frame_src = vec![turnstile::CHALLENGE_ORIGIN.to_owned()];
+        }
+        resp
+    }
 }
 
+/// The error page's HTML. It has no script, so it needs no nonce (callers have no `Ctx`).
 pub fn error_page(title: &str, detail: &str) -> String {
-    layout("Error", &render(ERROR, &[("error", title), ("detail", detail)]))
+    ErrorPage { error: title, detail }.render().unwrap_or_else(|e| {
+        log_internal(&InternalError::new(format!("template: {e}")));
+        String::from("Something went wrong")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn login<'a>(username: &'a str, captcha: Option<Captcha<'a>>) -> Login<'a> {
+        Login {
+            client: "RP",
+            error: "",
+            req: "r",
+            csrf: "c",
+            username,
+            captcha,
+        }
+    }
+
+    #[test]
+    fn reflected_values_are_escaped_and_never_read_as_template_syntax() {
+        let page = login("x{{ csrf }}{% if true %}<script>\"'&", None).render().unwrap();
+        assert!(
+            page.contains("value=\"x{{ csrf }}{% if true %}&#60;script&#62;&#34;&#39;&#38;\""),
+            "{page}"
+        );
+        assert!(!page.contains("<script"));
+    }
+
+    #[test]
+    fn the_widget_escapes_the_site_key_and_carries_the_nonce() {
+        let captcha = Captcha {
+            site_key: "k\"x",
+            nonce: "n0nce".into(),
+        };
+        let resp = login("", Some(captcha)).response(200);
+        let page = String::from_utf8(resp.body).unwrap();
+        assert!(
+            page.contains("data-sitekey=\"k&#34;x\" data-action=\"login\""),
+            "{page}"
+        );
+        assert!(page.contains(&format!(
+            "<script src=\"{}\" nonce=\"n0nce\" async defer>",
+            turnstile::SCRIPT_URL
+        )));
+        assert_eq!(resp.csp_nonce.as_deref(), Some("n0nce"));
+        assert_eq!(resp.frame_src, vec![turnstile::CHALLENGE_ORIGIN.to_owned()]);
+    }
+
+    #[test]
+    fn a_form_without_the_widget_allows_no_script_and_no_frame() {
+        let resp = login("", None).response(401);
+        assert_eq!(resp.status, 401);
+        assert!(resp.csp_nonce.is_none());
+        assert!(resp.frame_src.is_empty());
+        assert!(!String::from_utf8(resp.body).unwrap().contains("<script"));
+    }
+
+    #[test]
+    fn the_error_page_escapes_its_detail() {
+        let page = error_page("invalid_request", "bad <b>redirect_uri</b>");
+        assert!(
+            page.contains("<p id=\"error-detail\">bad &#60;b&#62;redirect_uri&#60;/b&#62;</p>"),
+            "{page}"
+        );
+        assert!(page.contains("<title>Error · Gatehouse</title>"));
+    }
 }

@@ -140,18 +140,15 @@ pub fn apply(headers: &mut Vec<(String, String)>, policy: &HeaderPolicy, https: 
     set_if_absent(headers, "x-frame-options", &policy.frame_options);
 }
 
-/// The placeholder templates use for the per-response CSP nonce.
-pub const NONCE_PLACEHOLDER: &str = "__GATEHOUSE_CSP_NONCE__";
-
-/// Headers for Gatehouse's own responses. HTML pages get a nonce-based CSP with no
-/// `unsafe-inline`; `form_action` lists the origins a form on the page may end up at (the
-/// client's redirect URI is reached by redirects after the POST, and browsers apply
-/// `form-action` to those redirects too).
+/// Headers for Gatehouse's own responses. HTML pages get a CSP with no `unsafe-inline`: scripts
+/// run only on a page that carries a nonce (`Response::csp_nonce`, drawn when the page was
+/// rendered), every other page runs none. `form_action` lists the origins a form on the page may
+/// end up at (the client's redirect URI is reached by redirects after the POST, and browsers
+/// apply `form-action` to those redirects too).
 pub fn own_response(
     headers: &mut Vec<(String, String)>,
-    body: &mut Vec<u8>,
     https: bool,
-    nonce: &str,
+    nonce: Option<&str>,
     form_action: &[String],
     frame_src: &[String],
 ) {
@@ -159,10 +156,12 @@ pub fn own_response(
         .iter()
         .any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v.starts_with("text/html"));
     let csp = if is_html {
-        let text = String::from_utf8_lossy(body);
-        if text.contains(NONCE_PLACEHOLDER) {
-            *body = text.replace(NONCE_PLACEHOLDER, nonce).into_bytes();
-        }
+        // A nonce is base64url; anything else would be a bug, so it runs nothing rather than
+        // writing it into a header.
+        let script = match nonce.filter(|n| is_nonce(n)) {
+            Some(n) => format!("script-src 'nonce-{n}' 'strict-dynamic'"),
+            None => "script-src 'none'".to_owned(),
+        };
         let mut actions = vec!["'self'".to_owned()];
         actions.extend(form_action.iter().filter(|o| !o.is_empty()).cloned());
         let frames: Vec<&str> = frame_src.iter().map(String::as_str).filter(|o| !o.is_empty()).collect();
@@ -172,7 +171,7 @@ pub fn own_response(
             format!("frame-src {}; ", frames.join(" "))
         };
         format!(
-            "default-src 'none'; script-src 'nonce-{nonce}' 'strict-dynamic'; style-src 'self'; img-src 'self' data:; \
+            "default-src 'none'; {script}; style-src 'self'; img-src 'self' data:; \
              font-src 'self'; connect-src 'self'; {frame}form-action {}; frame-ancestors 'none'; base-uri 'none'; \
              object-src 'none'",
             actions.join(" ")
@@ -188,6 +187,10 @@ pub fn own_response(
     headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-security-policy"));
     apply(headers, &policy, https);
     set_if_absent(headers, "cross-origin-resource-policy", "same-origin");
+}
+
+fn is_nonce(n: &str) -> bool {
+    !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]
@@ -284,33 +287,44 @@ mod tests {
     #[test]
     fn own_pages_get_a_nonce_csp_without_unsafe_inline_and_form_action_for_the_client() {
         let mut h = vec![("content-type".to_string(), "text/html; charset=utf-8".to_string())];
-        let mut body = format!("<script nonce=\"{NONCE_PLACEHOLDER}\"></script>").into_bytes();
-        own_response(
-            &mut h,
-            &mut body,
-            false,
-            "abc123",
-            &["https://rp.example.com".into()],
-            &[],
-        );
+        own_response(&mut h, false, Some("abc123"), &["https://rp.example.com".into()], &[]);
         let csp = hv(&h, "content-security-policy")[0];
-        assert!(csp.contains("script-src 'nonce-abc123'"));
+        assert!(csp.contains("script-src 'nonce-abc123' 'strict-dynamic';"));
         assert!(csp.contains("form-action 'self' https://rp.example.com;"));
         assert!(!csp.contains("unsafe-inline"));
-        assert_eq!(String::from_utf8(body).unwrap(), "<script nonce=\"abc123\"></script>");
         assert_eq!(hv(&h, "x-frame-options"), vec!["DENY"]);
         assert!(!csp.contains("frame-src"), "no frames unless a page asks");
     }
 
     #[test]
+    fn a_page_without_a_nonce_runs_no_script() {
+        let mut h = vec![("content-type".to_string(), "text/html; charset=utf-8".to_string())];
+        own_response(&mut h, true, None, &[], &[]);
+        let csp = hv(&h, "content-security-policy")[0];
+        assert!(csp.starts_with("default-src 'none'; script-src 'none';"), "{csp}");
+        assert!(!csp.contains("nonce"));
+    }
+
+    #[test]
+    fn a_nonce_that_is_not_base64url_never_reaches_the_header() {
+        for bad in ["", "a'; script-src *", "a\r\nset-cookie: x=1", "a b"] {
+            let mut h = vec![("content-type".to_string(), "text/html".to_string())];
+            own_response(&mut h, true, Some(bad), &[], &[]);
+            let csp = hv(&h, "content-security-policy")[0];
+            assert!(
+                csp.contains("script-src 'none';") && !csp.contains("nonce"),
+                "{bad:?}: {csp}"
+            );
+        }
+    }
+
+    #[test]
     fn a_page_with_the_captcha_widget_may_frame_only_the_challenge_origin() {
         let mut h = vec![("content-type".to_string(), "text/html".to_string())];
-        let mut body = Vec::new();
         own_response(
             &mut h,
-            &mut body,
             true,
-            "n",
+            Some("n"),
             &[],
             &["https://challenges.cloudflare.com".into()],
         );

@@ -2,7 +2,7 @@
 //! their data; granted scopes are remembered per user and client.
 
 use crate::error::{Error, ErrorCode, OAuthError};
-use crate::http::{form_encode, html_escape, Request, Response};
+use crate::http::{form_encode, Request, Response};
 use crate::oidc::authorize::{self, Pending};
 use crate::oidc::cookies;
 use crate::oidc::login::browser_binding;
@@ -41,27 +41,22 @@ async fn page(ctx: &Ctx<'_>, req: &Request, id: &str, pending: &Pending) -> Resu
     let name = client
         .and_then(|c| c.metadata.client_name)
         .unwrap_or_else(|| pending.client_id.clone());
-    let scopes: String = pending
+    let scopes = pending
         .scope
         .iter()
-        .map(|s| {
-            format!(
-                "<li data-scope=\"{}\">{}</li>",
-                html_escape(s),
-                html_escape(describe(s))
-            )
+        .map(|s| pages::Scope {
+            name: s,
+            description: describe(s),
         })
         .collect();
-    let body = pages::render(
-        pages::CONSENT,
-        &[
-            ("client", &name),
-            ("scopes", &scopes),
-            ("req", id),
-            ("csrf", &cookies::csrf_token(ctx, &browser, id)),
-        ],
-    );
-    let mut resp = Response::html(200, pages::layout("Allow access", &body));
+    let csrf = cookies::csrf_token(ctx, &browser, id);
+    let page = pages::Consent {
+        client: &name,
+        scopes,
+        req: id,
+        csrf: &csrf,
+    };
+    let mut resp = pages::html(200, &page);
     resp.form_action = pending.form_action();
     if let Some(c) = set_cookie {
         resp.add_header("set-cookie", &c);

@@ -61,27 +61,24 @@ async fn form(ctx: &Ctx<'_>, req: &Request, id: &str, pending: &Pending, shown: 
     } = shown;
     let (browser, set_cookie) = browser_binding(ctx, req)?;
     let csrf = cookies::csrf_token(ctx, &browser, id);
-    let widget = match (&ctx.settings.policy.turnstile, captcha) {
-        (Some(t), true) => turnstile::widget_html(&t.site_key),
-        _ => String::new(),
+    let captcha = match (&ctx.settings.policy.turnstile, captcha) {
+        (Some(t), true) => Some(pages::Captcha {
+            site_key: &t.site_key,
+            nonce: pages::csp_nonce(ctx.rng)?,
+        }),
+        _ => None,
     };
-    let body = pages::render(
-        pages::LOGIN,
-        &[
-            ("client", &client_name(ctx, pending).await?),
-            ("error", error),
-            ("req", id),
-            ("csrf", &csrf),
-            ("username", username),
-            ("captcha", &widget),
-        ],
-    );
-    let mut resp = Response::html(status, pages::layout("Sign in", &body));
-    resp.form_action = pending.form_action();
-    if !widget.is_empty() {
-        // The Turnstile widget runs in a frame from Cloudflare's challenge origin.
-        resp.frame_src = vec![turnstile::CHALLENGE_ORIGIN.to_owned()];
+    let client = client_name(ctx, pending).await?;
+    let mut resp = pages::Login {
+        client: &client,
+        error,
+        req: id,
+        csrf: &csrf,
+        username,
+        captcha,
     }
+    .response(status);
+    resp.form_action = pending.form_action();
     if let Some(c) = set_cookie {
         resp.add_header("set-cookie", &c);
     }

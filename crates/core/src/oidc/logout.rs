@@ -78,7 +78,7 @@ async fn logout(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
             let q: Vec<(&str, String)> = state.into_iter().map(|s| ("state", s)).collect();
             Response::redirect(303, &if q.is_empty() { uri } else { append_query(&uri, &q) })
         }
-        None => Response::html(200, pages::layout("Signed out", pages::SIGNED_OUT)),
+        None => pages::html(200, &pages::SignedOut),
     };
     resp.add_header("set-cookie", &cookies::set_cookie(ctx, cookies::SESSION, "", 0));
     Ok(resp)
@@ -92,16 +92,14 @@ fn confirm_page(
     client_id: Option<&str>,
 ) -> Result<Response, Error> {
     let (browser, set_cookie) = browser_binding(ctx, req)?;
-    let body = pages::render(
-        pages::LOGOUT,
-        &[
-            ("csrf", &cookies::csrf_token(ctx, &browser, CSRF_PURPOSE)),
-            ("state", state.unwrap_or("")),
-            ("post_logout_redirect_uri", redirect.unwrap_or("")),
-            ("client_id", client_id.unwrap_or("")),
-        ],
-    );
-    let mut resp = Response::html(200, pages::layout("Sign out", &body));
+    let csrf = cookies::csrf_token(ctx, &browser, CSRF_PURPOSE);
+    let page = pages::LogoutConfirm {
+        csrf: &csrf,
+        state: state.unwrap_or(""),
+        post_logout_redirect_uri: redirect.unwrap_or(""),
+        client_id: client_id.unwrap_or(""),
+    };
+    let mut resp = pages::html(200, &page);
     resp.form_action = redirect.and_then(crate::http::csp_source).into_iter().collect();
     if let Some(c) = set_cookie {
         resp.add_header("set-cookie", &c);

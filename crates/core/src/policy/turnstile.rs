@@ -15,8 +15,7 @@ use serde::Deserialize;
 
 use crate::config::Secret;
 use crate::error::InternalError;
-use crate::gateway::headers::NONCE_PLACEHOLDER;
-use crate::http::{form_encode, html_escape};
+use crate::http::form_encode;
 use crate::Ctx;
 
 /// The origin the widget's frame comes from (the login page's CSP `frame-src`).
@@ -153,16 +152,6 @@ pub fn judge(status: u16, body: &[u8]) -> Result<(), String> {
     }
 }
 
-/// The widget, inside the login form (it adds the hidden `cf-turnstile-response` field).
-/// The script carries the page's CSP nonce.
-pub fn widget_html(site_key: &str) -> String {
-    format!(
-        "<div class=\"cf-turnstile\" id=\"captcha\" data-sitekey=\"{}\" data-action=\"{ACTION}\"></div>\n\
-         <script src=\"{SCRIPT_URL}\" nonce=\"{NONCE_PLACEHOLDER}\" async defer></script>\n",
-        html_escape(site_key)
-    )
-}
-
 /// Checks a token with siteverify. Anything but a clear yes is a no: a missing or oversized
 /// token, an unreachable or confused verifier (logged), a token for another action.
 pub async fn verify(
@@ -256,13 +245,5 @@ mod tests {
         assert!(judge(200, br#"{"success":true}"#).is_err(), "no action");
         assert!(judge(500, br#"{"success":true,"action":"login"}"#).is_err());
         assert!(judge(200, b"<html>").is_err());
-    }
-
-    #[test]
-    fn the_widget_escapes_the_site_key_and_carries_the_nonce() {
-        let html = widget_html("k\"x");
-        assert!(html.contains("data-sitekey=\"k&quot;x\""));
-        assert!(html.contains(NONCE_PLACEHOLDER));
-        assert!(html.contains(SCRIPT_URL));
     }
 }
