@@ -7,7 +7,7 @@ CREATE INDEX auth_requests_expiry ON auth_requests(expires_at);
 
 -- Unused codes go at expiry; a used one stays with its grant so a late replay is still seen.
 CREATE INDEX authorization_codes_unused_expiry ON authorization_codes(expires_at) WHERE used_at IS NULL;
--- Deleting a grant cascades to its code; without this each cascade scans the table.
+-- A grant's code: the job deletes it before the grant, and deleting a grant checks for it.
 CREATE INDEX authorization_codes_grant ON authorization_codes(grant_id);
 
 CREATE INDEX gateway_codes_expiry ON gateway_codes(expires_at);

@@ -22,18 +22,19 @@
 //!
 //! Every delete takes at most [`ROWS_PER_BATCH`] rows found through an index
 //! (migrations/0004_retention.sql), and each step runs at most [`BATCHES_PER_STEP`] times per
-//! run; what is left waits for the next run. A family's tokens go before its grant, so a grant's
-//! cascade removes at most its one code and no statement touches more than twice the batch.
+//! run; what is left waits for the next run. A grant goes only after its tokens and code, and an
+//! SSO session only after its app sessions, so no delete cascades: no statement touches more than
+//! the batch, and the counts are exact (D1 would count cascaded rows, SQLite would not).
 
 use std::fmt;
 
 use crate::config::Settings;
-use crate::params;
+use crate::db::Value;
 use crate::ports::Db;
 
 /// Rows one statement may delete.
 pub const ROWS_PER_BATCH: i64 = 1000;
-/// Statements per step and run. With the steps below a run makes at most 39 D1 queries, under
+/// Statements per step and run. With the steps below a run makes at most 33 D1 queries, under
 /// the 50 a Workers Free invocation may make.
 pub const BATCHES_PER_STEP: u32 = 3;
 /// Seconds a revoked grant is kept, so replays right after a revocation are still recorded.
@@ -51,121 +52,122 @@ pub enum Table {
     Events,
 }
 
-/// What `?1` of a step's statement is compared with.
+/// A point in time a step compares with.
 #[derive(Debug, Clone, Copy)]
 pub enum Cutoff {
     Now,
-    /// `now - REVOKED_GRANT_KEPT`.
+    /// `now - REVOKED_GRANT_KEPT`: grants revoked before it are dead.
     RevokedGrantKept,
-    /// `now - event_retention_days`.
+    /// `now - event_retention_days`: events created before it go.
     EventRetention,
 }
 
-/// One kind of dead row: a DELETE of at most `?2` rows, compared with `?1`.
+/// One kind of dead row: a DELETE of at most `?1` rows; `?2`, `?3` are the `cutoffs` in order.
+/// Where a step unites two conditions, the second excludes the first, so no row is counted twice
+/// against the limit.
 #[derive(Debug)]
 pub struct Step {
     pub name: &'static str,
     pub table: Table,
-    pub cutoff: Cutoff,
+    pub cutoffs: &'static [Cutoff],
     pub sql: &'static str,
 }
 
-/// In order: children before parents (tokens before grants, app sessions before sessions).
+/// In order: children before parents (tokens and codes before grants, app sessions before
+/// sessions).
 pub const STEPS: &[Step] = &[
     Step {
         name: "expired auth_requests",
         table: Table::AuthRequests,
-        cutoff: Cutoff::Now,
+        cutoffs: &[Cutoff::Now],
         sql: "DELETE FROM auth_requests WHERE rowid IN \
-              (SELECT rowid FROM auth_requests WHERE expires_at <= ?1 LIMIT ?2)",
+              (SELECT rowid FROM auth_requests WHERE expires_at <= ?2 LIMIT ?1)",
     },
     Step {
         name: "expired unused authorization_codes",
         table: Table::AuthorizationCodes,
-        cutoff: Cutoff::Now,
+        cutoffs: &[Cutoff::Now],
         sql: "DELETE FROM authorization_codes WHERE rowid IN \
-              (SELECT rowid FROM authorization_codes WHERE used_at IS NULL AND expires_at <= ?1 LIMIT ?2)",
+              (SELECT rowid FROM authorization_codes WHERE used_at IS NULL AND expires_at <= ?2 LIMIT ?1)",
     },
     Step {
         name: "expired gateway_codes",
         table: Table::GatewayCodes,
-        cutoff: Cutoff::Now,
+        cutoffs: &[Cutoff::Now],
         sql: "DELETE FROM gateway_codes WHERE rowid IN \
-              (SELECT rowid FROM gateway_codes WHERE expires_at <= ?1 LIMIT ?2)",
+              (SELECT rowid FROM gateway_codes WHERE expires_at <= ?2 LIMIT ?1)",
     },
     Step {
         name: "expired tokens",
         table: Table::Tokens,
-        cutoff: Cutoff::Now,
+        cutoffs: &[Cutoff::Now],
         sql: "DELETE FROM tokens WHERE rowid IN \
-              (SELECT rowid FROM tokens WHERE rotated_at IS NULL AND expires_at <= ?1 LIMIT ?2)",
+              (SELECT rowid FROM tokens WHERE rotated_at IS NULL AND expires_at <= ?2 LIMIT ?1)",
     },
     Step {
-        name: "tokens of expired grants",
+        name: "tokens of dead grants",
         table: Table::Tokens,
-        cutoff: Cutoff::Now,
-        sql: "DELETE FROM tokens WHERE rowid IN (SELECT t.rowid FROM grants g \
-              JOIN tokens t ON t.grant_id = g.id WHERE g.expires_at <= ?1 LIMIT ?2)",
+        cutoffs: &[Cutoff::Now, Cutoff::RevokedGrantKept],
+        sql: "DELETE FROM tokens WHERE rowid IN (\
+              SELECT t.rowid FROM grants g JOIN tokens t ON t.grant_id = g.id WHERE g.expires_at <= ?2 \
+              UNION ALL SELECT t.rowid FROM grants g JOIN tokens t ON t.grant_id = g.id \
+              WHERE g.revoked_at <= ?3 AND g.expires_at > ?2 LIMIT ?1)",
     },
     Step {
-        name: "tokens of revoked grants",
-        table: Table::Tokens,
-        cutoff: Cutoff::RevokedGrantKept,
-        sql: "DELETE FROM tokens WHERE rowid IN (SELECT t.rowid FROM grants g \
-              JOIN tokens t ON t.grant_id = g.id WHERE g.revoked_at <= ?1 LIMIT ?2)",
+        name: "codes of dead grants",
+        table: Table::AuthorizationCodes,
+        cutoffs: &[Cutoff::Now, Cutoff::RevokedGrantKept],
+        sql: "DELETE FROM authorization_codes WHERE rowid IN (\
+              SELECT c.rowid FROM grants g JOIN authorization_codes c ON c.grant_id = g.id WHERE g.expires_at <= ?2 \
+              UNION ALL SELECT c.rowid FROM grants g JOIN authorization_codes c ON c.grant_id = g.id \
+              WHERE g.revoked_at <= ?3 AND g.expires_at > ?2 LIMIT ?1)",
     },
     Step {
-        name: "expired grants",
+        name: "dead grants",
         table: Table::Grants,
-        cutoff: Cutoff::Now,
-        sql: "DELETE FROM grants WHERE rowid IN (SELECT g.rowid FROM grants g WHERE g.expires_at <= ?1 \
-              AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.grant_id = g.id) LIMIT ?2)",
-    },
-    Step {
-        name: "revoked grants",
-        table: Table::Grants,
-        cutoff: Cutoff::RevokedGrantKept,
-        sql: "DELETE FROM grants WHERE rowid IN (SELECT g.rowid FROM grants g WHERE g.revoked_at <= ?1 \
-              AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.grant_id = g.id) LIMIT ?2)",
+        cutoffs: &[Cutoff::Now, Cutoff::RevokedGrantKept],
+        sql: "DELETE FROM grants WHERE rowid IN (\
+              SELECT g.rowid FROM grants g WHERE g.expires_at <= ?2 \
+              AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.grant_id = g.id) \
+              AND NOT EXISTS (SELECT 1 FROM authorization_codes c WHERE c.grant_id = g.id) \
+              UNION ALL SELECT g.rowid FROM grants g WHERE g.revoked_at <= ?3 AND g.expires_at > ?2 \
+              AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.grant_id = g.id) \
+              AND NOT EXISTS (SELECT 1 FROM authorization_codes c WHERE c.grant_id = g.id) LIMIT ?1)",
     },
     Step {
         name: "expired app_sessions",
         table: Table::AppSessions,
-        cutoff: Cutoff::Now,
+        cutoffs: &[Cutoff::Now],
         sql: "DELETE FROM app_sessions WHERE rowid IN \
-              (SELECT rowid FROM app_sessions WHERE expires_at <= ?1 LIMIT ?2)",
+              (SELECT rowid FROM app_sessions WHERE expires_at <= ?2 LIMIT ?1)",
     },
     Step {
         name: "app_sessions of ended sessions",
         table: Table::AppSessions,
-        cutoff: Cutoff::Now,
+        cutoffs: &[Cutoff::Now],
         sql: "DELETE FROM app_sessions WHERE rowid IN (SELECT a.rowid FROM sessions s \
-              JOIN app_sessions a ON a.sso_session_hash = s.id_hash WHERE s.ended_at <= ?1 LIMIT ?2)",
+              JOIN app_sessions a ON a.sso_session_hash = s.id_hash WHERE s.ended_at <= ?2 LIMIT ?1)",
     },
     Step {
-        name: "ended sessions",
+        name: "dead sessions",
         table: Table::Sessions,
-        cutoff: Cutoff::Now,
-        sql: "DELETE FROM sessions WHERE rowid IN (SELECT s.rowid FROM sessions s WHERE s.ended_at <= ?1 \
-              AND NOT EXISTS (SELECT 1 FROM app_sessions a WHERE a.sso_session_hash = s.id_hash) LIMIT ?2)",
-    },
-    Step {
-        name: "expired sessions",
-        table: Table::Sessions,
-        cutoff: Cutoff::Now,
-        sql: "DELETE FROM sessions WHERE rowid IN (SELECT s.rowid FROM sessions s WHERE s.expires_at <= ?1 \
-              AND NOT EXISTS (SELECT 1 FROM app_sessions a WHERE a.sso_session_hash = s.id_hash) LIMIT ?2)",
+        cutoffs: &[Cutoff::Now],
+        sql: "DELETE FROM sessions WHERE rowid IN (\
+              SELECT s.rowid FROM sessions s WHERE s.ended_at <= ?2 \
+              AND NOT EXISTS (SELECT 1 FROM app_sessions a WHERE a.sso_session_hash = s.id_hash) \
+              UNION ALL SELECT s.rowid FROM sessions s WHERE s.expires_at <= ?2 \
+              AND (s.ended_at IS NULL OR s.ended_at > ?2) \
+              AND NOT EXISTS (SELECT 1 FROM app_sessions a WHERE a.sso_session_hash = s.id_hash) LIMIT ?1)",
     },
     Step {
         name: "old events",
         table: Table::Events,
-        cutoff: Cutoff::EventRetention,
-        sql: "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE created_at < ?1 LIMIT ?2)",
+        cutoffs: &[Cutoff::EventRetention],
+        sql: "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE created_at < ?2 LIMIT ?1)",
     },
 ];
 
-/// Rows deleted by one run, per table. Rows removed by a cascade (a grant's code) are not
-/// counted.
+/// Rows deleted by one run, per table.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
     pub auth_requests: u64,
@@ -232,13 +234,16 @@ impl fmt::Display for Report {
 pub async fn run(db: &dyn Db, now: i64, settings: &Settings) -> Report {
     let mut report = Report::default();
     for step in STEPS {
-        let cutoff = match step.cutoff {
-            Cutoff::Now => now,
-            Cutoff::RevokedGrantKept => now - REVOKED_GRANT_KEPT,
-            Cutoff::EventRetention => now - settings.event_retention_days * 86_400,
-        };
+        let mut params = vec![Value::Int(ROWS_PER_BATCH)];
+        params.extend(step.cutoffs.iter().map(|c| {
+            Value::Int(match c {
+                Cutoff::Now => now,
+                Cutoff::RevokedGrantKept => now - REVOKED_GRANT_KEPT,
+                Cutoff::EventRetention => now - settings.event_retention_days * 86_400,
+            })
+        }));
         for batch in 1..=BATCHES_PER_STEP {
-            match db.execute(step.sql, &params![cutoff, ROWS_PER_BATCH]).await {
+            match db.execute(step.sql, &params).await {
                 Ok(n) => {
                     *report.deleted_mut(step.table) += n;
                     if n < ROWS_PER_BATCH as u64 {
