@@ -15,4 +15,6 @@ pub mod d1;
 #[cfg(target_arch = "wasm32")]
 pub mod proxy;
 #[cfg(target_arch = "wasm32")]
+pub mod scheduled;
+#[cfg(target_arch = "wasm32")]
 pub mod signing;

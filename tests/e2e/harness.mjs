@@ -1,15 +1,17 @@
 // Starts Gatehouse under `wrangler dev` on a free loopback port with a fresh state directory
 // and fresh secrets, applies the migrations, and stops it afterwards.
-import { spawn, execFileSync } from "node:child_process";
+import { spawn, execFile, execFileSync } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { promisify } from "node:util";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const WRANGLER = join(ROOT, "node_modules/.bin/wrangler");
+const execFileAsync = promisify(execFile);
 
 export function freePort() {
   return new Promise((ok, fail) => {
@@ -55,9 +57,10 @@ const env = () => ({
 
 /**
  * Starts a Gatehouse. `secrets` may omit or shorten values to test refusal to serve;
- * `vars` overrides [vars].
+ * `vars` overrides [vars]; `testScheduled` exposes `GET /__scheduled?cron=…`, which runs the
+ * Cron Trigger's handler.
  */
-export async function startGatehouse({ secrets = makeSecrets(), vars = {}, https = false } = {}) {
+export async function startGatehouse({ secrets = makeSecrets(), vars = {}, https = false, testScheduled = false } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-e2e-"));
   const state = join(dir, "state");
   const envFile = join(dir, "dev.vars");
@@ -79,6 +82,7 @@ export async function startGatehouse({ secrets = makeSecrets(), vars = {}, https
     "--env-file", envFile, "--show-interactive-dev-session=false",
     "--inspector-port", String(await freePort()),
   ];
+  if (testScheduled) args.push("--test-scheduled");
   // `{port}` in a var stands for the port chosen here (e.g. GATEHOUSE_ISSUER).
   let certPath = null;
   if (https) {
@@ -126,5 +130,18 @@ export async function startGatehouse({ secrets = makeSecrets(), vars = {}, https
     }
     await new Promise((ok) => setTimeout(ok, 300));
   }
-  return { url, secrets, stop, logs: () => output, certPath };
+  /**
+   * Runs SQL on the local D1 database; resolves to the first statement's rows. Asynchronous, so
+   * the event loop keeps running: a blocking call of a few seconds would let the server close an
+   * idle kept-alive connection before the client notices, and the next fetch would fail on it.
+   */
+  const d1 = async (command) => {
+    const { stdout } = await execFileAsync(
+      WRANGLER,
+      ["d1", "execute", "DB", "--local", "--persist-to", state, "--json", "--command", command],
+      { cwd: ROOT, env: env(), encoding: "utf8" },
+    );
+    return JSON.parse(stdout)[0].results;
+  };
+  return { url, secrets, stop, logs: () => output, certPath, d1 };
 }

@@ -83,6 +83,8 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// Seconds the gateway waits for an origin before answering 504.
     pub origin_timeout: i64,
+    /// Days the event log is kept before the retention job deletes it (`store::retention`).
+    pub event_retention_days: i64,
     /// Rate limiting, lockout, reputation and the CAPTCHA step (`crate::policy`).
     pub policy: crate::policy::PolicySettings,
 }
@@ -100,6 +102,7 @@ impl Default for Settings {
             session_ttl: 12 * 3600,
             cors_origins: Vec::new(),
             origin_timeout: 30,
+            event_retention_days: 90,
             policy: crate::policy::PolicySettings::default(),
         }
     }
@@ -134,6 +137,7 @@ impl Settings {
         s.refresh_absolute_ttl = secs("GATEHOUSE_REFRESH_ABSOLUTE_TTL", s.refresh_absolute_ttl)?;
         s.session_ttl = secs("GATEHOUSE_SESSION_TTL", s.session_ttl)?;
         s.origin_timeout = secs("GATEHOUSE_ORIGIN_TIMEOUT", s.origin_timeout)?.min(300);
+        s.event_retention_days = event_retention_days(get(EVENT_RETENTION_DAYS), s.event_retention_days)?;
         s.cors_origins = parse_origins(&get("GATEHOUSE_CORS_ORIGINS").unwrap_or_default())?;
         s.policy = crate::policy::PolicySettings::from_lookup(&get)?;
         Ok(s)
@@ -165,6 +169,27 @@ pub fn is_loopback(origin: &str) -> bool {
     match host.parse::<std::net::IpAddr>() {
         Ok(ip) => ip.is_loopback(),
         Err(_) => host == "localhost",
+    }
+}
+
+pub const EVENT_RETENTION_DAYS: &str = "GATEHOUSE_EVENT_RETENTION_DAYS";
+/// Ten years: longer is a typo, not a policy.
+pub const MAX_EVENT_RETENTION_DAYS: i64 = 3650;
+
+/// Whole days from 1 to [`MAX_EVENT_RETENTION_DAYS`]. There is no "keep forever": the event log
+/// grows with unauthenticated traffic (failed logins, CSP reports), so it must have an end.
+fn event_retention_days(value: Option<String>, default: i64) -> Result<i64, InternalError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|d| (1..=MAX_EVENT_RETENTION_DAYS).contains(d))
+            .ok_or_else(|| {
+                InternalError::new(format!(
+                    "{EVENT_RETENTION_DAYS} must be a whole number of days from 1 to {MAX_EVENT_RETENTION_DAYS}"
+                ))
+            }),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod clients;
 pub mod consents;
 pub mod events;
 pub mod grants;
+pub mod retention;
 pub mod sessions;
 pub mod users;
 
