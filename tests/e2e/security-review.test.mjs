@@ -92,6 +92,13 @@ test("an app host serves its app and /.gatehouse/ only: no login form, admin API
   }
   const cb = await hostRequest(hosted, "app.example.com", "/.gatehouse/callback?code=nothing");
   assert.equal(cb.status, 400, "/.gatehouse/ stays Gatehouse's");
+  // Gatehouse's pages on an app host (errors, 503) style themselves from /.gatehouse/static/.
+  assert.match(cb.text, /href="\/\.gatehouse\/static\/gatehouse\.css"/);
+  const css = await hostRequest(hosted, "app.example.com", "/.gatehouse/static/gatehouse.css");
+  assert.equal(css.status, 200);
+  assert.match(css.text, /font-family/);
+  const appsOwn = await hostRequest(hosted, "app.example.com", "/static/gatehouse.css");
+  assert.equal(JSON.parse(appsOwn.text).path, "/static/gatehouse.css", "/static/ is the app's there");
 });
 
 test("an origin cannot set Gatehouse's cookies or widen a service worker's scope", async () => {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::http::{html_escape, Response};
+use crate::http::Response;
 
 /// A failure inside Gatehouse (storage, crypto, configuration). Logged with detail, answered with
 /// a generic message: its text never reaches a client.
@@ -254,9 +254,4 @@ impl Error {
 /// Logs an internal error for operators. Only place internal detail goes.
 pub fn log_internal(e: &InternalError) {
     crate::log::error(&format!("internal error: {}", e.0));
-}
-
-/// Escapes a description for the error page (kept here so the page cannot be built unescaped).
-pub fn page_text(s: &str) -> String {
-    html_escape(s)
 }

@@ -458,7 +458,7 @@ impl Db for Probe<'_> {
         }
         self.db.execute(sql, params).await
     }
-    async fn batch(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), InternalError> {
+    async fn batch(&self, statements: &[(&str, Vec<Value>)]) -> Result<Vec<u64>, InternalError> {
         self.statements.set(self.statements.get() + statements.len() as u32);
         self.db.batch(statements).await
     }

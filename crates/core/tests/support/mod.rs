@@ -327,7 +327,8 @@ pub fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} in page")) + marker.len();
     let end = html[start..].find('"').expect("closing quote") + start;
-    html[start..end].replace("&amp;", "&")
+    // askama writes `&` as `&#38;`.
+    html[start..end].replace("&#38;", "&").replace("&amp;", "&")
 }
 
 pub fn query_param(url: &str, name: &str) -> Option<String> {

@@ -150,7 +150,9 @@ pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Issued, Error> {
         None
     };
     let changes = ctx.db.batch(&statements).await?;
-    if !matches!(i.source, Source::NewGrant) && changes.first() != Some(&1) {
+    // The consuming UPDATE names one row by its key: it changed it, or another request had.
+    let consumed_here = changes.first().is_some_and(|n| *n > 0);
+    if !matches!(i.source, Source::NewGrant) && !consumed_here {
         return Ok(Issued::AlreadyConsumed);
     }
 
