@@ -48,12 +48,12 @@ async fn token_issuances(ctx: &Ctx<'_>, n: u32) -> Result<u32, String> {
     for i in 0..n {
         let at = json!({"iss": ctx.issuer(), "sub": "usr_bench", "aud": "cli_bench", "client_id": "cli_bench",
             "scope": "openid profile email offline_access", "jti": format!("jti{i}"), "iat": now, "nbf": now, "exp": now + 600});
-        let access = jwt::sign(ctx.signer, SigningAlg::RS256, &at, Some("at+jwt"))
+        let access = jwt::sign(ctx.signer, SigningAlg::RS256, &at, Some(jwt::typ::ACCESS_TOKEN))
             .await
             .map_err(|e| e.to_string())?;
         let id = json!({"iss": ctx.issuer(), "sub": "usr_bench", "aud": "cli_bench", "iat": now, "exp": now + 3600,
             "nonce": "n", "at_hash": gatehouse_core::crypto::token_hash(&access)});
-        jwt::sign(ctx.signer, SigningAlg::RS256, &id, Some("JWT"))
+        jwt::sign(ctx.signer, SigningAlg::RS256, &id, Some(jwt::typ::ID_TOKEN))
             .await
             .map_err(|e| e.to_string())?;
     }

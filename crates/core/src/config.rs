@@ -78,6 +78,9 @@ pub struct Settings {
     pub refresh_idle_ttl: i64,
     pub refresh_absolute_ttl: i64,
     pub session_ttl: i64,
+    /// Seconds after its rotation during which a refresh token presented again yields new
+    /// tokens instead of revoking its family; 0 (the default): never.
+    pub refresh_grace: i64,
     /// Browser origins allowed to call the token, userinfo and revocation endpoints (CORS);
     /// empty: none. Exact `scheme://host[:port]` strings, never a wildcard.
     pub cors_origins: Vec<String>,
@@ -100,6 +103,7 @@ impl Default for Settings {
             refresh_idle_ttl: 14 * 24 * 3600,
             refresh_absolute_ttl: 30 * 24 * 3600,
             session_ttl: 12 * 3600,
+            refresh_grace: 0,
             cors_origins: Vec::new(),
             origin_timeout: 30,
             event_retention_days: 90,
@@ -136,6 +140,13 @@ impl Settings {
         s.refresh_idle_ttl = secs("GATEHOUSE_REFRESH_IDLE_TTL", s.refresh_idle_ttl)?;
         s.refresh_absolute_ttl = secs("GATEHOUSE_REFRESH_ABSOLUTE_TTL", s.refresh_absolute_ttl)?;
         s.session_ttl = secs("GATEHOUSE_SESSION_TTL", s.session_ttl)?;
+        s.refresh_grace = match get("GATEHOUSE_REFRESH_GRACE").map(|v| v.trim().to_owned()) {
+            None => 0,
+            Some(v) if v.is_empty() => 0,
+            Some(v) => v.parse::<i64>().ok().filter(|n| (0..=60).contains(n)).ok_or_else(|| {
+                InternalError::new("GATEHOUSE_REFRESH_GRACE must be a whole number of seconds from 0 to 60")
+            })?,
+        };
         s.origin_timeout = secs("GATEHOUSE_ORIGIN_TIMEOUT", s.origin_timeout)?.min(300);
         s.event_retention_days = event_retention_days(get(EVENT_RETENTION_DAYS), s.event_retention_days)?;
         s.cors_origins = parse_origins(&get("GATEHOUSE_CORS_ORIGINS").unwrap_or_default())?;
@@ -219,6 +230,24 @@ mod tests {
         Settings {
             issuer: issuer.map(str::to_owned),
             ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn the_refresh_grace_interval_is_off_by_default_and_bounded() {
+        let parse = |v: Option<&str>| {
+            Settings::from_lookup(|name| {
+                (name == "GATEHOUSE_REFRESH_GRACE")
+                    .then(|| v.map(str::to_owned))
+                    .flatten()
+            })
+        };
+        assert_eq!(parse(None).unwrap().refresh_grace, 0);
+        assert_eq!(parse(Some("")).unwrap().refresh_grace, 0);
+        assert_eq!(parse(Some("60")).unwrap().refresh_grace, 60);
+        for bad in ["61", "-1", "5s"] {
+            let e = parse(Some(bad)).unwrap_err();
+            assert!(e.0.contains("GATEHOUSE_REFRESH_GRACE"), "{bad}: {e}");
         }
     }
 

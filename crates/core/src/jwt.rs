@@ -26,6 +26,8 @@ pub enum JwtError {
     Expired,
     /// `nbf` or `iat` is in the future (beyond the leeway).
     NotYetValid,
+    /// A valid token of another kind (`typ`): an ID token where an access token was expected.
+    WrongType,
     /// Verification itself failed (crypto backend).
     Internal(InternalError),
 }
@@ -38,6 +40,7 @@ impl fmt::Display for JwtError {
             JwtError::UnknownKey => f.write_str("unknown signing key"),
             JwtError::Expired => f.write_str("token expired"),
             JwtError::NotYetValid => f.write_str("token not yet valid"),
+            JwtError::WrongType => f.write_str("token of another type"),
             JwtError::Internal(e) => write!(f, "internal error: {e}"),
         }
     }
@@ -79,9 +82,49 @@ pub async fn sign(
     Ok(format!("{input}.{}", b64url(&signature)))
 }
 
+/// The `typ` of each kind of token Gatehouse signs, so that no token can be taken for another.
+pub mod typ {
+    /// RFC 9068 §2.1.
+    pub const ACCESS_TOKEN: &str = "at+jwt";
+    /// OIDC Core §2 (an ID token's conventional `typ`).
+    pub const ID_TOKEN: &str = "JWT";
+    /// The gateway's identity assertion to an origin (RFC 8725 §3.11: explicit typing).
+    pub const GATEWAY_IDENTITY: &str = "gatehouse-identity+jwt";
+}
+
 /// Verifies a compact JWS made by one of `signer`'s keys and returns its claims, after checking
 /// `exp` (required), `nbf` and `iat` against `now` (Unix seconds) with `leeway` seconds of skew.
 pub async fn verify(signer: &dyn Signer, token: &str, now: i64, leeway: i64) -> Result<Map<String, Value>, JwtError> {
+    Ok(verify_with_header(signer, token, now, leeway).await?.1)
+}
+
+/// [`verify`], and the header's `typ` must be `expected` (compared as RFC 7515 §4.1.9 says:
+/// without case, and with an optional `application/` prefix).
+pub async fn verify_typed(
+    signer: &dyn Signer,
+    token: &str,
+    now: i64,
+    leeway: i64,
+    expected: &str,
+) -> Result<Map<String, Value>, JwtError> {
+    let (header, claims) = verify_with_header(signer, token, now, leeway).await?;
+    let found = header.get("typ").and_then(Value::as_str).unwrap_or("");
+    let bare = match (found.get(..12), found.get(12..)) {
+        (Some(prefix), Some(rest)) if prefix.eq_ignore_ascii_case("application/") => rest,
+        _ => found,
+    };
+    if !bare.eq_ignore_ascii_case(expected) {
+        return Err(JwtError::WrongType);
+    }
+    Ok(claims)
+}
+
+async fn verify_with_header(
+    signer: &dyn Signer,
+    token: &str,
+    now: i64,
+    leeway: i64,
+) -> Result<(Map<String, Value>, Map<String, Value>), JwtError> {
     let mut parts = token.split('.');
     let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -122,7 +165,7 @@ pub async fn verify(signer: &dyn Signer, token: &str, now: i64, leeway: i64) -> 
             return Err(JwtError::NotYetValid);
         }
     }
-    Ok(claims)
+    Ok((header, claims))
 }
 
 fn json_object(part: &str) -> Result<Map<String, Value>, JwtError> {
@@ -416,6 +459,49 @@ mod tests {
             assert_eq!(
                 block_on(verify(&before, &new_token, NOW, 0)).unwrap_err(),
                 JwtError::UnknownKey
+            );
+        }
+    }
+
+    #[test]
+    fn rfc8725_3_11_a_token_of_another_type_is_refused_where_one_type_is_expected() {
+        let s = signer();
+        let claims = claims();
+        let sign = |t: Option<&str>| block_on(sign(&s, SigningAlg::RS256, &claims, t)).unwrap();
+        let at = sign(Some(typ::ACCESS_TOKEN));
+        let id = sign(Some(typ::ID_TOKEN));
+        let identity = sign(Some(typ::GATEWAY_IDENTITY));
+        let untyped = sign(None);
+        assert!(block_on(verify_typed(&s, &at, NOW, 0, typ::ACCESS_TOKEN)).is_ok());
+        assert!(block_on(verify_typed(&s, &id, NOW, 0, typ::ID_TOKEN)).is_ok());
+        for (token, expected) in [
+            (&id, typ::ACCESS_TOKEN),
+            (&identity, typ::ACCESS_TOKEN),
+            (&untyped, typ::ACCESS_TOKEN),
+            (&at, typ::ID_TOKEN),
+            (&identity, typ::ID_TOKEN),
+            (&untyped, typ::ID_TOKEN),
+        ] {
+            assert_eq!(
+                block_on(verify_typed(&s, token, NOW, 0, expected)).unwrap_err(),
+                JwtError::WrongType,
+                "{expected}"
+            );
+        }
+        // RFC 7515 §4.1.9: compared without case, `application/` may be spelled out.
+        for spelled in ["AT+JWT", "application/at+jwt", "Application/At+Jwt"] {
+            let t = sign(Some(spelled));
+            assert!(
+                block_on(verify_typed(&s, &t, NOW, 0, typ::ACCESS_TOKEN)).is_ok(),
+                "{spelled}"
+            );
+        }
+        for wrong in ["application/", "applicationat+jwt", "xat+jwt", "at+jwt "] {
+            let t = sign(Some(wrong));
+            assert_eq!(
+                block_on(verify_typed(&s, &t, NOW, 0, typ::ACCESS_TOKEN)).unwrap_err(),
+                JwtError::WrongType,
+                "{wrong}"
             );
         }
     }

@@ -154,3 +154,125 @@ fn rfc9068_6_a_client_id_cannot_take_the_user_subject_prefix() {
     );
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
 }
+
+/// The admin API with every write that touches `what` failing (a D1 error half-way).
+fn admin_failing(
+    env: &TestEnv,
+    what: &'static str,
+    method: Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> u16 {
+    let db = Interposed::new(&env.db);
+    *db.fail_writes_with.borrow_mut() = Some(what);
+    env.send_with_db(&db, TestEnv::admin_request(method, path, body)).status
+}
+
+#[test]
+fn a_password_reset_that_fails_half_way_changes_nothing_rather_than_leaving_old_sessions_alive() {
+    let env = TestEnv::new();
+    let id = env.create_user("bob", "the old long password");
+    let hash_of_bob = || {
+        env.db
+            .text(&format!("SELECT password_hash FROM users WHERE id = '{id}'"))
+    };
+    let old_hash = hash_of_bob();
+    // The reset's second half (ending sessions, revoking tokens) fails.
+    let status = admin_failing(
+        &env,
+        "UPDATE sessions",
+        Method::Patch,
+        &format!("/admin/api/users/{id}"),
+        Some(json!({"password": "the new long password"})),
+    );
+    assert_eq!(status, 500);
+    assert_eq!(
+        hash_of_bob(),
+        old_hash,
+        "the new hash must not land without the sessions ending"
+    );
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM events WHERE kind = 'admin_user_updated'"),
+        0
+    );
+}
+
+#[test]
+fn a_client_whose_audit_entry_fails_is_not_created() {
+    let env = TestEnv::new();
+    let status = admin_failing(
+        &env,
+        "INSERT INTO events",
+        Method::Post,
+        "/admin/api/clients",
+        Some(json!({"client_id": "audited", "redirect_uris": ["https://rp.example.com/cb"]})),
+    );
+    assert_eq!(status, 500);
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM clients"), 0);
+}
+
+#[test]
+fn a_secret_rotation_whose_audit_entry_fails_keeps_the_old_secret() {
+    let env = TestEnv::new();
+    let (id, secret) = env.create_client(json!({"redirect_uris": ["https://rp.example.com/cb"]}));
+    let status = admin_failing(
+        &env,
+        "INSERT INTO events",
+        Method::Post,
+        &format!("/admin/api/clients/{id}/secret"),
+        None,
+    );
+    assert_eq!(status, 500);
+    // The old secret still authenticates.
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{}", secret.unwrap()));
+    let r = env.send(
+        Request::new(Method::Post, "/oauth2/token")
+            .with_header("authorization", &format!("Basic {basic}"))
+            .with_form(&[("grant_type", "refresh_token"), ("refresh_token", "x")]),
+    );
+    assert_eq!(
+        r.json_body()["error"],
+        "unauthorized_client",
+        "authenticated (not invalid_client), then the grant is refused"
+    );
+}
+
+#[test]
+fn user_create_delete_and_client_delete_are_audited_in_the_same_batch() {
+    let env = TestEnv::new();
+    let status = admin_failing(
+        &env,
+        "INSERT INTO events",
+        Method::Post,
+        "/admin/api/users",
+        Some(json!({"username": "carol", "email": "c@example.com", "password": "a long enough password"})),
+    );
+    assert_eq!(status, 500);
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM users"), 0);
+    let id = env.create_user("dave", "a long enough password");
+    let status = admin_failing(
+        &env,
+        "INSERT INTO events",
+        Method::Delete,
+        &format!("/admin/api/users/{id}"),
+        None,
+    );
+    assert_eq!(status, 500);
+    assert_eq!(
+        env.db.count("SELECT COUNT(*) FROM users"),
+        1,
+        "not deleted without its audit entry"
+    );
+    let (cid, _) = env.create_client(json!({"redirect_uris": ["https://rp.example.com/cb"]}));
+    let status = admin_failing(
+        &env,
+        "INSERT INTO events",
+        Method::Delete,
+        &format!("/admin/api/clients/{cid}"),
+        None,
+    );
+    assert_eq!(status, 500);
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM clients"), 1);
+}

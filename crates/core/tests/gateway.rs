@@ -93,11 +93,14 @@ fn identity_is_forwarded_as_signed_jwt_and_plain_headers() {
     let h = |n: &str| f.headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
     assert_eq!(h("x-gatehouse-user").as_deref(), Some("alice"));
     assert_eq!(h("x-gatehouse-email").as_deref(), Some("alice@example.com"));
-    let claims = futures::executor::block_on(gatehouse_core::jwt::verify(
+    let identity = h("x-gatehouse-identity").unwrap();
+    // Typed as what it is (RFC 8725 §3.11): no relying party can take it for an ID token.
+    let claims = futures::executor::block_on(gatehouse_core::jwt::verify_typed(
         &env.signer,
-        &h("x-gatehouse-identity").unwrap(),
+        &identity,
         T0,
         0,
+        gatehouse_core::jwt::typ::GATEWAY_IDENTITY,
     ))
     .unwrap();
     assert_eq!(claims["aud"], "http://10.0.0.5:8080");

@@ -1388,3 +1388,56 @@ fn one_ip_holds_a_bounded_number_of_pending_requests_and_evicts_its_oldest() {
         "the oldest was evicted"
     );
 }
+
+#[test]
+fn with_a_grace_interval_a_refresh_token_presented_again_moments_later_is_not_a_replay() {
+    let mut env = TestEnv::new();
+    env.settings.refresh_grace = 10;
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let t1 = exchange(&env, &rp, &code).json_body();
+    let rt = t1["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = |rt: &str| token(&env, &rp, &[("grant_type", "refresh_token"), ("refresh_token", rt)]);
+    let first = refresh(&rt);
+    assert_eq!(first.status, 200);
+    // Another tab presents the same token five seconds later: new tokens, no revocation.
+    env.clock.advance(5);
+    let again = refresh(&rt);
+    assert_eq!(again.status, 200, "{}", String::from_utf8_lossy(&again.body));
+    let first = first.json_body();
+    assert_eq!(userinfo(&env, first["access_token"].as_str().unwrap()).status, 200);
+    assert_eq!(refresh(first["refresh_token"].as_str().unwrap()).status, 200);
+    // Past the interval it is a replay again, and the family goes.
+    env.clock.advance(6);
+    assert_eq!(refresh(&rt).json_body()["error"], "invalid_grant");
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM events WHERE kind = 'refresh_token_reuse'"),
+        1
+    );
+    let again = again.json_body();
+    assert_eq!(
+        refresh(again["refresh_token"].as_str().unwrap()).json_body()["error"],
+        "invalid_grant"
+    );
+}
+
+#[test]
+fn the_grace_interval_never_revives_a_revoked_family() {
+    let mut env = TestEnv::new();
+    env.settings.refresh_grace = 10;
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let t1 = exchange(&env, &rp, &code).json_body();
+    let rt = t1["refresh_token"].as_str().unwrap();
+    let t2 = token(&env, &rp, &[("grant_type", "refresh_token"), ("refresh_token", rt)]).json_body();
+    let r = token_like(
+        &env,
+        &rp,
+        "/oauth2/revoke",
+        &[("token", t2["refresh_token"].as_str().unwrap())],
+    );
+    assert_eq!(r.status, 200);
+    let r = token(&env, &rp, &[("grant_type", "refresh_token"), ("refresh_token", rt)]);
+    assert_eq!(r.json_body()["error"], "invalid_grant");
+}

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::admin::users::USER_ID_PREFIX;
-use crate::admin::{audit, audit_statement, json_body, not_found, paging};
+use crate::admin::{audit_statement, json_body, not_found, paging};
 use crate::crypto::{random_id, random_token, token_hash};
 use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{Request, Response};
@@ -157,10 +157,17 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
         created_at: now,
         updated_at: now,
     };
-    if !clients::insert(ctx.db, &client).await? {
+    if clients::by_id(ctx.db, &client.client_id).await?.is_some() {
         return Err(bad(ErrorCode::Conflict, "client_id is already taken"));
     }
-    audit(ctx, "admin_client_created", None, Some(&client.client_id)).await?;
+    // The client and its audit entry together: a failed audit must not hide a live client (a
+    // racing create of the same id fails the batch on the primary key and writes nothing).
+    ctx.db
+        .batch(&[
+            clients::insert_statement(&client)?,
+            audit_statement(ctx, "admin_client_created", None, Some(&client.client_id))?,
+        ])
+        .await?;
     let mut body = view(&client);
     if let Some(s) = secret {
         // Shown once; only its hash is kept.
@@ -238,10 +245,12 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
 }
 
 pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
-    if !clients::delete(ctx.db, id, ctx.clock.now()).await? {
+    if clients::by_id(ctx.db, id).await?.is_none() {
         return Err(not_found("client"));
     }
-    audit(ctx, "admin_client_deleted", None, Some(id)).await?;
+    let mut statements = clients::delete_statements(id, ctx.clock.now());
+    statements.push(audit_statement(ctx, "admin_client_deleted", None, Some(id))?);
+    ctx.db.batch(&statements).await?;
     Ok(Response::new(204))
 }
 
@@ -253,8 +262,14 @@ pub async fn rotate_secret(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
     let secret = random_token(ctx.rng)?;
     c.secret_hash = Some(token_hash(&secret));
     c.updated_at = ctx.clock.now();
-    clients::update(ctx.db, &c).await?;
-    audit(ctx, "admin_client_secret_rotated", None, Some(&c.client_id)).await?;
+    // The new secret and its audit entry together: a failed audit must not leave the old secret
+    // dead and the new one never shown.
+    ctx.db
+        .batch(&[
+            clients::update_statement(&c)?,
+            audit_statement(ctx, "admin_client_secret_rotated", None, Some(&c.client_id))?,
+        ])
+        .await?;
     Ok(Response::json(
         200,
         &json!({ "client_id": c.client_id, "client_secret": secret, "client_secret_expires_at": 0 }),

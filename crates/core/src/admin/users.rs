@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::admin::{audit, json_body, not_found, paging};
+use crate::admin::{audit, audit_statement, json_body, not_found, paging};
 use crate::crypto::random_id;
 use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{Request, Response};
@@ -114,10 +114,17 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
         created_at: now,
         updated_at: now,
     };
-    if !users::insert(ctx.db, &user).await? {
+    if users::username_taken(ctx.db, &user.username, &user.id).await? {
         return Err(conflict());
     }
-    audit(ctx, "admin_user_created", Some(&user.id), None).await?;
+    // The user and the audit entry land together or not at all (a racing create of the same
+    // username fails the batch on the unique index and writes nothing).
+    ctx.db
+        .batch(&[
+            users::insert_statement(&user),
+            audit_statement(ctx, "admin_user_created", Some(&user.id), None)?,
+        ])
+        .await?;
     Ok(Response::json(201, &UserView::from(&user)))
 }
 
@@ -157,22 +164,27 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
         user.disabled = d;
     }
     user.updated_at = now;
-    if !users::update(ctx.db, &user).await? {
+    if users::username_taken(ctx.db, &user.username, &user.id).await? {
         return Err(conflict());
     }
-    // A disabled user or a reset password ends every session at once.
+    // One batch: the new hash (or the disable) never lands without ending every session and
+    // revoking every token, nor without its audit entry.
+    let mut statements = vec![users::update_statement(&user)];
     if disabling || password_changed {
-        sessions::end_all_for_user(ctx.db, &user.id, now).await?;
+        statements.extend(sessions::end_all_for_user_statements(&user.id, now));
     }
-    audit(ctx, "admin_user_updated", Some(&user.id), None).await?;
+    statements.push(audit_statement(ctx, "admin_user_updated", Some(&user.id), None)?);
+    ctx.db.batch(&statements).await?;
     Ok(Response::json(200, &UserView::from(&user)))
 }
 
 pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
-    if !users::delete(ctx.db, id, ctx.clock.now()).await? {
+    if users::by_id(ctx.db, id).await?.is_none() {
         return Err(not_found("user"));
     }
-    audit(ctx, "admin_user_deleted", Some(id), None).await?;
+    let mut statements = users::delete_statements(id, ctx.clock.now());
+    statements.push(audit_statement(ctx, "admin_user_deleted", Some(id), None)?);
+    ctx.db.batch(&statements).await?;
     Ok(Response::new(204))
 }
 
@@ -181,6 +193,8 @@ pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
 pub async fn unlock(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
     let user = users::by_id(ctx.db, id).await?.ok_or_else(|| not_found("user"))?;
     let rules = &ctx.settings.policy;
+    // The counters live in a Durable Object, the log in D1: no batch spans both. Unlock first,
+    // so the log never claims an unlock that did not happen.
     ctx.counters
         .unlock(&policy::user_key(&user.username), &rules.reputation)
         .await?;

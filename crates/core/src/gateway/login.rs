@@ -16,7 +16,7 @@ use crate::http::{append_query, form_encode, Request, Response};
 use crate::oidc::authorize::Pending;
 use crate::oidc::cookies;
 use crate::store::{events, sessions};
-use crate::{limits, params, Ctx};
+use crate::{limits, params, params_vec, Ctx};
 
 /// A gateway login waiting for the user to sign in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,7 +69,7 @@ pub async fn start(ctx: &Ctx<'_>, req: &Request) -> Response {
             None => None,
         };
         match session {
-            Some(s) => finish_for(ctx, &app, &target, &s).await,
+            Some(s) => finish_for(ctx, &app, &target, &s, None).await,
             None => {
                 let id = random_token(ctx.rng)?;
                 let (browser, set_cookie) = crate::oidc::login::browser_binding(ctx, req)?;
@@ -103,33 +103,42 @@ pub async fn finish(ctx: &Ctx<'_>, req: &Request, id: &str, target: &Target) -> 
             &format!("/oauth2/login?req={}", form_encode(id)),
         ));
     };
-    sessions::delete_request(ctx.db, id).await?;
     let app = match apps::by_id(ctx.db, &target.app_id).await? {
         Some(a) if !a.disabled => a,
         _ => return Err(bad("unknown application")),
     };
-    finish_for(ctx, &app, target, &session).await
+    finish_for(ctx, &app, target, &session, Some(id)).await
 }
 
-async fn finish_for(ctx: &Ctx<'_>, app: &App, target: &Target, s: &sessions::Session) -> Result<Response, Error> {
+/// Mints the one-time code; `pending` is the request it ends, deleted in the same batch.
+async fn finish_for(
+    ctx: &Ctx<'_>,
+    app: &App,
+    target: &Target,
+    s: &sessions::Session,
+    pending: Option<&str>,
+) -> Result<Response, Error> {
     let now = ctx.clock.now();
     let code = random_token(ctx.rng)?;
-    ctx.db
-        .execute(
-            "INSERT INTO gateway_codes (code_hash, app_id, user_id, sso_session_hash, return_to, created_at, expires_at, \
-             browser_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            &params![
-                token_hash(&code),
-                &app.id,
-                &s.user_id,
-                &s.id_hash,
-                &target.return_to,
-                now,
-                now + CODE_TTL,
-                &target.bind
-            ],
-        )
-        .await?;
+    let mut statements = Vec::new();
+    if let Some(id) = pending {
+        statements.push(sessions::delete_request_statement(id));
+    }
+    statements.push((
+        "INSERT INTO gateway_codes (code_hash, app_id, user_id, sso_session_hash, return_to, created_at, expires_at, \
+         browser_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params_vec![
+            token_hash(&code),
+            &app.id,
+            &s.user_id,
+            &s.id_hash,
+            &target.return_to,
+            now,
+            now + CODE_TTL,
+            &target.bind
+        ],
+    ));
+    ctx.db.batch(&statements).await?;
     let scheme = if target.return_to.starts_with("https://") {
         "https"
     } else {

@@ -259,7 +259,7 @@ async fn forward(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Outcome, Err
             "exp": now + IDENTITY_TTL, "preferred_username": user.username, "email": user.email,
             "email_verified": user.email_verified, "groups": groups, "app": app.id,
         });
-        let token = jwt::sign(ctx.signer, SigningAlg::RS256, &claims, Some("JWT")).await?;
+        let token = jwt::sign(ctx.signer, SigningAlg::RS256, &claims, Some(jwt::typ::GATEWAY_IDENTITY)).await?;
         headers.push((JWT_HEADER.into(), token));
         headers.push((USER_HEADER.into(), user.username.clone()));
         headers.push((EMAIL_HEADER.into(), user.email.clone()));

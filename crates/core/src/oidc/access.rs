@@ -13,7 +13,7 @@ pub const LEEWAY: i64 = 30;
 
 pub async fn validate(ctx: &Ctx<'_>, token: &str) -> Result<Option<Token>, InternalError> {
     let now = ctx.clock.now();
-    match jwt::verify(ctx.signer, token, now, LEEWAY).await {
+    match jwt::verify_typed(ctx.signer, token, now, LEEWAY, jwt::typ::ACCESS_TOKEN).await {
         Ok(claims) => {
             if claims.get("iss").and_then(|v| v.as_str()) != Some(ctx.issuer()) {
                 return Ok(None);

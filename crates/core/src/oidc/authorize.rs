@@ -349,15 +349,11 @@ pub async fn load(ctx: &Ctx<'_>, id: &str) -> Result<Option<Pending>, Error> {
     }
 }
 
-pub async fn store(ctx: &Ctx<'_>, id: &str, pending: &Pending) -> Result<(), Error> {
+/// The statement that saves the pending request's new state, to run in one batch with what
+/// changed it (a new session, a consent).
+pub fn store_statement(id: &str, pending: &Pending) -> Result<(&'static str, Vec<crate::db::Value>), Error> {
     let json = serde_json::to_string(pending).map_err(|e| crate::error::InternalError::new(e.to_string()))?;
-    ctx.db
-        .execute(
-            "UPDATE auth_requests SET params = ?2 WHERE id = ?1",
-            &crate::params![id, json],
-        )
-        .await?;
-    Ok(())
+    Ok(sessions::update_request_statement(id, &json))
 }
 
 /// Decides what the request still needs (login, consent) or issues the code.
@@ -444,7 +440,6 @@ async fn resume_pending(
     }
 
     // Everything is settled: one code, bound to client, redirect URI and PKCE challenge.
-    sessions::delete_request(ctx.db, id).await?;
     let grant = Grant {
         id: random_id(ctx.rng, "grt_")?,
         client_id: client.client_id.clone(),
@@ -465,9 +460,11 @@ async fn resume_pending(
         code_challenge: pending.code_challenge.clone(),
         expires_at: now + ctx.settings.code_ttl,
     };
-    // The grant and its code are written together: one round trip, and never one without the other.
+    // The pending request ends as the grant and its code are written: one round trip, and never
+    // one without the others.
     ctx.db
         .batch(&[
+            sessions::delete_request_statement(id),
             grants::insert_grant_statement(&grant),
             grants::insert_code_statement(&token_hash(&code), &record, now),
         ])

@@ -97,9 +97,15 @@ pub async fn post(ctx: &Ctx<'_>, req: &Request) -> Response {
         };
         match params.get("decision")? {
             Some("allow") => {
-                consents::grant(ctx.db, &user, &pending.client_id, &pending.scope, ctx.clock.now()).await?;
+                let earlier = consents::granted(ctx.db, &user, &pending.client_id).await?;
                 pending.consented_by = Some(user.clone());
-                authorize::store(ctx, &id, &pending).await?;
+                // The consent and the request that carries it, together.
+                ctx.db
+                    .batch(&[
+                        consents::grant_statement(&user, &pending.client_id, earlier, &pending.scope, ctx.clock.now()),
+                        authorize::store_statement(&id, &pending)?,
+                    ])
+                    .await?;
                 Ok(Response::redirect(
                     303,
                     &format!("/oauth2/authorize/resume?req={}", form_encode(&id)),

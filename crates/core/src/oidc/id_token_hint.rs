@@ -26,7 +26,7 @@ pub async fn verify(ctx: &Ctx<'_>, token: &str) -> Result<Hint, Error> {
     if token.len() > limits::ID_TOKEN_HINT {
         return Err(refuse("is too long"));
     }
-    let claims = match jwt::verify(ctx.signer, token, ctx.clock.now(), LEEWAY).await {
+    let claims = match jwt::verify_typed(ctx.signer, token, ctx.clock.now(), LEEWAY, jwt::typ::ID_TOKEN).await {
         Ok(c) => c,
         Err(JwtError::Internal(e)) => return Err(e.into()),
         Err(_) => return Err(refuse("is not a valid ID token from this issuer")),

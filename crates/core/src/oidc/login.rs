@@ -287,13 +287,16 @@ pub async fn post(ctx: &Ctx<'_>, req: &Request) -> Response {
             .record_attempt(&user_key, true, Some(&rules.lockout), &rules.reputation)
             .await?;
 
+        // Everything the login writes lands in one batch: the upgraded hash, the end of the old
+        // session, the new session, the request that now carries it, and the event.
+        let mut statements = Vec::new();
         if password::needs_rehash(&user.password_hash) {
             let new_hash = password::hash(password_given, ctx.rng)?;
-            users::set_password_hash(ctx.db, &user.id, &new_hash, now).await?;
+            statements.push(users::set_password_hash_statement(&user.id, &new_hash, now));
         }
         // A fresh session id on every login (no fixation); the old session, if any, ends.
         if let Some(old) = cookies::session_hash(ctx, req) {
-            sessions::end(ctx.db, &old, now).await?;
+            statements.extend(sessions::end_statements(&old, now));
         }
         let session_id = random_token(ctx.rng)?;
         let session = sessions::Session {
@@ -302,19 +305,21 @@ pub async fn post(ctx: &Ctx<'_>, req: &Request) -> Response {
             auth_time: now,
             expires_at: now + ctx.settings.session_ttl,
         };
-        sessions::insert(ctx.db, &session, now).await?;
+        statements.push(sessions::insert_statement(&session, now));
         pending.authenticated_session = Some(session.id_hash.clone());
-        authorize::store(ctx, &id, &pending).await?;
-        record(
-            ctx,
+        statements.push(authorize::store_statement(&id, &pending)?);
+        statements.push(events::record_statement(
+            ctx.rng,
             now,
-            "login_succeeded",
-            Some(&user.id),
-            &pending.client_id,
-            ip,
-            json!({}),
-        )
-        .await?;
+            events::Event {
+                kind: "login_succeeded",
+                user_id: Some(&user.id),
+                client_id: Some(&pending.client_id),
+                ip,
+                detail: json!({}),
+            },
+        )?);
+        ctx.db.batch(&statements).await?;
         let mut resp = Response::redirect(303, &format!("/oauth2/authorize/resume?req={}", form_encode(&id)));
         resp.add_header(
             "set-cookie",

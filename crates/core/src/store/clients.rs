@@ -107,32 +107,21 @@ fn metadata_json(c: &Client) -> Result<String, InternalError> {
     serde_json::to_string(&c.metadata).map_err(|e| InternalError::new(format!("client metadata: {e}")))
 }
 
-/// Inserts a client; `Ok(false)` when the id is taken.
-pub async fn insert(db: &dyn Db, c: &Client) -> Result<bool, InternalError> {
-    let n = db
-        .execute(
-            &format!(
-                "INSERT INTO clients ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-                 ON CONFLICT (client_id) DO NOTHING"
-            ),
-            &params![
-                &c.client_id,
-                c.secret_hash.clone(),
-                metadata_json(c)?,
-                c.first_party,
-                c.disabled,
-                c.created_at,
-                c.updated_at
-            ],
-        )
-        .await?;
-    Ok(n == 1)
-}
-
-pub async fn update(db: &dyn Db, c: &Client) -> Result<(), InternalError> {
-    let (sql, params) = update_statement(c)?;
-    db.execute(sql, &params).await?;
-    Ok(())
+/// Inserts a client (check that the id is free first: a clash fails the whole batch).
+pub fn insert_statement(c: &Client) -> Result<(&'static str, Vec<Value>), InternalError> {
+    Ok((
+        "INSERT INTO clients (client_id, secret_hash, metadata, first_party, disabled, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params_vec![
+            &c.client_id,
+            c.secret_hash.clone(),
+            metadata_json(c)?,
+            c.first_party,
+            c.disabled,
+            c.created_at,
+            c.updated_at
+        ],
+    ))
 }
 
 pub fn update_statement(c: &Client) -> Result<(&'static str, Vec<Value>), InternalError> {
@@ -159,17 +148,12 @@ pub fn revoke_grants_statement(client_id: &str, now: i64) -> (&'static str, Vec<
     )
 }
 
-/// Deletes a client and revokes everything issued to it.
-pub async fn delete(db: &dyn Db, client_id: &str, now: i64) -> Result<bool, InternalError> {
-    if by_id(db, client_id).await?.is_none() {
-        return Ok(false);
-    }
-    db.batch(&[
+/// Deletes a client and revokes everything issued to it (run with the audit entry, in one batch).
+pub fn delete_statements(client_id: &str, now: i64) -> Vec<(&'static str, Vec<Value>)> {
+    vec![
         revoke_grants_statement(client_id, now),
         ("DELETE FROM auth_requests WHERE client_id = ?1", params_vec![client_id]),
         ("DELETE FROM consents WHERE client_id = ?1", params_vec![client_id]),
         ("DELETE FROM clients WHERE client_id = ?1", params_vec![client_id]),
-    ])
-    .await?;
-    Ok(true)
+    ]
 }

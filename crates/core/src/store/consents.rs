@@ -3,9 +3,10 @@
 use serde::Deserialize;
 
 use crate::db::first;
+use crate::db::Value;
 use crate::error::InternalError;
-use crate::params;
 use crate::ports::Db;
+use crate::{params, params_vec};
 
 #[derive(Deserialize)]
 struct Row {
@@ -25,26 +26,24 @@ pub async fn granted(db: &dyn Db, user_id: &str, client_id: &str) -> Result<Opti
     Ok(row.map(|r| r.scope.split_ascii_whitespace().map(str::to_owned).collect()))
 }
 
-/// Records the union of what was granted before and `scopes`.
-pub async fn grant(
-    db: &dyn Db,
+/// Records the union of what was granted before (`earlier`) and `scopes`.
+pub fn grant_statement(
     user_id: &str,
     client_id: &str,
+    earlier: Option<Vec<String>>,
     scopes: &[String],
     now: i64,
-) -> Result<(), InternalError> {
-    let mut all = granted(db, user_id, client_id).await?.unwrap_or_default();
+) -> (&'static str, Vec<Value>) {
+    let mut all = earlier.unwrap_or_default();
     for s in scopes {
         if !all.contains(s) {
             all.push(s.clone());
         }
     }
     all.sort();
-    db.execute(
+    (
         "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
-        &params![user_id, client_id, all.join(" "), now],
+        params_vec![user_id, client_id, all.join(" "), now],
     )
-    .await?;
-    Ok(())
 }

@@ -51,7 +51,12 @@ pub fn insert_grant_statement(g: &Grant) -> (&'static str, Vec<Value>) {
 /// Revokes a whole token family (RFC 6749 §10.5 for codes, OAuth 2.0 Security BCP §4.14 for
 /// refresh tokens).
 pub async fn revoke_grant(db: &dyn Db, id: &str, now: i64) -> Result<(), InternalError> {
-    db.batch(&[
+    db.batch(&revoke_grant_statements(id, now)).await?;
+    Ok(())
+}
+
+pub fn revoke_grant_statements(id: &str, now: i64) -> Vec<(&'static str, Vec<Value>)> {
+    vec![
         (
             "UPDATE grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
             params_vec![id, now],
@@ -60,9 +65,7 @@ pub async fn revoke_grant(db: &dyn Db, id: &str, now: i64) -> Result<(), Interna
             "UPDATE tokens SET revoked_at = ?2 WHERE grant_id = ?1 AND revoked_at IS NULL",
             params_vec![id, now],
         ),
-    ])
-    .await?;
-    Ok(())
+    ]
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -366,6 +369,21 @@ pub fn rotate_refresh_statement(
 }
 
 /// RFC 7009: revokes one token; revoking a refresh token revokes its grant (§2.1 "SHOULD").
+/// Marks an already rotated refresh token as used again by the token request `marker`, if it
+/// was rotated at or after `since` (the grace interval) and nothing revoked it since.
+pub fn rerotate_refresh_statement(
+    token_hash: &str,
+    client_id: &str,
+    marker: &str,
+    since: i64,
+) -> (&'static str, Vec<Value>) {
+    (
+        "UPDATE tokens SET rotated_by = ?4 WHERE token_hash = ?1 AND client_id = ?2 AND kind = 'refresh' \
+         AND rotated_at IS NOT NULL AND rotated_at >= ?3 AND revoked_at IS NULL",
+        params_vec![token_hash, client_id, since, marker],
+    )
+}
+
 pub async fn revoke_token(db: &dyn Db, t: &Token, token_hash: &str, now: i64) -> Result<(), InternalError> {
     if t.kind == "refresh" {
         revoke_grant(db, &t.grant_id, now).await

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::db::first;
+use crate::db::{first, Value};
 use crate::error::InternalError;
 use crate::ports::Db;
 use crate::{params, params_vec};
@@ -17,13 +17,11 @@ pub struct Session {
     pub expires_at: i64,
 }
 
-pub async fn insert(db: &dyn Db, s: &Session, now: i64) -> Result<(), InternalError> {
-    db.execute(
+pub fn insert_statement(s: &Session, now: i64) -> (&'static str, Vec<Value>) {
+    (
         "INSERT INTO sessions (id_hash, user_id, auth_time, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        &params![&s.id_hash, &s.user_id, s.auth_time, now, s.expires_at],
+        params_vec![&s.id_hash, &s.user_id, s.auth_time, now, s.expires_at],
     )
-    .await?;
-    Ok(())
 }
 
 /// A live session: not ended, not expired, and its user still enabled.
@@ -41,7 +39,12 @@ pub async fn active(db: &dyn Db, id_hash: &str, now: i64) -> Result<Option<Sessi
 
 /// Ends a session server-side; tokens bound to it stop working at userinfo and introspection.
 pub async fn end(db: &dyn Db, id_hash: &str, now: i64) -> Result<(), InternalError> {
-    db.batch(&[
+    db.batch(&end_statements(id_hash, now)).await?;
+    Ok(())
+}
+
+pub fn end_statements(id_hash: &str, now: i64) -> Vec<(&'static str, Vec<Value>)> {
+    vec![
         (
             "UPDATE sessions SET ended_at = ?2 WHERE id_hash = ?1 AND ended_at IS NULL",
             params_vec![id_hash, now],
@@ -51,15 +54,14 @@ pub async fn end(db: &dyn Db, id_hash: &str, now: i64) -> Result<(), InternalErr
              AND scope NOT LIKE '%offline_access%'",
             params_vec![id_hash, now],
         ),
-    ])
-    .await?;
-    Ok(())
+    ]
 }
 
 /// Ends every session of a user and revokes everything issued to them (password reset,
-/// disable): a stolen refresh token must not outlive the reset.
-pub async fn end_all_for_user(db: &dyn Db, user_id: &str, now: i64) -> Result<(), InternalError> {
-    db.batch(&[
+/// disable): a stolen refresh token must not outlive the reset. Run in the batch that makes the
+/// change, so the change never lands without them.
+pub fn end_all_for_user_statements(user_id: &str, now: i64) -> Vec<(&'static str, Vec<Value>)> {
+    vec![
         (
             "UPDATE sessions SET ended_at = ?2 WHERE user_id = ?1 AND ended_at IS NULL",
             params_vec![user_id, now],
@@ -72,9 +74,7 @@ pub async fn end_all_for_user(db: &dyn Db, user_id: &str, now: i64) -> Result<()
             "UPDATE tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
             params_vec![user_id, now],
         ),
-    ])
-    .await?;
-    Ok(())
+    ]
 }
 
 #[derive(Deserialize)]
@@ -123,8 +123,20 @@ pub async fn load_request(db: &dyn Db, id: &str, now: i64) -> Result<Option<(Str
     Ok(row.map(|r| (r.client_id, r.params)))
 }
 
+pub fn delete_request_statement(id: &str) -> (&'static str, Vec<Value>) {
+    ("DELETE FROM auth_requests WHERE id = ?1", params_vec![id])
+}
+
 pub async fn delete_request(db: &dyn Db, id: &str) -> Result<(), InternalError> {
-    db.execute("DELETE FROM auth_requests WHERE id = ?1", &params![id])
-        .await?;
+    let (sql, params) = delete_request_statement(id);
+    db.execute(sql, &params).await?;
     Ok(())
+}
+
+/// Saves the pending request `id`'s new state (who logged in, who consented).
+pub fn update_request_statement(id: &str, params_json: &str) -> (&'static str, Vec<Value>) {
+    (
+        "UPDATE auth_requests SET params = ?2 WHERE id = ?1",
+        params_vec![id, params_json],
+    )
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::{decode, first};
+use crate::db::{decode, first, Value};
 use crate::error::InternalError;
 use crate::ports::Db;
 use crate::{params, params_vec};
@@ -139,46 +139,43 @@ pub async fn list(db: &dyn Db, limit: i64, offset: i64) -> Result<Vec<User>, Int
     .collect()
 }
 
-/// Inserts a user; `Ok(false)` when the username is taken.
-pub async fn insert(db: &dyn Db, u: &User) -> Result<bool, InternalError> {
-    let n = db
-        .execute(
-            &format!(
-                "INSERT INTO users ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-                 ON CONFLICT (username) DO NOTHING"
-            ),
-            &params![
-                &u.id,
-                &u.username,
-                &u.email,
-                u.email_verified,
-                u.name.clone(),
-                &u.password_hash,
-                groups_json(u),
-                u.disabled,
-                u.created_at,
-                u.updated_at
-            ],
-        )
-        .await?;
-    Ok(n == 1)
-}
-
-/// Writes every mutable field back; `Ok(false)` when the new username is taken.
-pub async fn update(db: &dyn Db, u: &User) -> Result<bool, InternalError> {
+/// Whether `username` (case-insensitive) belongs to a user other than `except_id`.
+pub async fn username_taken(db: &dyn Db, username: &str, except_id: &str) -> Result<bool, InternalError> {
     let taken = db
         .query(
             "SELECT id FROM users WHERE username = ?1 AND id <> ?2",
-            &params![&u.username, &u.id],
+            &params![username, except_id],
         )
         .await?;
-    if !taken.is_empty() {
-        return Ok(false);
-    }
-    db.execute(
+    Ok(!taken.is_empty())
+}
+
+/// Inserts a user (check [`username_taken`] first: a clash fails the whole batch).
+pub fn insert_statement(u: &User) -> (&'static str, Vec<Value>) {
+    (
+        "INSERT INTO users (id, username, email, email_verified, name, password_hash, groups, disabled, created_at, \
+         updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params_vec![
+            &u.id,
+            &u.username,
+            &u.email,
+            u.email_verified,
+            u.name.clone(),
+            &u.password_hash,
+            groups_json(u),
+            u.disabled,
+            u.created_at,
+            u.updated_at
+        ],
+    )
+}
+
+/// Writes every mutable field back (check [`username_taken`] first).
+pub fn update_statement(u: &User) -> (&'static str, Vec<Value>) {
+    (
         "UPDATE users SET username = ?2, email = ?3, email_verified = ?4, name = ?5, \
          password_hash = ?6, disabled = ?7, updated_at = ?8, groups = ?9 WHERE id = ?1",
-        &params![
+        params_vec![
             &u.id,
             &u.username,
             &u.email,
@@ -190,25 +187,18 @@ pub async fn update(db: &dyn Db, u: &User) -> Result<bool, InternalError> {
             groups_json(u)
         ],
     )
-    .await?;
-    Ok(true)
 }
 
-pub async fn set_password_hash(db: &dyn Db, id: &str, hash: &str, now: i64) -> Result<(), InternalError> {
-    db.execute(
+pub fn set_password_hash_statement(id: &str, hash: &str, now: i64) -> (&'static str, Vec<Value>) {
+    (
         "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
-        &params![id, hash, now],
+        params_vec![id, hash, now],
     )
-    .await?;
-    Ok(())
 }
 
-/// Deletes a user and revokes everything issued to them.
-pub async fn delete(db: &dyn Db, id: &str, now: i64) -> Result<bool, InternalError> {
-    if by_id(db, id).await?.is_none() {
-        return Ok(false);
-    }
-    db.batch(&[
+/// Deletes a user and revokes everything issued to them (run with the audit entry, in one batch).
+pub fn delete_statements(id: &str, now: i64) -> Vec<(&'static str, Vec<Value>)> {
+    vec![
         (
             "UPDATE grants SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
             params_vec![id, now],
@@ -218,7 +208,5 @@ pub async fn delete(db: &dyn Db, id: &str, now: i64) -> Result<bool, InternalErr
             params_vec![id, now],
         ),
         ("DELETE FROM users WHERE id = ?1", params_vec![id]),
-    ])
-    .await?;
-    Ok(true)
+    ]
 }

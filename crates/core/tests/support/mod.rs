@@ -42,6 +42,11 @@ impl SqliteDb {
         self.0.borrow().query_row(sql, [], |r| r.get(0)).expect("count")
     }
 
+    /// One text value (the first column of the first row).
+    pub fn text(&self, sql: &str) -> String {
+        self.0.borrow().query_row(sql, [], |r| r.get(0)).expect("text")
+    }
+
     /// Runs SQL directly (for tests that set up a state no endpoint would make).
     pub fn exec(&self, sql: &str) {
         self.0.borrow().execute_batch(sql).expect("exec");
@@ -55,6 +60,8 @@ pub struct Interposed<'a> {
     pub inner: &'a SqliteDb,
     pub fail_batches: std::cell::Cell<u32>,
     pub before_batch: RefCell<Option<String>>,
+    /// Any write (alone or in a batch) whose SQL contains this fails, e.g. "INSERT INTO events".
+    pub fail_writes_with: RefCell<Option<&'static str>>,
 }
 
 impl<'a> Interposed<'a> {
@@ -63,7 +70,12 @@ impl<'a> Interposed<'a> {
             inner,
             fail_batches: std::cell::Cell::new(0),
             before_batch: RefCell::new(None),
+            fail_writes_with: RefCell::new(None),
         }
+    }
+
+    fn refuses(&self, sql: &str) -> bool {
+        self.fail_writes_with.borrow().is_some_and(|m| sql.contains(m))
     }
 }
 
@@ -73,11 +85,17 @@ impl Db for Interposed<'_> {
         self.inner.query(sql, params).await
     }
     async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, InternalError> {
+        if self.refuses(sql) {
+            return Err(InternalError::new("D1_ERROR: simulated failure"));
+        }
         self.inner.execute(sql, params).await
     }
     async fn batch(&self, statements: &[(&str, Vec<Value>)]) -> Result<Vec<u64>, InternalError> {
         if let Some(sql) = self.before_batch.borrow_mut().take() {
             self.inner.exec(&sql);
+        }
+        if statements.iter().any(|(sql, _)| self.refuses(sql)) {
+            return Err(InternalError::new("D1_ERROR: simulated failure"));
         }
         if self.fail_batches.get() > 0 {
             self.fail_batches.set(self.fail_batches.get() - 1);
@@ -228,11 +246,15 @@ impl TestEnv {
     }
 
     pub fn admin(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Response {
+        self.send(Self::admin_request(method, path, body))
+    }
+
+    pub fn admin_request(method: Method, path: &str, body: Option<serde_json::Value>) -> Request {
         let mut req = Request::new(method, path).with_header("authorization", &format!("Bearer {ADMIN_TOKEN}"));
         if let Some(b) = body {
             req = req.with_json(&b);
         }
-        self.send(req)
+        req
     }
 
     pub fn create_user(&self, username: &str, password: &str) -> String {

@@ -67,6 +67,9 @@ pub enum Source<'a> {
     Code(&'a str),
     /// The refresh token with this hash, rotated for the authenticated client.
     Refresh(&'a str),
+    /// The refresh token with this hash, rotated already but at or after `since` (within the
+    /// opt-in grace interval): presented again, it yields new tokens once more.
+    RefreshAgain { hash: &'a str, since: i64 },
 }
 
 /// The outcome of [`issue`].
@@ -94,7 +97,7 @@ pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Issued, Error> {
     if let Some(t) = i.grant.auth_time {
         at["auth_time"] = json!(t);
     }
-    let access_token = jwt::sign(ctx.signer, alg, &at, Some("at+jwt")).await?;
+    let access_token = jwt::sign(ctx.signer, alg, &at, Some(jwt::typ::ACCESS_TOKEN)).await?;
     let access_hash = token_hash(&access_token);
     let mut statements = Vec::new();
     // The access token's jti marks the consumed code or refresh token as this request's.
@@ -109,6 +112,15 @@ pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Issued, Error> {
         }
         Source::Refresh(hash) => {
             statements.push(grants::rotate_refresh_statement(hash, &i.client.client_id, &jti, now));
+            Consumed::Refresh { hash, marker: &jti }
+        }
+        Source::RefreshAgain { hash, since } => {
+            statements.push(grants::rerotate_refresh_statement(
+                hash,
+                &i.client.client_id,
+                &jti,
+                since,
+            ));
             Consumed::Refresh { hash, marker: &jti }
         }
     };
@@ -194,7 +206,7 @@ async fn id_token(
         // The session id's hash is already public-safe; a second hash keeps sid opaque.
         claims["sid"] = json!(b64url(&sha256(s.as_bytes())[..16]));
     }
-    Ok(jwt::sign(ctx.signer, alg, &claims, Some("JWT")).await?)
+    Ok(jwt::sign(ctx.signer, alg, &claims, Some(jwt::typ::ID_TOKEN)).await?)
 }
 
 /// A replayed code or refresh token: the whole family it belongs to is revoked
@@ -202,9 +214,8 @@ async fn id_token(
 /// is recorded. The caller answers `invalid_grant`.
 pub async fn revoke_replayed_family(ctx: &Ctx<'_>, client: &Client, grant_id: &str, kind: &str) -> Result<(), Error> {
     let now = ctx.clock.now();
-    grants::revoke_grant(ctx.db, grant_id, now).await?;
-    crate::store::events::record(
-        ctx.db,
+    let mut statements = grants::revoke_grant_statements(grant_id, now);
+    statements.push(crate::store::events::record_statement(
         ctx.rng,
         now,
         crate::store::events::Event {
@@ -214,8 +225,8 @@ pub async fn revoke_replayed_family(ctx: &Ctx<'_>, client: &Client, grant_id: &s
             ip: None,
             detail: json!({ "grant_id": grant_id }),
         },
-    )
-    .await?;
+    )?);
+    ctx.db.batch(&statements).await?;
     Ok(())
 }
 

@@ -33,10 +33,21 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
     if token.client_id != client.client_id {
         return Err(invalid());
     }
-    if token.rotated_at.is_some() {
-        super::revoke_replayed_family(ctx, client, &token.grant_id, "refresh_token_reuse").await?;
-        return Err(invalid());
-    }
+    // Opt-in grace interval (`GATEHOUSE_REFRESH_GRACE`): a token rotated moments ago, presented
+    // again (another tab, a retried request whose answer was lost), gets new tokens once more
+    // instead of revoking the family.
+    let grace_since = now - ctx.settings.refresh_grace;
+    let source = match token.rotated_at {
+        None => Source::Refresh(&hash),
+        Some(at) if ctx.settings.refresh_grace > 0 && at >= grace_since => Source::RefreshAgain {
+            hash: &hash,
+            since: grace_since,
+        },
+        Some(_) => {
+            super::revoke_replayed_family(ctx, client, &token.grant_id, "refresh_token_reuse").await?;
+            return Err(invalid());
+        }
+    };
     if token.revoked_at.is_some() || token.expires_at <= now {
         return Err(invalid());
     }
@@ -65,7 +76,7 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
             // The family goes on as long as it keeps offline_access.
             refresh: super::wants_refresh(client, &kept_scope),
             id_token: scope::has(&scope_str, "openid"),
-            source: Source::Refresh(&hash),
+            source,
         },
     )
     .await?;
