@@ -42,6 +42,11 @@ impl SqliteDb {
         self.0.borrow().query_row(sql, [], |r| r.get(0)).expect("count")
     }
 
+    /// One text value (the first column of the first row).
+    pub fn text(&self, sql: &str) -> String {
+        self.0.borrow().query_row(sql, [], |r| r.get(0)).expect("text")
+    }
+
     /// Runs SQL directly (for tests that set up a state no endpoint would make).
     pub fn exec(&self, sql: &str) {
         self.0.borrow().execute_batch(sql).expect("exec");
