@@ -11,3 +11,5 @@ CREATE INDEX auth_requests_ip ON auth_requests(ip_key, created_at);
 -- the batch leaves the code or refresh token usable, and two concurrent requests cannot both win.
 ALTER TABLE authorization_codes ADD COLUMN redeemed_by TEXT;
 ALTER TABLE tokens ADD COLUMN rotated_by TEXT;
+-- The same for a gateway code and the app session it becomes (the new session's id hash).
+ALTER TABLE gateway_codes ADD COLUMN redeemed_by TEXT;

@@ -16,8 +16,16 @@ pub const ID_TOKEN_HINT: usize = 8192;
 pub const USERNAME_INPUT: usize = 256;
 /// The gateway's `return_to` URL, stored with the pending request and the gateway code.
 pub const RETURN_URL: usize = 2048;
-/// One CSP violation report body, kept as an event.
+/// One CSP violation report body. What is kept of it is smaller: a few fields, each cut to
+/// [`CSP_REPORT_FIELD`] characters.
 pub const CSP_REPORT: usize = 4096;
+pub const CSP_REPORT_FIELD: usize = 256;
+/// CSP reports kept per app host and hour (a sample is enough to trial a policy; the rest are
+/// accepted and dropped), so what anyone's browsers send stays bounded per host, not rate x time.
+pub const CSP_REPORTS_PER_HOUR: u32 = 60;
+/// A whole pending authorization request as stored (its JSON): the sum of the bounds above with
+/// room to spare, so a field added without a bound of its own is still caught.
+pub const PENDING_REQUEST: usize = 8192;
 /// Pending authorization requests one client IP may hold at once; starting one more evicts its
 /// oldest, so one host cannot fill the table (30 minutes of life each).
 pub const PENDING_PER_IP: i64 = 50;

@@ -251,7 +251,7 @@ fn gateway_codes_are_single_use_and_bound_to_the_apps_host() {
     let env = TestEnv::new();
     env.create_user("alice", PASSWORD);
     app(&env, json!({}));
-    // A valid code presented on another host does nothing, and cannot be used again after.
+    // A valid code presented on another host does nothing; it stays good on its own host, once.
     let mut app_browser = Browser::default();
     let first = respond(env.route_at(APP, &app_browser.request(Method::Get, "/wiki/")));
     app_browser.absorb(&first);
@@ -262,10 +262,11 @@ fn gateway_codes_are_single_use_and_bound_to_the_apps_host() {
     let path = cb.header("location").unwrap().strip_prefix(APP).unwrap().to_owned();
     let elsewhere = env.send_at("https://evil.example", Request::new(Method::Get, &path));
     assert_eq!(elsewhere.status, 400);
+    let own = env.send_at(APP, app_browser.request(Method::Get, &path));
+    assert_eq!(own.status, 303, "not burned by the attempt elsewhere");
     let replay = env.send_at(APP, app_browser.request(Method::Get, &path));
-    assert_eq!(replay.status, 400, "burned by the first attempt");
-    app_browser.absorb(&replay);
-    assert!(app_browser.cookies.iter().all(|(k, _)| k != "__Host-gh_app"));
+    assert_eq!(replay.status, 400, "single use");
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM app_sessions"), 1);
 }
 
 #[test]
@@ -364,6 +365,7 @@ fn cors_only_for_listed_origins_and_never_on_authorize() {
 #[test]
 fn csp_reports_are_recorded_as_events_for_trialling_a_policy() {
     let env = TestEnv::new();
+    app(&env, json!({}));
     let report =
         json!({"csp-report": {"document-uri": "https://app.example.com/wiki/", "violated-directive": "script-src"}});
     let r = env.send_at(
@@ -519,5 +521,90 @@ fn gateway_app_changes_are_audited_with_the_change() {
             "SELECT COUNT(*) FROM events WHERE kind = '{kind}' AND detail LIKE '%{id}%'"
         ));
         assert_eq!(n, 1, "{kind}");
+    }
+}
+
+#[test]
+fn csp_reports_are_taken_only_on_an_app_host_cut_short_and_bounded_per_host_and_hour() {
+    // Anyone's browser can send reports: what they make Gatehouse keep must not be rate x time.
+    let env = TestEnv::new();
+    let post = |origin: &str, report: &serde_json::Value| {
+        env.send_at(
+            origin,
+            Request::new(Method::Post, "/.gatehouse/csp-report").with_json(report),
+        )
+    };
+    let report = json!({"csp-report": {"document-uri": "https://app.example.com/wiki/", "blocked-uri": "x".repeat(3000),
+                                      "violated-directive": "script-src", "line-number": 7, "junk": "y".repeat(500)}});
+    assert_eq!(
+        post("https://anything.example.net", &report).status,
+        404,
+        "no app on that host"
+    );
+    app(&env, json!({}));
+    assert_eq!(post(APP, &report).status, 204);
+    let kept = env.db.text("SELECT detail FROM events WHERE kind = 'csp_report'");
+    let kept: serde_json::Value = serde_json::from_str(&kept).unwrap();
+    assert_eq!(kept["report"]["violated"], "script-src");
+    assert_eq!(kept["report"]["line"], 7);
+    assert_eq!(kept["report"]["blocked"].as_str().unwrap().len(), 256);
+    assert!(kept["report"].get("junk").is_none());
+    // The Reporting API's shape is read too.
+    let api = json!([{"type": "csp-violation", "body": {"documentURL": "https://app.example.com/", "effectiveDirective": "img-src"}}]);
+    assert_eq!(post(APP, &api).status, 204);
+    // An hour holds at most CSP_REPORTS_PER_HOUR stored reports per host; the rest are dropped.
+    for _ in 0..200 {
+        assert_eq!(post(APP, &report).status, 204);
+    }
+    let per_hour = gatehouse_core::limits::CSP_REPORTS_PER_HOUR as i64;
+    assert_eq!(
+        env.db.count("SELECT COUNT(*) FROM events WHERE kind = 'csp_report'"),
+        per_hour
+    );
+    env.clock.advance(3600);
+    post(APP, &report);
+    assert_eq!(
+        env.db.count("SELECT COUNT(*) FROM events WHERE kind = 'csp_report'"),
+        per_hour + 1
+    );
+}
+
+#[test]
+fn a_gateway_code_presented_by_another_browser_is_refused_and_stays_redeemable_by_its_own() {
+    // Whoever sees the callback URL (a log, a Referer) must not be able to burn the code.
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    app(&env, json!({}));
+    let mut owner = Browser::default();
+    let first = respond(env.route_at(APP, &owner.request(Method::Get, "/wiki/")));
+    owner.absorb(&first);
+    let mut idp = Browser::default();
+    let to_login = idp.send(&env, idp.request(Method::Get, first.header("location").unwrap()));
+    let posted = submit_login(&env, &mut idp, to_login.header("location").unwrap(), "alice", PASSWORD);
+    let cb = idp.send(&env, idp.request(Method::Get, posted.header("location").unwrap()));
+    let path = cb.header("location").unwrap().strip_prefix(APP).unwrap().to_owned();
+    let stranger = Browser::default();
+    assert_eq!(env.send_at(APP, stranger.request(Method::Get, &path)).status, 400);
+    let r = env.send_at(APP, owner.request(Method::Get, &path));
+    assert_eq!(r.status, 303, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        env.send_at(APP, owner.request(Method::Get, &path)).status,
+        400,
+        "and it is single use"
+    );
+}
+
+#[test]
+fn a_restricted_prefix_written_in_another_case_still_reaches_its_own_app() {
+    // An origin that folds case (IIS) must not see /CONSOLE/ served by the public app beside it.
+    let env = TestEnv::new();
+    app(
+        &env,
+        json!({"name": "Site", "path_prefix": "/", "require_login": false}),
+    );
+    app(&env, json!({"name": "Console", "path_prefix": "/console/"}));
+    for p in ["/CONSOLE/", "/Console/users", "/console"] {
+        let r = respond(env.route_at(APP, &Request::new(Method::Get, p)));
+        assert_eq!(r.status, 302, "{p} asks for a sign-in, as the console does");
     }
 }

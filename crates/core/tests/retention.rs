@@ -412,6 +412,24 @@ fn events_are_kept_for_the_configured_number_of_days() {
     assert_eq!(run(&env).events, 0, "36 days old is inside 90 days");
 }
 
+#[test]
+fn csp_reports_go_after_seven_days_whatever_the_event_retention() {
+    // Anyone's browser can send them: they do not get the audit log's 90 days.
+    let env = TestEnv::new();
+    sql(
+        &env,
+        &format!(
+            "INSERT INTO events (id, kind, created_at) VALUES ('c8', 'csp_report', {}), ('c6', 'csp_report', {}), \
+             ('l8', 'login_failed', {})",
+            T0 - 8 * DAY,
+            T0 - 6 * DAY,
+            T0 - 8 * DAY
+        ),
+    );
+    assert_eq!(run(&env).events, 1);
+    assert_eq!(count(&env, "events", "id IN ('c6', 'l8')"), 2);
+}
+
 fn parse_days(value: Option<&str>) -> Result<Settings, InternalError> {
     Settings::from_lookup(|name| match name {
         "GATEHOUSE_EVENT_RETENTION_DAYS" => value.map(str::to_owned),

@@ -118,6 +118,17 @@ pub async fn for_request(db: &dyn Db, host: &str, path: &str) -> Result<Option<A
         .max_by_key(|a| a.path_prefix.len()))
 }
 
+/// Whether any app (enabled or not) lives on `host`.
+pub async fn any_on_host(db: &dyn Db, host: &str) -> Result<bool, InternalError> {
+    let rows = db
+        .query(
+            "SELECT 1 AS found FROM apps WHERE host = ?1 LIMIT 1",
+            &params![host.to_ascii_lowercase()],
+        )
+        .await?;
+    Ok(!rows.is_empty())
+}
+
 pub async fn by_id(db: &dyn Db, id: &str) -> Result<Option<App>, InternalError> {
     let row: Option<AppRow> = first(
         db.query(&format!("SELECT {COLUMNS} FROM apps WHERE id = ?1"), &params![id])

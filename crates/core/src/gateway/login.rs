@@ -161,88 +161,109 @@ struct Redeemed {
 
 /// `GET /.gatehouse/callback?code=…` on the app's host.
 pub async fn callback(ctx: &Ctx<'_>, req: &Request) -> Response {
-    let result: Result<Response, Error> = async {
-        let code = req.query_params().require("code")?.to_owned();
-        let now = ctx.clock.now();
-        let invalid = || bad("this sign-in link is invalid or has expired; open the application again");
-        let row: Option<Redeemed> = first(
+    let result: Result<Response, Error> =
+        async {
+            let code = req.query_params().require("code")?.to_owned();
+            let now = ctx.clock.now();
+            let invalid = || bad("this sign-in link is invalid or has expired; open the application again");
+            let code_hash = token_hash(&code);
+            // Read, check, then consume: a code presented by a browser that did not start the login,
+            // or on another host, is refused and stays usable by the one that did.
+            let row: Option<Redeemed> = first(
             ctx.db
                 .query(
-                    "UPDATE gateway_codes SET used_at = ?2 WHERE code_hash = ?1 AND used_at IS NULL \
-                     RETURNING app_id, user_id, sso_session_hash, return_to, expires_at, browser_hash",
-                    &params![token_hash(&code), now],
+                    "SELECT app_id, user_id, sso_session_hash, return_to, expires_at, browser_hash FROM gateway_codes \
+                     WHERE code_hash = ?1 AND used_at IS NULL",
+                    &params![&code_hash],
                 )
                 .await?,
         )?;
-        let r = row.filter(|r| r.expires_at > now).ok_or_else(invalid)?;
-        // Only the browser that started this login may finish it.
-        let bound = req
-            .cookie(&super::binding_cookie_name(&ctx.origin))
-            .is_some_and(|v| crate::crypto::constant_time_eq(token_hash(&v).as_bytes(), r.browser_hash.as_bytes()));
-        if !bound {
-            return Err(invalid());
-        }
-        let app = apps::by_id(ctx.db, &r.app_id)
-            .await?
-            .filter(|a| !a.disabled)
-            .ok_or_else(invalid)?;
-        // The code is only good on the host it was minted for.
-        if !host_of(&ctx.origin).eq_ignore_ascii_case(&app.host) {
-            return Err(invalid());
-        }
-        let sso = sessions::active(ctx.db, &r.sso_session_hash, now)
-            .await?
-            .ok_or_else(invalid)?;
-        let id = random_token(ctx.rng)?;
-        // (Expired app sessions are deleted by the retention job.)
-        ctx.db
-            .execute(
-                "INSERT INTO app_sessions (id_hash, app_id, user_id, sso_session_hash, created_at, expires_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                &params![
-                    token_hash(&id),
-                    &app.id,
-                    &r.user_id,
-                    &r.sso_session_hash,
-                    now,
-                    sso.expires_at
-                ],
-            )
+            let r = row.filter(|r| r.expires_at > now).ok_or_else(invalid)?;
+            // Only the browser that started this login may finish it.
+            let bound = req
+                .cookie(&super::binding_cookie_name(&ctx.origin))
+                .is_some_and(|v| crate::crypto::constant_time_eq(token_hash(&v).as_bytes(), r.browser_hash.as_bytes()));
+            if !bound {
+                return Err(invalid());
+            }
+            let app = apps::by_id(ctx.db, &r.app_id)
+                .await?
+                .filter(|a| !a.disabled)
+                .ok_or_else(invalid)?;
+            // The code is only good on the host it was minted for.
+            if !host_of(&ctx.origin).eq_ignore_ascii_case(&app.host) {
+                return Err(invalid());
+            }
+            let sso = sessions::active(ctx.db, &r.sso_session_hash, now)
+                .await?
+                .ok_or_else(invalid)?;
+            let id = random_token(ctx.rng)?;
+            let id_hash = token_hash(&id);
+            // The code is consumed and the app session written in one batch; the session is written
+            // only under this request's consumption (two concurrent callbacks cannot both win).
+            let changes = ctx
+            .db
+            .batch(&[
+                (
+                    "UPDATE gateway_codes SET used_at = ?2, redeemed_by = ?3 WHERE code_hash = ?1 AND used_at IS NULL",
+                    params_vec![&code_hash, now, &id_hash],
+                ),
+                (
+                    "INSERT INTO app_sessions (id_hash, app_id, user_id, sso_session_hash, created_at, expires_at) \
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6 \
+                     WHERE EXISTS (SELECT 1 FROM gateway_codes WHERE code_hash = ?7 AND redeemed_by = ?1)",
+                    params_vec![&id_hash, &app.id, &r.user_id, &r.sso_session_hash, now, sso.expires_at, &code_hash],
+                ),
+            ])
             .await?;
-        let secure = if is_https(&ctx.origin) { "; Secure" } else { "" };
-        let mut resp = Response::redirect(303, &r.return_to);
-        resp.add_header(
-            "set-cookie",
-            &format!(
-                "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
-                super::binding_cookie_name(&ctx.origin)
-            ),
-        );
-        resp.add_header(
-            "set-cookie",
-            &format!(
-                "{}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-                app_cookie_name(&ctx.origin),
-                app_cookie_value(ctx, &id),
-                (sso.expires_at - now).max(0)
-            ),
-        );
-        Ok(resp)
-    }
-    .await;
+            if changes.first().is_none_or(|n| *n == 0) {
+                return Err(invalid());
+            }
+            let secure = if is_https(&ctx.origin) { "; Secure" } else { "" };
+            let mut resp = Response::redirect(303, &r.return_to);
+            resp.add_header(
+                "set-cookie",
+                &format!(
+                    "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
+                    super::binding_cookie_name(&ctx.origin)
+                ),
+            );
+            resp.add_header(
+                "set-cookie",
+                &format!(
+                    "{}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+                    app_cookie_name(&ctx.origin),
+                    app_cookie_value(ctx, &id),
+                    (sso.expires_at - now).max(0)
+                ),
+            );
+            Ok(resp)
+        }
+        .await;
     result.unwrap_or_else(Error::into_page)
 }
 
 /// `POST /.gatehouse/csp-report`: browsers' CSP violation reports, kept as events so an operator
-/// can trial a policy in report-only mode before enforcing it.
+/// can trial a policy in report-only mode before enforcing it. Anyone's browser can send them, so
+/// they are taken only on an app's host, reduced to a few short fields, and stored at most
+/// `limits::CSP_REPORTS_PER_HOUR` times per host and hour (the rest are answered and dropped).
 pub async fn csp_report(ctx: &Ctx<'_>, req: &Request) -> Response {
     if req.body.len() > limits::CSP_REPORT {
         // Real reports are a few hundred bytes; a bigger one is not kept, even in part.
         let e = OAuthError::invalid_request(format!("a CSP report is at most {} bytes", limits::CSP_REPORT));
         return Error::from(e).into_json_with_status(413);
     }
-    let report: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_else(|_| json!({ "unparsed": true }));
-    let host = host_of(&ctx.origin).to_owned();
+    let host = host_of(&ctx.origin).to_ascii_lowercase();
+    match keep_report(ctx, &host).await {
+        Ok(Some(false)) => return Error::from(OAuthError::new(ErrorCode::NotFound, "no app here")).into_json(),
+        Ok(Some(true)) => {}
+        // Over the host's budget: accepted, not kept.
+        Ok(None) => return Response::new(204),
+        Err(e) => {
+            crate::error::log_internal(&e);
+            return Response::new(204);
+        }
+    }
     let recorded = events::record(
         ctx.db,
         ctx.rng,
@@ -252,7 +273,7 @@ pub async fn csp_report(ctx: &Ctx<'_>, req: &Request) -> Response {
             user_id: None,
             client_id: None,
             ip: None,
-            detail: json!({ "host": host, "report": report }),
+            detail: json!({ "host": host, "report": summarize_report(&req.body) }),
         },
     )
     .await;
@@ -260,4 +281,55 @@ pub async fn csp_report(ctx: &Ctx<'_>, req: &Request) -> Response {
         crate::error::log_internal(&e);
     }
     Response::new(204)
+}
+
+/// `Some(false)`: no app on this host; `None`: the host's hourly budget is spent.
+async fn keep_report(ctx: &Ctx<'_>, host: &str) -> Result<Option<bool>, crate::error::InternalError> {
+    if !apps::any_on_host(ctx.db, host).await? {
+        return Ok(Some(false));
+    }
+    let per_hour = [crate::policy::rate_limit::Tier {
+        rate: limits::CSP_REPORTS_PER_HOUR,
+        period_ms: 3_600_000,
+        burst: limits::CSP_REPORTS_PER_HOUR,
+    }];
+    let (allowed, _, _) = ctx
+        .counters
+        .rate_limit(&format!("host:{host}"), "csp_report_kept", &per_hour)
+        .await?;
+    Ok(allowed.then_some(true))
+}
+
+/// The fields of a report worth keeping, each cut short: `report-uri`'s `{"csp-report": {...}}`
+/// or the Reporting API's `[{"type": "csp-violation", "body": {...}}]`.
+fn summarize_report(body: &[u8]) -> serde_json::Value {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return json!({ "unparsed": true });
+    };
+    let report = value
+        .get("csp-report")
+        .or_else(|| value.get(0).and_then(|r| r.get("body")))
+        .unwrap_or(&value);
+    let mut out = serde_json::Map::new();
+    for (key, names) in [
+        ("document", ["document-uri", "documentURL"]),
+        ("directive", ["effective-directive", "effectiveDirective"]),
+        ("violated", ["violated-directive", "violatedDirective"]),
+        ("blocked", ["blocked-uri", "blockedURL"]),
+        ("source", ["source-file", "sourceFile"]),
+        ("disposition", ["disposition", "disposition"]),
+    ] {
+        if let Some(v) = names.iter().find_map(|n| report.get(*n)).and_then(|v| v.as_str()) {
+            out.insert(
+                key.into(),
+                json!(v.chars().take(limits::CSP_REPORT_FIELD).collect::<String>()),
+            );
+        }
+    }
+    for (key, name) in [("line", "line-number"), ("line", "lineNumber")] {
+        if let Some(n) = report.get(name).and_then(|v| v.as_i64()) {
+            out.insert(key.into(), json!(n));
+        }
+    }
+    serde_json::Value::Object(out)
 }

@@ -192,8 +192,12 @@ pub fn clean_origin_response(headers: &mut Vec<(String, String)>) {
             return false;
         }
         if k.eq_ignore_ascii_case("set-cookie") {
-            let name = v.split(';').next().unwrap_or("").split('=').next().unwrap_or("").trim();
-            return !is_gatehouse_cookie(name);
+            // Named as browsers parse it (RFC 6265bis §5.6): no `=` means an empty name. A nameless
+            // cookie is refused too: `=gh_session=x` is stored with an empty name and sent back as
+            // `gh_session=x`, which reads as Gatehouse's own.
+            let pair = v.split(';').next().unwrap_or("");
+            let name = pair.split_once('=').map_or("", |(n, _)| n).trim();
+            return !name.is_empty() && !is_gatehouse_cookie(name);
         }
         true
     });
@@ -356,6 +360,9 @@ mod tests {
             ("set-cookie", "gh_csrf=fixed; Path=/"),
             ("set-cookie", "__Host-gh_app=x; Path=/"),
             ("set-cookie", "gh_gw=x"),
+            ("set-cookie", "=gh_session=nameless; Path=/"),
+            ("set-cookie", " =gh_csrf=x"),
+            ("set-cookie", "gh_session"),
             ("set-cookie", "app_session=kept; Path=/"),
             ("service-worker-allowed", "/"),
             ("Service-Worker-Allowed", "/oauth2/"),

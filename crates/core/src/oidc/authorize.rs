@@ -155,6 +155,12 @@ async fn start(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
     pending.browser = token_hash(&browser);
     let id = random_token(ctx.rng)?;
     let json = serde_json::to_string(&pending).map_err(|e| crate::error::InternalError::new(e.to_string()))?;
+    // Every field has its own bound; this one catches a field that is added without one.
+    if json.len() > limits::PENDING_REQUEST {
+        return Ok(fail(
+            OAuthError::invalid_request("the authorization request is too large").into(),
+        ));
+    }
     let ip_key = crate::policy::client_ip(ctx, req).key();
     sessions::save_request(
         ctx.db,
@@ -264,9 +270,13 @@ fn validate(
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
-    for p in &prompt {
+    for (i, p) in prompt.iter().enumerate() {
         if !["none", "login", "consent", "select_account"].contains(&p.as_str()) {
             return Err(OAuthError::invalid_request(format!("unsupported prompt value {p}")));
+        }
+        // A repeated value means nothing more, and would let the stored request grow unbounded.
+        if prompt[..i].contains(p) {
+            return Err(OAuthError::invalid_request(format!("prompt value {p} is repeated")));
         }
     }
     if prompt.len() > 1 && prompt.iter().any(|p| p == "none") {

@@ -18,7 +18,8 @@
 //!   sessions point at them without a foreign key). App sessions of an ended SSO session go first;
 //!   an app session never outlives its SSO session's expiry (it is created with it), so none is
 //!   left behind;
-//! - events: after `settings.event_retention_days`.
+//! - events: after `settings.event_retention_days`; CSP reports (sent by anyone's browser) after
+//!   [`CSP_REPORT_KEPT`], whatever that setting says.
 //!
 //! Every delete takes at most [`ROWS_PER_BATCH`] rows found through an index
 //! (migrations/0004_retention.sql), and each step runs at most [`BATCHES_PER_STEP`] times per
@@ -34,11 +35,14 @@ use crate::ports::Db;
 
 /// Rows one statement may delete.
 pub const ROWS_PER_BATCH: i64 = 1000;
-/// Statements per step and run. With the steps below a run makes at most 33 D1 queries, under
+/// Statements per step and run. With the steps below a run makes at most 36 D1 queries, under
 /// the 50 a Workers Free invocation may make.
 pub const BATCHES_PER_STEP: u32 = 3;
 /// Seconds a revoked grant is kept, so replays right after a revocation are still recorded.
 pub const REVOKED_GRANT_KEPT: i64 = 24 * 3600;
+/// Seconds a CSP report is kept: enough to trial a policy, short because anyone's browser can
+/// send them.
+pub const CSP_REPORT_KEPT: i64 = 7 * 24 * 3600;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
@@ -60,6 +64,8 @@ pub enum Cutoff {
     RevokedGrantKept,
     /// `now - event_retention_days`: events created before it go.
     EventRetention,
+    /// `now - CSP_REPORT_KEPT`: CSP reports received before it go.
+    CspReportKept,
 }
 
 /// One kind of dead row: a DELETE of at most `?1` rows; `?2`, `?3` are the `cutoffs` in order.
@@ -165,6 +171,13 @@ pub const STEPS: &[Step] = &[
         cutoffs: &[Cutoff::EventRetention],
         sql: "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE created_at < ?2 LIMIT ?1)",
     },
+    Step {
+        name: "old csp reports",
+        table: Table::Events,
+        cutoffs: &[Cutoff::CspReportKept],
+        sql: "DELETE FROM events WHERE rowid IN \
+              (SELECT rowid FROM events WHERE kind = 'csp_report' AND created_at < ?2 LIMIT ?1)",
+    },
 ];
 
 /// Rows deleted by one run, per table.
@@ -240,6 +253,7 @@ pub async fn run(db: &dyn Db, now: i64, settings: &Settings) -> Report {
                 Cutoff::Now => now,
                 Cutoff::RevokedGrantKept => now - REVOKED_GRANT_KEPT,
                 Cutoff::EventRetention => now - settings.event_retention_days * 86_400,
+                Cutoff::CspReportKept => now - CSP_REPORT_KEPT,
             })
         }));
         for batch in 1..=BATCHES_PER_STEP {

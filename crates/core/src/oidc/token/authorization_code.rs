@@ -34,14 +34,6 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
     if record.client_id != client.client_id {
         return Err(invalid());
     }
-    if found.used {
-        // RFC 6749 §4.1.2: a code used twice revokes what it issued.
-        super::revoke_replayed_family(ctx, client, &record.grant_id, "code_reuse").await?;
-        return Err(invalid());
-    }
-    if record.expires_at <= now {
-        return Err(invalid());
-    }
     // RFC 6749 §4.1.3: the same redirect_uri, compared exactly.
     if redirect_uri != Some(record.redirect_uri.as_str()) {
         return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request").into());
@@ -56,6 +48,17 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
         }
         (None, None) if client.is_public() => return Err(OAuthError::invalid_grant("PKCE is required").into()),
         (None, None) => {}
+    }
+    // Only a request that would have redeemed the code (its client, redirect URI and verifier)
+    // can be a replay: anyone else who saw a used code (history, a Referer, a log) must not be
+    // able to revoke the user's tokens with it.
+    if found.used {
+        // RFC 6749 §4.1.2: a code used twice revokes what it issued.
+        super::revoke_replayed_family(ctx, client, &record.grant_id, "code_reuse").await?;
+        return Err(invalid());
+    }
+    if record.expires_at <= now {
+        return Err(invalid());
     }
     let Some(grant) = &found.grant else {
         return Err(invalid());
