@@ -52,6 +52,18 @@ struct Shown<'s> {
     captcha: bool,
 }
 
+impl Shown<'static> {
+    /// The empty form with a message: nothing typed is shown again.
+    fn blank(error: &'static str, status: u16) -> Self {
+        Shown {
+            username: "",
+            error,
+            status,
+            captcha: false,
+        }
+    }
+}
+
 async fn form(ctx: &Ctx<'_>, req: &Request, id: &str, pending: &Pending, shown: Shown<'_>) -> Result<Response, Error> {
     let Shown {
         username,
@@ -160,31 +172,14 @@ pub async fn post(ctx: &Ctx<'_>, req: &Request) -> Response {
                 req,
                 &id,
                 &pending,
-                Shown {
-                    username: "",
-                    error: "Your session expired. Please sign in again.",
-                    status: 403,
-                    captcha: false,
-                },
+                Shown::blank("Your session expired. Please sign in again.", 403),
             )
             .await;
         }
         let username = params.get("username")?.unwrap_or("").trim().to_owned();
         if username.len() > limits::USERNAME_INPUT {
             // No account has such a name; nothing is counted or logged for it.
-            return form(
-                ctx,
-                req,
-                &id,
-                &pending,
-                Shown {
-                    username: "",
-                    error: USERNAME_TOO_LONG,
-                    status: 400,
-                    captcha: false,
-                },
-            )
-            .await;
+            return form(ctx, req, &id, &pending, Shown::blank(USERNAME_TOO_LONG, 400)).await;
         }
         let password_given = params.get("password")?.unwrap_or("");
         let now = ctx.clock.now();
