@@ -1,7 +1,7 @@
 // What the gateway's proxy passes and what it does not, through a real wrangler dev in front of an
 // origin on loopback that echoes what it received: the client's own method (WebDAV and the like),
 // no client-chosen address or path-override headers, no hop-by-hop headers either way, and
-// identity or return URLs outside ASCII encoded rather than failing the response.
+// identity or return URLs outside ASCII percent-encoded rather than sent as raw UTF-8.
 // Gatehouse (the issuer) is http://127.0.0.1:PORT; the apps live on localhost:PORT.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -201,7 +201,7 @@ test("an origin's hop-by-hop headers and the ones its Connection header names ne
   assert.equal(r.headers["x-kept"], "yes");
 });
 
-test("a user with an internationalised email reaches the app: the header is percent-encoded (was a 500)", async () => {
+test("a user's internationalised email reaches the app percent-encoded, not as raw UTF-8 read as Latin-1", async () => {
   const { jar } = await signIn("intl", "/closed/me");
   const r = await jar.get(`${appBase}/closed/me`);
   assert.equal(r.status, 200, await r.clone().text());
@@ -213,7 +213,7 @@ test("a user with an internationalised email reaches the app: the header is perc
   assert.equal(claims.email, "josé+1%@例え.jp", "the signed identity carries the exact address");
 });
 
-test("a return URL outside ASCII comes back as a percent-encoded Location (was a 500)", async () => {
+test("a return URL outside ASCII comes back as a percent-encoded Location, not raw UTF-8", async () => {
   const plain = encodeURIComponent(`${appBase}/closed/`);
   const { done } = await signIn("plain", "/closed/", (u) => u.replace(plain, encodeURIComponent(`${appBase}/closed/日本?q=é`)));
   assert.equal(done.status, 303, await done.clone().text());

@@ -701,9 +701,10 @@ fn a_webdav_method_is_never_taken_for_get() {
 
 #[test]
 fn an_internationalised_email_reaches_the_origin_percent_encoded_not_as_a_failed_header() {
-    // `Headers.append` throws on characters above U+00FF: a user with an IDN address (legal,
-    // RFC 6531) made every request to the app a 500. The header is percent-encoded UTF-8 (and
-    // `%` itself), the signed identity carries the exact address.
+    // A user with an IDN address (legal, RFC 6531) went into the header as raw UTF-8: the origin
+    // read it as Latin-1 (`josÃ©`), and `Headers.append` as the Fetch standard has it throws on
+    // characters above U+00FF. The header is percent-encoded UTF-8 (and `%` itself); the signed
+    // identity carries the exact address.
     let env = TestEnv::new();
     let r = env.admin(
         Method::Post,
@@ -732,9 +733,10 @@ fn an_internationalised_email_reaches_the_origin_percent_encoded_not_as_a_failed
 }
 
 #[test]
-fn a_return_url_outside_ascii_becomes_a_percent_encoded_location_not_a_500() {
-    // A return_to with characters above U+00FF passed validation and went into `Location` as it
-    // was: `Headers.append` threw and the callback answered 500 after the code was burnt.
+fn a_return_url_outside_ascii_becomes_a_percent_encoded_location_not_raw_utf8() {
+    // A return_to with characters outside ASCII passed validation and went into `Location` as
+    // raw UTF-8 (read as Latin-1 by the browser: another URL; refused by a strict
+    // `Headers.append`, after the code was burnt).
     let env = TestEnv::new();
     env.create_user("alice", PASSWORD);
     app(&env, json!({}));

@@ -52,8 +52,9 @@ pub enum Unsafe {
 }
 
 /// `value` as a header can carry it. Safe as it is: visible ASCII, spaces and tabs (RFC 9110
-/// §5.5 without obs-text: `Headers.append` throws on characters above U+00FF, and bytes
-/// 0x80-0xFF reach the peer as Latin-1, which nobody decodes the same way). Otherwise encoded as
+/// §5.5 without obs-text). Anything else has no agreed meaning in a header: the Fetch standard's
+/// `Headers.append` throws on characters above U+00FF, workerd sends their raw UTF-8 bytes, and
+/// receivers read bytes 0x80-0xFF as Latin-1 (`josé` arrives as `josÃ©`). Otherwise encoded as
 /// `how` says, or `None` for [`Unsafe::Refuse`].
 pub fn header_value(value: &str, how: Unsafe) -> Option<Cow<'_, str>> {
     let keeps = |b: u8| match how {

@@ -87,7 +87,8 @@ mod tests {
 
     #[test]
     fn a_return_url_outside_ascii_is_percent_encoded_for_the_location_header() {
-        // `Headers.append` throws on characters above U+00FF: the callback answered 500.
+        // Sent as it was, the browser got raw UTF-8 in `Location` (read as Latin-1, or refused
+        // by `Headers.append` where the Fetch standard is followed to the letter).
         assert_eq!(
             validate("https://app.example.com/app/日本?q=é", HOST, "/app/", true).as_deref(),
             Some("https://app.example.com/app/%E6%97%A5%E6%9C%AC?q=%C3%A9")
