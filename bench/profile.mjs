@@ -57,9 +57,10 @@ try {
     client_name: "bench", redirect_uris: ["http://127.0.0.1:9/cb"], grant_types: ["authorization_code", "refresh_token", "client_credentials"],
     token_endpoint_auth_method: "client_secret_basic", scope: "openid profile email offline_access api:read", first_party: true,
   })).json;
-  await post("/admin/api/apps", { name: "bench", host: new URL(gh.url).host, path_prefix: "/app/", origin: `http://127.0.0.1:${originPort}`, require_login: true });
+  // The app lives on its own host name (Gatehouse refuses its own): localhost beside 127.0.0.1.
+  await post("/admin/api/apps", { name: "bench", host: `localhost:${gh.port}`, path_prefix: "/app/", origin: `http://127.0.0.1:${originPort}`, require_login: true });
   const system = {
-    name: "gatehouse", base: gh.url, users, gatewayPath: "/app/hello",
+    name: "gatehouse", base: gh.url, users, gatewayBase: `http://localhost:${gh.port}`, gatewayPath: "/app/hello",
     endpoints: { authorize: "/oauth2/authorize", token: "/oauth2/token", discovery: "/.well-known/openid-configuration", jwks: "/oauth2/jwks.json" },
     client: { client_id: c.client_id, client_secret: c.client_secret, redirect_uri: "http://127.0.0.1:9/cb" },
   };

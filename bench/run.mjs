@@ -171,8 +171,10 @@ try {
     client_name: "bench", redirect_uris: [REDIRECT_URI], grant_types: ["authorization_code", "refresh_token", "client_credentials"],
     token_endpoint_auth_method: "client_secret_basic", scope: "openid profile email offline_access api:read", first_party: true,
   }, admin), 201, "gatehouse: create client");
+  // The app lives on its own host name (Gatehouse refuses its own): localhost beside 127.0.0.1.
+  const appHost = `localhost:${new URL(gh.url).port}`;
   const app = await call(gh.url, "POST", "/admin/api/apps", {
-    name: "bench", host: new URL(gh.url).host, path_prefix: "/app/", origin: `http://127.0.0.1:${originPort}`, require_login: true,
+    name: "bench", host: appHost, path_prefix: "/app/", origin: `http://127.0.0.1:${originPort}`, require_login: true,
   }, admin);
   const gatewayNa = app.status === 201 ? null
     : app.status === 404 ? "gateway not available (404 from /admin/api/apps)"
@@ -191,7 +193,7 @@ try {
       name: "gatehouse", kind: "gatehouse", base: gh.url, users: USERS,
       endpoints: await endpoints(gh.url, "/.well-known/openid-configuration"),
       client: { client_id: ghClient.client_id, client_secret: ghClient.client_secret, redirect_uri: REDIRECT_URI },
-      gatewayPath: "/app/hello",
+      gatewayBase: `http://${appHost}`, gatewayPath: "/app/hello",
       na: { empty: "-", origin: "-", ...(gatewayNa ? { gateway: gatewayNa } : {}) },
     },
     {

@@ -149,7 +149,8 @@ fn secret(env: &Env, name: &str) -> Option<String> {
 async fn to_core(req: &mut worker::Request, read_body: bool) -> Result<(Request, String), InternalError> {
     let url = req.url().map_err(|e| InternalError::new(format!("request url: {e}")))?;
     let origin = url.origin().ascii_serialization();
-    let mut core = Request::new(Method::parse(req.method().as_ref()), url.path());
+    // The runtime's own method string: `worker::Method` turns PROPFIND and the like into GET.
+    let mut core = Request::new(Method::parse(&req.inner().method()), url.path());
     core.query = url.query().unwrap_or("").to_owned();
     core.headers = req
         .headers()
@@ -267,7 +268,7 @@ pub async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Res
     }
     match gatehouse_core::gateway::route(&ctx, &core_req).await {
         Some(Outcome::Forward(f)) => {
-            let method = req.method().to_string();
+            let method = req.inner().method();
             let body = req.inner().body();
             crate::proxy::forward(f, &method, body, Duration::from_secs(settings.origin_timeout as u64)).await
         }

@@ -4,6 +4,7 @@
 
 use futures_util::future::{select, Either};
 use gatehouse_core::gateway::{self, headers, Forward};
+use gatehouse_core::http::Response;
 use std::time::Duration;
 use wasm_bindgen::JsValue;
 use worker::{AbortSignal, Delay, Fetch};
@@ -34,19 +35,29 @@ fn build_request(
     web_sys::Request::new_with_str_and_init(&f.url, &init).map_err(js_err)
 }
 
-/// The proxied response, with the app's security headers applied.
+/// A page Gatehouse answers in place of the origin, with the headers of its own pages.
+fn own_page(mut resp: Response, https: bool) -> worker::Result<worker::Response> {
+    headers::own_response(&mut resp.headers, https, None, &[], &[]);
+    crate::adapter::to_worker(resp)
+}
+
+/// The proxied response, with the app's security headers applied. `method` is the client's
+/// own token (`PROPFIND`, `MKCOL`...), not the few `worker::Method` knows.
 pub async fn forward(
     f: Forward,
     method: &str,
     body: Option<web_sys::ReadableStream>,
     timeout: Duration,
 ) -> worker::Result<worker::Response> {
+    if let Some(refusal) = gateway::method_refusal(method) {
+        return own_page(refusal, f.https);
+    }
     let controller = web_sys::AbortController::new().map_err(|e| worker::Error::from(js_err(e)))?;
     let request = match build_request(&f, method, body, &controller.signal()) {
         Ok(r) => r,
         Err(e) => {
             worker::console_error!("gateway: building the request to {} failed: {e}", f.app_name);
-            return crate::adapter::to_worker(gateway::origin_failure(502, &f.app_name));
+            return own_page(gateway::origin_failure(502, &f.app_name), f.https);
         }
     };
     let signal = AbortSignal::from(controller.signal());
@@ -59,12 +70,12 @@ pub async fn forward(
         Either::Left((Ok(resp), _)) => resp,
         Either::Left((Err(e), _)) => {
             worker::console_error!("gateway: origin of {} unreachable: {e}", f.app_name);
-            return crate::adapter::to_worker(gateway::origin_failure(502, &f.app_name));
+            return own_page(gateway::origin_failure(502, &f.app_name), f.https);
         }
         Either::Right(((), _)) => {
             controller.abort();
             worker::console_error!("gateway: origin of {} timed out after {:?}", f.app_name, timeout);
-            return crate::adapter::to_worker(gateway::origin_failure(504, &f.app_name));
+            return own_page(gateway::origin_failure(504, &f.app_name), f.https);
         }
     };
     let mut out_headers: Vec<(String, String)> = upstream

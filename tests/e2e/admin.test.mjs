@@ -231,3 +231,57 @@ test("clients: invalid metadata is refused with 400", async () => {
     assert.ok(r.json?.error, `${name}: JSON error body`);
   }
 });
+
+test("clients: a redirect URI with userinfo, a backslash or an escaped host cannot register (plain http to any host)", async () => {
+  // `http://localhost:@evil.example/cb` passed as "http on localhost": the part before `@` is
+  // userinfo, and a browser goes to evil.example in the clear (RFC 6749 §3.1.2, RFC 8252 §8.3).
+  for (const uri of [
+    "http://localhost:@evil.example/cb",
+    "http://127.0.0.1:80@evil.example/cb",
+    "https://rp.example.com@evil.example/cb",
+    "https://evil.example\\.rp.example.com/cb",
+    "https://evil.example%2Frp.example.com/cb",
+    "http://[::1%25lo]/cb",
+    "https://rp.example.com/cb\u65e5",
+  ]) {
+    for (const field of ["redirect_uris", "post_logout_redirect_uris"]) {
+      const r = await admin.call("POST", "/admin/api/clients", { redirect_uris: [REDIRECT_URI], [field]: [uri] });
+      assert.equal(r.status, 400, `${field} ${uri}: ${r.status}`);
+      assert.equal(r.json?.error, "invalid_redirect_uri", `${field} ${uri}`);
+    }
+  }
+});
+
+test("apps: a CSP or header field is checked against its grammar; a second policy, a stray directive or a character no header carries is refused", async () => {
+  const app = (headers) => ({ name: "Wiki", host: "wiki.example.test", origin: "http://127.0.0.1:9", headers });
+  for (const headers of [
+    { content_security_policy: "default-src 'self', script-src *" },
+    { content_security_policy: "default-src 'self'; scirpt-src 'self'" },
+    { content_security_policy: "default-src 'self' https://\u4f8b\u3048.jp" },
+    { csp_report_uri: "/.gatehouse/csp-report; script-src *" },
+    { referrer_policy: "no-referrer; x" },
+    { permissions_policy: "camera=(); script-src *" },
+    { cross_origin_opener_policy: "same-origin, unsafe-none" },
+  ]) {
+    const r = await admin.call("POST", "/admin/api/apps", app(headers));
+    assert.equal(r.status, 400, `${JSON.stringify(headers)}: ${r.status} ${r.text.slice(0, 200)}`);
+    assert.equal(r.json?.error, "invalid_request");
+  }
+  const ok = await admin.call("POST", "/admin/api/apps", app({
+    content_security_policy: "default-src 'self'; img-src 'self' data:; object-src 'none'",
+    csp_report_uri: "/.gatehouse/csp-report",
+  }));
+  assert.equal(ok.status, 201, ok.text);
+});
+
+test("apps: an app cannot live on Gatehouse's own host name, on any port", async () => {
+  // Here the issuer is the origin the request came to: http://127.0.0.1:PORT.
+  const port = new URL(gh.url).port;
+  for (const host of [`127.0.0.1:${port}`, "127.0.0.1", "127.0.0.1:9999"]) {
+    const r = await admin.call("POST", "/admin/api/apps", { name: "Local", host, path_prefix: "/app/", origin: "http://127.0.0.1:9" });
+    assert.equal(r.status, 400, `${host}: ${r.status}`);
+    assert.match(r.json?.error_description ?? "", /Gatehouse's own host name/);
+  }
+  const r = await admin.call("POST", "/admin/api/apps", { name: "Local", host: `localhost:${port}`, path_prefix: "/app/", origin: "http://127.0.0.1:9" });
+  assert.equal(r.status, 201, r.text);
+});

@@ -1,10 +1,12 @@
-// The gateway through a real wrangler dev, in front of a real origin on loopback.
+// The gateway through a real wrangler dev, in front of a real origin on loopback. Gatehouse (the
+// issuer) is http://127.0.0.1:PORT; the apps live on http://localhost:PORT, another host name
+// (an app on the issuer's host name is refused), so every sign-in crosses hosts.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { startGatehouse, freePort } from "./harness.mjs";
 
-let gh, origin, originPort, hanging = [];
+let gh, appBase, origin, originPort, hanging = [];
 const PASSWORD = "correct horse battery staple";
 
 function startOrigin() {
@@ -85,16 +87,15 @@ before(async () => {
   await startOrigin();
   gh = await startGatehouse({ vars: { GATEHOUSE_ISSUER: "http://127.0.0.1:{port}", GATEHOUSE_ORIGIN_TIMEOUT: "2" } });
   const port = new URL(gh.url).port;
+  appBase = `http://localhost:${port}`;
   assert.equal((await admin("/admin/api/users", "POST", { username: "gwuser", email: "gw@example.com", password: PASSWORD })).status, 201);
-  for (const host of [`127.0.0.1:${port}`, `localhost:${port}`]) {
-    const r = await admin("/admin/api/apps", "POST", {
-      name: "Demo app", host, path_prefix: "/app/", origin: `http://127.0.0.1:${originPort}`,
-      headers: { content_security_policy: "default-src 'self'" },
-    });
-    assert.equal(r.status, 201, JSON.stringify(r.body));
-  }
-  const r = await admin("/admin/api/apps", "POST", {
-    name: "Down app", host: `127.0.0.1:${port}`, path_prefix: "/down/", origin: "http://127.0.0.1:9", require_login: false,
+  let r = await admin("/admin/api/apps", "POST", {
+    name: "Demo app", host: `localhost:${port}`, path_prefix: "/app/", origin: `http://127.0.0.1:${originPort}`,
+    headers: { content_security_policy: "default-src 'self'" },
+  });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  r = await admin("/admin/api/apps", "POST", {
+    name: "Down app", host: `localhost:${port}`, path_prefix: "/down/", origin: "http://127.0.0.1:9", require_login: false,
   });
   assert.equal(r.status, 201);
 });
@@ -106,16 +107,17 @@ after(async () => {
 });
 
 test("an unauthenticated request is redirected to Gatehouse's login with the return URL", async () => {
-  const r = await fetch(`${gh.url}/app/page?x=1`, { redirect: "manual" });
+  const r = await fetch(`${appBase}/app/page?x=1`, { redirect: "manual" });
   assert.equal(r.status, 302);
   const loc = new URL(r.headers.get("location"));
+  assert.equal(loc.origin, gh.url, "to the issuer's host, where the SSO session lives");
   assert.equal(loc.pathname, "/oauth2/gateway");
-  assert.equal(loc.searchParams.get("return_to"), `${gh.url}/app/page?x=1`);
+  assert.equal(loc.searchParams.get("return_to"), `${appBase}/app/page?x=1`);
 });
 
 test("after login the request passes through with identity headers, spoofed ones stripped", async () => {
-  const jar = await signIn(gh.url, "/app/page?x=1");
-  const r = await jar.get(`${gh.url}/app/page?x=1`, {
+  const jar = await signIn(appBase, "/app/page?x=1");
+  const r = await jar.get(`${appBase}/app/page?x=1`, {
     headers: { "x-gatehouse-user": "admin", "x-gatehouse-identity": "forged", "x-gatehouse-email": "root@example.com" },
   });
   assert.equal(r.status, 200);
@@ -136,8 +138,8 @@ test("after login the request passes through with identity headers, spoofed ones
 });
 
 test("the origin's CSP is preserved and Gatehouse's is added beside it, with the other headers", async () => {
-  const jar = await signIn(gh.url, "/app/headers");
-  const r = await jar.get(`${gh.url}/app/headers`);
+  const jar = await signIn(appBase, "/app/headers");
+  const r = await jar.get(`${appBase}/app/headers`);
   assert.equal(r.headers.get("x-origin"), "yes");
   const csp = r.headers.get("content-security-policy");
   assert.match(csp, /script-src 'self'/);
@@ -151,30 +153,30 @@ test("the origin's CSP is preserved and Gatehouse's is added beside it, with the
 });
 
 test("a request body streams through to the origin", async () => {
-  const jar = await signIn(gh.url, "/app/echo-body");
+  const jar = await signIn(appBase, "/app/echo-body");
   const body = new Uint8Array(2 * 1024 * 1024).fill(7);
-  const r = await jar.get(`${gh.url}/app/echo-body`, { method: "POST", body });
+  const r = await jar.get(`${appBase}/app/echo-body`, { method: "POST", body });
   assert.equal(r.status, 200);
   assert.deepEqual(await r.json(), { received: body.length });
 });
 
 test("an app on another host gets its own session through the one-time callback", async () => {
-  const port = new URL(gh.url).port;
-  const appBase = `http://localhost:${port}`;
   const jar = await signIn(appBase, "/app/cross");
   assert.ok(jar.cookies.has("gh_app"));
   const r = await jar.get(`${appBase}/app/cross`);
   assert.equal(r.status, 200);
   assert.equal((await r.json()).headers["x-gatehouse-user"], "gwuser");
+  // The issuer's host serves none of the app: its paths there are Gatehouse's 404.
+  assert.equal((await fetch(`${gh.url}/app/cross`, { redirect: "manual" })).status, 404);
 });
 
 test("an unreachable origin answers 502 and a hanging one 504, without hanging", async () => {
-  const down = await fetch(`${gh.url}/down/x`);
+  const down = await fetch(`${appBase}/down/x`);
   assert.equal(down.status, 502);
   assert.match(await down.text(), /cannot be reached/);
-  const jar = await signIn(gh.url, "/app/slow");
+  const jar = await signIn(appBase, "/app/slow");
   const t = Date.now();
-  const slow = await jar.get(`${gh.url}/app/slow`);
+  const slow = await jar.get(`${appBase}/app/slow`);
   assert.equal(slow.status, 504);
   assert.ok(Date.now() - t < 10_000);
 });

@@ -276,3 +276,155 @@ fn user_create_delete_and_client_delete_are_audited_in_the_same_batch() {
     assert_eq!(status, 500);
     assert_eq!(env.db.count("SELECT COUNT(*) FROM clients"), 1);
 }
+
+#[test]
+fn rfc6749_3_1_2_a_redirect_uri_with_userinfo_cannot_register_plain_http_to_any_host() {
+    // `http://localhost:@evil.example/cb` passed as "http on localhost": the part before `@` is
+    // userinfo, so it is plain http to evil.example, where codes would travel in the clear.
+    let env = TestEnv::new();
+    for uri in [
+        "http://localhost:@evil.example/cb",
+        "http://localhost@evil.example/cb",
+        "https://rp.example.com@evil.example/cb",
+        "https://evil.example\\.rp.example.com/cb",
+        "https://evil.example%2Frp.example.com/cb",
+        "http://[::1%25lo]/cb",
+        "https://rp.example.com/cb\u{65e5}",
+    ] {
+        for field in ["redirect_uris", "post_logout_redirect_uris"] {
+            let mut body = json!({"redirect_uris": [REDIRECT]});
+            body[field] = json!([uri]);
+            let r = env.admin(Method::Post, "/admin/api/clients", Some(body));
+            assert_eq!(r.status, 400, "{field}: {uri}");
+            assert_eq!(r.json_body()["error"], "invalid_redirect_uri", "{field}: {uri}");
+        }
+    }
+    let r = env.admin(
+        Method::Post,
+        "/admin/api/clients",
+        Some(json!({"redirect_uris": ["http://localhost:3000/cb", "http://127.0.0.1:9/cb", "com.example.app:/cb"]})),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+}
+
+fn create_app(env: &TestEnv, extra: serde_json::Value) -> gatehouse_core::http::Response {
+    let mut body = json!({"name": "Wiki", "host": "app.example.com", "origin": "http://10.0.0.5:8080"});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    env.admin(Method::Post, "/admin/api/apps", Some(body))
+}
+
+#[test]
+fn an_app_csp_cannot_smuggle_a_second_policy_or_directive_through_commas_or_semicolons() {
+    // A `,` in a CSP header starts a second policy and a `;` another directive: a field meant as
+    // a source list could add `script-src *` beside the operator's policy, or a report-uri.
+    let env = TestEnv::new();
+    for headers in [
+        json!({"content_security_policy": "default-src 'self', script-src *"}),
+        json!({"content_security_policy": "default-src 'self' https://a.example,https://b.example"}),
+        json!({"content_security_policy": "default-src 'self'; scirpt-src 'self'"}),
+        json!({"content_security_policy": "script-src 'self' 'unsafe-inlin'"}),
+        json!({"content_security_policy": "default-src 'self'; report-uri https://evil.example/"}),
+        json!({"csp_report_uri": "/.gatehouse/csp-report; script-src *"}),
+        json!({"csp_report_uri": "/a, /b"}),
+        json!({"csp_report_uri": "http://reports.example.com/"}),
+        json!({"referrer_policy": "no-referrer; x=y"}),
+        json!({"permissions_policy": "camera=(); script-src *"}),
+        json!({"permissions_policy": "camera=(self \"https://a.example\"; x)"}),
+        json!({"cross_origin_opener_policy": "same-origin, unsafe-none"}),
+        json!({"content_security_policy": format!("default-src {}", "https://a.example ".repeat(400))}),
+    ] {
+        let r = create_app(&env, json!({"headers": headers}));
+        assert_eq!(r.status, 400, "{headers}");
+        assert_eq!(r.json_body()["error"], "invalid_request");
+    }
+    let r = create_app(
+        &env,
+        json!({"headers": {
+            "content_security_policy": "default-src 'self'; img-src 'self' data:; script-src 'self' 'sha256-abc='; object-src 'none'",
+            "csp_report_uri": "/.gatehouse/csp-report",
+            "referrer_policy": "no-referrer, strict-origin-when-cross-origin",
+            "permissions_policy": "camera=(), geolocation=(self \"https://maps.example.com\"), fullscreen=*",
+            "cross_origin_opener_policy": "same-origin-allow-popups"
+        }}),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+}
+
+#[test]
+fn a_header_field_a_header_cannot_carry_is_refused_at_the_admin_api_not_sent_garbled() {
+    // Stored, such a CSP went out as raw UTF-8 on every response of the app (read as Latin-1:
+    // another host than the operator wrote), or failed it where `Headers.append` follows the
+    // Fetch standard (it throws on characters above U+00FF).
+    let env = TestEnv::new();
+    for headers in [
+        json!({"content_security_policy": "default-src 'self' https://例え.jp"}),
+        json!({"content_security_policy": "default-src 'self' https://caf\u{e9}.example"}),
+        json!({"csp_report_uri": "/csp-\u{65e5}"}),
+        json!({"referrer_policy": "no-referrer\r\nSet-Cookie: x=1"}),
+    ] {
+        let r = create_app(&env, json!({"headers": headers}));
+        assert_eq!(r.status, 400, "{headers}");
+    }
+}
+
+#[test]
+fn an_app_cannot_be_put_on_the_issuers_host_name_on_any_port() {
+    // An app on Gatehouse's host shares its cookies (per host name, whatever the port) and, on
+    // the same port, its web origin: session fixation, login CSRF, and scripts or a service
+    // worker beside the login page.
+    let env = TestEnv::new();
+    for host in [
+        "id.example.com",
+        "ID.Example.COM",
+        "id.example.com:8443",
+        "id.example.com:443",
+    ] {
+        let r = create_app(&env, json!({"host": host}));
+        assert_eq!(r.status, 400, "{host}");
+        let why = r.json_body()["error_description"].as_str().unwrap_or("").to_owned();
+        assert!(why.contains("Gatehouse's own host name"), "{why}");
+        let r = env.admin(
+            Method::Put,
+            "/admin/api/apps/wiki",
+            Some(json!({"name": "Wiki", "host": host, "origin": "http://10.0.0.5:8080"})),
+        );
+        assert_eq!(r.status, 400, "PUT {host}");
+    }
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM apps"), 0);
+    for host in ["app.example.com", "id.example.com.example.net", "example.com"] {
+        assert_eq!(create_app(&env, json!({"host": host})).status, 201, "{host}");
+    }
+}
+
+#[test]
+fn a_display_name_or_app_name_is_bounded_and_has_no_control_characters() {
+    let env = TestEnv::new();
+    for name in ["x".repeat(257), "Ada\r\nLovelace".to_owned()] {
+        let r = env.admin(
+            Method::Post,
+            "/admin/api/users",
+            Some(json!({"username": "ada", "email": "ada@example.com", "password": "a long passphrase", "name": name})),
+        );
+        assert_eq!(r.status, 400, "{name:?}");
+    }
+    let id = env.create_user("ada", "a long passphrase");
+    let r = env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{id}"),
+        Some(json!({"name": "x".repeat(300)})),
+    );
+    assert_eq!(r.status, 400);
+    let r = env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{id}"),
+        Some(json!({"name": "Ада Лавлейс"})),
+    );
+    assert_eq!(r.status, 200, "any script is a name");
+    for name in ["", "x\u{0}y", &"w".repeat(201)] {
+        assert_eq!(create_app(&env, json!({"name": name})).status, 400, "{name:?}");
+    }
+}

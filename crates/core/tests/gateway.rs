@@ -164,10 +164,19 @@ fn users_outside_the_allowed_lists_get_403() {
     assert!(f.url.ends_with("/wiki/"));
 }
 
+/// An app on the issuer's host, as one stored before the admin API refused them is: the routing
+/// rules must still hold for such a row.
+fn legacy_app_on_issuer_host(env: &TestEnv, id: &str, prefix: &str, origin: &str) {
+    env.db.exec(&format!(
+        "INSERT INTO apps (id, name, host, path_prefix, origin, created_at, updated_at) \
+         VALUES ('{id}', 'Local', 'id.example.com', '{prefix}', '{origin}', 0, 0)"
+    ));
+}
+
 #[test]
 fn on_the_issuers_host_gatehouse_paths_stay_its_own_and_unknown_hosts_are_not_routed() {
     let env = TestEnv::new();
-    app(&env, json!({"host": "id.example.com", "path_prefix": "/"}));
+    legacy_app_on_issuer_host(&env, "app_root", "/", "http://10.0.0.5:8080");
     for p in [
         "/oauth2/token",
         "/.well-known/openid-configuration",
@@ -288,16 +297,11 @@ fn logging_out_of_gatehouse_ends_the_app_session() {
 }
 
 #[test]
-fn app_on_gatehouses_own_host_accepts_the_sso_session_directly() {
+fn an_app_stored_on_gatehouses_own_host_before_the_refusal_accepts_the_sso_session_directly() {
+    // The admin API now refuses such an app (see admin_api.rs); one already stored keeps working.
     let env = TestEnv::new();
     env.create_user("alice", PASSWORD);
-    env.admin(
-        Method::Post,
-        "/admin/api/apps",
-        Some(
-            json!({"name": "Local", "host": "id.example.com", "path_prefix": "/app/", "origin": "http://127.0.0.1:9"}),
-        ),
-    );
+    legacy_app_on_issuer_host(&env, "app_local", "/app/", "http://127.0.0.1:9");
     let rp = env.create_client(json!({"redirect_uris": [REDIRECT], "first_party": true}));
     let mut b = Browser::default();
     let r = b.send(
@@ -607,4 +611,240 @@ fn a_restricted_prefix_written_in_another_case_still_reaches_its_own_app() {
         let r = respond(env.route_at(APP, &Request::new(Method::Get, p)));
         assert_eq!(r.status, 302, "{p} asks for a sign-in, as the console does");
     }
+}
+fn header<'a>(f: &'a gatehouse_core::gateway::Forward, name: &str) -> Vec<&'a str> {
+    f.headers
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+#[test]
+fn a_client_cannot_tell_the_origin_its_ip_through_x_real_ip_or_true_client_ip() {
+    // An origin that logs, rate-limits or allow-lists by X-Real-IP (nginx's real_ip module) or
+    // True-Client-IP would take the client's word for its address. Only Gatehouse's own
+    // X-Forwarded-For, the address it judged the client by, reaches the origin.
+    let env = TestEnv::new();
+    app(&env, json!({"require_login": false}));
+    let mut req = Request::new(Method::Get, "/wiki/").with_header("cf-connecting-ip", "203.0.113.7");
+    let spoofed = [
+        "x-real-ip",
+        "true-client-ip",
+        "x-client-ip",
+        "x-cluster-client-ip",
+        "fastly-client-ip",
+        "x-originating-ip",
+        "x-remote-ip",
+        "x-remote-addr",
+        "client-ip",
+        "x-forwarded",
+        "forwarded-for",
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-forwarded-port",
+        "cf-connecting-ipv6",
+        "cf-pseudo-ipv4",
+        "wl-proxy-client-ip",
+        "x-proxyuser-ip",
+    ];
+    for name in spoofed {
+        req = req.with_header(name, "10.0.0.1");
+    }
+    let f = forward(env.route_at(APP, &req));
+    for name in spoofed {
+        if name.starts_with("x-forwarded-") && name != "x-forwarded-port" {
+            continue;
+        }
+        assert!(
+            header(&f, name).is_empty(),
+            "{name} reached the origin: {:?}",
+            f.headers
+        );
+    }
+    assert!(
+        header(&f, "cf-connecting-ip").is_empty(),
+        "stated once, in X-Forwarded-For"
+    );
+    assert_eq!(header(&f, "x-forwarded-for"), vec!["203.0.113.7"]);
+    assert_eq!(header(&f, "x-forwarded-host"), vec!["app.example.com"]);
+    assert_eq!(header(&f, "x-forwarded-proto"), vec!["https"]);
+}
+
+#[test]
+fn a_path_override_header_cannot_make_the_origin_serve_another_apps_path() {
+    // `/` is public and `/admin-panel/` protected on the same origin. IIS and Symfony route by
+    // X-Original-URL / X-Rewrite-URL when present: a public request carrying one would be served
+    // the protected path without a login.
+    let env = TestEnv::new();
+    app(
+        &env,
+        json!({"name": "Public", "path_prefix": "/", "require_login": false}),
+    );
+    app(&env, json!({"name": "Admin", "path_prefix": "/admin-panel/"}));
+    let req = Request::new(Method::Get, "/about")
+        .with_header("x-original-url", "/admin-panel/users")
+        .with_header("x-rewrite-url", "/admin-panel/users");
+    let f = forward(env.route_at(APP, &req));
+    assert!(header(&f, "x-original-url").is_empty() && header(&f, "x-rewrite-url").is_empty());
+}
+
+#[test]
+fn headers_named_in_connection_are_not_forwarded() {
+    // RFC 9110 §7.6.1: a header the Connection header names is for this hop only. Naming
+    // Gatehouse's own headers must not remove them (they are added after the cleaning).
+    let env = TestEnv::new();
+    app(&env, json!({"require_login": false}));
+    let req = Request::new(Method::Get, "/wiki/")
+        .with_header("cf-connecting-ip", "203.0.113.7")
+        .with_header("connection", "keep-alive, X-Hop-Secret")
+        .with_header("connection", "x-forwarded-for,  x-forwarded-proto")
+        .with_header("x-hop-secret", "for the proxy only")
+        .with_header("keep-alive", "timeout=5")
+        .with_header("proxy-authorization", "Basic cHJveHk6cHc=")
+        .with_header("proxy-anything", "x")
+        .with_header("te", "trailers")
+        .with_header("upgrade", "websocket")
+        .with_header("accept", "text/html");
+    let f = forward(env.route_at(APP, &req));
+    for name in [
+        "connection",
+        "x-hop-secret",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-anything",
+        "te",
+        "upgrade",
+    ] {
+        assert!(header(&f, name).is_empty(), "{name}: {:?}", f.headers);
+    }
+    assert_eq!(header(&f, "accept"), vec!["text/html"]);
+    assert_eq!(header(&f, "x-forwarded-for"), vec!["203.0.113.7"]);
+    assert_eq!(header(&f, "x-forwarded-proto"), vec!["https"]);
+}
+
+#[test]
+fn an_origin_response_passes_no_hop_by_hop_header_nor_one_its_connection_header_names() {
+    let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+    let mut headers = pairs(&[
+        ("connection", "close, X-Internal-Route"),
+        ("x-internal-route", "backend-7"),
+        ("keep-alive", "timeout=5"),
+        ("transfer-encoding", "chunked"),
+        ("proxy-authenticate", "Basic"),
+        ("proxy-status", "origin"),
+        ("upgrade", "h2c"),
+        ("trailer", "x-checksum"),
+        ("content-type", "text/html"),
+        ("content-length", "12"),
+    ]);
+    gatehouse_core::gateway::clean_origin_response(&mut headers);
+    assert_eq!(
+        headers,
+        pairs(&[("content-type", "text/html"), ("content-length", "12")])
+    );
+}
+
+#[test]
+fn a_webdav_method_is_never_taken_for_get() {
+    // worker::Method turned PROPFIND into GET: without a session it was redirected to log in
+    // like a page load, and with one forwarded as a GET with a body (502). The core sees it as
+    // a method of its own: 401 without a session (it cannot be replayed after a redirect), and
+    // the gateway forwards the client's own token.
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    app(&env, json!({}));
+    for m in ["PROPFIND", "MKCOL", "PURGE", "SEARCH", "REPORT"] {
+        let r = respond(env.route_at(APP, &Request::new(Method::parse(m), "/wiki/dav/")));
+        assert_eq!(r.status, 401, "{m}");
+        assert!(r.header("location").is_none(), "{m}");
+    }
+    let b = sign_in(&env, "/wiki/");
+    forward(env.route_at(APP, &b.request(Method::parse("PROPFIND"), "/wiki/dav/")));
+    let refusal = |m: &str| gatehouse_core::gateway::method_refusal(m).map(|r| r.status);
+    for m in ["PROPFIND", "MKCOL", "PURGE", "X-CUSTOM_1", "propfind"] {
+        assert_eq!(refusal(m), None, "{m}");
+    }
+    for m in [
+        "",
+        "GET /x",
+        "GET\r\nX: y",
+        "PROP(FIND)",
+        "M\u{e9}THOD",
+        &"A".repeat(33),
+    ] {
+        assert_eq!(refusal(m), Some(400), "{m:?}");
+    }
+    for m in ["TRACE", "track", "CONNECT"] {
+        assert_eq!(
+            refusal(m),
+            Some(405),
+            "{m}: fetch cannot send it, and TRACE echoes credentials"
+        );
+    }
+}
+
+#[test]
+fn an_internationalised_email_reaches_the_origin_percent_encoded_not_as_a_failed_header() {
+    // A user with an IDN address (legal, RFC 6531) went into the header as raw UTF-8: the origin
+    // read it as Latin-1 (`josÃ©`), and `Headers.append` as the Fetch standard has it throws on
+    // characters above U+00FF. The header is percent-encoded UTF-8 (and `%` itself); the signed
+    // identity carries the exact address.
+    let env = TestEnv::new();
+    let r = env.admin(
+        Method::Post,
+        "/admin/api/users",
+        Some(json!({"username": "alice", "email": "josé+100%@例え.jp", "password": PASSWORD})),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    app(&env, json!({}));
+    let b = sign_in(&env, "/wiki/");
+    let f = forward(env.route_at(APP, &b.request(Method::Get, "/wiki/")));
+    assert_eq!(
+        header(&f, "x-gatehouse-email"),
+        vec!["jos%C3%A9+100%25@%E4%BE%8B%E3%81%88.jp"]
+    );
+    assert_eq!(
+        header(&f, "x-gatehouse-user"),
+        vec!["alice"],
+        "ASCII without % reads as it is"
+    );
+    for (_, v) in &f.headers {
+        assert!(v.bytes().all(|b| b.is_ascii_graphic() || b == b' '), "{v:?}");
+    }
+    let jwt = header(&f, "x-gatehouse-identity")[0];
+    let claims = futures::executor::block_on(gatehouse_core::jwt::verify(&env.signer, jwt, T0, 0)).unwrap();
+    assert_eq!(claims["email"], "josé+100%@例え.jp");
+}
+
+#[test]
+fn a_return_url_outside_ascii_becomes_a_percent_encoded_location_not_raw_utf8() {
+    // A return_to with characters outside ASCII passed validation and went into `Location` as
+    // raw UTF-8 (read as Latin-1 by the browser: another URL; refused by a strict
+    // `Headers.append`, after the code was burnt).
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    app(&env, json!({}));
+    let mut app_browser = Browser::default();
+    let first = respond(env.route_at(APP, &app_browser.request(Method::Get, "/wiki/")));
+    app_browser.absorb(&first);
+    let to_gateway = first.header("location").unwrap().replace(
+        &gatehouse_core::http::form_encode("https://app.example.com/wiki/"),
+        &gatehouse_core::http::form_encode("https://app.example.com/wiki/日本?q=é"),
+    );
+    let mut idp = Browser::default();
+    let to_login = idp.send(&env, idp.request(Method::Get, &to_gateway));
+    let posted = submit_login(&env, &mut idp, to_login.header("location").unwrap(), "alice", PASSWORD);
+    let cb = idp.send(&env, idp.request(Method::Get, posted.header("location").unwrap()));
+    let path = cb.header("location").unwrap().strip_prefix(APP).unwrap().to_owned();
+    let done = env.send_at(APP, app_browser.request(Method::Get, &path));
+    assert_eq!(done.status, 303);
+    assert_eq!(
+        done.header("location"),
+        Some("https://app.example.com/wiki/%E6%97%A5%E6%9C%AC?q=%C3%A9")
+    );
 }

@@ -10,7 +10,7 @@ use crate::crypto::random_id;
 use crate::error::{Error, ErrorCode, OAuthError};
 use crate::gateway::apps::{self, App};
 use crate::gateway::headers::HeaderPolicy;
-use crate::gateway::is_reserved;
+use crate::gateway::{host_of, is_reserved};
 use crate::http::{Request, Response};
 use crate::Ctx;
 
@@ -47,13 +47,42 @@ fn bad(msg: impl Into<String>) -> Error {
     OAuthError::new(ErrorCode::InvalidRequest, msg).into()
 }
 
-fn validate(a: &AppInput) -> Result<(), Error> {
+/// The host name of `host[:port]` (`[::1]:8080` → `[::1]`), lower-cased.
+fn hostname(host: &str) -> String {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or(host, |(inside, _)| &host[..inside.len() + 2]),
+        None => host.split(':').next().unwrap_or(host),
+    };
+    name.to_ascii_lowercase()
+}
+
+fn validate(a: &AppInput, issuer: &str) -> Result<(), Error> {
+    if a.name.trim().is_empty() || a.name.len() > 200 || a.name.chars().any(char::is_control) {
+        return Err(bad("name must be 1-200 characters without control characters"));
+    }
     let host_ok = !a.host.is_empty()
         && a.host.len() <= 255
         && a.host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c));
     if !host_ok {
         return Err(bad(
             "host must be a host name with an optional port, like app.example.com",
+        ));
+    }
+    if hostname(&a.host) == hostname(host_of(issuer)) {
+        // Cookies are per host name, not per port, and an app's scripts on the issuer's origin
+        // are same-origin with the login and consent pages: see "Put apps on their own hosts".
+        return Err(bad(format!(
+            "host must not be Gatehouse's own host name ({}), on any port: an app there could set \
+             Gatehouse's cookies (session fixation, login CSRF) and its scripts or service worker \
+             could read the passwords typed into the login page. Give the app its own host name, \
+             like app.example.com beside id.example.com",
+            hostname(host_of(issuer))
+        )));
+    }
+    let list_ok = |l: &[String]| l.len() <= 256 && l.iter().all(|v| !v.is_empty() && v.len() <= 254);
+    if !list_ok(&a.allowed_users) || !list_ok(&a.allowed_groups) {
+        return Err(bad(
+            "allowed_users and allowed_groups hold at most 256 names of 1-254 bytes",
         ));
     }
     if !a.path_prefix.starts_with('/') || !a.path_prefix.ends_with('/') || a.path_prefix.contains("..") {
@@ -64,11 +93,12 @@ fn validate(a: &AppInput) -> Result<(), Error> {
             "path_prefix overlaps Gatehouse's own paths (/oauth2/, /.well-known/, /admin/, ...)",
         ));
     }
-    let origin_ok = ["http://", "https://"].iter().any(|s| {
-        a.origin.strip_prefix(s).is_some_and(|rest| {
-            !rest.is_empty() && !rest.contains(['/', '?', '#', '@', ' ']) && !rest.chars().any(|c| c.is_control())
-        })
-    });
+    let origin_ok = a.origin.len() <= 2048
+        && ["http://", "https://"].iter().any(|s| {
+            a.origin.strip_prefix(s).is_some_and(|rest| {
+                !rest.is_empty() && !rest.contains(['/', '?', '#', '@', ' ']) && !rest.chars().any(|c| c.is_control())
+            })
+        });
     if !origin_ok {
         return Err(bad("origin must be scheme://host[:port] with no path"));
     }
@@ -77,7 +107,7 @@ fn validate(a: &AppInput) -> Result<(), Error> {
 }
 
 fn build(ctx: &Ctx<'_>, input: AppInput, existing: Option<&App>) -> Result<App, Error> {
-    validate(&input)?;
+    validate(&input, ctx.issuer())?;
     let now = ctx.clock.now();
     let id = match (&input.id, existing) {
         (_, Some(e)) => e.id.clone(),

@@ -72,10 +72,10 @@ fn validate(m: &ClientMetadata) -> Result<(), Error> {
         ));
     }
     for uri in m.redirect_uris.iter().chain(&m.post_logout_redirect_uris) {
-        if !redirect_uri::is_registrable(uri) {
+        if let Err(why) = redirect_uri::check_registrable(uri) {
             return Err(bad(
                 ErrorCode::InvalidRedirectUri,
-                format!("not an acceptable redirect URI: {uri}"),
+                format!("not an acceptable redirect URI: {uri} {why}"),
             ));
         }
     }

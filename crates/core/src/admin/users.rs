@@ -51,6 +51,8 @@ fn check_username(u: &str) -> Result<(), Error> {
     }
 }
 
+/// An address may be internationalised (RFC 6531: `josé@例え.jp`); the gateway percent-encodes
+/// it in `X-Gatehouse-Email`, and the identity JWT carries it as it is.
 fn check_email(e: &str) -> Result<(), Error> {
     let ok = e.len() <= 254
         && e.split_once('@')
@@ -60,6 +62,16 @@ fn check_email(e: &str) -> Result<(), Error> {
         Ok(())
     } else {
         Err(OAuthError::invalid_request("email is not a valid address").into())
+    }
+}
+
+/// A display name goes into ID tokens and pages (escaped), never into a header; it may be any
+/// script, but bounded and without control characters.
+fn check_name(n: &str) -> Result<(), Error> {
+    if n.len() <= 256 && !n.chars().any(char::is_control) {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_request("name must be at most 256 bytes without control characters").into())
     }
 }
 
@@ -101,6 +113,9 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
     check_username(&new.username)?;
     check_email(&new.email)?;
     check_password(&new.password)?;
+    if let Some(n) = &new.name {
+        check_name(n)?;
+    }
     let now = ctx.clock.now();
     let user = User {
         id: random_id(ctx.rng, USER_ID_PREFIX)?,
@@ -146,6 +161,7 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
         user.email = e;
     }
     if let Some(n) = p.name {
+        check_name(&n)?;
         user.name = Some(n).filter(|n| !n.trim().is_empty());
     }
     if let Some(g) = p.groups {

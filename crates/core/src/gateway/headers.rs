@@ -6,7 +6,146 @@
 //! browsers enforce both. Other headers are set only when the origin did not set them, except
 //! HSTS, which is Gatehouse's to decide for the host it terminates.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
+
+use super::csp;
+
+/// Bounds on the header fields of an app's policy (stored with the app, sent on every response).
+const MAX_CSP: usize = 4096;
+const MAX_FIELD: usize = 1024;
+
+/// `Cross-Origin-Opener-Policy` values (HTML §7.1.3.1), or empty for none.
+const COOP_VALUES: &[&str] = &[
+    "",
+    "same-origin",
+    "same-origin-allow-popups",
+    "noopener-allow-popups",
+    "unsafe-none",
+];
+
+/// `Referrer-Policy` tokens (Referrer Policy §3); the header may list several, the last one the
+/// browser knows wins.
+const REFERRER_POLICIES: &[&str] = &[
+    "no-referrer",
+    "no-referrer-when-downgrade",
+    "same-origin",
+    "origin",
+    "strict-origin",
+    "origin-when-cross-origin",
+    "strict-origin-when-cross-origin",
+    "unsafe-url",
+];
+
+/// What [`header_value`] does with a value that cannot go into a header as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsafe {
+    /// Nothing: the answer is `None` and the caller refuses the value (configuration).
+    Refuse,
+    /// Percent-encode every byte outside visible ASCII (a URL for `Location`: a `%` there is
+    /// already an escape, so it stays).
+    Url,
+    /// Percent-encode every byte outside visible ASCII and `%` itself, so the receiver decodes
+    /// exactly the original text (`X-Gatehouse-Email` of an internationalised address).
+    Text,
+}
+
+/// `value` as a header can carry it. Safe as it is: visible ASCII, spaces and tabs (RFC 9110
+/// §5.5 without obs-text). Anything else has no agreed meaning in a header: the Fetch standard's
+/// `Headers.append` throws on characters above U+00FF, workerd sends their raw UTF-8 bytes, and
+/// receivers read bytes 0x80-0xFF as Latin-1 (`josé` arrives as `josÃ©`). Otherwise encoded as
+/// `how` says, or `None` for [`Unsafe::Refuse`].
+pub fn header_value(value: &str, how: Unsafe) -> Option<Cow<'_, str>> {
+    let keeps = |b: u8| match how {
+        Unsafe::Refuse => b.is_ascii_graphic() || b == b' ' || b == b'\t',
+        Unsafe::Url => b.is_ascii_graphic(),
+        Unsafe::Text => b.is_ascii_graphic() && b != b'%',
+    };
+    if value.bytes().all(keeps) {
+        return Some(Cow::Borrowed(value));
+    }
+    if how == Unsafe::Refuse {
+        return None;
+    }
+    let mut out = String::with_capacity(value.len() * 3);
+    for b in value.bytes() {
+        if keeps(b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Some(Cow::Owned(out))
+}
+
+fn validate_referrer_policy(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    let known = value
+        .split(',')
+        .map(|t| t.trim_matches([' ', '\t']))
+        .all(|t| REFERRER_POLICIES.contains(&t.to_ascii_lowercase().as_str()));
+    if known {
+        Ok(())
+    } else {
+        Err(format!(
+            "referrer_policy must be one of {REFERRER_POLICIES:?} (or a comma-separated list of them)"
+        ))
+    }
+}
+
+/// `Permissions-Policy` (a Structured Fields dictionary, RFC 8941 §3.2): `feature=allowlist`
+/// members separated by `,`; an allowlist is `*`, `self`, `src`, an origin in quotes, or a
+/// parenthesised list of those. Feature names are not checked against a list (new ones appear
+/// every year), only their syntax; parameters are refused.
+fn validate_permissions_policy(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    let explain = |member: &str| {
+        format!(
+            "permissions_policy: {member:?} is not feature=allowlist (allowlist: *, self, src, \
+             \"https://origin\", or a list of those in parentheses, e.g. camera=(self \"https://a.example\"))"
+        )
+    };
+    for member in value.split(',').map(|m| m.trim_matches([' ', '\t'])) {
+        let Some((key, allowlist)) = member.split_once('=') else {
+            return Err(explain(member));
+        };
+        let key_ok = key.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'*')
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.*".contains(&b));
+        let items_ok = match allowlist.strip_prefix('(').and_then(|l| l.strip_suffix(')')) {
+            Some(inner) => inner.split(' ').filter(|i| !i.is_empty()).all(is_allowlist_item),
+            None => is_allowlist_item(allowlist),
+        };
+        if !key_ok || !items_ok {
+            return Err(explain(member));
+        }
+    }
+    Ok(())
+}
+
+fn is_allowlist_item(item: &str) -> bool {
+    if matches!(item, "*" | "self" | "src") {
+        return true;
+    }
+    let Some(origin) = item.strip_prefix('"').and_then(|i| i.strip_suffix('"')) else {
+        return false;
+    };
+    let Some((scheme, host)) = origin.split_once("://") else {
+        return false;
+    };
+    !scheme.is_empty()
+        && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        && !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]*".contains(&b))
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -47,18 +186,40 @@ impl Default for HeaderPolicy {
 }
 
 impl HeaderPolicy {
-    /// Rejects values that would break the header syntax (CR/LF injection) or mean nothing.
+    /// Refuses what a header cannot carry or a browser would read differently from the operator:
+    /// each field against its grammar or its fixed set of values (the CSP through [`csp`]). A
+    /// `,` or `;` in the wrong place would add directives or a second policy; a character a
+    /// header cannot carry would fail every response of the app.
     pub fn validate(&self) -> Result<(), String> {
         let fields = [
-            &self.content_security_policy,
-            &self.csp_report_uri,
-            &self.referrer_policy,
-            &self.permissions_policy,
-            &self.cross_origin_opener_policy,
-            &self.frame_options,
+            ("content_security_policy", &self.content_security_policy, MAX_CSP),
+            ("csp_report_uri", &self.csp_report_uri, MAX_FIELD),
+            ("referrer_policy", &self.referrer_policy, MAX_FIELD),
+            ("permissions_policy", &self.permissions_policy, MAX_FIELD),
+            (
+                "cross_origin_opener_policy",
+                &self.cross_origin_opener_policy,
+                MAX_FIELD,
+            ),
+            ("frame_options", &self.frame_options, MAX_FIELD),
         ];
-        if fields.iter().any(|v| v.chars().any(|c| c.is_control())) {
-            return Err("header values must not contain control characters".into());
+        for (name, value, max) in fields {
+            if value.len() > max {
+                return Err(format!("{name} is longer than {max} bytes"));
+            }
+            if header_value(value, Unsafe::Refuse).is_none() {
+                return Err(format!(
+                    "{name} must be printable ASCII: a header cannot carry control characters or \
+                     characters outside ASCII"
+                ));
+            }
+        }
+        csp::validate_policy(&self.content_security_policy).map_err(|e| format!("content_security_policy: {e}"))?;
+        csp::validate_report_uri(&self.csp_report_uri).map_err(|e| format!("csp_report_uri: {e}"))?;
+        validate_referrer_policy(&self.referrer_policy)?;
+        validate_permissions_policy(&self.permissions_policy)?;
+        if !COOP_VALUES.contains(&self.cross_origin_opener_policy.as_str()) {
+            return Err(format!("cross_origin_opener_policy must be one of {COOP_VALUES:?}"));
         }
         if !["", "DENY", "SAMEORIGIN"].contains(&self.frame_options.as_str()) {
             return Err("frame_options must be DENY, SAMEORIGIN or empty".into());
@@ -100,8 +261,10 @@ fn has(headers: &[(String, String)], name: &str) -> bool {
     headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
 }
 
+/// Sets `name` unless the origin did. A value no header can carry (one stored before the admin
+/// API checked it) is left out rather than failing the whole response.
 fn set_if_absent(headers: &mut Vec<(String, String)>, name: &str, value: &str) {
-    if !value.is_empty() && !has(headers, name) {
+    if !value.is_empty() && !has(headers, name) && header_value(value, Unsafe::Refuse).is_some() {
         headers.push((name.to_owned(), value.to_owned()));
     }
 }
@@ -120,7 +283,7 @@ pub fn apply(headers: &mut Vec<(String, String)>, policy: &HeaderPolicy, https: 
         headers.retain(|(k, _)| !k.eq_ignore_ascii_case("strict-transport-security"));
         headers.push(("strict-transport-security".into(), v));
     }
-    if let Some(csp) = policy.csp() {
+    if let Some(csp) = policy.csp().filter(|c| header_value(c, Unsafe::Refuse).is_some()) {
         // Appended, never replacing what the origin sent: both policies are enforced.
         let name = if policy.csp_report_only {
             "content-security-policy-report-only"
@@ -163,7 +326,14 @@ pub fn own_response(
             None => "script-src 'none'".to_owned(),
         };
         let mut actions = vec!["'self'".to_owned()];
-        actions.extend(form_action.iter().filter(|o| !o.is_empty()).cloned());
+        // A client registered before redirect URIs had to be ASCII could name an origin no
+        // header can carry: it is left out, never the whole policy.
+        actions.extend(
+            form_action
+                .iter()
+                .filter(|o| !o.is_empty() && header_value(o, Unsafe::Refuse).is_some())
+                .cloned(),
+        );
         let frames: Vec<&str> = frame_src.iter().map(String::as_str).filter(|o| !o.is_empty()).collect();
         let frame = if frames.is_empty() {
             String::new()
@@ -267,6 +437,44 @@ mod tests {
         assert_eq!(hv(&h, "referrer-policy"), vec!["strict-origin-when-cross-origin"]);
         assert_eq!(hv(&h, "cross-origin-opener-policy"), vec!["same-origin"]);
         assert!(!hv(&h, "permissions-policy").is_empty());
+    }
+
+    #[test]
+    fn header_value_passes_safe_text_refuses_or_encodes_the_rest() {
+        assert_eq!(
+            header_value("default-src 'self'", Unsafe::Refuse).as_deref(),
+            Some("default-src 'self'")
+        );
+        for bad in ["caf\u{e9}", "\u{65e5}", "a\r\nb", "a\u{0}b", "a\u{7f}"] {
+            assert!(header_value(bad, Unsafe::Refuse).is_none(), "{bad:?}");
+        }
+        assert_eq!(
+            header_value("https://a.example/\u{65e5} x%41", Unsafe::Url).as_deref(),
+            Some("https://a.example/%E6%97%A5%20x%41")
+        );
+        assert_eq!(
+            header_value("jos\u{e9}+5%@x.example", Unsafe::Text).as_deref(),
+            Some("jos%C3%A9+5%25@x.example")
+        );
+        assert_eq!(
+            header_value("alice@example.com", Unsafe::Text).as_deref(),
+            Some("alice@example.com")
+        );
+    }
+
+    #[test]
+    fn a_stored_policy_value_no_header_can_carry_is_left_out_not_a_failed_response() {
+        // Stored before the admin API checked it: the app's responses must still go out.
+        let p = HeaderPolicy {
+            content_security_policy: "default-src https://\u{4f8b}.jp".into(),
+            referrer_policy: "caf\u{e9}".into(),
+            ..HeaderPolicy::default()
+        };
+        let mut h = vec![];
+        apply(&mut h, &p, true);
+        assert!(hv(&h, "content-security-policy").is_empty());
+        assert!(hv(&h, "referrer-policy").is_empty());
+        assert!(h.iter().all(|(_, v)| header_value(v, Unsafe::Refuse).is_some()));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::apps::{self, App};
+use super::headers::{header_value, Unsafe};
 use super::{app_cookie_name, app_cookie_value, host_of, is_https, return_url};
 use crate::crypto::{random_token, token_hash};
 use crate::db::first;
@@ -48,8 +49,7 @@ pub async fn start(ctx: &Ctx<'_>, req: &Request) -> Response {
             return Err(bad("return_to is too long"));
         }
         let return_to = return_url::validate(return_to, &app.host, &app.path_prefix, is_https(ctx.issuer()))
-            .ok_or_else(|| bad("return_to is not a URL of this application"))?
-            .to_owned();
+            .ok_or_else(|| bad("return_to is not a URL of this application"))?;
         let bind = params.require("bind")?;
         if bind.len() != 43
             || !bind
@@ -220,7 +220,10 @@ pub async fn callback(ctx: &Ctx<'_>, req: &Request) -> Response {
                 return Err(invalid());
             }
             let secure = if is_https(&ctx.origin) { "; Secure" } else { "" };
-            let mut resp = Response::redirect(303, &r.return_to);
+            // Encoded again on the way out: a code minted before return URLs were encoded at the
+            // start must not fail the header.
+            let location = header_value(&r.return_to, Unsafe::Url).unwrap_or_default();
+            let mut resp = Response::redirect(303, &location);
             resp.add_header(
                 "set-cookie",
                 &format!(

@@ -4,6 +4,7 @@
 //! the `fetch` (streaming both ways) and applies [`headers::apply`] to the origin's response.
 
 pub mod apps;
+pub mod csp;
 pub mod headers;
 pub mod login;
 pub mod return_url;
@@ -18,7 +19,7 @@ use crate::ports::SigningAlg;
 use crate::store::users;
 use crate::{jwt, Ctx};
 use apps::App;
-use headers::HeaderPolicy;
+use headers::{header_value, HeaderPolicy, Unsafe};
 
 /// Paths that are always Gatehouse's own, whatever apps are configured.
 pub const RESERVED: &[&str] = &["/oauth2/", "/.well-known/", "/admin/", "/static/", "/.gatehouse/"];
@@ -37,7 +38,9 @@ pub const IDENTITY_TTL: i64 = 60;
 /// The app-host session cookie.
 pub const APP_COOKIE: &str = "gh_app";
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) and ones `fetch` sets itself.
+/// Hop-by-hop headers (RFC 9110 §7.6.1), which describe one connection and never go further,
+/// and ones `fetch` sets itself. Besides these, every header a message's own `Connection` header
+/// names is hop-by-hop for that message, and so is every `Proxy-*` header.
 const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
@@ -51,6 +54,78 @@ const HOP_BY_HOP: &[&str] = &[
     "host",
     "content-length",
 ];
+
+/// Request headers through which a client could tell the origin who it is or what it asked for,
+/// in place of Gatehouse: the client's address as various proxies and CDNs spell it, and paths
+/// some frameworks route by instead of the request line (`X-Original-URL` on IIS and Symfony: a
+/// request Gatehouse matched to a public app could be served as another app's path). Gatehouse
+/// states the client's address in `X-Forwarded-For` itself; these never pass.
+const CLIENT_CLAIMS: &[&str] = &[
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "fastly-client-ip",
+    "x-originating-ip",
+    "x-remote-ip",
+    "x-remote-addr",
+    "x-proxyuser-ip",
+    "wl-proxy-client-ip",
+    "client-ip",
+    "cf-connecting-ip",
+    "cf-connecting-ipv6",
+    "cf-pseudo-ipv4",
+    "x-forwarded",
+    "forwarded",
+    "forwarded-for",
+    "x-original-forwarded-for",
+    "x-original-url",
+    "x-rewrite-url",
+];
+
+/// The lower-cased names a message's `Connection` header lists (RFC 9110 §7.6.1).
+fn connection_names(headers: &[(String, String)]) -> Vec<String> {
+    headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("connection"))
+        .flat_map(|(_, v)| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// Whether a header describes only the connection it arrived on.
+fn is_hop_by_hop(name: &str, named_in_connection: &[String]) -> bool {
+    let name = name.to_ascii_lowercase();
+    HOP_BY_HOP.contains(&name.as_str()) || name.starts_with("proxy-") || named_in_connection.contains(&name)
+}
+
+/// Gatehouse's answer when the client's method cannot go to the origin; `None`: forward it as it
+/// is. Methods are extensible (RFC 9110 §9.1: WebDAV, CalDAV and cache purges use their own), so
+/// any token of sane length goes, except CONNECT, TRACE and TRACK, which Fetch forbids (TRACE
+/// would echo the request, credentials included, back to a script: cross-site tracing).
+pub fn method_refusal(raw: &str) -> Option<Response> {
+    if raw.is_empty() || raw.len() > 32 || !raw.bytes().all(csp::is_tchar) {
+        return Some(Response::error_page(
+            400,
+            "invalid_request",
+            "This request's method is not one Gatehouse forwards.",
+        ));
+    }
+    if ["CONNECT", "TRACE", "TRACK"]
+        .iter()
+        .any(|m| raw.eq_ignore_ascii_case(m))
+    {
+        let mut resp = Response::error_page(
+            405,
+            "method_not_allowed",
+            "This request's method is not one Gatehouse forwards.",
+        );
+        resp.set_header("allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+        return Some(resp);
+    }
+    None
+}
 
 /// What to do with a request for an app.
 pub enum Outcome {
@@ -185,10 +260,16 @@ pub fn app_cookie_name(origin: &str) -> String {
 /// Removes from an origin's response what would let it act for Gatehouse on a shared host: a
 /// `Set-Cookie` of one of Gatehouse's cookie names (session fixation, login CSRF), and
 /// `Service-Worker-Allowed` (a service worker scoped over Gatehouse's paths sees every password
-/// typed there).
+/// typed there). Also what described only the connection to the origin: hop-by-hop headers,
+/// `Proxy-*`, and the headers its `Connection` header names (RFC 9110 §7.6.1).
 pub fn clean_origin_response(headers: &mut Vec<(String, String)>) {
+    let named = connection_names(headers);
     headers.retain(|(k, v)| {
         if k.eq_ignore_ascii_case("service-worker-allowed") {
+            return false;
+        }
+        // The response's length is the body's; the runtime frames it.
+        if !k.eq_ignore_ascii_case("content-length") && is_hop_by_hop(k, &named) {
             return false;
         }
         if k.eq_ignore_ascii_case("set-cookie") {
@@ -227,10 +308,16 @@ async fn forward(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Outcome, Err
     }
 
     let mut headers: Vec<(String, String)> = Vec::new();
+    let named = connection_names(&req.headers);
     for (k, v) in &req.headers {
         // Names with `_` are dropped: CGI-style servers read `X_Gatehouse_User` as
         // `X-Gatehouse-User` (the Puma CVE-2024-45614 class), so they could smuggle identity.
-        if k.starts_with(IDENTITY_PREFIX) || k.contains('_') || HOP_BY_HOP.contains(&k.as_str()) || k == "forwarded" {
+        if k.starts_with(IDENTITY_PREFIX)
+            || k.contains('_')
+            || k.starts_with("x-forwarded-")
+            || CLIENT_CLAIMS.contains(&k.as_str())
+            || is_hop_by_hop(k, &named)
+        {
             continue;
         }
         if k == "cookie" {
@@ -246,15 +333,17 @@ async fn forward(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Outcome, Err
         }
         headers.push((k.clone(), v.clone()));
     }
+    // Added after the client's headers were cleaned: a `Connection` header naming these cannot
+    // remove them.
     let host = host_of(&ctx.origin).to_owned();
-    headers.retain(|(k, _)| !k.starts_with("x-forwarded-"));
     headers.push(("x-forwarded-host".into(), host));
     headers.push((
         "x-forwarded-proto".into(),
         if is_https(&ctx.origin) { "https" } else { "http" }.into(),
     ));
-    if let Some(ip) = req.header("cf-connecting-ip") {
-        headers.push(("x-forwarded-for".into(), ip.to_owned()));
+    // The address Gatehouse itself judged the client by (rate limits, reputation), one entry.
+    if let Some(ip) = crate::policy::client_ip(ctx, req).addr() {
+        headers.push(("x-forwarded-for".into(), ip.to_string()));
     }
     if let Some((user, groups)) = identity {
         let now = ctx.clock.now();
@@ -265,8 +354,18 @@ async fn forward(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Outcome, Err
         });
         let token = jwt::sign(ctx.signer, SigningAlg::RS256, &claims, Some(jwt::typ::GATEWAY_IDENTITY)).await?;
         headers.push((JWT_HEADER.into(), token));
-        headers.push((USER_HEADER.into(), user.username.clone()));
-        headers.push((EMAIL_HEADER.into(), user.email.clone()));
+        // Percent-encoded UTF-8 (`%` too), so an internationalised address reaches the origin
+        // exactly and never fails the request; an ASCII value without `%` reads as it is.
+        headers.push((
+            USER_HEADER.into(),
+            header_value(&user.username, Unsafe::Text)
+                .unwrap_or_default()
+                .into_owned(),
+        ));
+        headers.push((
+            EMAIL_HEADER.into(),
+            header_value(&user.email, Unsafe::Text).unwrap_or_default().into_owned(),
+        ));
     }
     let mut url = format!("{}{}", app.origin.trim_end_matches('/'), req.path);
     if !req.query.is_empty() {

@@ -1,9 +1,12 @@
 //! Where a gateway login may send the browser back to: only a URL of the same app (its exact
 //! host, within its path prefix). Everything else is an open redirect (CWE-601).
 
-/// Validates an absolute `return_to` for an app served at `host` under `prefix`; returns it
-/// unchanged when acceptable.
-pub fn validate<'a>(return_to: &'a str, host: &str, prefix: &str, https_only: bool) -> Option<&'a str> {
+use super::headers::{header_value, Unsafe};
+
+/// Validates an absolute `return_to` for an app served at `host` under `prefix`; returns it as
+/// it will go into the `Location` header: unchanged, except that characters outside ASCII are
+/// percent-encoded (a header cannot carry them; the browser reads the encoded URL the same).
+pub fn validate(return_to: &str, host: &str, prefix: &str, https_only: bool) -> Option<String> {
     if return_to.len() > 4096
         || return_to
             .chars()
@@ -39,7 +42,12 @@ pub fn validate<'a>(return_to: &'a str, host: &str, prefix: &str, https_only: bo
         return None;
     }
     let inside = path_only.starts_with(prefix) || format!("{path_only}/") == prefix;
-    inside.then_some(return_to)
+    if !inside {
+        return None;
+    }
+    header_value(return_to, Unsafe::Url)
+        .map(|v| v.into_owned())
+        .filter(|v| v.len() <= 4096)
 }
 
 #[cfg(test)]
@@ -75,6 +83,17 @@ mod tests {
         ] {
             assert!(validate(bad, HOST, "/app/", true).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_return_url_outside_ascii_is_percent_encoded_for_the_location_header() {
+        // Sent as it was, the browser got raw UTF-8 in `Location` (read as Latin-1, or refused
+        // by `Headers.append` where the Fetch standard is followed to the letter).
+        assert_eq!(
+            validate("https://app.example.com/app/日本?q=é", HOST, "/app/", true).as_deref(),
+            Some("https://app.example.com/app/%E6%97%A5%E6%9C%AC?q=%C3%A9")
+        );
+        assert!(validate("https://app.example.com/app/%41", HOST, "/app/", true).is_some_and(|v| v.ends_with("%41")));
     }
 
     #[test]

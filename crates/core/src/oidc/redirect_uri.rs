@@ -44,26 +44,93 @@ fn loopback_matches(registered: &str, requested: &str) -> bool {
     }
 }
 
-/// Whether a URI may be registered as a redirect URI: absolute, no fragment (RFC 6749 §3.1.2),
-/// https, or http only on loopback (RFC 8252 §7.3; `localhost` is allowed for development), or
-/// a private-use scheme of a native app (RFC 8252 §7.1, reverse-DNS with a dot).
-pub fn is_registrable(uri: &str) -> bool {
-    if uri.contains('#') || uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return false;
+/// Bound on a registered redirect URI (stored with the client, sent in `Location`).
+pub const MAX_LEN: usize = 2048;
+
+/// Whether a URI may be registered as a redirect URI; `Err` says why not. Absolute, no fragment
+/// (RFC 6749 §3.1.2); https, or http only on loopback (RFC 8252 §7.3; `localhost` is allowed for
+/// development), or a private-use scheme of a native app (RFC 8252 §7.1, reverse-DNS with a
+/// dot). The URI is compared byte for byte later, but browsers parse it first, so anything two
+/// parsers could read as different hosts is refused here: userinfo (`http://localhost:@evil/`
+/// is plain http to evil), backslashes (read as `/` by browsers), percent-escapes or zone ids in
+/// the host, whitespace and characters outside ASCII (a URI is ASCII, RFC 3986 §2; it also goes
+/// into a `Location` header as it is).
+pub fn check_registrable(uri: &str) -> Result<(), &'static str> {
+    if uri.len() > MAX_LEN {
+        return Err("is longer than 2048 bytes");
+    }
+    if !uri.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be ASCII without spaces or control characters (percent-encode the rest)");
+    }
+    if uri.contains('#') {
+        return Err("must not have a fragment (RFC 6749 §3.1.2)");
+    }
+    if uri.contains('\\') {
+        return Err("must not contain a backslash");
     }
     let Some((scheme, rest)) = uri.split_once(':') else {
-        return false;
+        return Err("must be an absolute URI");
     };
     match scheme {
-        "https" => rest.starts_with("//") && rest.len() > 2,
-        "http" => {
-            loopback_parts(uri).is_some()
-                || rest
-                    .strip_prefix("//localhost")
-                    .is_some_and(|r| r.is_empty() || r.starts_with([':', '/', '?']))
+        "https" => {
+            authority(rest)?;
+            Ok(())
         }
-        s => s.contains('.') && s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)),
+        "http" => match authority(rest)? {
+            "localhost" | "127.0.0.1" | "[::1]" => Ok(()),
+            _ => Err("http is allowed only on loopback (127.0.0.1, [::1], localhost); use https"),
+        },
+        s if s.contains('.') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) => {
+            if rest.starts_with("//") {
+                authority(rest)?;
+            }
+            Ok(())
+        }
+        _ => Err("must be https, http on loopback, or a private-use scheme like com.example.app:"),
     }
+}
+
+/// The host of `//host[:port]<path>`, checked: a DNS name or an IP literal, a port of 1-5
+/// digits, no userinfo; `Err` for anything a URL parser could read another way.
+fn authority(rest: &str) -> Result<&str, &'static str> {
+    let after = rest.strip_prefix("//").ok_or("must have a host (scheme://host/...)")?;
+    let end = after.find(['/', '?']).unwrap_or(after.len());
+    let authority = &after[..end];
+    if authority.contains('@') {
+        return Err("must not carry userinfo (user@host): a browser would go to the host after the @");
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (inside, tail) = v6.split_once(']').ok_or("has an unclosed IPv6 literal")?;
+            if inside.is_empty() || !inside.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+                return Err("has an IPv6 literal with something other than hex digits (no zone ids)");
+            }
+            let port = match tail {
+                "" => None,
+                t => Some(t.strip_prefix(':').ok_or("has something after the IPv6 literal")?),
+            };
+            (&authority[..inside.len() + 2], port)
+        }
+        None => match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    if let Some(p) = port {
+        let number = (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit());
+        if !number || p.parse::<u32>().map_or(true, |n| n > 65535) {
+            return Err("has a port that is not a number from 0 to 65535");
+        }
+    }
+    let dns_name = !host.starts_with('[')
+        && !host.is_empty()
+        && host
+            .split('.')
+            .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if !host.starts_with('[') && !dns_name {
+        return Err("must have a host name of letters, digits, '-' and '.' (no percent-escapes)");
+    }
+    Ok(host)
 }
 
 #[cfg(test)]
@@ -142,14 +209,62 @@ mod tests {
 
     #[test]
     fn registration_refuses_fragments_plain_http_and_garbage() {
-        assert!(is_registrable(CB));
-        assert!(is_registrable("http://127.0.0.1:8788/callback"));
-        assert!(is_registrable("http://localhost:3000/cb"));
-        assert!(is_registrable("com.example.app:/oauth2redirect"));
-        assert!(!is_registrable("https://app.example.com/cb#frag"));
-        assert!(!is_registrable("http://app.example.com/cb"));
-        assert!(!is_registrable("javascript:alert(1)"));
-        assert!(!is_registrable("/relative/cb"));
-        assert!(!is_registrable("https://app.example.com/c b"));
+        for ok in [
+            CB,
+            "http://127.0.0.1:8788/callback",
+            "http://127.0.0.1/cb",
+            "http://[::1]:8080/cb",
+            "http://localhost:3000/cb",
+            "http://localhost",
+            "https://rp/cb?x=1",
+            "https://[2001:db8::1]:8443/cb",
+            "com.example.app:/oauth2redirect",
+            "com.example.app://callback",
+        ] {
+            assert_eq!(check_registrable(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "https://app.example.com/cb#frag",
+            "http://app.example.com/cb",
+            "javascript:alert(1)",
+            "/relative/cb",
+            "https://app.example.com/c b",
+            "https:///cb",
+            "https://app.example.com:/cb",
+            "https://app.example.com:65536/cb",
+            "https://app..example.com/cb",
+        ] {
+            assert!(check_registrable(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rfc6749_3_1_2_userinfo_and_parser_confusions_cannot_register_plain_http_to_any_host() {
+        // `http://localhost:@evil.example/cb` is plain http to evil.example: the part before `@`
+        // is userinfo. Every other way two URL parsers read different hosts is refused too.
+        for bad in [
+            "http://localhost:@evil.example/cb",
+            "http://localhost@evil.example/cb",
+            "http://127.0.0.1:80@evil.example/cb",
+            "https://app.example.com@evil.example/cb",
+            "https://user:pass@app.example.com/cb",
+            "com.example.app://user@evil.example/cb",
+            "http://localhost\\@evil.example/cb",
+            "https://evil.example\\.app.example.com/cb",
+            "https://evil.example%2Fapp.example.com/cb",
+            "https://evil%2eexample/cb",
+            "http://[::1%25eth0]/cb",
+            "http://[fe80::1%eth0]:80/cb",
+            "http://localhost.evil.example/cb",
+            "http://localhost:80x/cb",
+            "https://app.example.com/cb\t",
+            "https://app.example.com\n.evil.example/cb",
+            "https://app.example.com/\u{0}cb",
+            "https://app.example.com/caf\u{e9}",
+            "https://xn--caf-dma.example/\u{65e5}",
+            "https://app.example.com/cb#@evil.example",
+        ] {
+            assert!(check_registrable(bad).is_err(), "{bad:?}");
+        }
     }
 }
