@@ -1,6 +1,8 @@
 //! The core's view of HTTP: a parsed request in, a response out. The Worker converts
 //! `worker::Request`/`Response` to and from these; native tests build them directly.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,7 +223,9 @@ impl Response {
 
     pub fn redirect(status: u16, location: &str) -> Response {
         let mut r = Response::new(status);
-        r.set_header("location", location);
+        // A URL stored or registered before it was checked may hold what a header cannot carry.
+        let location = header_value(location, Unsafe::Url).unwrap_or_default();
+        r.set_header("location", &location);
         r.set_header("cache-control", "no-store");
         r
     }
@@ -291,4 +295,45 @@ pub fn csp_source(url: &str) -> Option<String> {
             .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
             .then(|| format!("{scheme}:")),
     }
+}
+
+/// What [`header_value`] does with a value that cannot go into a header as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsafe {
+    /// Nothing: the answer is `None` and the caller refuses the value (configuration).
+    Refuse,
+    /// Percent-encode every byte outside visible ASCII (a URL for `Location`: a `%` there is
+    /// already an escape, so it stays).
+    Url,
+    /// Percent-encode every byte outside visible ASCII and `%` itself, so the receiver decodes
+    /// exactly the original text (`X-Gatehouse-Email` of an internationalised address).
+    Text,
+}
+
+/// `value` as a header can carry it. Safe as it is: visible ASCII, spaces and tabs (RFC 9110
+/// §5.5 without obs-text). Anything else has no agreed meaning in a header: the Fetch standard's
+/// `Headers.append` throws on characters above U+00FF, workerd sends their raw UTF-8 bytes, and
+/// receivers read bytes 0x80-0xFF as Latin-1 (`josé` arrives as `josÃ©`). Otherwise encoded as
+/// `how` says, or `None` for [`Unsafe::Refuse`].
+pub fn header_value(value: &str, how: Unsafe) -> Option<Cow<'_, str>> {
+    let keeps = |b: u8| match how {
+        Unsafe::Refuse => b.is_ascii_graphic() || b == b' ' || b == b'\t',
+        Unsafe::Url => b.is_ascii_graphic(),
+        Unsafe::Text => b.is_ascii_graphic() && b != b'%',
+    };
+    if value.bytes().all(keeps) {
+        return Some(Cow::Borrowed(value));
+    }
+    if how == Unsafe::Refuse {
+        return None;
+    }
+    let mut out = String::with_capacity(value.len() * 3);
+    for b in value.bytes() {
+        if keeps(b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Some(Cow::Owned(out))
 }

@@ -6,11 +6,10 @@
 //! browsers enforce both. Other headers are set only when the origin did not set them, except
 //! HSTS, which is Gatehouse's to decide for the host it terminates.
 
-use std::borrow::Cow;
-
 use serde::{Deserialize, Serialize};
 
 use super::csp;
+pub use crate::http::{header_value, Unsafe};
 
 /// Bounds on the header fields of an app's policy (stored with the app, sent on every response).
 const MAX_CSP: usize = 4096;
@@ -37,47 +36,6 @@ const REFERRER_POLICIES: &[&str] = &[
     "strict-origin-when-cross-origin",
     "unsafe-url",
 ];
-
-/// What [`header_value`] does with a value that cannot go into a header as it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unsafe {
-    /// Nothing: the answer is `None` and the caller refuses the value (configuration).
-    Refuse,
-    /// Percent-encode every byte outside visible ASCII (a URL for `Location`: a `%` there is
-    /// already an escape, so it stays).
-    Url,
-    /// Percent-encode every byte outside visible ASCII and `%` itself, so the receiver decodes
-    /// exactly the original text (`X-Gatehouse-Email` of an internationalised address).
-    Text,
-}
-
-/// `value` as a header can carry it. Safe as it is: visible ASCII, spaces and tabs (RFC 9110
-/// §5.5 without obs-text). Anything else has no agreed meaning in a header: the Fetch standard's
-/// `Headers.append` throws on characters above U+00FF, workerd sends their raw UTF-8 bytes, and
-/// receivers read bytes 0x80-0xFF as Latin-1 (`josé` arrives as `josÃ©`). Otherwise encoded as
-/// `how` says, or `None` for [`Unsafe::Refuse`].
-pub fn header_value(value: &str, how: Unsafe) -> Option<Cow<'_, str>> {
-    let keeps = |b: u8| match how {
-        Unsafe::Refuse => b.is_ascii_graphic() || b == b' ' || b == b'\t',
-        Unsafe::Url => b.is_ascii_graphic(),
-        Unsafe::Text => b.is_ascii_graphic() && b != b'%',
-    };
-    if value.bytes().all(keeps) {
-        return Some(Cow::Borrowed(value));
-    }
-    if how == Unsafe::Refuse {
-        return None;
-    }
-    let mut out = String::with_capacity(value.len() * 3);
-    for b in value.bytes() {
-        if keeps(b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    Some(Cow::Owned(out))
-}
 
 fn validate_referrer_policy(value: &str) -> Result<(), String> {
     if value.is_empty() {

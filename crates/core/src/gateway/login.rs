@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::apps::{self, App};
-use super::headers::{header_value, Unsafe};
 use super::{app_cookie_name, app_cookie_value, host_of, is_https, return_url};
 use crate::crypto::{random_token, token_hash};
 use crate::db::first;
@@ -220,10 +219,9 @@ pub async fn callback(ctx: &Ctx<'_>, req: &Request) -> Response {
                 return Err(invalid());
             }
             let secure = if is_https(&ctx.origin) { "; Secure" } else { "" };
-            // Encoded again on the way out: a code minted before return URLs were encoded at the
-            // start must not fail the header.
-            let location = header_value(&r.return_to, Unsafe::Url).unwrap_or_default();
-            let mut resp = Response::redirect(303, &location);
+            // (`Response::redirect` encodes what a header cannot carry, for codes minted before
+            // return URLs were encoded at the start.)
+            let mut resp = Response::redirect(303, &r.return_to);
             resp.add_header(
                 "set-cookie",
                 &format!(
