@@ -2,6 +2,7 @@
 
 use std::rc::Rc;
 
+use futures_util::StreamExt;
 use gatehouse_core::config::{Secrets, Settings, PRIVATE_KEY};
 use gatehouse_core::db::{Row, Value};
 use gatehouse_core::error::InternalError;
@@ -10,6 +11,7 @@ use gatehouse_core::http::{Method, Request, Response};
 use gatehouse_core::policy::counter::{Op, Reply};
 use gatehouse_core::ports::{Clock, Counters, Db, Rng};
 use gatehouse_core::Ctx;
+use gatehouse_core::{edge, health, limits};
 use std::time::Duration;
 use wasm_bindgen::JsCast;
 use worker::{Context, Env, Headers};
@@ -144,11 +146,54 @@ fn secret(env: &Env, name: &str) -> Option<String> {
     env.secret(name).ok().map(|v| v.to_string())
 }
 
-/// Converts the request; the body is read only when Gatehouse itself needs it (a proxied body
-/// streams through untouched).
-async fn to_core(req: &mut worker::Request, read_body: bool) -> Result<(Request, String), InternalError> {
-    let url = req.url().map_err(|e| InternalError::new(format!("request url: {e}")))?;
-    let origin = url.origin().ascii_serialization();
+/// Why a request's body was not read.
+enum BodyError {
+    /// Longer than the cap (bytes): refused with 413, the rest never read.
+    TooLarge(usize),
+    Unreadable(InternalError),
+}
+
+/// Reads at most `cap` bytes of the body: refused on `Content-Length` without reading at all, and
+/// otherwise (chunked) read chunk by chunk until the total passes the cap. Either way the stream
+/// is then cancelled (by dropping it): a request holds at most `cap` bytes of the isolate's
+/// memory, and the runtime answers at once instead of draining the rest of the upload first.
+async fn read_capped(req: &mut worker::Request, cap: usize) -> Result<Vec<u8>, BodyError> {
+    let declared = req
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if req.inner().body().is_none() {
+        return Ok(Vec::new());
+    }
+    let unreadable = |e: worker::Error| BodyError::Unreadable(InternalError::new(format!("request body: {e}")));
+    let mut stream = req.stream().map_err(unreadable)?;
+    if declared.is_some_and(|n| n > cap as u64) {
+        return Err(BodyError::TooLarge(cap));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(unreadable)?;
+        if body.len() + chunk.len() > cap {
+            return Err(BodyError::TooLarge(cap));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Cancels a body Gatehouse will not read, so the runtime does not drain it before answering.
+fn discard_body(req: &mut worker::Request) {
+    if req.inner().body().is_some() {
+        drop(req.stream());
+    }
+}
+
+/// Converts the request. The body is read only when Gatehouse itself answers it, and at most
+/// `body_cap` bytes of it (`limits::body_cap`; 0: not read); a proxied body streams through
+/// untouched.
+async fn to_core(req: &mut worker::Request, url: &worker::Url, body_cap: usize) -> Result<Request, BodyError> {
     // The runtime's own method string: `worker::Method` turns PROPFIND and the like into GET.
     let mut core = Request::new(Method::parse(&req.inner().method()), url.path());
     core.query = url.query().unwrap_or("").to_owned();
@@ -157,13 +202,41 @@ async fn to_core(req: &mut worker::Request, read_body: bool) -> Result<(Request,
         .entries()
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
-    if read_body && matches!(core.method, Method::Post | Method::Put | Method::Patch | Method::Delete) {
-        core.body = req
-            .bytes()
-            .await
-            .map_err(|e| InternalError::new(format!("request body: {e}")))?;
+    if body_cap > 0 {
+        core.body = read_capped(req, body_cap).await?;
     }
-    Ok((core, origin))
+    Ok(core)
+}
+
+/// `request.cf.tlsVersion` (`TLSv1.3`); `None` without a `cf` object (a request not from
+/// Cloudflare's edge) or without the field. Read directly: `worker::Cf::tls_version` panics when
+/// the field is missing.
+fn tls_version(req: &worker::Request) -> Option<String> {
+    let cf = js_sys::Reflect::get(req.inner(), &"cf".into()).ok()?;
+    if cf.is_undefined() || cf.is_null() {
+        return None;
+    }
+    js_sys::Reflect::get(&cf, &"tlsVersion".into()).ok()?.as_string()
+}
+
+thread_local! {
+    /// The last `/healthz` round of this isolate (`gatehouse_core::health::handle_cached`).
+    static HEALTH: std::cell::RefCell<Option<health::Report>> = const { std::cell::RefCell::new(None) };
+}
+
+/// `/healthz` from this isolate's last round of checks while it is fresh.
+async fn healthz(ctx: &Ctx<'_>) -> Response {
+    let last = HEALTH
+        .try_with(|h| h.try_borrow().ok().and_then(|h| h.clone()))
+        .ok()
+        .flatten();
+    let (resp, report) = health::handle_cached(ctx, last).await;
+    let _ = HEALTH.try_with(|h| {
+        if let Ok(mut slot) = h.try_borrow_mut() {
+            *slot = Some(report);
+        }
+    });
+    gatehouse_core::secure_own_response(ctx, resp)
 }
 
 pub fn to_worker(resp: Response) -> worker::Result<worker::Response> {
@@ -219,27 +292,15 @@ pub async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Res
         Err(e) => return misconfigured(&e),
     };
 
-    let path = req.path();
-    let origin = match req.url() {
-        Ok(url) => url.origin().ascii_serialization(),
+    let url = match req.url() {
+        Ok(url) => url,
         Err(e) => return misconfigured(&InternalError::new(format!("request url: {e}"))),
     };
+    let path = url.path().to_owned();
+    let origin = url.origin().ascii_serialization();
     if let Err(e) = settings.check_origin(&origin) {
         return misconfigured(&e);
     }
-    let own = gatehouse_core::owns(settings, &origin, &path);
-    let mut req = req;
-    let (core_req, origin) = match to_core(&mut req, own).await {
-        Ok(r) => r,
-        Err(e) => {
-            worker::console_error!("{e}");
-            return to_worker(Response::error_page(
-                400,
-                "invalid_request",
-                "The request could not be read.",
-            ));
-        }
-    };
     let ctx = Ctx {
         settings,
         secrets,
@@ -251,6 +312,41 @@ pub async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Res
         clock: &JsClock,
         rng: &rng,
     };
+    let method = Method::parse(&req.inner().method());
+    // Transport first: a request that should not have come this way is not looked at further.
+    let target = match url.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.clone(),
+    };
+    let tls = tls_version(&req);
+    let mut req = req;
+    if let Some(resp) = edge::check_transport(settings, &ctx.origin, method, &target, tls.as_deref()) {
+        discard_body(&mut req);
+        return to_worker(gatehouse_core::secure_own_response(&ctx, resp));
+    }
+    let own = gatehouse_core::owns(settings, &ctx.origin, &path);
+    // The body before anything that would need it (rate limit, admin token, endpoint): nothing
+    // reads past the cap.
+    let body_cap = if own { limits::body_cap(method, &path) } else { 0 };
+    let core_req = match to_core(&mut req, &url, body_cap).await {
+        Ok(r) => r,
+        Err(BodyError::TooLarge(cap)) => {
+            return to_worker(gatehouse_core::secure_own_response(
+                &ctx,
+                edge::body_too_large(&path, cap),
+            ))
+        }
+        Err(BodyError::Unreadable(e)) => {
+            worker::console_error!("{e}");
+            return to_worker(gatehouse_core::secure_own_response(
+                &ctx,
+                Response::error_page(400, "invalid_request", "The request could not be read."),
+            ));
+        }
+    };
+    if own && health::answers(&core_req) {
+        return to_worker(healthz(&ctx).await);
+    }
     #[cfg(feature = "bench")]
     if let Some(resp) = crate::bench::handle(&ctx, &core_req).await {
         return to_worker(resp);

@@ -10,11 +10,13 @@
 //! whichever isolate the request came through.
 //!
 //! An alarm deletes a record once it means nothing anymore (`forget_at_ms`), so keys made up by
-//! attackers do not accumulate.
+//! attackers do not accumulate. The alarm is set before a record is written (`apply_op`), never
+//! after, so a failure in between leaves an alarm with no record (harmless: it clears the
+//! object) rather than a record that nothing would delete.
 
 use async_trait::async_trait;
 use gatehouse_core::error::InternalError;
-use gatehouse_core::policy::counter::{apply, forgettable, Op, Record, Reply};
+use gatehouse_core::policy::counter::{alarm_at, apply, forgettable, Op, Record, Reply};
 use gatehouse_core::ports::Counters;
 use serde::Deserialize;
 use worker::{
@@ -56,6 +58,21 @@ impl Counter {
 
     async fn apply_op(&self, op: &Op) -> Result<Reply> {
         let sql = self.sql()?;
+        // A record must never be written without an alarm, or nothing would ever delete it. So
+        // when there is none, what the write below will keep is worked out on a copy and its
+        // alarm set first: if setting it fails, the request fails with nothing written. (A
+        // record left without one by an older version gets its alarm on its next use.) This
+        // happens before the read-decide-write below, which stays free of any `await`; and the
+        // input gate holds the alarm event while these storage calls are pending, so a pending
+        // alarm cannot clear the object between this check and the write.
+        if self.state.storage().get_alarm().await?.is_none() {
+            let now = now_ms();
+            let mut preview = Self::load(&sql)?.unwrap_or_default();
+            apply(&mut preview, op, now);
+            if let Some(at) = alarm_at(&preview, now) {
+                self.schedule(at).await?;
+            }
+        }
         let now = now_ms();
         // Read, decide, write: synchronous, so atomic within this object (see the module doc).
         let existing = Self::load(&sql)?;
@@ -63,7 +80,8 @@ impl Counter {
         let mut record = existing.unwrap_or_default();
         let reply = apply(&mut record, op, now);
         if forgettable(&record, now) {
-            // Nothing worth keeping (a peek at a clean key): no row, no alarm.
+            // Nothing worth keeping (a peek at a clean key): no row; an alarm, if any, finds
+            // nothing and clears the object.
             if !fresh {
                 sql.exec("DELETE FROM record", None)?;
             }
@@ -74,10 +92,8 @@ impl Counter {
             "INSERT OR REPLACE INTO record (id, json) VALUES (1, ?)",
             vec![json.into()],
         )?;
-        if fresh {
-            // One alarm chain per record: the alarm reschedules itself while the record matters.
-            self.schedule(record.forget_at_ms.max(now + 1000)).await?;
-        }
+        // The alarm set above, or one already pending, may be earlier than this record's forget
+        // time: when it fires on a record that still matters it sets the next (`alarm`).
         Ok(reply)
     }
 

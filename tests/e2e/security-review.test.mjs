@@ -3,7 +3,9 @@
 // crates/core/tests/).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { createServer, request } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { startGatehouse, freePort } from "./harness.mjs";
 import {
   REDIRECT_URI, adminApi, loginThroughForm, pkceAuthorizeUrl, tokenRequest, userinfo, CookieJar, send,
@@ -12,11 +14,16 @@ import {
 const VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 let local, hosted, origin, originPort;
 
-/** A request to `gh` as if it arrived for `host` (the Host header decides the request's origin). */
+/**
+ * A request to `gh` as if it arrived for `host` (the Host header decides the request's origin);
+ * over https when `gh` serves https (its certificate names localhost, not `host`).
+ */
 function hostRequest(gh, host, path, { method = "GET", headers = {}, body } = {}) {
   const port = new URL(gh.url).port;
+  const tls = gh.certPath ? { ca: readFileSync(gh.certPath), servername: "localhost" } : {};
+  const send = gh.certPath ? httpsRequest : request;
   return new Promise((ok, fail) => {
-    const req = request({ host: "127.0.0.1", port, path, method, headers: { host, ...headers } }, (res) => {
+    const req = send({ host: "127.0.0.1", port, path, method, headers: { host, ...headers }, ...tls }, (res) => {
       let text = "";
       res.on("data", (d) => (text += d));
       res.on("end", () => ok({ status: res.statusCode, headers: res.headers, text }));
@@ -40,8 +47,11 @@ before(async () => {
   await new Promise((ok) => origin.listen(originPort, "127.0.0.1", ok));
   // The shipped default: no GATEHOUSE_ISSUER (fine on loopback only).
   local = await startGatehouse();
-  // A deployment: the issuer is https://id.example.com, apps live on other hosts.
+  // A deployment: the issuer is https://id.example.com, apps live on other hosts. Over https:
+  // with an https issuer, plain http is only redirected or refused (tests/e2e/edge.test.mjs).
   hosted = await startGatehouse({
+    https: true,
+    readyPath: "/.gatehouse/callback",
     vars: {
       GATEHOUSE_ISSUER: "https://id.example.com",
       GATEHOUSE_RATE_LIMIT_RPS: "5",

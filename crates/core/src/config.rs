@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::edge::TlsVersion;
 use crate::error::InternalError;
 
 /// A secret string: redacted in `Debug`, compared in constant time.
@@ -90,6 +91,8 @@ pub struct Settings {
     pub event_retention_days: i64,
     /// Rate limiting, lockout, reputation and the CAPTCHA step (`crate::policy`).
     pub policy: crate::policy::PolicySettings,
+    /// The oldest TLS version a request may arrive over (`crate::edge::check_transport`).
+    pub min_tls: TlsVersion,
 }
 
 impl Default for Settings {
@@ -108,6 +111,7 @@ impl Default for Settings {
             origin_timeout: 30,
             event_retention_days: 90,
             policy: crate::policy::PolicySettings::default(),
+            min_tls: TlsVersion::Tls1_2,
         }
     }
 }
@@ -151,6 +155,7 @@ impl Settings {
         s.event_retention_days = event_retention_days(get(EVENT_RETENTION_DAYS), s.event_retention_days)?;
         s.cors_origins = parse_origins(&get("GATEHOUSE_CORS_ORIGINS").unwrap_or_default())?;
         s.policy = crate::policy::PolicySettings::from_lookup(&get)?;
+        s.min_tls = min_tls(get(MIN_TLS), s.min_tls)?;
         Ok(s)
     }
 
@@ -201,6 +206,18 @@ fn event_retention_days(value: Option<String>, default: i64) -> Result<i64, Inte
                     "{EVENT_RETENTION_DAYS} must be a whole number of days from 1 to {MAX_EVENT_RETENTION_DAYS}"
                 ))
             }),
+    }
+}
+
+pub const MIN_TLS: &str = "GATEHOUSE_MIN_TLS";
+
+/// `1.0` to `1.3`. Anything else is a typo to report, not a reason to fall back to a default
+/// that the operator did not choose.
+fn min_tls(value: Option<String>, default: TlsVersion) -> Result<TlsVersion, InternalError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(v) => TlsVersion::from_setting(v)
+            .ok_or_else(|| InternalError::new(format!("{MIN_TLS} must be 1.0, 1.1, 1.2 or 1.3 (got {v:?})"))),
     }
 }
 
@@ -279,6 +296,28 @@ mod tests {
             "http://0.0.0.0",
         ] {
             assert!(with_issuer(None).check_origin(remote).is_err(), "{remote}");
+        }
+    }
+
+    #[test]
+    fn min_tls_defaults_to_1_2_and_a_bad_value_names_the_setting() {
+        let get = |v: Option<&'static str>| move |name: &str| (name == MIN_TLS).then(|| v.map(str::to_owned)).flatten();
+        assert_eq!(Settings::from_lookup(get(None)).unwrap().min_tls, TlsVersion::Tls1_2);
+        assert_eq!(
+            Settings::from_lookup(get(Some(""))).unwrap().min_tls,
+            TlsVersion::Tls1_2
+        );
+        assert_eq!(
+            Settings::from_lookup(get(Some("1.3"))).unwrap().min_tls,
+            TlsVersion::Tls1_3
+        );
+        assert_eq!(
+            Settings::from_lookup(get(Some(" 1.0 "))).unwrap().min_tls,
+            TlsVersion::Tls1_0
+        );
+        for bad in ["1.4", "TLSv1.2", "1", "tls1.2", "0.3"] {
+            let e = Settings::from_lookup(get(Some(bad))).unwrap_err();
+            assert!(e.0.contains("GATEHOUSE_MIN_TLS"), "{bad}: {e}");
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod cors;
 pub mod crypto;
 pub mod db;
+pub mod edge;
 pub mod error;
 pub mod gateway;
 pub mod health;

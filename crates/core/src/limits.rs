@@ -29,3 +29,60 @@ pub const PENDING_REQUEST: usize = 8192;
 /// Pending authorization requests one client IP may hold at once; starting one more evicts its
 /// oldest, so one host cannot fill the table (30 minutes of life each).
 pub const PENDING_PER_IP: i64 = 50;
+
+/// A form post to Gatehouse (`/oauth2/*`: login, consent, token, revocation...). The largest
+/// real one, a token request with a long refresh token, is a few KB.
+pub const FORM_BODY: usize = 64 * 1024;
+/// A JSON body to the admin API: a client with its redirect URIs, an app with its CSP.
+pub const ADMIN_BODY: usize = 1024 * 1024;
+
+/// The most body bytes Gatehouse reads for a request it answers itself. The adapter refuses a
+/// longer body with 413 on its `Content-Length`, or stops reading at the cap when there is none
+/// (chunked), before the rate limit, the admin token or the endpoint see the request; so one
+/// request holds at most this much of an isolate's memory. 0: the body is not read at all (a
+/// method that carries none). Bodies of requests forwarded to an app are not Gatehouse's: they
+/// stream to the origin unread.
+pub fn body_cap(method: crate::http::Method, path: &str) -> usize {
+    use crate::http::Method;
+    if !matches!(method, Method::Post | Method::Put | Method::Patch | Method::Delete) {
+        return 0;
+    }
+    match path {
+        "/.gatehouse/csp-report" => CSP_REPORT,
+        p if p == "/admin/api" || p.starts_with("/admin/api/") => ADMIN_BODY,
+        _ => FORM_BODY,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Method;
+
+    #[test]
+    fn bodies_are_capped_per_endpoint_so_one_request_cannot_fill_an_isolate() {
+        assert_eq!(body_cap(Method::Post, "/oauth2/token"), 64 * 1024);
+        assert_eq!(body_cap(Method::Post, "/oauth2/login"), FORM_BODY);
+        assert_eq!(body_cap(Method::Post, "/oauth2/consent"), FORM_BODY);
+        for method in [Method::Post, Method::Put, Method::Patch, Method::Delete] {
+            assert_eq!(body_cap(method, "/admin/api/users"), 1024 * 1024, "{method:?}");
+            assert_eq!(body_cap(method, "/admin/api/clients/abc/secret"), ADMIN_BODY);
+            assert_eq!(body_cap(method, "/admin/api"), ADMIN_BODY);
+        }
+        // The admin API's size is not lent to a look-alike path.
+        assert_eq!(body_cap(Method::Post, "/admin/apix"), FORM_BODY);
+        // A CSP report is kept only up to its bound: nothing past it is worth reading.
+        assert_eq!(body_cap(Method::Post, "/.gatehouse/csp-report"), CSP_REPORT);
+        // Any other path of Gatehouse's own: a form at most.
+        assert_eq!(body_cap(Method::Post, "/.gatehouse/callback"), FORM_BODY);
+        assert_eq!(body_cap(Method::Post, "/healthz"), FORM_BODY);
+    }
+
+    #[test]
+    fn methods_without_a_body_read_none() {
+        for method in [Method::Get, Method::Head, Method::Options, Method::Other] {
+            assert_eq!(body_cap(method, "/oauth2/token"), 0, "{method:?}");
+            assert_eq!(body_cap(method, "/admin/api/users"), 0, "{method:?}");
+        }
+    }
+}

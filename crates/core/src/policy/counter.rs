@@ -174,6 +174,15 @@ pub fn forgettable(record: &Record, now_ms: i64) -> bool {
     now_ms >= record.forget_at_ms
 }
 
+/// When a store that deletes records by alarm must look at `record` next: `None` when it may be
+/// deleted now (no row is written, so no alarm is needed). A store sets this alarm before it
+/// writes a record that has none, so no record is ever left without one; when the alarm fires
+/// on a record that still matters, it sets the next one from `forget_at_ms`. Never sooner than
+/// a second away, so short-lived records do not cost an alarm each.
+pub fn alarm_at(record: &Record, now_ms: i64) -> Option<i64> {
+    (!forgettable(record, now_ms)).then(|| record.forget_at_ms.max(now_ms + 1000))
+}
+
 fn unexpected(reply: Reply) -> InternalError {
     InternalError::new(format!("counter store answered {reply:?}"))
 }
@@ -388,6 +397,34 @@ mod tests {
                 score: -1
             }
         );
+    }
+
+    #[test]
+    fn a_record_worth_keeping_always_gets_an_alarm_that_will_delete_it() {
+        let tiers = vec![Tier::per_second(1, 1)];
+        let op = Op::RateLimit {
+            bucket: "login".into(),
+            tiers,
+        };
+        let mut rec = Record::default();
+        // A clean key that was only peeked at: no row, so no alarm.
+        let peek = Op::Peek {
+            lockout: LockoutPolicy::default(),
+            reputation: ReputationPolicy::default(),
+        };
+        apply(&mut rec, &peek, T0);
+        assert_eq!(alarm_at(&rec, T0), None);
+        // A counted request: the record matters until its forget time, and the alarm is there.
+        apply(&mut rec, &op, T0);
+        let at = alarm_at(&rec, T0).expect("a record that matters needs an alarm");
+        assert!(at >= rec.forget_at_ms && at >= T0 + 1000, "{at}");
+        assert!(forgettable(&rec, at), "the alarm finds the record deletable");
+        // A lockout lasts longer: the alarm follows the record's own forget time.
+        let l = LockoutPolicy::default();
+        apply(&mut rec, &Op::BeginAttempt { lockout: l }, T0);
+        assert_eq!(alarm_at(&rec, T0), Some(rec.forget_at_ms));
+        assert!(rec.forget_at_ms > T0 + 1000);
+        assert_eq!(alarm_at(&rec, rec.forget_at_ms), None);
     }
 
     #[test]
