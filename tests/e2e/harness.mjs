@@ -58,9 +58,11 @@ const env = () => ({
 /**
  * Starts a Gatehouse. `secrets` may omit or shorten values to test refusal to serve;
  * `vars` overrides [vars]; `testScheduled` exposes `GET /__scheduled?cron=…`, which runs the
- * Cron Trigger's handler.
+ * Cron Trigger's handler. `readyPath` is polled until it answers other than 404: with a
+ * GATEHOUSE_ISSUER on another host, /healthz is not Gatehouse's on 127.0.0.1 (pass a path under
+ * /.gatehouse/, which is on every host).
  */
-export async function startGatehouse({ secrets = makeSecrets(), vars = {}, https = false, testScheduled = false } = {}) {
+export async function startGatehouse({ secrets = makeSecrets(), vars = {}, https = false, testScheduled = false, readyPath = "/healthz" } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-e2e-"));
   const state = join(dir, "state");
   const envFile = join(dir, "dev.vars");
@@ -121,7 +123,7 @@ export async function startGatehouse({ secrets = makeSecrets(), vars = {}, https
       throw new Error(`wrangler dev exited early:\n${output}`);
     }
     try {
-      const status = certPath ? await httpsStatus(`${url}/healthz`, certPath) : (await fetch(`${url}/healthz`)).status;
+      const status = certPath ? await httpsStatus(`${url}${readyPath}`, certPath) : (await fetch(`${url}${readyPath}`)).status;
       if (status !== 404 || Date.now() > deadline) break;
     } catch {}
     if (Date.now() > deadline) {
