@@ -58,6 +58,8 @@ before(async () => {
       GATEHOUSE_PAGE_RATE_LIMIT_RPS: "1",
       GATEHOUSE_PAGE_RATE_LIMIT_BURST: "3",
     },
+    // /healthz is not Gatehouse's on 127.0.0.1 when the issuer is another host.
+    readyPath: "/.gatehouse/callback",
   });
   // The admin API answers on the issuer's host only.
   for (const app of [
