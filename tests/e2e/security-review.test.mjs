@@ -51,6 +51,7 @@ before(async () => {
   // with an https issuer, plain http is only redirected or refused (tests/e2e/edge.test.mjs).
   hosted = await startGatehouse({
     https: true,
+    // /healthz is not Gatehouse's on 127.0.0.1 when the issuer is another host.
     readyPath: "/.gatehouse/callback",
     vars: {
       GATEHOUSE_ISSUER: "https://id.example.com",
@@ -58,8 +59,6 @@ before(async () => {
       GATEHOUSE_PAGE_RATE_LIMIT_RPS: "1",
       GATEHOUSE_PAGE_RATE_LIMIT_BURST: "3",
     },
-    // /healthz is not Gatehouse's on 127.0.0.1 when the issuer is another host.
-    readyPath: "/.gatehouse/callback",
   });
   // The admin API answers on the issuer's host only.
   for (const app of [
