@@ -150,6 +150,8 @@ fn secret(env: &Env, name: &str) -> Option<String> {
 enum BodyError {
     /// Longer than the cap (bytes): refused with 413, the rest never read.
     TooLarge(usize),
+    /// Not all there within `limits::BODY_READ_SECONDS`: refused with 408.
+    TooSlow,
     Unreadable(InternalError),
 }
 
@@ -157,7 +159,7 @@ enum BodyError {
 /// otherwise (chunked) read chunk by chunk until the total passes the cap. Either way the stream
 /// is then cancelled (by dropping it): a request holds at most `cap` bytes of the isolate's
 /// memory, and the runtime answers at once instead of draining the rest of the upload first.
-async fn read_capped(req: &mut worker::Request, cap: usize) -> Result<Vec<u8>, BodyError> {
+async fn read_capped(req: &mut worker::Request, read: bool, cap: usize) -> Result<Vec<u8>, BodyError> {
     let declared = req
         .headers()
         .get("content-length")
@@ -172,15 +174,31 @@ async fn read_capped(req: &mut worker::Request, cap: usize) -> Result<Vec<u8>, B
     if declared.is_some_and(|n| n > cap as u64) {
         return Err(BodyError::TooLarge(cap));
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(unreadable)?;
-        if body.len() + chunk.len() > cap {
-            return Err(BodyError::TooLarge(cap));
-        }
-        body.extend_from_slice(&chunk);
+    if !read {
+        // Answered without its body (an admin request without the token): dropping the
+        // stream cancels the upload.
+        return Ok(Vec::new());
     }
-    Ok(body)
+    let reading = async {
+        // Grown to what arrives, never doubled past it: at most `cap` bytes are held.
+        let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize).min(cap));
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(unreadable)?;
+            if body.len() + chunk.len() > cap {
+                return Err(BodyError::TooLarge(cap));
+            }
+            body.reserve_exact(chunk.len());
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    };
+    let deadline = worker::Delay::from(Duration::from_secs(limits::BODY_READ_SECONDS));
+    futures_util::pin_mut!(reading);
+    futures_util::pin_mut!(deadline);
+    match futures_util::future::select(reading, deadline).await {
+        futures_util::future::Either::Left((result, _)) => result,
+        futures_util::future::Either::Right(((), _)) => Err(BodyError::TooSlow),
+    }
 }
 
 /// Cancels a body Gatehouse will not read, so the runtime does not drain it before answering.
@@ -193,7 +211,7 @@ fn discard_body(req: &mut worker::Request) {
 /// Converts the request. The body is read only when Gatehouse itself answers it, and at most
 /// `body_cap` bytes of it (`limits::body_cap`; 0: not read); a proxied body streams through
 /// untouched.
-async fn to_core(req: &mut worker::Request, url: &worker::Url, body_cap: usize) -> Result<Request, BodyError> {
+async fn to_core(req: &mut worker::Request, url: &worker::Url, plan: (bool, usize)) -> Result<Request, BodyError> {
     // The runtime's own method string: `worker::Method` turns PROPFIND and the like into GET.
     let mut core = Request::new(Method::parse(&req.inner().method()), url.path());
     core.query = url.query().unwrap_or("").to_owned();
@@ -202,8 +220,9 @@ async fn to_core(req: &mut worker::Request, url: &worker::Url, body_cap: usize) 
         .entries()
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
-    if body_cap > 0 {
-        core.body = read_capped(req, body_cap).await?;
+    let (read, cap) = plan;
+    if cap > 0 {
+        core.body = read_capped(req, read, cap).await?;
     }
     Ok(core)
 }
@@ -327,13 +346,25 @@ pub async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Res
     let own = gatehouse_core::owns(settings, &ctx.origin, &path);
     // The body before anything that would need it (rate limit, admin token, endpoint): nothing
     // reads past the cap.
-    let body_cap = if own { limits::body_cap(method, &path) } else { 0 };
-    let core_req = match to_core(&mut req, &url, body_cap).await {
+    let plan = if own {
+        let authorization = req.headers().get("authorization").ok().flatten();
+        let admin_authorized = gatehouse_core::admin::is_authorized(secrets, authorization.as_deref());
+        limits::body_plan(method, &path, admin_authorized)
+    } else {
+        (false, 0)
+    };
+    let core_req = match to_core(&mut req, &url, plan).await {
         Ok(r) => r,
         Err(BodyError::TooLarge(cap)) => {
             return to_worker(gatehouse_core::secure_own_response(
                 &ctx,
                 edge::body_too_large(&path, cap),
+            ))
+        }
+        Err(BodyError::TooSlow) => {
+            return to_worker(gatehouse_core::secure_own_response(
+                &ctx,
+                Response::error_page(408, "request_timeout", "The request body did not arrive in time."),
             ))
         }
         Err(BodyError::Unreadable(e)) => {

@@ -137,13 +137,17 @@ impl Request {
 
     /// The bearer token of an `Authorization: Bearer` header (RFC 6750 §2.1).
     pub fn bearer_token(&self) -> Option<&str> {
-        let value = self.header("authorization")?;
-        let (scheme, token) = value.split_once(' ')?;
-        scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim())
-            .filter(|t| !t.is_empty())
+        bearer_of(self.header("authorization")?)
     }
+}
+
+/// The token of an `Authorization: Bearer` header value.
+pub fn bearer_of(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Decoded `application/x-www-form-urlencoded` pairs, keeping repeats so they can be refused

@@ -43,16 +43,27 @@ pub const ADMIN_BODY: usize = 1024 * 1024;
 /// method that carries none). Bodies of requests forwarded to an app are not Gatehouse's: they
 /// stream to the origin unread.
 pub fn body_cap(method: crate::http::Method, path: &str) -> usize {
+    body_plan(method, path, true).1
+}
+
+/// Whether the adapter reads a body at all, and its cap (the bound of its `Content-Length`, 413
+/// over it). An admin API request without the admin token is answered 401 without its body
+/// being read: an anonymous caller must not be able to hold the admin API's 1 MiB of an
+/// isolate's memory per connection (a slow upload stopping one byte short).
+pub fn body_plan(method: crate::http::Method, path: &str, admin_authorized: bool) -> (bool, usize) {
     use crate::http::Method;
     if !matches!(method, Method::Post | Method::Put | Method::Patch | Method::Delete) {
-        return 0;
+        return (false, 0);
     }
     match path {
-        "/.gatehouse/csp-report" => CSP_REPORT,
-        p if p == "/admin/api" || p.starts_with("/admin/api/") => ADMIN_BODY,
-        _ => FORM_BODY,
+        "/.gatehouse/csp-report" => (true, CSP_REPORT),
+        p if p == "/admin/api" || p.starts_with("/admin/api/") => (admin_authorized, ADMIN_BODY),
+        _ => (true, FORM_BODY),
     }
 }
+
+/// How long the adapter waits for a whole body it reads: slow uploads must not pile up.
+pub const BODY_READ_SECONDS: u64 = 10;
 
 #[cfg(test)]
 mod tests {
@@ -84,5 +95,13 @@ mod tests {
             assert_eq!(body_cap(method, "/oauth2/token"), 0, "{method:?}");
             assert_eq!(body_cap(method, "/admin/api/users"), 0, "{method:?}");
         }
+    }
+
+    #[test]
+    fn an_admin_body_is_read_only_with_the_admin_token() {
+        assert_eq!(body_plan(Method::Post, "/admin/api/users", true), (true, ADMIN_BODY));
+        assert_eq!(body_plan(Method::Post, "/admin/api/users", false), (false, ADMIN_BODY));
+        assert_eq!(body_plan(Method::Post, "/oauth2/token", false), (true, FORM_BODY));
+        assert_eq!(body_plan(Method::Get, "/admin/api/users", true), (false, 0));
     }
 }

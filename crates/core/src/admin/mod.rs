@@ -11,8 +11,15 @@ use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{Method, Request, Response};
 use crate::Ctx;
 
+/// Whether an `Authorization` header value carries the admin token (compared in constant time).
+pub fn is_authorized(secrets: &crate::config::Secrets, authorization: Option<&str>) -> bool {
+    authorization
+        .and_then(crate::http::bearer_of)
+        .is_some_and(|t| secrets.admin_token.matches(t))
+}
+
 pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
-    let authorized = req.bearer_token().is_some_and(|t| ctx.secrets.admin_token.matches(t));
+    let authorized = is_authorized(ctx.secrets, req.header("authorization"));
     if !authorized {
         let mut resp = Response::json(401, &serde_json::json!({ "error": "unauthorized" }));
         resp.set_header("www-authenticate", "Bearer realm=\"gatehouse-admin\"");

@@ -152,40 +152,52 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
     let p: UserPatch = json_body(req)?;
     let mut user = users::by_id(ctx.db, id).await?.ok_or_else(|| not_found("user"))?;
     let now = ctx.clock.now();
+    // Only the fields asked for are written: a whole-row write would undo a disable or a
+    // password reset that landed between this read and this write.
+    let mut changed = users::Changes::default();
     if let Some(u) = p.username {
         check_username(&u)?;
+        changed.set("username", &u);
         user.username = u;
     }
     if let Some(e) = p.email {
         check_email(&e)?;
+        changed.set("email", &e);
         user.email = e;
     }
     if let Some(n) = p.name {
         check_name(&n)?;
         user.name = Some(n).filter(|n| !n.trim().is_empty());
+        changed.set("name", user.name.clone());
     }
     if let Some(g) = p.groups {
         user.groups = check_groups(g)?;
+        changed.set("groups", users::groups_json(&user));
     }
     if let Some(v) = p.email_verified {
+        changed.set("email_verified", v);
         user.email_verified = v;
     }
     let password_changed = p.password.is_some();
     if let Some(pw) = p.password {
         check_password(&pw)?;
         user.password_hash = password::hash(&pw, ctx.rng)?;
+        changed.set("password_hash", &user.password_hash);
     }
     let disabling = p.disabled == Some(true) && !user.disabled;
     if let Some(d) = p.disabled {
+        changed.set("disabled", d);
         user.disabled = d;
     }
     user.updated_at = now;
+    changed.set("updated_at", now);
     if users::username_taken(ctx.db, &user.username, &user.id).await? {
         return Err(conflict());
     }
     // One batch: the new hash (or the disable) never lands without ending every session and
     // revoking every token, nor without its audit entry.
-    let mut statements = vec![users::update_statement(&user)];
+    let update = changed.statement(&user.id);
+    let mut statements = vec![(update.0.as_str(), update.1)];
     if disabling || password_changed {
         statements.extend(sessions::end_all_for_user_statements(&user.id, now));
     }

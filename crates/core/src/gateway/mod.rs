@@ -83,6 +83,53 @@ const CLIENT_CLAIMS: &[&str] = &[
     "x-rewrite-url",
 ];
 
+/// Headers by which other sign-in proxies tell an origin who the user is (or what client
+/// certificate it showed). An origin moved from one of them to Gatehouse may still believe them,
+/// so a client must never be able to send them: Gatehouse's own identity is `X-Gatehouse-*`.
+const OTHER_PROXIES_IDENTITY: &[&str] = &[
+    "remote-user",
+    "x-remote-user",
+    "x-user",
+    "x-webauth-user",
+    "x-webauth-email",
+    "x-authenticated-user",
+    "x-authenticated-email",
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-preferred-username",
+    "x-auth-request-groups",
+    "x-auth-request-access-token",
+    "x-auth-user",
+    "x-email",
+    "x-preferred-username",
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-preferred-username",
+    "x-forwarded-groups",
+    "x-forwarded-access-token",
+    "cf-access-authenticated-user-email",
+    "cf-access-jwt-assertion",
+    "x-ms-client-principal",
+    "x-ms-client-principal-name",
+    "x-ms-client-principal-id",
+    "x-goog-authenticated-user-email",
+    "x-goog-authenticated-user-id",
+    "x-goog-iap-jwt-assertion",
+    "x-amzn-oidc-data",
+    "x-amzn-oidc-identity",
+    "x-amzn-oidc-accesstoken",
+    "x-ssl-client-cert",
+    "x-ssl-client-verify",
+    "x-ssl-client-s-dn",
+    "x-ssl-client-dn",
+    "ssl-client-cert",
+    "ssl-client-verify",
+    "x-client-cert",
+    "x-client-verify",
+    "x-arr-clientcert",
+    "x-forwarded-client-cert",
+];
+
 /// The lower-cased names a message's `Connection` header lists (RFC 9110 §7.6.1).
 fn connection_names(headers: &[(String, String)]) -> Vec<String> {
     headers
@@ -316,6 +363,7 @@ async fn forward(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Outcome, Err
             || k.contains('_')
             || k.starts_with("x-forwarded-")
             || CLIENT_CLAIMS.contains(&k.as_str())
+            || OTHER_PROXIES_IDENTITY.contains(&k.as_str())
             || is_hop_by_hop(k, &named)
         {
             continue;

@@ -368,7 +368,6 @@ pub fn rotate_refresh_statement(
     )
 }
 
-/// RFC 7009: revokes one token; revoking a refresh token revokes its grant (§2.1 "SHOULD").
 /// Marks an already rotated refresh token as used again by the token request `marker`, if it
 /// was rotated at or after `since` (the grace interval) and nothing revoked it since.
 pub fn rerotate_refresh_statement(
@@ -384,6 +383,7 @@ pub fn rerotate_refresh_statement(
     )
 }
 
+/// RFC 7009: revokes one token; revoking a refresh token revokes its grant (§2.1 "SHOULD").
 pub async fn revoke_token(db: &dyn Db, t: &Token, token_hash: &str, now: i64) -> Result<(), InternalError> {
     if t.kind == "refresh" {
         revoke_grant(db, &t.grant_id, now).await

@@ -60,7 +60,7 @@ impl From<&User> for UserView {
 const COLUMNS: &str =
     "id, username, email, email_verified, name, password_hash, groups, disabled, created_at, updated_at";
 
-fn groups_json(u: &User) -> String {
+pub fn groups_json(u: &User) -> String {
     serde_json::to_string(&u.groups).unwrap_or_else(|_| "[]".into())
 }
 
@@ -170,23 +170,27 @@ pub fn insert_statement(u: &User) -> (&'static str, Vec<Value>) {
     )
 }
 
-/// Writes every mutable field back (check [`username_taken`] first).
-pub fn update_statement(u: &User) -> (&'static str, Vec<Value>) {
-    (
-        "UPDATE users SET username = ?2, email = ?3, email_verified = ?4, name = ?5, \
-         password_hash = ?6, disabled = ?7, updated_at = ?8, groups = ?9 WHERE id = ?1",
-        params_vec![
-            &u.id,
-            &u.username,
-            &u.email,
-            u.email_verified,
-            u.name.clone(),
-            &u.password_hash,
-            u.disabled,
-            u.updated_at,
-            groups_json(u)
-        ],
-    )
+/// The columns one admin edit changes, written alone (check [`username_taken`] first).
+#[derive(Default)]
+pub struct Changes(Vec<(&'static str, Value)>);
+
+impl Changes {
+    /// `column` is one of this table's column names, never input.
+    pub fn set(&mut self, column: &'static str, value: impl Into<Value>) {
+        self.0.push((column, value.into()));
+    }
+
+    pub fn statement(self, id: &str) -> (String, Vec<Value>) {
+        let sets: Vec<String> = self
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, (column, _))| format!("{column} = ?{}", i + 2))
+            .collect();
+        let mut params = params_vec![id];
+        params.extend(self.0.into_iter().map(|(_, v)| v));
+        (format!("UPDATE users SET {} WHERE id = ?1", sets.join(", ")), params)
+    }
 }
 
 pub fn set_password_hash_statement(id: &str, hash: &str, now: i64) -> (&'static str, Vec<Value>) {

@@ -66,23 +66,37 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
         None => kept_scope.clone(),
         Some(requested) => scope::join(&scope::parse(requested, &kept_scope)?),
     };
-    let issued = super::issue(
-        ctx,
-        super::Issue {
-            client,
-            grant,
-            scope: &scope_str,
-            refresh_scope: &kept_scope,
-            // The family goes on as long as it keeps offline_access.
-            refresh: super::wants_refresh(client, &kept_scope),
-            id_token: scope::has(&scope_str, "openid"),
-            source,
-        },
-    )
-    .await?;
+    let issue = |source| {
+        super::issue(
+            ctx,
+            super::Issue {
+                client,
+                grant,
+                scope: &scope_str,
+                refresh_scope: &kept_scope,
+                // The family goes on as long as it keeps offline_access.
+                refresh: super::wants_refresh(client, &kept_scope),
+                id_token: scope::has(&scope_str, "openid"),
+                source,
+            },
+        )
+    };
+    let mut issued = issue(source).await?;
+    // Rotated by a concurrent request between our read and our batch. Within the grace interval
+    // that is the two-tabs case the interval is for: try once more as a token presented again.
+    if matches!(issued, Issued::AlreadyConsumed)
+        && matches!(source, Source::Refresh(_))
+        && ctx.settings.refresh_grace > 0
+    {
+        issued = issue(Source::RefreshAgain {
+            hash: &hash,
+            since: grace_since,
+        })
+        .await?;
+    }
     match issued {
         Issued::Tokens(resp) => Ok(resp),
-        // Rotated by a concurrent request between our read and our batch: a replay.
+        // Otherwise a replay.
         Issued::AlreadyConsumed => {
             super::revoke_replayed_family(ctx, client, &token.grant_id, "refresh_token_reuse").await?;
             Err(invalid())
