@@ -22,6 +22,9 @@ cargo clippy -p gatehouse --target wasm32-unknown-unknown --tests --features was
 log "layer 1: native cargo test"
 cargo test --workspace
 
+log "mutation testing of the lines the last change touched (scripts/mutants.sh --changed)"
+sh scripts/mutants.sh --changed
+
 log "layer 2: wasm-bindgen-test in headless Chromium"
 CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=120 \
   cargo test -p gatehouse --target wasm32-unknown-unknown --features wasm-tests

@@ -50,3 +50,18 @@ ensure_dev_vars() {
   mv .dev.vars.tmp .dev.vars
   chmod 600 .dev.vars
 }
+
+CARGO_MUTANTS_VERSION=27.1.0
+ensure_cargo_mutants() {
+  if ! cargo mutants --version 2>/dev/null | grep -q "$CARGO_MUTANTS_VERSION"; then
+    log "installing cargo-mutants $CARGO_MUTANTS_VERSION"
+    cargo install cargo-mutants --version "$CARGO_MUTANTS_VERSION" --locked
+  fi
+}
+CARGO_NEXTEST_VERSION=0.9.114
+ensure_cargo_nextest() {
+  if ! cargo nextest --version 2>/dev/null | grep -q "$CARGO_NEXTEST_VERSION"; then
+    log "installing cargo-nextest $CARGO_NEXTEST_VERSION"
+    cargo install cargo-nextest --version "$CARGO_NEXTEST_VERSION" --locked
+  fi
+}
