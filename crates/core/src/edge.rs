@@ -299,6 +299,41 @@ mod tests {
     }
 
     #[test]
+    fn every_setting_and_every_cloudflare_tls_name_maps_to_its_version() {
+        for (setting, version) in [
+            ("1.0", TlsVersion::Tls1_0),
+            ("1.1", TlsVersion::Tls1_1),
+            ("1.2", TlsVersion::Tls1_2),
+            ("1.3", TlsVersion::Tls1_3),
+        ] {
+            assert_eq!(TlsVersion::from_setting(setting), Some(version), "{setting}");
+        }
+        assert_eq!(TlsVersion::from_setting("1.4"), None);
+        for (cf, version) in [
+            ("SSLv3", TlsVersion::Ssl3),
+            ("TLSv1", TlsVersion::Tls1_0),
+            ("TLSv1.0", TlsVersion::Tls1_0),
+            ("TLSv1.1", TlsVersion::Tls1_1),
+            ("TLSv1.2", TlsVersion::Tls1_2),
+            ("TLSv1.3", TlsVersion::Tls1_3),
+        ] {
+            assert_eq!(TlsVersion::from_cf(cf), Some(version), "{cf}");
+        }
+        // A deployment that asks for TLS 1.1 refuses TLS 1.0 and takes 1.1.
+        let s = hosted(Some("1.1"));
+        assert!(check_transport(&s, "https://id.example.com", Method::Get, "/", Some("TLSv1")).is_some());
+        assert!(check_transport(&s, "https://id.example.com", Method::Get, "/", Some("TLSv1.1")).is_none());
+    }
+
+    #[test]
+    fn a_port_is_cut_after_an_ipv6_literals_bracket_never_inside_it() {
+        assert_eq!(without_port("id.example.com:8443"), "id.example.com");
+        assert_eq!(without_port("id.example.com"), "id.example.com");
+        assert_eq!(without_port("[2001:db8::1]:8443"), "[2001:db8::1]");
+        assert_eq!(without_port("[2001:db8::1]"), "[2001:db8::1]");
+    }
+
+    #[test]
     fn an_oversized_body_is_refused_in_the_endpoints_shape() {
         let token = body_too_large("/oauth2/token", crate::limits::FORM_BODY);
         assert_eq!(token.status, 413);
