@@ -5,8 +5,6 @@
 //! HMAC re-signed with a public key (alg confusion), RS/ES swaps and keys embedded in the header
 //! (`jwk`, `jku`, `x5u`: ignored) all fail.
 
-use std::fmt;
-
 use serde_json::{Map, Value};
 
 use crate::crypto::{b64url, b64url_decode};
@@ -30,20 +28,6 @@ pub enum JwtError {
     WrongType,
     /// Verification itself failed (crypto backend).
     Internal(InternalError),
-}
-
-impl fmt::Display for JwtError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JwtError::Malformed => f.write_str("malformed token"),
-            JwtError::BadSignature => f.write_str("invalid signature"),
-            JwtError::UnknownKey => f.write_str("unknown signing key"),
-            JwtError::Expired => f.write_str("token expired"),
-            JwtError::NotYetValid => f.write_str("token not yet valid"),
-            JwtError::WrongType => f.write_str("token of another type"),
-            JwtError::Internal(e) => write!(f, "internal error: {e}"),
-        }
-    }
 }
 
 impl From<InternalError> for JwtError {

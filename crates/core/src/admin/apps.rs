@@ -199,3 +199,52 @@ pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
         .await?;
     Ok(Response::new(204))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ISSUER: &str = "https://id.example.com";
+
+    fn input(changes: serde_json::Value) -> AppInput {
+        let mut v = json!({"name": "Wiki", "host": "wiki.example.com", "origin": "https://origin.internal"});
+        if let (Some(base), Some(extra)) = (v.as_object_mut(), changes.as_object()) {
+            base.extend(extra.clone());
+        }
+        serde_json::from_value(v).expect("valid app input")
+    }
+
+    fn refused(changes: serde_json::Value, issuer: &str) -> bool {
+        validate(&input(changes), issuer).is_err()
+    }
+
+    #[test]
+    fn the_host_name_of_an_ipv6_literal_keeps_its_brackets_and_drops_the_port() {
+        assert_eq!(hostname("[::1]:8080"), "[::1]");
+        assert_eq!(hostname("[2001:DB8::1]"), "[2001:db8::1]");
+        assert_eq!(hostname("Wiki.Example.com:8443"), "wiki.example.com");
+        // An app on the issuer's IPv6 literal, on another port, is still on the issuer's host.
+        assert!(refused(json!({"host": "[::1]:9000"}), "https://[::1]:8443"));
+        assert!(!refused(json!({"host": "[::2]:9000"}), "https://[::1]:8443"));
+    }
+
+    #[test]
+    fn a_name_of_exactly_200_characters_is_accepted_and_201_refused() {
+        assert!(!refused(json!({"name": "n".repeat(200)}), ISSUER));
+        assert!(refused(json!({"name": "n".repeat(201)}), ISSUER));
+    }
+
+    #[test]
+    fn each_access_list_is_bounded_in_length_and_in_each_names_size() {
+        let names = |n: usize, len: usize| vec!["u".repeat(len); n];
+        for list in ["allowed_users", "allowed_groups"] {
+            assert!(!refused(json!({ list: names(256, 254) }), ISSUER), "{list}");
+            assert!(refused(json!({ list: names(257, 1) }), ISSUER), "{list}: too many");
+            assert!(
+                refused(json!({ list: names(1, 255) }), ISSUER),
+                "{list}: a name too long"
+            );
+            assert!(refused(json!({ list: [""] }), ISSUER), "{list}: an empty name");
+        }
+    }
+}
