@@ -37,3 +37,36 @@ fn redirect_uri_matching_on_wasm32() {
     assert!(redirect_uri::matches(&reg, "http://127.0.0.1:4711/cb"));
     assert!(!redirect_uri::matches(&reg, "http://127.0.0.1.evil.example/cb"));
 }
+
+#[wasm_bindgen_test]
+fn rfc6238_totp_vectors_and_the_replay_rule_on_wasm32() {
+    use gatehouse_core::factors::totp::{self, Refusal, TotpSecret};
+    let s = TotpSecret::from_bytes(b"12345678901234567890".to_vec()).expect("secret");
+    // RFC 6238 Appendix B (SHA-1), last six of the eight digits; 20000000000 needs 64-bit time.
+    for (time, code) in [
+        (59, "287082"),
+        (1111111109, "081804"),
+        (1234567890, "005924"),
+        (20000000000, "353130"),
+    ] {
+        assert_eq!(s.code_at(time).expect("code"), code, "T={time}");
+        let step = totp::verify(&s, code, time, None).expect("accepted");
+        assert_eq!(totp::verify(&s, code, time, Some(step)), Err(Refusal::Replayed));
+    }
+}
+
+#[wasm_bindgen_test]
+fn sealed_secrets_and_recovery_codes_on_wasm32() {
+    use gatehouse_core::factors::{recovery_codes, sealed::SealingKey};
+    let rng = SeededRng::new(9);
+    let key = SealingKey::derive(b"a deployment secret");
+    let sealed = key.seal(&rng, b"seed", "totp:usr_1:dev_1").expect("seal");
+    assert_eq!(key.open(&sealed, "totp:usr_1:dev_1").expect("open"), b"seed");
+    assert!(key.open(&sealed, "totp:usr_2:dev_1").is_err());
+    let codes = recovery_codes::generate(&rng).expect("codes");
+    assert_eq!(codes.len(), recovery_codes::COUNT);
+    assert_eq!(
+        recovery_codes::hash(&codes[0].to_uppercase()),
+        recovery_codes::hash(&codes[0])
+    );
+}

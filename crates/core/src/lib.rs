@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod db;
 pub mod edge;
 pub mod error;
+pub mod factors;
 pub mod gateway;
 pub mod health;
 pub mod http;

@@ -247,4 +247,24 @@ mod tests {
             assert!(refused(json!({ list: [""] }), ISSUER), "{list}: an empty name");
         }
     }
+
+    #[test]
+    fn the_origin_is_a_bounded_scheme_host_and_port_with_nothing_else() {
+        for ok in ["http://10.0.0.5:8080", "https://origin.internal"] {
+            assert!(!refused(json!({ "origin": ok }), ISSUER), "{ok}");
+        }
+        let long = format!("https://{}.internal", "o".repeat(2040));
+        for bad in [
+            "ftp://origin.internal",
+            "https://",
+            "https://origin.internal/path",
+            "https://origin.internal?q",
+            "https://user@origin.internal",
+            "https://origin .internal",
+            "https://origin\t.internal",
+            long.as_str(),
+        ] {
+            assert!(refused(json!({ "origin": bad }), ISSUER), "{bad}");
+        }
+    }
 }

@@ -1,0 +1,129 @@
+//! Recovery codes: ten single-use codes a user keeps on paper, each usable once in place of a
+//! second factor. Each carries 80 random bits, written as four groups of four characters from a
+//! 32-letter alphabet without look-alikes (`0`/`o`, `1`/`l`/`i`), so a fast hash is as safe to
+//! store as for tokens: only SHA-256 hashes are kept, and a code is shown once.
+
+use crate::crypto::token_hash;
+use crate::error::InternalError;
+use crate::ports::Rng;
+
+/// Codes per set.
+pub const COUNT: usize = 10;
+/// Characters per code, not counting the dashes between groups.
+const LEN: usize = 16;
+const GROUP: usize = 4;
+/// Crockford's base32 alphabet, lower case: no `i`, `l`, `o`, `u`.
+const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+
+/// A fresh set of codes, as shown to the user (`abcd-efgh-jkmn-pqrs`).
+pub fn generate(rng: &dyn Rng) -> Result<Vec<String>, InternalError> {
+    let mut codes = Vec::with_capacity(COUNT);
+    for _ in 0..COUNT {
+        // 16 characters of 5 bits: 80 bits from 10 random bytes.
+        let mut bytes = [0u8; LEN * 5 / 8];
+        rng.fill(&mut bytes)?;
+        let mut bits: u128 = 0;
+        for b in bytes {
+            bits = (bits << 8) | u128::from(b);
+        }
+        let mut code = String::with_capacity(LEN + LEN / GROUP);
+        for i in 0..LEN {
+            if i > 0 && i % GROUP == 0 {
+                code.push('-');
+            }
+            let shift = 5 * (LEN - 1 - i);
+            code.push(char::from(ALPHABET[((bits >> shift) & 31) as usize]));
+        }
+        codes.push(code);
+    }
+    Ok(codes)
+}
+
+/// The canonical form of what the user typed: dashes and spaces dropped, lower case, and the
+/// characters Crockford's base32 reads as others mapped to them (`o` → `0`, `i`/`l` → `1`).
+/// `None` unless exactly sixteen alphabet characters remain.
+pub fn normalize(typed: &str) -> Option<String> {
+    if typed.len() > 64 {
+        return None;
+    }
+    let code: String = typed
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' ' | '\t'))
+        .map(|c| match c.to_ascii_lowercase() {
+            'o' => '0',
+            'i' | 'l' => '1',
+            c => c,
+        })
+        .collect();
+    (code.len() == LEN && code.bytes().all(|b| ALPHABET.contains(&b))).then_some(code)
+}
+
+/// The stored form of a code (shown or typed): the hash of its canonical form.
+pub fn hash(code: &str) -> Option<String> {
+    normalize(code).map(|c| token_hash(&c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::SeededRng;
+
+    #[test]
+    fn a_set_is_ten_distinct_codes_of_sixteen_alphabet_characters_in_groups_of_four() {
+        let codes = generate(&SeededRng::new(3)).unwrap();
+        assert_eq!(codes.len(), COUNT);
+        for c in &codes {
+            assert_eq!(c.len(), 19, "{c}");
+            assert_eq!(c.split('-').map(str::len).collect::<Vec<_>>(), [4, 4, 4, 4], "{c}");
+            assert!(normalize(c).is_some(), "{c}");
+        }
+        let mut distinct = codes.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), COUNT);
+        // Another seed, other codes: they come from the random source, not a counter.
+        assert_ne!(generate(&SeededRng::new(4)).unwrap(), codes);
+    }
+
+    #[test]
+    fn every_bit_of_the_random_source_reaches_the_code() {
+        // All-zero bytes give all-`0` codes; all-one bytes all-`z`: no bit is dropped or stuck.
+        struct Fixed(u8);
+        impl Rng for Fixed {
+            fn fill(&self, buf: &mut [u8]) -> Result<(), InternalError> {
+                buf.fill(self.0);
+                Ok(())
+            }
+        }
+        assert_eq!(generate(&Fixed(0)).unwrap()[0], "0000-0000-0000-0000");
+        assert_eq!(generate(&Fixed(0xff)).unwrap()[0], "zzzz-zzzz-zzzz-zzzz");
+        // 0x84 repeated: 40 bits repeat twice, so the code is two equal halves, big-endian.
+        assert_eq!(generate(&Fixed(0x84)).unwrap()[0], "gj28-9144-gj28-9144");
+    }
+
+    #[test]
+    fn what_the_user_types_is_read_leniently_and_hashed_in_one_form() {
+        let code = "ab0d-ef1h-jkmn-pqrs";
+        let h = hash(code).unwrap();
+        for typed in [
+            "AB0D-EF1H-JKMN-PQRS",
+            "abod ef1h jkmn pqrs",
+            "ab0def1hjkmnpqrs",
+            "ab0d-efih-jkmn-pqrs",
+            "ab0d-eflh-jkmn-pqrs",
+        ] {
+            assert_eq!(hash(typed).as_deref(), Some(h.as_str()), "{typed}");
+        }
+        for bad in [
+            "",
+            "ab0d-ef1h-jkmn-pqr",
+            "ab0d-ef1h-jkmn-pqrst",
+            "ab0d-ef1h-jkmn-pqru",
+            "ab0d-ef1h-jkmn-pqr!",
+        ] {
+            assert_eq!(hash(bad), None, "{bad}");
+        }
+        assert_eq!(normalize(&"-".repeat(65)), None);
+        assert_ne!(hash("ab0d-ef1h-jkmn-pqrt"), Some(h));
+    }
+}
