@@ -428,3 +428,30 @@ fn a_display_name_or_app_name_is_bounded_and_has_no_control_characters() {
         assert_eq!(create_app(&env, json!({"name": name})).status, 400, "{name:?}");
     }
 }
+
+#[test]
+fn a_second_app_on_the_same_host_and_path_prefix_is_a_conflict_that_leaves_the_first_as_it_was() {
+    let env = TestEnv::new();
+    let first = create_app(&env, json!({"path_prefix": "/wiki/"}));
+    assert_eq!(first.status, 201);
+    let second = create_app(
+        &env,
+        json!({"name": "Impostor", "path_prefix": "/wiki/", "origin": "http://10.0.0.6:80"}),
+    );
+    assert_eq!(second.status, 409, "{}", String::from_utf8_lossy(&second.body));
+    assert_eq!(second.json_body()["error"], "conflict");
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM apps WHERE origin = 'http://10.0.0.5:8080'"),
+        1
+    );
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM apps"), 1);
+    // Replacing the first app under its own id is no clash with itself.
+    let id = first.json_body()["id"].as_str().unwrap_or_default().to_owned();
+    let replaced = env.admin(
+        Method::Put,
+        &format!("/admin/api/apps/{id}"),
+        Some(json!({"name": "Wiki 2", "host": "app.example.com", "path_prefix": "/wiki/", "origin": "http://10.0.0.5:8080"})),
+    );
+    assert_eq!(replaced.status, 200);
+}
