@@ -5,8 +5,10 @@ pub mod clients;
 pub mod consents;
 pub mod events;
 pub mod grants;
+pub mod recovery_codes;
 pub mod retention;
 pub mod sessions;
+pub mod totp_devices;
 pub mod users;
 
 use serde::{Deserialize, Deserializer};
