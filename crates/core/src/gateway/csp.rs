@@ -329,6 +329,8 @@ mod tests {
              connect-src 'self' wss://ws.example.com:*; frame-ancestors 'self' https://parent.example; \
              base-uri 'none'; form-action 'self'; upgrade-insecure-requests; sandbox allow-scripts allow-forms; \
              report-to csp-endpoint; require-trusted-types-for 'script'; trusted-types app-policy 'allow-duplicates'",
+            "webrtc 'block'; trusted-types 'none'",
+            "webrtc 'allow'; trusted-types *",
             "DEFAULT-SRC 'SELF';",
             "script-src *",
         ] {
@@ -357,6 +359,13 @@ mod tests {
             "img-src https://exa_mple.com",
             "img-src https://a.example:99999",
             "img-src https://a..example",
+            "report-to csp/endpoint",
+            "report-to a b",
+            "require-trusted-types-for 'style'",
+            "require-trusted-types-for 'script' 'script'",
+            "trusted-types a!b",
+            "webrtc 'maybe'",
+            "webrtc",
         ] {
             assert!(validate_policy(bad).is_err(), "{bad}");
         }
