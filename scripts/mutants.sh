@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 ensure_cargo_mutants
 
 out=target/mutants-out
-export CARGO_TARGET_DIR="$PWD/target/mutants"
+export CARGO_TARGET_DIR="${GATEHOUSE_MUTANTS_TARGET_DIR:-$PWD/target/mutants}"
 jobs="${GATEHOUSE_MUTANTS_JOBS:-1}"
 timeout="${GATEHOUSE_MUTANTS_TIMEOUT:-120}"
 

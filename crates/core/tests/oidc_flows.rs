@@ -1441,3 +1441,60 @@ fn the_grace_interval_never_revives_a_revoked_family() {
     let r = token(&env, &rp, &[("grant_type", "refresh_token"), ("refresh_token", rt)]);
     assert_eq!(r.json_body()["error"], "invalid_grant");
 }
+
+#[test]
+fn oidc_core_2_tokens_say_how_the_user_signed_in_with_amr_and_acr_and_keep_it_across_a_refresh() {
+    use gatehouse_core::factors::amr;
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let t = exchange(&env, &rp, &code).json_body();
+    let verify = |token: &serde_json::Value| {
+        futures::executor::block_on(gatehouse_core::jwt::verify(&env.signer, token.as_str().unwrap(), T0, 0)).unwrap()
+    };
+    for claims in [verify(&t["id_token"]), verify(&t["access_token"])] {
+        assert_eq!(claims["amr"], json!([amr::PWD]));
+        assert_eq!(claims["acr"], amr::ACR_SINGLE_FACTOR);
+    }
+    let refreshed = token(
+        &env,
+        &rp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .json_body();
+    assert_eq!(verify(&refreshed["id_token"])["amr"], json!([amr::PWD]));
+    assert_eq!(verify(&refreshed["access_token"])["acr"], amr::ACR_SINGLE_FACTOR);
+
+    let discovery = env
+        .send(Request::new(Method::Get, "/.well-known/openid-configuration"))
+        .json_body();
+    assert_eq!(discovery["acr_values_supported"], json!(amr::ACR_VALUES_SUPPORTED));
+    let claims = discovery["claims_supported"].as_array().unwrap();
+    assert!(claims.contains(&json!("amr")) && claims.contains(&json!("acr")));
+}
+
+#[test]
+fn a_client_credentials_token_has_no_sign_in_methods() {
+    let env = TestEnv::new();
+    let rp = confidential(
+        &env,
+        json!({"grant_types": ["client_credentials"], "response_types": [], "redirect_uris": [], "scope": "api:read"}),
+    );
+    let t = token(
+        &env,
+        &rp,
+        &[("grant_type", "client_credentials"), ("scope", "api:read")],
+    )
+    .json_body();
+    let claims = futures::executor::block_on(gatehouse_core::jwt::verify(
+        &env.signer,
+        t["access_token"].as_str().unwrap(),
+        T0,
+        0,
+    ))
+    .unwrap();
+    assert!(claims.get("amr").is_none() && claims.get("acr").is_none(), "{claims:?}");
+}

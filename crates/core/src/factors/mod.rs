@@ -2,6 +2,7 @@
 //! sealing of secrets Gatehouse must read back. The sign-in stages that ask for them, and the
 //! tables that keep them, build on these; nothing here reads the clock or a random source itself.
 
+pub mod amr;
 pub mod recovery_codes;
 pub mod sealed;
 pub mod totp;

@@ -372,6 +372,86 @@ mod tests {
     }
 
     #[test]
+    fn the_source_grammar_pieces_accept_what_csp3_allows_and_nothing_else() {
+        for (v, ok) in [
+            ("https", true),
+            ("web+app", true),
+            ("a1.-+", true),
+            ("1http", false),
+            ("", false),
+            ("ht_tp", false),
+        ] {
+            assert_eq!(is_scheme(v), ok, "scheme {v:?}");
+        }
+        for (v, ok) in [
+            ("https:", true),
+            ("data:", true),
+            ("https", false),
+            ("1a:", false),
+            (":", false),
+        ] {
+            assert_eq!(is_scheme_source(v), ok, "scheme-source {v:?}");
+        }
+        for (v, ok) in [
+            ("https://cdn.example.com", true),
+            ("cdn.example.com", true),
+            ("https://cdn.example.com:443/path/", true),
+            ("*.example.com", true),
+            ("https://*:*", true),
+            ("*", true),
+            ("https://a.example.", true),
+            ("ht_tp://a.example", false),
+            ("https://a.example:99999", false),
+            ("https://a.example:8a", false),
+            ("https://a.example:", false),
+            ("https://a..example", false),
+            ("https://.example", false),
+            ("https://*", true),
+            ("https://a.*.example", false),
+            ("https://a.example/x;y", false),
+            ("https://", false),
+        ] {
+            assert_eq!(is_host_source(v), ok, "host-source {v:?}");
+        }
+        for (v, ok) in [
+            ("", true),
+            ("/", true),
+            ("/a%2Fb", true),
+            ("/%41%42/c", true),
+            ("/~user/(x)!$&'*+=:@", true),
+            ("/a%2", false),
+            ("/a%4", false),
+            ("/a%zz", false),
+            ("/a%2g", false),
+            ("//x", false),
+            ("a", false),
+            ("/a b", false),
+            ("/a,b", false),
+        ] {
+            assert_eq!(is_path_part(v), ok, "path-part {v:?}");
+        }
+        for (v, ok) in [
+            ("abc", true),
+            ("abc=", true),
+            ("abc==", true),
+            ("a+/-_", true),
+            ("abc===", false),
+            ("===", false),
+            ("=", false),
+            ("", false),
+            ("a.b", false),
+        ] {
+            assert_eq!(is_base64_value(v), ok, "base64-value {v:?}");
+        }
+        for b in b"!#$%&'*+-.^_`|~aZ09" {
+            assert!(is_tchar(*b), "{}", *b as char);
+        }
+        for b in b"\"(),/:;<=>?@[]{} \t" {
+            assert!(!is_tchar(*b), "{}", *b as char);
+        }
+    }
+
+    #[test]
     fn report_uri_is_one_path_or_https_url() {
         for ok in ["", "/.gatehouse/csp-report", "https://reports.example.com/csp?app=wiki"] {
             assert_eq!(validate_report_uri(ok), Ok(()), "{ok}");

@@ -458,6 +458,7 @@ async fn resume_pending(
         scope: scope::join(&pending.scope),
         auth_time: Some(session.auth_time),
         nonce: pending.nonce.clone(),
+        amr: Some(session.amr.clone()),
         created_at: now,
         expires_at: now + ctx.settings.refresh_absolute_ttl,
         revoked_at: None,

@@ -2,6 +2,7 @@
 
 use serde_json::json;
 
+use crate::factors::amr;
 use crate::http::Response;
 use crate::oidc::scope;
 use crate::Ctx;
@@ -29,7 +30,8 @@ pub fn handle(ctx: &Ctx<'_>) -> Response {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid",
+        "acr_values_supported": amr::ACR_VALUES_SUPPORTED,
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "acr", "amr",
                               "name", "preferred_username", "email", "email_verified"],
         "claims_parameter_supported": false,
         "request_parameter_supported": false,

@@ -299,6 +299,7 @@ pub async fn post(ctx: &Ctx<'_>, req: &Request) -> Response {
             user_id: user.id.clone(),
             auth_time: now,
             expires_at: now + ctx.settings.session_ttl,
+            amr: crate::factors::amr::PWD.to_owned(),
         };
         statements.push(sessions::insert_statement(&session, now));
         pending.authenticated_session = Some(session.id_hash.clone());

@@ -21,6 +21,9 @@ pub struct Grant {
     #[serde(default, deserialize_with = "super::opt_int")]
     pub auth_time: Option<i64>,
     pub nonce: Option<String>,
+    /// The methods of the sign-in behind it (space-separated); `None` without a user.
+    #[serde(default)]
+    pub amr: Option<String>,
     #[serde(deserialize_with = "super::int")]
     pub created_at: i64,
     #[serde(deserialize_with = "super::int")]
@@ -32,8 +35,8 @@ pub struct Grant {
 /// The statement that records a new grant, to run in one batch with what it first issues.
 pub fn insert_grant_statement(g: &Grant) -> (&'static str, Vec<Value>) {
     (
-        "INSERT INTO grants (id, client_id, user_id, session_hash, scope, auth_time, nonce, created_at, expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO grants (id, client_id, user_id, session_hash, scope, auth_time, nonce, created_at, expires_at, amr) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params_vec![
             &g.id,
             &g.client_id,
@@ -43,7 +46,8 @@ pub fn insert_grant_statement(g: &Grant) -> (&'static str, Vec<Value>) {
             g.auth_time,
             g.nonce.clone(),
             g.created_at,
-            g.expires_at
+            g.expires_at,
+            g.amr.clone()
         ],
     )
 }
@@ -104,7 +108,7 @@ const LIVE_GRANT: &str = "g.revoked_at IS NULL AND g.expires_at > ?2 \
 /// The grant columns, prefixed `g_`, as joined into the exchange lookups.
 const GRANT_AS_G: &str = "g.id AS g_id, g.client_id AS g_client_id, g.user_id AS g_user_id, \
      g.session_hash AS g_session_hash, g.scope AS g_scope, g.auth_time AS g_auth_time, g.nonce AS g_nonce, \
-     g.created_at AS g_created_at, g.expires_at AS g_expires_at";
+     g.amr AS g_amr, g.created_at AS g_created_at, g.expires_at AS g_expires_at";
 
 /// A live grant joined as `g_*` columns (absent when the grant may no longer issue tokens).
 #[derive(Deserialize)]
@@ -122,6 +126,8 @@ struct JoinedGrant {
     g_auth_time: Option<i64>,
     #[serde(default)]
     g_nonce: Option<String>,
+    #[serde(default)]
+    g_amr: Option<String>,
     #[serde(default, deserialize_with = "super::opt_int")]
     g_created_at: Option<i64>,
     #[serde(default, deserialize_with = "super::opt_int")]
@@ -138,6 +144,7 @@ impl JoinedGrant {
             scope: self.g_scope?,
             auth_time: self.g_auth_time,
             nonce: self.g_nonce,
+            amr: self.g_amr,
             created_at: self.g_created_at?,
             expires_at: self.g_expires_at?,
             revoked_at: None,

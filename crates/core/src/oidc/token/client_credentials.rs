@@ -32,6 +32,7 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
         scope: scopes.join(" "),
         auth_time: None,
         nonce: None,
+        amr: None,
         created_at: now,
         expires_at: now + ctx.settings.access_token_ttl,
         revoked_at: None,

@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::crypto::{b64url, random_token, sha256, token_hash};
 use crate::error::{Error, ErrorCode, OAuthError};
+use crate::factors::amr;
 use crate::http::{Method, Request, Response};
 use crate::jwt;
 use crate::oidc::{client_auth, scope};
@@ -97,6 +98,8 @@ pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Issued, Error> {
     if let Some(t) = i.grant.auth_time {
         at["auth_time"] = json!(t);
     }
+    // RFC 9068 §2.2.1: how the user authenticated, for resource servers that require a factor.
+    sign_in_methods(&mut at, i.grant);
     let access_token = jwt::sign(ctx.signer, alg, &at, Some(jwt::typ::ACCESS_TOKEN)).await?;
     let access_hash = token_hash(&access_token);
     let mut statements = Vec::new();
@@ -199,6 +202,7 @@ async fn id_token(
     if let Some(t) = i.grant.auth_time {
         claims["auth_time"] = json!(t);
     }
+    sign_in_methods(&mut claims, i.grant);
     if let Some(n) = &i.grant.nonce {
         claims["nonce"] = json!(n);
     }
@@ -207,6 +211,15 @@ async fn id_token(
         claims["sid"] = json!(b64url(&sha256(s.as_bytes())[..16]));
     }
     Ok(jwt::sign(ctx.signer, alg, &claims, Some(jwt::typ::ID_TOKEN)).await?)
+}
+
+/// `amr` and `acr` (OIDC Core §2) of a grant made from a user's sign-in.
+fn sign_in_methods(claims: &mut Value, grant: &Grant) {
+    if let Some(stored) = &grant.amr {
+        let methods = amr::parse(stored);
+        claims["acr"] = json!(amr::acr(&methods));
+        claims["amr"] = json!(methods);
+    }
 }
 
 /// A replayed code or refresh token: the whole family it belongs to is revoked
