@@ -10,6 +10,7 @@ pub mod db;
 pub mod edge;
 pub mod error;
 pub mod factors;
+pub mod flow;
 pub mod gateway;
 pub mod health;
 pub mod http;

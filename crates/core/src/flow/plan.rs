@@ -1,0 +1,299 @@
+//! The plan: given what a flow has passed and what is required, the next stage. Pure: the
+//! caller reads the user's enrolled factors and the settings, and passes the time in.
+
+use crate::factors::amr;
+
+/// A factor a stage can check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Factor {
+    Password,
+    Totp,
+    RecoveryCode,
+}
+
+impl Factor {
+    /// Its RFC 8176 method (a recovery code is a one-time password too).
+    pub fn amr(self) -> &'static str {
+        match self {
+            Factor::Password => amr::PWD,
+            Factor::Totp | Factor::RecoveryCode => amr::OTP,
+        }
+    }
+
+    /// Whether it counts as a second factor (something the user has, beside the password).
+    pub fn is_second(self) -> bool {
+        !matches!(self, Factor::Password)
+    }
+}
+
+/// A factor passed at a time (Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Passed {
+    pub factor: Factor,
+    pub at: i64,
+}
+
+/// The `amr` of a sign-in that passed `factors`: each method once, and `mfa` when a password
+/// and a second factor were both passed.
+pub fn amr_of(factors: &[Passed]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for p in factors {
+        if !out.contains(&p.factor.amr()) {
+            out.push(p.factor.amr());
+        }
+    }
+    let first = factors.iter().any(|p| !p.factor.is_second());
+    let second = factors.iter().any(|p| p.factor.is_second());
+    if first && second {
+        out.push(amr::MFA);
+    }
+    out
+}
+
+/// `GATEHOUSE_MFA`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MfaMode {
+    /// No second factor is asked or offered.
+    Off,
+    /// Users who enrolled one are asked for it; others sign in with a password.
+    #[default]
+    Optional,
+    /// Everyone needs one; a user without one enrolls before getting a session.
+    Required,
+}
+
+impl MfaMode {
+    pub fn parse(v: &str) -> Option<MfaMode> {
+        match v {
+            "off" => Some(MfaMode::Off),
+            "optional" => Some(MfaMode::Optional),
+            "required" => Some(MfaMode::Required),
+            _ => None,
+        }
+    }
+}
+
+/// What this flow's purpose and the deployment require.
+#[derive(Debug, Clone, Default)]
+pub struct Requirements {
+    pub mfa: MfaMode,
+    /// The client, the app or one of the user's groups requires a second factor.
+    pub mfa_required_here: bool,
+    /// `acr_values` asked for a multi-factor sign-in (a step-up).
+    pub acr_mfa: bool,
+    /// Factors passed before this time do not count (`max_age`, `prompt=login`).
+    pub fresh_after: Option<i64>,
+    /// The purpose still needs the user's consent (a third-party client's new scopes).
+    pub consent: bool,
+    /// The user must set a new password before finishing (account page, reset, expiry).
+    pub new_password: bool,
+}
+
+/// The factors the identified user has enrolled.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Enrolled {
+    pub totp: bool,
+    pub recovery_codes: bool,
+}
+
+impl Enrolled {
+    fn any_second(self) -> bool {
+        self.totp || self.recovery_codes
+    }
+}
+
+/// The next thing the flow does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Ask who the user is (and their password, on the same page).
+    Identify,
+    /// Ask for the password of the identified user.
+    Password,
+    /// Ask for a second factor: a TOTP code, or a recovery code instead.
+    SecondFactor,
+    /// The user has no second factor but needs one: enroll before finishing.
+    EnrollSecondFactor,
+    Consent,
+    NewPassword,
+    /// Everything required is passed: the purpose completes (a session, a code, a redirect).
+    Complete,
+}
+
+/// The next stage. `user` is `None` until the flow identified someone; `passed` holds the
+/// factors passed in this flow and those carried over from the session (a step-up keeps them).
+pub fn next(req: &Requirements, user: Option<Enrolled>, passed: &[Passed]) -> Stage {
+    let Some(enrolled) = user else {
+        return Stage::Identify;
+    };
+    let fresh = |p: &&Passed| req.fresh_after.is_none_or(|t| p.at >= t);
+    let has = |second: bool| passed.iter().filter(fresh).any(|p| p.factor.is_second() == second);
+    if !has(false) {
+        return Stage::Password;
+    }
+    let needs_second = match req.mfa {
+        MfaMode::Off => false,
+        MfaMode::Optional => enrolled.any_second() || req.mfa_required_here || req.acr_mfa,
+        MfaMode::Required => true,
+    };
+    if needs_second && !has(true) {
+        return if enrolled.any_second() {
+            Stage::SecondFactor
+        } else {
+            Stage::EnrollSecondFactor
+        };
+    }
+    if req.new_password {
+        return Stage::NewPassword;
+    }
+    if req.consent {
+        return Stage::Consent;
+    }
+    Stage::Complete
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PWD: Passed = Passed {
+        factor: Factor::Password,
+        at: 100,
+    };
+    const TOTP: Passed = Passed {
+        factor: Factor::Totp,
+        at: 110,
+    };
+    const NONE: Enrolled = Enrolled {
+        totp: false,
+        recovery_codes: false,
+    };
+    const WITH_TOTP: Enrolled = Enrolled {
+        totp: true,
+        recovery_codes: true,
+    };
+
+    fn req(mfa: MfaMode) -> Requirements {
+        Requirements {
+            mfa,
+            ..Requirements::default()
+        }
+    }
+
+    #[test]
+    fn a_flow_identifies_then_asks_the_password_then_completes() {
+        let r = req(MfaMode::Optional);
+        assert_eq!(next(&r, None, &[]), Stage::Identify);
+        assert_eq!(next(&r, Some(NONE), &[]), Stage::Password);
+        assert_eq!(next(&r, Some(NONE), &[PWD]), Stage::Complete);
+    }
+
+    #[test]
+    fn an_enrolled_user_is_asked_a_second_factor_unless_mfa_is_off() {
+        assert_eq!(
+            next(&req(MfaMode::Optional), Some(WITH_TOTP), &[PWD]),
+            Stage::SecondFactor
+        );
+        assert_eq!(
+            next(&req(MfaMode::Optional), Some(WITH_TOTP), &[PWD, TOTP]),
+            Stage::Complete
+        );
+        assert_eq!(next(&req(MfaMode::Off), Some(WITH_TOTP), &[PWD]), Stage::Complete);
+        // A second factor alone is not a password.
+        assert_eq!(next(&req(MfaMode::Optional), Some(WITH_TOTP), &[TOTP]), Stage::Password);
+        let codes_only = Enrolled {
+            totp: false,
+            recovery_codes: true,
+        };
+        assert_eq!(
+            next(&req(MfaMode::Optional), Some(codes_only), &[PWD]),
+            Stage::SecondFactor
+        );
+    }
+
+    #[test]
+    fn gatehouse_mfa_required_makes_a_user_without_a_second_factor_enroll_before_a_session() {
+        let r = req(MfaMode::Required);
+        assert_eq!(next(&r, Some(NONE), &[PWD]), Stage::EnrollSecondFactor);
+        assert_eq!(next(&r, Some(WITH_TOTP), &[PWD]), Stage::SecondFactor);
+        assert_eq!(next(&r, Some(WITH_TOTP), &[PWD, TOTP]), Stage::Complete);
+    }
+
+    #[test]
+    fn a_client_or_group_that_requires_mfa_and_acr_values_step_up_a_password_session() {
+        for r in [
+            Requirements {
+                mfa_required_here: true,
+                ..req(MfaMode::Optional)
+            },
+            Requirements {
+                acr_mfa: true,
+                ..req(MfaMode::Optional)
+            },
+        ] {
+            // The password from the session carries over: only the missing factor is asked.
+            assert_eq!(next(&r, Some(WITH_TOTP), &[PWD]), Stage::SecondFactor);
+            assert_eq!(next(&r, Some(NONE), &[PWD]), Stage::EnrollSecondFactor);
+            assert_eq!(next(&r, Some(WITH_TOTP), &[PWD, TOTP]), Stage::Complete);
+        }
+    }
+
+    #[test]
+    fn max_age_and_prompt_login_discount_factors_passed_before_the_cut_off() {
+        let r = Requirements {
+            fresh_after: Some(105),
+            ..req(MfaMode::Optional)
+        };
+        assert_eq!(next(&r, Some(WITH_TOTP), &[PWD, TOTP]), Stage::Password);
+        let again = Passed {
+            factor: Factor::Password,
+            at: 105,
+        };
+        assert_eq!(next(&r, Some(WITH_TOTP), &[PWD, TOTP, again]), Stage::Complete);
+        let r = Requirements {
+            fresh_after: Some(111),
+            ..r
+        };
+        assert_eq!(
+            next(&r, Some(WITH_TOTP), &[TOTP, Passed { at: 200, ..PWD }]),
+            Stage::SecondFactor
+        );
+    }
+
+    #[test]
+    fn a_new_password_comes_before_consent_and_both_after_the_factors() {
+        let r = Requirements {
+            new_password: true,
+            consent: true,
+            ..req(MfaMode::Optional)
+        };
+        assert_eq!(next(&r, Some(WITH_TOTP), &[PWD]), Stage::SecondFactor);
+        assert_eq!(next(&r, Some(WITH_TOTP), &[PWD, TOTP]), Stage::NewPassword);
+        let r = Requirements {
+            new_password: false,
+            ..r
+        };
+        assert_eq!(next(&r, Some(WITH_TOTP), &[PWD, TOTP]), Stage::Consent);
+    }
+
+    #[test]
+    fn amr_lists_each_method_once_and_mfa_for_a_password_with_a_second_factor() {
+        let code = Passed {
+            factor: Factor::RecoveryCode,
+            at: 120,
+        };
+        assert_eq!(amr_of(&[PWD]), [amr::PWD]);
+        assert_eq!(amr_of(&[PWD, TOTP]), [amr::PWD, amr::OTP, amr::MFA]);
+        assert_eq!(amr_of(&[PWD, TOTP, code]), [amr::PWD, amr::OTP, amr::MFA]);
+        assert_eq!(amr_of(&[TOTP]), [amr::OTP]);
+        assert_eq!(amr_of(&[]), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn gatehouse_mfa_values() {
+        assert_eq!(MfaMode::parse("off"), Some(MfaMode::Off));
+        assert_eq!(MfaMode::parse("optional"), Some(MfaMode::Optional));
+        assert_eq!(MfaMode::parse("required"), Some(MfaMode::Required));
+        assert_eq!(MfaMode::parse("Required"), None);
+        assert_eq!(MfaMode::default(), MfaMode::Optional);
+    }
+}
