@@ -55,6 +55,8 @@ test("discovery document advertises the contract", async () => {
   }
   assert.ok(Array.isArray(d.subject_types_supported) && d.subject_types_supported.length > 0);
   assert.ok(d.scopes_supported.includes("openid"));
+  assert.deepEqual(d.acr_values_supported, ["urn:gatehouse:acr:1fa", "urn:gatehouse:acr:mfa"]);
+  for (const c of ["acr", "amr", "auth_time"]) assert.ok(d.claims_supported.includes(c), `claims_supported lacks ${c}`);
   // openid-client accepts it too (issuer match etc.)
   const config = await oc.discovery(new URL(gh.url), "nobody", undefined, undefined, { execute: [oc.allowInsecureRequests] });
   assert.equal(config.serverMetadata().issuer, gh.url);
@@ -150,6 +152,9 @@ test("code flow + PKCE through the real login form (confidential, client_secret_
   assert.equal(claims.at_hash, atHash(tokens.access_token));
   assert.equal(typeof claims.auth_time, "number");
   assert.ok(Math.abs(claims.auth_time - Date.now() / 1000) < 120);
+  // OIDC Core §2 / RFC 8176: signed in with a password, one factor.
+  assert.deepEqual(claims.amr, ["pwd"]);
+  assert.equal(claims.acr, "urn:gatehouse:acr:1fa");
   const { alg } = jose.decodeProtectedHeader(tokens.id_token);
   assert.equal(alg, "RS256");
 });
