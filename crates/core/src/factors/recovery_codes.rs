@@ -99,6 +99,18 @@ mod tests {
         assert_eq!(generate(&Fixed(0xff)).unwrap()[0], "zzzz-zzzz-zzzz-zzzz");
         // 0x84 repeated: 40 bits repeat twice, so the code is two equal halves, big-endian.
         assert_eq!(generate(&Fixed(0x84)).unwrap()[0], "gj28-9144-gj28-9144");
+        // Each code takes exactly ten bytes, in order: bytes 1..=10 make the first code.
+        struct Counting(std::cell::Cell<u8>);
+        impl Rng for Counting {
+            fn fill(&self, buf: &mut [u8]) -> Result<(), InternalError> {
+                for b in buf {
+                    self.0.set(self.0.get() + 1);
+                    *b = self.0.get();
+                }
+                Ok(())
+            }
+        }
+        assert_eq!(generate(&Counting(Default::default())).unwrap()[0], "0410-6105-0r3g-g28a");
     }
 
     #[test]
