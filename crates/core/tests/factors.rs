@@ -171,3 +171,43 @@ fn a_recovery_code_is_spent_once_and_a_new_set_voids_the_old_one() {
     assert!(block_on(stored_codes::spend(&db, "usr_alice", &fresh[5], NOW + 2)).unwrap());
     assert_eq!(block_on(stored_codes::remaining(&db, "usr_alice")).unwrap(), 9);
 }
+
+#[test]
+fn second_factors_count_confirmed_devices_and_unused_codes_only() {
+    use gatehouse_core::store::totp_devices::SecondFactors;
+    let db = SqliteDb::migrated();
+    with_users(&db);
+    let (key, rng) = (SealingKey::derive(b"k"), SeededRng::new(9));
+    let count = |user: &str| block_on(totp_devices::second_factors(&db, user)).unwrap();
+    assert_eq!(
+        count("usr_alice"),
+        SecondFactors {
+            totp_devices: 0,
+            recovery_codes: 0
+        }
+    );
+    enroll(&db, &key, &rng, "usr_alice", "dev_pending");
+    enroll(&db, &key, &rng, "usr_alice", "dev_confirmed");
+    assert!(block_on(totp_devices::accept_step(&db, "usr_alice", "dev_confirmed", 1, NOW)).unwrap());
+    let hashes: Vec<String> = recovery_codes::generate(&rng)
+        .unwrap()
+        .iter()
+        .filter_map(|c| recovery_codes::hash(c))
+        .collect();
+    block_on(db.batch(&stored_codes::replace_statements("usr_alice", &hashes, NOW))).unwrap();
+    assert!(block_on(stored_codes::spend(&db, "usr_alice", &hashes[0], NOW)).unwrap());
+    assert_eq!(
+        count("usr_alice"),
+        SecondFactors {
+            totp_devices: 1,
+            recovery_codes: 9
+        }
+    );
+    assert_eq!(
+        count("usr_bob"),
+        SecondFactors {
+            totp_devices: 0,
+            recovery_codes: 0
+        }
+    );
+}

@@ -110,7 +110,10 @@ mod tests {
                 Ok(())
             }
         }
-        assert_eq!(generate(&Counting(Default::default())).unwrap()[0], "0410-6105-0r3g-g28a");
+        assert_eq!(
+            generate(&Counting(Default::default())).unwrap()[0],
+            "0410-6105-0r3g-g28a"
+        );
     }
 
     #[test]

@@ -101,3 +101,25 @@ pub fn delete_unconfirmed_statement(older_than: i64) -> (&'static str, Vec<Value
         params_vec![older_than],
     )
 }
+
+/// What second factors a user can sign in with, in one query: confirmed TOTP devices and unused
+/// recovery codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct SecondFactors {
+    #[serde(deserialize_with = "super::int")]
+    pub totp_devices: i64,
+    #[serde(deserialize_with = "super::int")]
+    pub recovery_codes: i64,
+}
+
+pub async fn second_factors(db: &dyn Db, user_id: &str) -> Result<SecondFactors, InternalError> {
+    let row: Option<SecondFactors> = first(
+        db.query(
+            "SELECT (SELECT COUNT(*) FROM totp_devices WHERE user_id = ?1 AND confirmed_at IS NOT NULL) AS totp_devices, \
+             (SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL) AS recovery_codes",
+            &params![user_id],
+        )
+        .await?,
+    )?;
+    row.ok_or_else(|| InternalError::new("second factor counts: no row"))
+}
