@@ -15,6 +15,13 @@ use support::*;
 
 const NOW: i64 = 1_800_000_000;
 
+/// A migrated database with Alice and Bob, a sealing key and seeded randomness.
+fn setup(seed: u64) -> (SqliteDb, SealingKey, SeededRng) {
+    let db = SqliteDb::migrated();
+    with_users(&db);
+    (db, SealingKey::derive(b"deployment secret"), SeededRng::new(seed))
+}
+
 fn with_users(db: &SqliteDb) {
     for id in ["usr_alice", "usr_bob"] {
         db.exec(&format!(
@@ -46,9 +53,7 @@ fn enroll(db: &SqliteDb, key: &SealingKey, rng: &SeededRng, user: &str, id: &str
 
 #[test]
 fn rfc6238_5_2_a_totp_code_verified_twice_at_once_is_taken_by_one_request_only() {
-    let db = SqliteDb::migrated();
-    with_users(&db);
-    let (key, rng) = (SealingKey::derive(b"deployment secret"), SeededRng::new(5));
+    let (db, key, rng) = setup(5);
     let secret = enroll(&db, &key, &rng, "usr_alice", "dev_1");
 
     let device = block_on(totp_devices::get(&db, "usr_alice", "dev_1")).unwrap().unwrap();
@@ -79,9 +84,7 @@ fn rfc6238_5_2_a_totp_code_verified_twice_at_once_is_taken_by_one_request_only()
 
 #[test]
 fn a_users_devices_are_theirs_alone_and_a_sealed_secret_does_not_open_in_another_row() {
-    let db = SqliteDb::migrated();
-    with_users(&db);
-    let (key, rng) = (SealingKey::derive(b"deployment secret"), SeededRng::new(6));
+    let (db, key, rng) = setup(6);
     enroll(&db, &key, &rng, "usr_alice", "dev_a");
     enroll(&db, &key, &rng, "usr_bob", "dev_b");
     assert!(block_on(totp_devices::get(&db, "usr_bob", "dev_a")).unwrap().is_none());
@@ -112,9 +115,7 @@ fn a_users_devices_are_theirs_alone_and_a_sealed_secret_does_not_open_in_another
 
 #[test]
 fn unconfirmed_enrollments_older_than_the_cut_off_are_removed_and_confirmed_devices_kept() {
-    let db = SqliteDb::migrated();
-    with_users(&db);
-    let (key, rng) = (SealingKey::derive(b"k"), SeededRng::new(7));
+    let (db, key, rng) = setup(7);
     enroll(&db, &key, &rng, "usr_alice", "dev_abandoned");
     enroll(&db, &key, &rng, "usr_alice", "dev_used");
     assert!(block_on(totp_devices::accept_step(&db, "usr_alice", "dev_used", 9, NOW)).unwrap());
@@ -175,9 +176,7 @@ fn a_recovery_code_is_spent_once_and_a_new_set_voids_the_old_one() {
 #[test]
 fn second_factors_count_confirmed_devices_and_unused_codes_only() {
     use gatehouse_core::store::totp_devices::SecondFactors;
-    let db = SqliteDb::migrated();
-    with_users(&db);
-    let (key, rng) = (SealingKey::derive(b"k"), SeededRng::new(9));
+    let (db, key, rng) = setup(9);
     let count = |user: &str| block_on(totp_devices::second_factors(&db, user)).unwrap();
     assert_eq!(
         count("usr_alice"),
