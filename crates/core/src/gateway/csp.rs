@@ -427,6 +427,9 @@ mod tests {
             ("a", false),
             ("/a b", false),
             ("/a,b", false),
+            // A character right after an escape is checked like any other.
+            ("/a%41 b", false),
+            ("/%41%42 ", false),
         ] {
             assert_eq!(is_path_part(v), ok, "path-part {v:?}");
         }

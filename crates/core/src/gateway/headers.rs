@@ -325,6 +325,41 @@ fn is_nonce(n: &str) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_permissions_policy_is_feature_equals_allowlist_members_and_nothing_else() {
+        for ok in [
+            "",
+            "camera=()",
+            "display-capture=(self)",
+            "web-share=*",
+            "ch-ua-2=src",
+            "picture-in-picture=(self \"https://a.example\" \"https://*.b.example:8443\")",
+            "camera=(), geolocation=(self \"https://maps.example.com\"), fullscreen=*",
+        ] {
+            assert_eq!(validate_permissions_policy(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "camera",
+            "=self",
+            "Camera=self",
+            "-camera=self",
+            "1camera=self",
+            "camera!=self",
+            "camera=(self",
+            "camera=none",
+            "camera=(self none)",
+            "camera=self;geolocation=*",
+            "camera=\"https://\"",
+            "camera=\"://a.example\"",
+            "camera=\"a.example\"",
+            "camera=\"https://a.example/path\"",
+            "camera=\"ht_tp://a.example\"",
+            "camera=https://a.example",
+        ] {
+            assert!(validate_permissions_policy(bad).is_err(), "{bad}");
+        }
+    }
+
     fn hv<'a>(h: &'a [(String, String)], name: &str) -> Vec<&'a str> {
         h.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
     }
