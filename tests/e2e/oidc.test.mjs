@@ -55,7 +55,7 @@ test("discovery document advertises the contract", async () => {
   }
   assert.ok(Array.isArray(d.subject_types_supported) && d.subject_types_supported.length > 0);
   assert.ok(d.scopes_supported.includes("openid"));
-  assert.deepEqual(d.acr_values_supported, ["urn:gatehouse:acr:1fa", "urn:gatehouse:acr:mfa"]);
+  assert.deepEqual(d.acr_values_supported, [`${gh.url}/acr/1fa`]);
   for (const c of ["acr", "amr", "auth_time"]) assert.ok(d.claims_supported.includes(c), `claims_supported lacks ${c}`);
   // openid-client accepts it too (issuer match etc.)
   const config = await oc.discovery(new URL(gh.url), "nobody", undefined, undefined, { execute: [oc.allowInsecureRequests] });
@@ -154,7 +154,7 @@ test("code flow + PKCE through the real login form (confidential, client_secret_
   assert.ok(Math.abs(claims.auth_time - Date.now() / 1000) < 120);
   // OIDC Core §2 / RFC 8176: signed in with a password, one factor.
   assert.deepEqual(claims.amr, ["pwd"]);
-  assert.equal(claims.acr, "urn:gatehouse:acr:1fa");
+  assert.equal(claims.acr, `${gh.url}/acr/1fa`);
   const { alg } = jose.decodeProtectedHeader(tokens.id_token);
   assert.equal(alg, "RS256");
 });

@@ -19,7 +19,7 @@ const NOW: i64 = 1_800_000_000;
 fn setup(seed: u64) -> (SqliteDb, SealingKey, SeededRng) {
     let db = SqliteDb::migrated();
     with_users(&db);
-    (db, SealingKey::derive(b"deployment secret"), SeededRng::new(seed))
+    (db, SealingKey::derive(&[7; 32]).unwrap(), SeededRng::new(seed))
 }
 
 fn with_users(db: &SqliteDb) {
@@ -51,6 +51,15 @@ fn enroll(db: &SqliteDb, key: &SealingKey, rng: &SeededRng, user: &str, id: &str
     secret
 }
 
+fn confirm(db: &SqliteDb, user: &str, id: &str, step: i64, now: i64) -> u64 {
+    let (sql, params) = totp_devices::confirm_statement(user, id, step, now);
+    block_on(db.execute(sql, &params)).unwrap()
+}
+
+fn hashes_of(user: &str, codes: &[String]) -> Vec<String> {
+    codes.iter().filter_map(|c| recovery_codes::hash(user, c)).collect()
+}
+
 #[test]
 fn rfc6238_5_2_a_totp_code_verified_twice_at_once_is_taken_by_one_request_only() {
     let (db, key, rng) = setup(5);
@@ -64,10 +73,23 @@ fn rfc6238_5_2_a_totp_code_verified_twice_at_once_is_taken_by_one_request_only()
         .unwrap();
     assert_eq!(TotpSecret::from_bytes(opened).unwrap(), secret);
 
-    // Two requests read the same last step, both verify the code, both try to record it.
+    // A pending enrollment is no factor: a code does not sign in with it, and it is not listed.
     let code = secret.code_at(NOW as u64).unwrap();
     let step = totp::verify(&secret, &code, NOW as u64, device.last_step.map(|s| s as u64)).unwrap() as i64;
-    assert!(block_on(totp_devices::accept_step(&db, "usr_alice", "dev_1", step, NOW)).unwrap());
+    assert!(!block_on(totp_devices::accept_step(&db, "usr_alice", "dev_1", step, NOW)).unwrap());
+    assert!(block_on(totp_devices::confirmed_of_user(&db, "usr_alice"))
+        .unwrap()
+        .is_empty());
+    // Two requests confirm with the same code: one wins.
+    assert_eq!(confirm(&db, "usr_alice", "dev_1", step, NOW), 1);
+    assert_eq!(confirm(&db, "usr_alice", "dev_1", step, NOW), 0);
+    assert_eq!(
+        block_on(totp_devices::confirmed_of_user(&db, "usr_alice"))
+            .unwrap()
+            .len(),
+        1
+    );
+    // Signing in with the code that confirmed the device is a replay.
     assert!(!block_on(totp_devices::accept_step(&db, "usr_alice", "dev_1", step, NOW)).unwrap());
     // An older step (a code from the skew window) cannot move it back.
     assert!(!block_on(totp_devices::accept_step(&db, "usr_alice", "dev_1", step - 1, NOW)).unwrap());
@@ -76,10 +98,16 @@ fn rfc6238_5_2_a_totp_code_verified_twice_at_once_is_taken_by_one_request_only()
         (device.last_step, device.confirmed_at, device.last_used_at),
         (Some(step), Some(NOW), Some(NOW))
     );
-    // The next step is accepted and keeps the first confirmation time.
+    // Two requests sign in with the next step's code: one wins; the confirmation time stays.
     assert!(block_on(totp_devices::accept_step(&db, "usr_alice", "dev_1", step + 1, NOW + 30)).unwrap());
+    assert!(!block_on(totp_devices::accept_step(&db, "usr_alice", "dev_1", step + 1, NOW + 30)).unwrap());
     let device = block_on(totp_devices::get(&db, "usr_alice", "dev_1")).unwrap().unwrap();
     assert_eq!((device.confirmed_at, device.last_used_at), (Some(NOW), Some(NOW + 30)));
+    assert_eq!(
+        confirm(&db, "usr_alice", "dev_1", step + 2, NOW + 60),
+        0,
+        "confirmed once"
+    );
 }
 
 #[test]
@@ -118,7 +146,7 @@ fn unconfirmed_enrollments_older_than_the_cut_off_are_removed_and_confirmed_devi
     let (db, key, rng) = setup(7);
     enroll(&db, &key, &rng, "usr_alice", "dev_abandoned");
     enroll(&db, &key, &rng, "usr_alice", "dev_used");
-    assert!(block_on(totp_devices::accept_step(&db, "usr_alice", "dev_used", 9, NOW)).unwrap());
+    assert_eq!(confirm(&db, "usr_alice", "dev_used", 9, NOW), 1);
     let (sql, params) = totp_devices::delete_unconfirmed_statement(NOW);
     assert_eq!(
         block_on(db.execute(sql, &params)).unwrap(),
@@ -136,7 +164,7 @@ fn a_recovery_code_is_spent_once_and_a_new_set_voids_the_old_one() {
     with_users(&db);
     let rng = SeededRng::new(8);
     let codes = recovery_codes::generate(&rng).unwrap();
-    let hashes: Vec<String> = codes.iter().filter_map(|c| recovery_codes::hash(c)).collect();
+    let hashes = hashes_of("usr_alice", &codes);
     assert_eq!(hashes.len(), recovery_codes::COUNT);
     block_on(db.batch(&stored_codes::replace_statements("usr_alice", &hashes, NOW))).unwrap();
     for c in &codes {
@@ -146,7 +174,7 @@ fn a_recovery_code_is_spent_once_and_a_new_set_voids_the_old_one() {
     }
     assert_eq!(block_on(stored_codes::remaining(&db, "usr_alice")).unwrap(), 10);
 
-    let typed = recovery_codes::hash(&codes[3].to_uppercase()).unwrap();
+    let typed = recovery_codes::hash("usr_alice", &codes[3].to_uppercase()).unwrap();
     assert!(block_on(stored_codes::spend(&db, "usr_alice", &typed, NOW)).unwrap());
     assert!(
         !block_on(stored_codes::spend(&db, "usr_alice", &typed, NOW)).unwrap(),
@@ -162,7 +190,7 @@ fn a_recovery_code_is_spent_once_and_a_new_set_voids_the_old_one() {
     let fresh: Vec<String> = recovery_codes::generate(&rng)
         .unwrap()
         .iter()
-        .filter_map(|c| recovery_codes::hash(c))
+        .filter_map(|c| recovery_codes::hash("usr_alice", c))
         .collect();
     block_on(db.batch(&stored_codes::replace_statements("usr_alice", &fresh, NOW + 1))).unwrap();
     assert!(
@@ -187,11 +215,11 @@ fn second_factors_count_confirmed_devices_and_unused_codes_only() {
     );
     enroll(&db, &key, &rng, "usr_alice", "dev_pending");
     enroll(&db, &key, &rng, "usr_alice", "dev_confirmed");
-    assert!(block_on(totp_devices::accept_step(&db, "usr_alice", "dev_confirmed", 1, NOW)).unwrap());
+    assert_eq!(confirm(&db, "usr_alice", "dev_confirmed", 1, NOW), 1);
     let hashes: Vec<String> = recovery_codes::generate(&rng)
         .unwrap()
         .iter()
-        .filter_map(|c| recovery_codes::hash(c))
+        .filter_map(|c| recovery_codes::hash("usr_alice", c))
         .collect();
     block_on(db.batch(&stored_codes::replace_statements("usr_alice", &hashes, NOW))).unwrap();
     assert!(block_on(stored_codes::spend(&db, "usr_alice", &hashes[0], NOW)).unwrap());
@@ -208,5 +236,44 @@ fn second_factors_count_confirmed_devices_and_unused_codes_only() {
             totp_devices: 0,
             recovery_codes: 0
         }
+    );
+}
+
+#[test]
+fn a_user_holds_at_most_ten_devices_pending_ones_included() {
+    let (db, key, rng) = setup(10);
+    for i in 0..totp_devices::MAX_PER_USER {
+        enroll(&db, &key, &rng, "usr_alice", &format!("dev_{i}"));
+    }
+    let secret = TotpSecret::generate(&rng).unwrap();
+    let eleventh = TotpDevice {
+        id: "dev_eleventh".into(),
+        user_id: "usr_alice".into(),
+        name: "one too many".into(),
+        secret_sealed: key.seal(&rng, secret.as_bytes(), "x").unwrap(),
+        confirmed_at: None,
+        last_step: None,
+        last_used_at: None,
+        created_at: NOW,
+    };
+    let (sql, params) = totp_devices::insert_statement(&eleventh);
+    assert_eq!(block_on(db.execute(sql, &params)).unwrap(), 0);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM totp_devices WHERE user_id = 'usr_alice'"),
+        10
+    );
+    // Bob's count is his own.
+    enroll(&db, &key, &rng, "usr_bob", "dev_bob");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM totp_devices WHERE user_id = 'usr_bob'"),
+        1
+    );
+}
+
+#[test]
+fn no_two_pairs_of_ids_seal_under_the_same_context() {
+    assert_ne!(
+        TotpDevice::seal_context("usr_a:b", "dev"),
+        TotpDevice::seal_context("usr_a", "b:dev")
     );
 }

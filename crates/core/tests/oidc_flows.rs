@@ -1463,7 +1463,7 @@ fn oidc_core_2_tokens_say_how_the_user_signed_in_with_amr_and_acr_and_keep_it_ac
     };
     for claims in [verify(&t["id_token"]), verify(&t["access_token"])] {
         assert_eq!(claims["amr"], json!([amr::PWD]));
-        assert_eq!(claims["acr"], amr::ACR_SINGLE_FACTOR);
+        assert_eq!(claims["acr"], format!("{ISSUER}/acr/1fa"));
     }
     let refreshed = token(
         &env,
@@ -1475,12 +1475,12 @@ fn oidc_core_2_tokens_say_how_the_user_signed_in_with_amr_and_acr_and_keep_it_ac
     )
     .json_body();
     assert_eq!(verify(&refreshed["id_token"])["amr"], json!([amr::PWD]));
-    assert_eq!(verify(&refreshed["access_token"])["acr"], amr::ACR_SINGLE_FACTOR);
+    assert_eq!(verify(&refreshed["access_token"])["acr"], format!("{ISSUER}/acr/1fa"));
 
     let discovery = env
         .send(Request::new(Method::Get, "/.well-known/openid-configuration"))
         .json_body();
-    assert_eq!(discovery["acr_values_supported"], json!(amr::ACR_VALUES_SUPPORTED));
+    assert_eq!(discovery["acr_values_supported"], json!([format!("{ISSUER}/acr/1fa")]));
     let claims = discovery["claims_supported"].as_array().unwrap();
     assert!(claims.contains(&json!("amr")) && claims.contains(&json!("acr")));
 }

@@ -9,12 +9,27 @@ pub const OTP: &str = "otp";
 /// More than one factor (`mfa`).
 pub const MFA: &str = "mfa";
 
-/// A sign-in with one factor.
-pub const ACR_SINGLE_FACTOR: &str = "urn:gatehouse:acr:1fa";
-/// A sign-in with at least two factors.
-pub const ACR_MULTI_FACTOR: &str = "urn:gatehouse:acr:mfa";
-/// What discovery lists as `acr_values_supported`, weakest first.
-pub const ACR_VALUES_SUPPORTED: [&str; 2] = [ACR_SINGLE_FACTOR, ACR_MULTI_FACTOR];
+/// The `acr` classes, as paths under the issuer: OIDC Core §2 asks for absolute URIs (or names
+/// registered per RFC 6711, and there are none for these), and the issuer's URL is one this
+/// deployment owns.
+pub const SINGLE_FACTOR: &str = "1fa";
+/// At least two factors.
+pub const MULTI_FACTOR: &str = "mfa";
+
+/// The absolute `acr` URI of a class.
+pub fn acr_uri(issuer: &str, class: &str) -> String {
+    format!("{issuer}/acr/{class}")
+}
+
+/// What discovery lists as `acr_values_supported`, weakest first: only classes this deployment
+/// can produce (the multi-factor one once a second factor can be passed).
+pub fn acr_values_supported(issuer: &str, second_factor_available: bool) -> Vec<String> {
+    let mut out = vec![acr_uri(issuer, SINGLE_FACTOR)];
+    if second_factor_available {
+        out.push(acr_uri(issuer, MULTI_FACTOR));
+    }
+    out
+}
 
 /// The methods of a stored, space-separated `amr` column, in order, without repeats.
 pub fn parse(stored: &str) -> Vec<&str> {
@@ -27,12 +42,12 @@ pub fn parse(stored: &str) -> Vec<&str> {
     out
 }
 
-/// The `acr` of a sign-in that passed `amr`.
-pub fn acr(amr: &[&str]) -> &'static str {
+/// The `acr` class of a sign-in that passed `amr`.
+pub fn class(amr: &[&str]) -> &'static str {
     if amr.contains(&MFA) {
-        ACR_MULTI_FACTOR
+        MULTI_FACTOR
     } else {
-        ACR_SINGLE_FACTOR
+        SINGLE_FACTOR
     }
 }
 
@@ -43,8 +58,20 @@ mod tests {
     #[test]
     fn a_password_alone_is_single_factor_and_mfa_is_multi_factor() {
         assert_eq!(parse(" pwd  pwd "), [PWD]);
-        assert_eq!(acr(&parse("pwd")), ACR_SINGLE_FACTOR);
-        assert_eq!(acr(&parse("pwd otp mfa")), ACR_MULTI_FACTOR);
-        assert_eq!(acr(&parse("")), ACR_SINGLE_FACTOR);
+        assert_eq!(class(&parse("pwd")), SINGLE_FACTOR);
+        assert_eq!(class(&parse("pwd otp mfa")), MULTI_FACTOR);
+        assert_eq!(class(&parse("")), SINGLE_FACTOR);
+        assert_eq!(
+            acr_uri("https://id.example.com", MULTI_FACTOR),
+            "https://id.example.com/acr/mfa"
+        );
+        assert_eq!(
+            acr_values_supported("https://id.example.com", false),
+            ["https://id.example.com/acr/1fa"]
+        );
+        assert_eq!(
+            acr_values_supported("https://id.example.com", true),
+            ["https://id.example.com/acr/1fa", "https://id.example.com/acr/mfa"]
+        );
     }
 }

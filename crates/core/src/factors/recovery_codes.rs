@@ -1,7 +1,8 @@
 //! Recovery codes: ten single-use codes a user keeps on paper, each usable once in place of a
 //! second factor. Each carries 80 random bits, written as four groups of four characters from a
-//! 32-letter alphabet without look-alikes (`0`/`o`, `1`/`l`/`i`), so a fast hash is as safe to
-//! store as for tokens: only SHA-256 hashes are kept, and a code is shown once.
+//! 32-letter alphabet without look-alikes (`0`/`o`, `1`/`l`/`i`). Only SHA-256 hashes are kept,
+//! each over the user's id and the code, so a stolen table cannot be attacked as one pool of
+//! every user's codes; a code is shown once.
 
 use crate::crypto::token_hash;
 use crate::error::InternalError;
@@ -58,9 +59,10 @@ pub fn normalize(typed: &str) -> Option<String> {
     (code.len() == LEN && code.bytes().all(|b| ALPHABET.contains(&b))).then_some(code)
 }
 
-/// The stored form of a code (shown or typed): the hash of its canonical form.
-pub fn hash(code: &str) -> Option<String> {
-    normalize(code).map(|c| token_hash(&c))
+/// The stored form of `user_id`'s code (shown or typed): the hash of the user id and the code's
+/// canonical form. `None` for what cannot be a code.
+pub fn hash(user_id: &str, code: &str) -> Option<String> {
+    normalize(code).map(|c| token_hash(&format!("{}:{user_id}:{c}", user_id.len())))
 }
 
 #[cfg(test)]
@@ -119,7 +121,7 @@ mod tests {
     #[test]
     fn what_the_user_types_is_read_leniently_and_hashed_in_one_form() {
         let code = "ab0d-ef1h-jkmn-pqrs";
-        let h = hash(code).unwrap();
+        let h = hash("usr_a", code).unwrap();
         for typed in [
             "AB0D-EF1H-JKMN-PQRS",
             "abod ef1h jkmn pqrs",
@@ -127,7 +129,7 @@ mod tests {
             "ab0d-efih-jkmn-pqrs",
             "ab0d-eflh-jkmn-pqrs",
         ] {
-            assert_eq!(hash(typed).as_deref(), Some(h.as_str()), "{typed}");
+            assert_eq!(hash("usr_a", typed).as_deref(), Some(h.as_str()), "{typed}");
         }
         for bad in [
             "",
@@ -136,9 +138,11 @@ mod tests {
             "ab0d-ef1h-jkmn-pqru",
             "ab0d-ef1h-jkmn-pqr!",
         ] {
-            assert_eq!(hash(bad), None, "{bad}");
+            assert_eq!(hash("usr_a", bad), None, "{bad}");
         }
         assert_eq!(normalize(&"-".repeat(65)), None);
-        assert_ne!(hash("ab0d-ef1h-jkmn-pqrt"), Some(h));
+        assert_ne!(hash("usr_a", "ab0d-ef1h-jkmn-pqrt"), Some(h.clone()));
+        // The same code of another user is another hash.
+        assert_ne!(hash("usr_b", code), Some(h));
     }
 }

@@ -1,5 +1,5 @@
 //! Secrets Gatehouse must read back (TOTP seeds) are stored sealed: AES-256-GCM under a key
-//! derived from a deployment secret, with a fresh 96-bit nonce per seal and the row they belong to
+//! derived with HKDF-SHA256 (RFC 5869) from a deployment secret of its own, with a fresh 96-bit nonce per seal and the row they belong to
 //! as associated data, so a sealed value copied into another user's row does not open there.
 //!
 //! Stored form: base64url of `version (1) ‖ nonce (12) ‖ ciphertext ‖ tag (16)`.
@@ -9,13 +9,18 @@ use std::fmt;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 
-use crate::crypto::{b64url, b64url_decode, hmac_sha256};
+use hkdf::Hkdf;
+use sha2::Sha256;
+
+use crate::crypto::{b64url, b64url_decode};
 use crate::error::InternalError;
 use crate::ports::Rng;
 
 const VERSION: u8 = 1;
 const NONCE_BYTES: usize = 12;
 const TAG_BYTES: usize = 16;
+/// The shortest deployment secret accepted: 256 bits.
+pub const MIN_SECRET_BYTES: usize = 32;
 
 /// The sealing key. Its `Debug` never shows it.
 pub struct SealingKey([u8; 32]);
@@ -27,10 +32,20 @@ impl fmt::Debug for SealingKey {
 }
 
 impl SealingKey {
-    /// Derives the key from a deployment secret, under a label of its own so the same secret
-    /// used for another purpose (cookie MACs) never yields this key.
-    pub fn derive(secret: &[u8]) -> SealingKey {
-        SealingKey(hmac_sha256(secret, b"gatehouse sealed secrets v1"))
+    /// Derives the key from a deployment secret of at least [`MIN_SECRET_BYTES`], with HKDF
+    /// under a label of its own.
+    pub fn derive(secret: &[u8]) -> Result<SealingKey, InternalError> {
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(InternalError::new(format!(
+                "the sealing secret is too short ({} bytes; at least {MIN_SECRET_BYTES})",
+                secret.len()
+            )));
+        }
+        let mut key = [0u8; 32];
+        Hkdf::<Sha256>::new(Some(b"gatehouse"), secret)
+            .expand(b"gatehouse sealed secrets v1", &mut key)
+            .map_err(|_| InternalError::new("hkdf output length"))?;
+        Ok(SealingKey(key))
     }
 
     fn cipher(&self) -> Result<Aes256Gcm, InternalError> {
@@ -86,22 +101,24 @@ mod tests {
     use super::*;
     use crate::testing::SeededRng;
 
+    const EXPECTED_HKDF: &str = "vfNn_3200tlD4MZGqa1IGeyKRXVnj__-DJarl4SnBlA";
+
     #[test]
     fn a_sealed_secret_opens_with_its_key_and_context_only() {
         let rng = SeededRng::new(1);
-        let key = SealingKey::derive(b"a deployment secret of enough length");
+        let key = SealingKey::derive(&[7; 32]).unwrap();
         let sealed = key.seal(&rng, b"the seed", "totp:usr_1:dev_1").unwrap();
         assert_eq!(key.open(&sealed, "totp:usr_1:dev_1").unwrap(), b"the seed");
         assert!(!sealed.contains("the seed"));
         assert!(key.open(&sealed, "totp:usr_2:dev_1").is_err(), "another row");
-        let other = SealingKey::derive(b"another deployment secret, same length");
+        let other = SealingKey::derive(&[8; 32]).unwrap();
         assert!(other.open(&sealed, "totp:usr_1:dev_1").is_err(), "another key");
     }
 
     #[test]
     fn every_seal_has_a_fresh_nonce() {
         let rng = SeededRng::new(1);
-        let key = SealingKey::derive(b"k");
+        let key = SealingKey::derive(&[9; 32]).unwrap();
         let a = key.seal(&rng, b"same", "c").unwrap();
         let b = key.seal(&rng, b"same", "c").unwrap();
         assert_ne!(a, b);
@@ -111,7 +128,7 @@ mod tests {
     #[test]
     fn a_changed_truncated_or_unknown_stored_value_does_not_open() {
         let rng = SeededRng::new(2);
-        let key = SealingKey::derive(b"k");
+        let key = SealingKey::derive(&[9; 32]).unwrap();
         let sealed = key.seal(&rng, b"seed", "c").unwrap();
         let bytes = b64url_decode(&sealed).unwrap();
         assert_eq!(bytes.len(), 1 + NONCE_BYTES + 4 + TAG_BYTES);
@@ -130,7 +147,19 @@ mod tests {
     }
 
     #[test]
+    fn a_short_secret_is_refused_and_the_key_is_rfc5869_hkdf() {
+        assert!(SealingKey::derive(&[1; 31]).is_err());
+        assert!(SealingKey::derive(b"").is_err());
+        // RFC 5869 HKDF-SHA256 with salt "gatehouse" and the label as info, computed independently.
+        let key = SealingKey::derive(&[0x0b; 32]).unwrap();
+        assert_eq!(b64url(&key.0), EXPECTED_HKDF);
+    }
+
+    #[test]
     fn the_key_never_prints() {
-        assert_eq!(format!("{:?}", SealingKey::derive(b"k")), "SealingKey([redacted])");
+        assert_eq!(
+            format!("{:?}", SealingKey::derive(&[9; 32]).unwrap()),
+            "SealingKey([redacted])"
+        );
     }
 }

@@ -111,24 +111,28 @@ pub enum Refusal {
 }
 
 /// Checks `code` at `unix_secs`. `last_step` is the last time step accepted for this device
-/// (`None` before its first use). The answer is the step to record as the new last one.
+/// (`None` before its first use). The answer is the step to record as the new last one: the
+/// newest step in the window with this code (one code can, rarely, belong to two steps).
 ///
 /// Every candidate step is compared, so the time taken does not say which step matched.
 pub fn verify(secret: &TotpSecret, code: &str, unix_secs: u64, last_step: Option<u64>) -> Result<u64, Refusal> {
+    if code.len() > 64 {
+        return Err(Refusal::Malformed);
+    }
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
     if code.len() != DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Refusal::Malformed);
     }
     let totp = secret.totp().map_err(|_| Refusal::Wrong)?;
     let now = step_of(unix_secs);
-    let mut matched: Option<u64> = None;
+    let mut newest: Option<u64> = None;
     for step in now.saturating_sub(SKEW_STEPS)..=now.saturating_add(SKEW_STEPS) {
         let candidate = totp.generate(step.saturating_mul(STEP_SECS));
-        if constant_time_eq(candidate.as_bytes(), code.as_bytes()) && matched.is_none() {
-            matched = Some(step);
+        if constant_time_eq(candidate.as_bytes(), code.as_bytes()) {
+            newest = Some(step);
         }
     }
-    match matched {
+    match newest {
         None => Err(Refusal::Wrong),
         Some(step) if last_step.is_some_and(|last| step <= last) => Err(Refusal::Replayed),
         Some(step) => Ok(step),
@@ -199,9 +203,19 @@ mod tests {
         let t = 59;
         assert_eq!(verify(&s, "287 082", t, None), Ok(step_of(t)));
         assert_eq!(verify(&s, " 287082\n", t, None), Ok(step_of(t)));
-        for bad in ["", "28708", "2870821", "28708a", "２８７０８２", "94287082"] {
+        let padded = format!("{}287082", " ".repeat(59));
+        for bad in [
+            "",
+            "28708",
+            "2870821",
+            "28708a",
+            "２８７０８２",
+            "94287082",
+            padded.as_str(),
+        ] {
             assert_eq!(verify(&s, bad, t, None), Err(Refusal::Malformed), "{bad:?}");
         }
+        assert_eq!(verify(&s, &padded[1..], t, None), Ok(step_of(t)), "64 bytes are read");
         assert_eq!(verify(&s, "287083", t, None), Err(Refusal::Wrong));
     }
 

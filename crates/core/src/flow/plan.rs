@@ -12,6 +12,24 @@ pub enum Factor {
 }
 
 impl Factor {
+    /// Its stored name (`sessions.factors`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Factor::Password => "password",
+            Factor::Totp => "totp",
+            Factor::RecoveryCode => "recovery_code",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Factor> {
+        match name {
+            "password" => Some(Factor::Password),
+            "totp" => Some(Factor::Totp),
+            "recovery_code" => Some(Factor::RecoveryCode),
+            _ => None,
+        }
+    }
+
     /// Its RFC 8176 method (a recovery code is a one-time password too).
     pub fn amr(self) -> &'static str {
         match self {
@@ -33,17 +51,53 @@ pub struct Passed {
     pub at: i64,
 }
 
-/// The `amr` of a sign-in that passed `factors`: each method once, and `mfa` when a password
-/// and a second factor were both passed.
-pub fn amr_of(factors: &[Passed]) -> Vec<&'static str> {
+/// The factors a session recorded (`password:1800000000 totp:1800000030`), each with the time
+/// it was passed; an empty record (a session from before factors were recorded) is a password at
+/// `auth_time`. Unknown entries are dropped: they prove nothing.
+pub fn parse_passed(stored: &str, auth_time: i64) -> Vec<Passed> {
+    if stored.trim().is_empty() {
+        return vec![Passed {
+            factor: Factor::Password,
+            at: auth_time,
+        }];
+    }
+    stored
+        .split_ascii_whitespace()
+        .filter_map(|item| {
+            let (name, at) = item.split_once(':')?;
+            Some(Passed {
+                factor: Factor::parse(name)?,
+                at: at.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// The stored form of `passed`, the inverse of [`parse_passed`].
+pub fn store_passed(passed: &[Passed]) -> String {
+    let items: Vec<String> = passed
+        .iter()
+        .map(|p| format!("{}:{}", p.factor.as_str(), p.at))
+        .collect();
+    items.join(" ")
+}
+
+/// The `amr` of a sign-in that passed `factors` at or after `fresh_after` (older ones do not
+/// count, as in [`next`]): each method once, and `mfa` when a password and a second factor were
+/// both passed.
+pub fn amr_of(factors: &[Passed], fresh_after: Option<i64>) -> Vec<&'static str> {
+    let fresh: Vec<&Passed> = factors
+        .iter()
+        .filter(|p| fresh_after.is_none_or(|t| p.at >= t))
+        .collect();
     let mut out: Vec<&'static str> = Vec::new();
-    for p in factors {
+    for p in &fresh {
         if !out.contains(&p.factor.amr()) {
             out.push(p.factor.amr());
         }
     }
-    let first = factors.iter().any(|p| !p.factor.is_second());
-    let second = factors.iter().any(|p| p.factor.is_second());
+    let first = fresh.iter().any(|p| !p.factor.is_second());
+    let second = fresh.iter().any(|p| p.factor.is_second());
     if first && second {
         out.push(amr::MFA);
     }
@@ -92,8 +146,14 @@ pub struct Requirements {
 /// The factors the identified user has enrolled.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Enrolled {
+    /// A confirmed TOTP device.
     pub totp: bool,
+    /// Unused recovery codes.
     pub recovery_codes: bool,
+    /// The user set up a second factor and has not removed it themselves (or been reset by an
+    /// administrator): with none usable now (the codes spent, the device gone), a password alone
+    /// must not enroll a new one, or a password thief would.
+    pub had_second_factor: bool,
 }
 
 impl Enrolled {
@@ -115,8 +175,20 @@ pub enum Stage {
     EnrollSecondFactor,
     Consent,
     NewPassword,
+    /// The flow cannot finish: the purpose answers `access_denied` with the reason.
+    Denied(Denied),
     /// Everything required is passed: the purpose completes (a session, a code, a redirect).
     Complete,
+}
+
+/// Why a flow cannot finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// The client, app or group requires a second factor, and `GATEHOUSE_MFA=off` offers none.
+    SecondFactorRequiredButOff,
+    /// The user's second factors are gone (recovery codes spent, device removed): an
+    /// administrator resets them; a password alone does not enroll new ones.
+    SecondFactorLost,
 }
 
 /// The next stage. `user` is `None` until the flow identified someone; `passed` holds the
@@ -131,13 +203,20 @@ pub fn next(req: &Requirements, user: Option<Enrolled>, passed: &[Passed]) -> St
         return Stage::Password;
     }
     let needs_second = match req.mfa {
+        // `acr_values` is a request the provider may decline (OIDC Core §3.1.2.1; the token's
+        // `acr` then says what was done); a client or group that requires a second factor is not.
+        MfaMode::Off if req.mfa_required_here => return Stage::Denied(Denied::SecondFactorRequiredButOff),
         MfaMode::Off => false,
-        MfaMode::Optional => enrolled.any_second() || req.mfa_required_here || req.acr_mfa,
+        MfaMode::Optional => {
+            enrolled.any_second() || enrolled.had_second_factor || req.mfa_required_here || req.acr_mfa
+        }
         MfaMode::Required => true,
     };
     if needs_second && !has(true) {
         return if enrolled.any_second() {
             Stage::SecondFactor
+        } else if enrolled.had_second_factor {
+            Stage::Denied(Denied::SecondFactorLost)
         } else {
             Stage::EnrollSecondFactor
         };
@@ -166,10 +245,12 @@ mod tests {
     const NONE: Enrolled = Enrolled {
         totp: false,
         recovery_codes: false,
+        had_second_factor: false,
     };
     const WITH_TOTP: Enrolled = Enrolled {
         totp: true,
         recovery_codes: true,
+        had_second_factor: true,
     };
 
     fn req(mfa: MfaMode) -> Requirements {
@@ -203,6 +284,7 @@ mod tests {
         let codes_only = Enrolled {
             totp: false,
             recovery_codes: true,
+            had_second_factor: true,
         };
         assert_eq!(
             next(&req(MfaMode::Optional), Some(codes_only), &[PWD]),
@@ -276,16 +358,84 @@ mod tests {
     }
 
     #[test]
-    fn amr_lists_each_method_once_and_mfa_for_a_password_with_a_second_factor() {
+    fn amr_lists_each_fresh_method_once_and_mfa_for_a_password_with_a_second_factor() {
         let code = Passed {
             factor: Factor::RecoveryCode,
             at: 120,
         };
-        assert_eq!(amr_of(&[PWD]), [amr::PWD]);
-        assert_eq!(amr_of(&[PWD, TOTP]), [amr::PWD, amr::OTP, amr::MFA]);
-        assert_eq!(amr_of(&[PWD, TOTP, code]), [amr::PWD, amr::OTP, amr::MFA]);
-        assert_eq!(amr_of(&[TOTP]), [amr::OTP]);
-        assert_eq!(amr_of(&[]), Vec::<&str>::new());
+        assert_eq!(amr_of(&[PWD], None), [amr::PWD]);
+        assert_eq!(amr_of(&[PWD, TOTP], None), [amr::PWD, amr::OTP, amr::MFA]);
+        assert_eq!(amr_of(&[PWD, TOTP, code], None), [amr::PWD, amr::OTP, amr::MFA]);
+        assert_eq!(amr_of(&[TOTP], None), [amr::OTP]);
+        assert_eq!(amr_of(&[], None), Vec::<&str>::new());
+        // An old second factor carried over from the session does not make a fresh password MFA.
+        let fresh_password = Passed { at: 200, ..PWD };
+        assert_eq!(amr_of(&[TOTP, fresh_password], Some(150)), [amr::PWD]);
+        assert_eq!(
+            amr_of(&[TOTP, fresh_password], Some(110)),
+            [amr::OTP, amr::PWD, amr::MFA]
+        );
+    }
+
+    #[test]
+    fn mfa_off_denies_a_client_that_requires_a_second_factor_and_declines_an_acr_request() {
+        let required = Requirements {
+            mfa_required_here: true,
+            ..req(MfaMode::Off)
+        };
+        assert_eq!(
+            next(&required, Some(WITH_TOTP), &[PWD]),
+            Stage::Denied(Denied::SecondFactorRequiredButOff)
+        );
+        let asked = Requirements {
+            acr_mfa: true,
+            ..req(MfaMode::Off)
+        };
+        assert_eq!(next(&asked, Some(WITH_TOTP), &[PWD]), Stage::Complete);
+    }
+
+    #[test]
+    fn a_user_whose_second_factors_are_gone_is_denied_rather_than_enrolled_by_password() {
+        let lost = Enrolled {
+            totp: false,
+            recovery_codes: false,
+            had_second_factor: true,
+        };
+        for mode in [MfaMode::Optional, MfaMode::Required] {
+            assert_eq!(
+                next(&req(mode), Some(lost), &[PWD]),
+                Stage::Denied(Denied::SecondFactorLost),
+                "{mode:?}"
+            );
+        }
+        assert_eq!(next(&req(MfaMode::Off), Some(lost), &[PWD]), Stage::Complete);
+    }
+
+    #[test]
+    fn a_sessions_factors_are_stored_with_their_times_and_read_back() {
+        let passed = [PWD, TOTP];
+        let stored = store_passed(&passed);
+        assert_eq!(stored, "password:100 totp:110");
+        assert_eq!(parse_passed(&stored, 0), passed);
+        // Before factors were recorded: a password at auth_time.
+        assert_eq!(
+            parse_passed("", 42),
+            [Passed {
+                factor: Factor::Password,
+                at: 42
+            }]
+        );
+        // Unknown or malformed entries prove nothing.
+        assert_eq!(
+            parse_passed("passkey:5 totp:x password 7 recovery_code:9", 0),
+            [Passed {
+                factor: Factor::RecoveryCode,
+                at: 9
+            }]
+        );
+        for f in [Factor::Password, Factor::Totp, Factor::RecoveryCode] {
+            assert_eq!(Factor::parse(f.as_str()), Some(f));
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{random_id, random_token, token_hash};
 use crate::error::{Error, ErrorCode, OAuthError};
+use crate::flow::plan;
 use crate::http::{append_query, form_encode, Request, Response};
 use crate::oidc::{cookies, id_token_hint, pkce, redirect_uri, scope};
 use crate::store::clients::{self, Client};
@@ -458,7 +459,7 @@ async fn resume_pending(
         scope: scope::join(&pending.scope),
         auth_time: Some(session.auth_time),
         nonce: pending.nonce.clone(),
-        amr: Some(session.amr.clone()),
+        amr: Some(plan::amr_of(&plan::parse_passed(&session.factors, session.auth_time), None).join(" ")),
         created_at: now,
         expires_at: now + ctx.settings.refresh_absolute_ttl,
         revoked_at: None,

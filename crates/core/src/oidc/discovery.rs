@@ -30,7 +30,8 @@ pub fn handle(ctx: &Ctx<'_>) -> Response {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        "acr_values_supported": amr::ACR_VALUES_SUPPORTED,
+        // No second factor can be passed yet (the sign-in flow's TOTP stage comes next).
+        "acr_values_supported": amr::acr_values_supported(iss, false),
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "acr", "amr",
                               "name", "preferred_username", "email", "email_verified"],
         "claims_parameter_supported": false,

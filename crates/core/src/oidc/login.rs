@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::crypto::{random_token, token_hash};
 use crate::error::{log_internal, Error};
+use crate::flow::plan;
 use crate::http::{form_encode, Request, Response};
 use crate::oidc::authorize::{self, Pending};
 use crate::oidc::cookies;
@@ -299,7 +300,10 @@ pub async fn post(ctx: &Ctx<'_>, req: &Request) -> Response {
             user_id: user.id.clone(),
             auth_time: now,
             expires_at: now + ctx.settings.session_ttl,
-            amr: crate::factors::amr::PWD.to_owned(),
+            factors: plan::store_passed(&[plan::Passed {
+                factor: plan::Factor::Password,
+                at: now,
+            }]),
         };
         statements.push(sessions::insert_statement(&session, now));
         pending.authenticated_session = Some(session.id_hash.clone());

@@ -15,14 +15,14 @@ pub struct Session {
     pub auth_time: i64,
     #[serde(deserialize_with = "super::int")]
     pub expires_at: i64,
-    /// The methods the sign-in passed (RFC 8176, space-separated; `factors::amr`).
-    pub amr: String,
+    /// The factors the sign-in passed with their times (`flow::plan::store_passed`).
+    pub factors: String,
 }
 
 pub fn insert_statement(s: &Session, now: i64) -> (&'static str, Vec<Value>) {
     (
-        "INSERT INTO sessions (id_hash, user_id, auth_time, created_at, expires_at, amr) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params_vec![&s.id_hash, &s.user_id, s.auth_time, now, s.expires_at, &s.amr],
+        "INSERT INTO sessions (id_hash, user_id, auth_time, created_at, expires_at, factors) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params_vec![&s.id_hash, &s.user_id, s.auth_time, now, s.expires_at, &s.factors],
     )
 }
 
@@ -30,7 +30,7 @@ pub fn insert_statement(s: &Session, now: i64) -> (&'static str, Vec<Value>) {
 pub async fn active(db: &dyn Db, id_hash: &str, now: i64) -> Result<Option<Session>, InternalError> {
     first(
         db.query(
-            "SELECT s.id_hash, s.user_id, s.auth_time, s.expires_at, s.amr FROM sessions s \
+            "SELECT s.id_hash, s.user_id, s.auth_time, s.expires_at, s.factors FROM sessions s \
              JOIN users u ON u.id = s.user_id \
              WHERE s.id_hash = ?1 AND s.ended_at IS NULL AND s.expires_at > ?2 AND u.disabled = 0",
             &params![id_hash, now],

@@ -11,6 +11,8 @@ use crate::{params, params_vec};
 /// Devices one user may hold; enough for a phone, a spare and a password manager, bounded so a
 /// session cannot fill the table.
 pub const MAX_PER_USER: i64 = 10;
+/// Characters in a device's name (the enrollment form checks it).
+pub const MAX_NAME_CHARS: usize = 64;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct TotpDevice {
@@ -31,22 +33,40 @@ pub struct TotpDevice {
 
 impl TotpDevice {
     /// The associated data its secret is sealed under: the sealed value opens only in this row.
+    /// The user id's length goes first, so no two pairs of ids give the same context.
     pub fn seal_context(user_id: &str, device_id: &str) -> String {
-        format!("totp:{user_id}:{device_id}")
+        format!("totp:{}:{user_id}:{device_id}", user_id.len())
     }
 }
 
 const COLUMNS: &str = "id, user_id, name, secret_sealed, confirmed_at, last_step, last_used_at, created_at";
 
-/// A device waiting for its first code.
+/// A device waiting for its first code, written only while the user holds fewer than
+/// [`MAX_PER_USER`] devices (pending ones included): the count is checked in the statement, so
+/// concurrent enrollments cannot pass it. Changes no row at the limit.
 pub fn insert_statement(d: &TotpDevice) -> (&'static str, Vec<Value>) {
     (
-        "INSERT INTO totp_devices (id, user_id, name, secret_sealed, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params_vec![&d.id, &d.user_id, &d.name, &d.secret_sealed, d.created_at],
+        "INSERT INTO totp_devices (id, user_id, name, secret_sealed, created_at) SELECT ?1, ?2, ?3, ?4, ?5 \
+         WHERE (SELECT COUNT(*) FROM totp_devices WHERE user_id = ?2) < ?6",
+        params_vec![&d.id, &d.user_id, &d.name, &d.secret_sealed, d.created_at, MAX_PER_USER],
     )
 }
 
-/// The user's devices, confirmed or not, oldest first.
+/// The devices the user can sign in with (confirmed), oldest first.
+pub async fn confirmed_of_user(db: &dyn Db, user_id: &str) -> Result<Vec<TotpDevice>, InternalError> {
+    db.query(
+        &format!(
+            "SELECT {COLUMNS} FROM totp_devices WHERE user_id = ?1 AND confirmed_at IS NOT NULL ORDER BY created_at, id"
+        ),
+        &params![user_id],
+    )
+    .await?
+    .into_iter()
+    .map(crate::db::decode)
+    .collect()
+}
+
+/// The user's devices, confirmed or not, oldest first (the account page).
 pub async fn of_user(db: &dyn Db, user_id: &str) -> Result<Vec<TotpDevice>, InternalError> {
     db.query(
         &format!("SELECT {COLUMNS} FROM totp_devices WHERE user_id = ?1 ORDER BY created_at, id"),
@@ -69,13 +89,13 @@ pub async fn get(db: &dyn Db, user_id: &str, id: &str) -> Result<Option<TotpDevi
     )
 }
 
-/// Records `step` as accepted, but only if it is newer than the last accepted one: the statement
-/// is the replay check's compare-and-set, so of two requests presenting one code only one
-/// changes the row. The first accepted code also confirms an enrollment.
+/// Records `step` as accepted on a confirmed device, but only if it is newer than the last
+/// accepted one: the statement is the replay check's compare-and-set, so of two requests
+/// presenting one code only one changes the row. A pending enrollment is no factor yet.
 pub fn accept_step_statement(user_id: &str, id: &str, step: i64, now: i64) -> (&'static str, Vec<Value>) {
     (
-        "UPDATE totp_devices SET last_step = ?3, last_used_at = ?4, confirmed_at = COALESCE(confirmed_at, ?4) \
-         WHERE id = ?1 AND user_id = ?2 AND (last_step IS NULL OR last_step < ?3)",
+        "UPDATE totp_devices SET last_step = ?3, last_used_at = ?4 \
+         WHERE id = ?1 AND user_id = ?2 AND confirmed_at IS NOT NULL AND (last_step IS NULL OR last_step < ?3)",
         params_vec![id, user_id, step, now],
     )
 }
@@ -84,6 +104,15 @@ pub fn accept_step_statement(user_id: &str, id: &str, step: i64, now: i64) -> (&
 pub async fn accept_step(db: &dyn Db, user_id: &str, id: &str, step: i64, now: i64) -> Result<bool, InternalError> {
     let (sql, params) = accept_step_statement(user_id, id, step, now);
     Ok(db.execute(sql, &params).await? == 1)
+}
+
+/// Confirms a pending enrollment with its first code's step, with the same compare-and-set.
+pub fn confirm_statement(user_id: &str, id: &str, step: i64, now: i64) -> (&'static str, Vec<Value>) {
+    (
+        "UPDATE totp_devices SET confirmed_at = ?4, last_step = ?3, last_used_at = ?4 \
+         WHERE id = ?1 AND user_id = ?2 AND confirmed_at IS NULL AND (last_step IS NULL OR last_step < ?3)",
+        params_vec![id, user_id, step, now],
+    )
 }
 
 pub fn delete_statement(user_id: &str, id: &str) -> (&'static str, Vec<Value>) {

@@ -99,7 +99,7 @@ pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Issued, Error> {
         at["auth_time"] = json!(t);
     }
     // RFC 9068 §2.2.1: how the user authenticated, for resource servers that require a factor.
-    sign_in_methods(&mut at, i.grant);
+    sign_in_methods(&mut at, iss, i.grant);
     let access_token = jwt::sign(ctx.signer, alg, &at, Some(jwt::typ::ACCESS_TOKEN)).await?;
     let access_hash = token_hash(&access_token);
     let mut statements = Vec::new();
@@ -202,7 +202,7 @@ async fn id_token(
     if let Some(t) = i.grant.auth_time {
         claims["auth_time"] = json!(t);
     }
-    sign_in_methods(&mut claims, i.grant);
+    sign_in_methods(&mut claims, ctx.issuer(), i.grant);
     if let Some(n) = &i.grant.nonce {
         claims["nonce"] = json!(n);
     }
@@ -214,10 +214,10 @@ async fn id_token(
 }
 
 /// `amr` and `acr` (OIDC Core §2) of a grant made from a user's sign-in.
-fn sign_in_methods(claims: &mut Value, grant: &Grant) {
+fn sign_in_methods(claims: &mut Value, issuer: &str, grant: &Grant) {
     if let Some(stored) = &grant.amr {
         let methods = amr::parse(stored);
-        claims["acr"] = json!(amr::acr(&methods));
+        claims["acr"] = json!(amr::acr_uri(issuer, amr::class(&methods)));
         claims["amr"] = json!(methods);
     }
 }
