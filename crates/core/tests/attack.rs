@@ -205,3 +205,41 @@ fn a_nameless_set_cookie_from_the_origin_cannot_set_a_gatehouse_cookie() {
     let req = Request::new(Method::Get, "/").with_header("cookie", "gh_session=attacker.mac");
     assert_eq!(req.cookie("gh_session").as_deref(), Some("attacker.mac"));
 }
+
+/// Each stored request value has its bound, inclusive: a value of exactly the bound is taken, one
+/// byte more is refused with `invalid_request` and nothing is stored.
+#[test]
+fn nonce_and_login_hint_of_exactly_their_bound_are_taken_and_one_byte_more_refused() {
+    let env = TestEnv::new();
+    let client_id = client(&env, json!({}));
+    let refused = |param: &str, len: usize| {
+        let r = env.send(
+            Request::new(
+                Method::Get,
+                &authorize_url(&client_id, &format!("&{param}={}", "n".repeat(len))),
+            )
+            .with_header("cf-connecting-ip", IP),
+        );
+        r.header("location")
+            .unwrap_or_default()
+            .contains("error=invalid_request")
+    };
+    for (param, bound) in [
+        ("nonce", gatehouse_core::limits::NONCE),
+        ("login_hint", gatehouse_core::limits::LOGIN_HINT),
+    ] {
+        let before = env.db.count("SELECT COUNT(*) FROM auth_requests");
+        assert!(refused(param, bound + 1), "{param} over its bound");
+        assert_eq!(
+            env.db.count("SELECT COUNT(*) FROM auth_requests"),
+            before,
+            "{param}: nothing stored"
+        );
+        assert!(!refused(param, bound), "{param} at its bound");
+        assert_eq!(
+            env.db.count("SELECT COUNT(*) FROM auth_requests"),
+            before + 1,
+            "{param}"
+        );
+    }
+}

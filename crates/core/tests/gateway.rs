@@ -5,6 +5,7 @@ mod support;
 
 use gatehouse_core::gateway::Outcome;
 use gatehouse_core::http::{Method, Request, Response};
+use gatehouse_core::limits;
 use serde_json::json;
 use support::*;
 
@@ -504,6 +505,39 @@ fn an_oversized_gateway_return_url_is_refused_and_stores_nothing() {
     let r = env.send(Request::new(Method::Get, &url));
     assert_eq!(r.status, 400);
     assert_eq!(env.db.count("SELECT COUNT(*) FROM auth_requests"), 0);
+}
+
+#[test]
+fn a_csp_report_and_a_return_url_of_exactly_their_bound_are_taken() {
+    let env = TestEnv::new();
+    let id = app(&env, json!({}));
+    // A report of exactly limits::CSP_REPORT bytes is kept; one more byte is refused.
+    let report = |len: usize| {
+        let skeleton = json!({"csp-report": {"document-uri": ""}}).to_string();
+        let filled = json!({"csp-report": {"document-uri": "x".repeat(len - skeleton.len())}});
+        let mut req = Request::new(Method::Post, "/.gatehouse/csp-report").with_json(&filled);
+        assert_eq!(req.body.len(), len);
+        req.body.truncate(len);
+        req
+    };
+    assert_eq!(env.send_at(APP, report(limits::CSP_REPORT)).status, 204);
+    assert_eq!(env.send_at(APP, report(limits::CSP_REPORT + 1)).status, 413);
+
+    // A return URL of exactly limits::RETURN_URL characters starts the sign-in.
+    let start = |len: usize| {
+        let base = "https://app.example.com/wiki/";
+        let url = format!("{base}{}", "a".repeat(len - base.len()));
+        let path = format!(
+            "/oauth2/gateway?app={id}&return_to={}&bind={}",
+            gatehouse_core::http::form_encode(&url),
+            "b".repeat(43)
+        );
+        env.send(Request::new(Method::Get, &path)).status
+    };
+    assert_eq!(start(limits::RETURN_URL + 1), 400);
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM auth_requests"), 0);
+    assert_ne!(start(limits::RETURN_URL), 400);
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM auth_requests"), 1);
 }
 
 #[test]

@@ -532,4 +532,44 @@ mod tests {
         let csp = hv(&h, "content-security-policy")[0];
         assert!(csp.contains("frame-src https://challenges.cloudflare.com;"), "{csp}");
     }
+
+    #[test]
+    fn form_action_names_the_clients_origins_but_never_an_empty_or_unsendable_one() {
+        let mut h = vec![("content-type".to_string(), "text/html".to_string())];
+        own_response(
+            &mut h,
+            true,
+            None,
+            &[
+                "https://rp.example".into(),
+                String::new(),
+                "https://b\u{fc}cher.example".into(),
+            ],
+            &[],
+        );
+        let csp = hv(&h, "content-security-policy")[0];
+        assert!(csp.contains("form-action 'self' https://rp.example;"), "{csp}");
+    }
+
+    #[test]
+    fn a_header_field_of_exactly_its_bound_is_taken_and_one_byte_more_refused() {
+        let csp = |len: usize| {
+            let base = "img-src https://";
+            format!("{base}{}.com", "a".repeat(len - base.len() - 4))
+        };
+        let with = |value: String| HeaderPolicy {
+            content_security_policy: value,
+            ..HeaderPolicy::default()
+        };
+        assert_eq!(with(csp(MAX_CSP)).validate(), Ok(()));
+        assert!(with(csp(MAX_CSP + 1)).validate().is_err());
+        let origin = |len: usize| format!("camera=(\"https://{}.com\")", "a".repeat(len - 23));
+        assert_eq!(origin(MAX_FIELD).len(), MAX_FIELD);
+        let with = |value: String| HeaderPolicy {
+            permissions_policy: value,
+            ..HeaderPolicy::default()
+        };
+        assert_eq!(with(origin(MAX_FIELD)).validate(), Ok(()));
+        assert!(with(origin(MAX_FIELD + 1)).validate().is_err());
+    }
 }

@@ -89,6 +89,11 @@ impl Pending {
     }
 }
 
+/// Whether a pending request, serialised, is within its bound (inclusive).
+fn fits_pending_bound(json: &str) -> bool {
+    json.len() <= limits::PENDING_REQUEST
+}
+
 /// Page-only errors: no verified redirect URI yet.
 fn page(code: ErrorCode, description: &str) -> Response {
     Error::from(OAuthError::new(code, description)).into_page()
@@ -157,7 +162,7 @@ async fn start(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
     let id = random_token(ctx.rng)?;
     let json = serde_json::to_string(&pending).map_err(|e| crate::error::InternalError::new(e.to_string()))?;
     // Every field has its own bound; this one catches a field that is added without one.
-    if json.len() > limits::PENDING_REQUEST {
+    if !fits_pending_bound(&json) {
         return Ok(fail(
             OAuthError::invalid_request("the authorization request is too large").into(),
         ));
@@ -487,4 +492,16 @@ async fn resume_pending(
     }
     params.push(("iss", ctx.issuer().to_owned()));
     Ok(Response::redirect(303, &append_query(&pending.redirect_uri, &params)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pending_request_of_exactly_its_bound_fits_and_one_byte_more_does_not() {
+        assert!(fits_pending_bound(&"x".repeat(limits::PENDING_REQUEST)));
+        assert!(!fits_pending_bound(&"x".repeat(limits::PENDING_REQUEST + 1)));
+        assert!(fits_pending_bound(""));
+    }
 }
