@@ -267,4 +267,53 @@ mod tests {
             assert!(check_registrable(bad).is_err(), "{bad:?}");
         }
     }
+
+    #[test]
+    fn registrable_hosts_ports_and_lengths_at_their_edges() {
+        let padded = |len: usize| {
+            let base = "https://a.example/";
+            format!("{base}{}", "p".repeat(len - base.len()))
+        };
+        assert_eq!(check_registrable(&padded(MAX_LEN)), Ok(()));
+        assert!(check_registrable(&padded(MAX_LEN + 1)).is_err());
+        for ok in [
+            "https://[::1]:8443/cb",
+            "https://[::ffff:192.0.2.1]/cb",
+            "https://a.example:0/cb",
+            "https://a.example:65535/cb",
+            "https://a.example:00080/cb",
+            "https://a.example?x=1",
+            "http://127.0.0.1?x=1",
+            "http://[::1]",
+            "https://a-b.example/cb",
+            "com.example.app://host/cb",
+            "com.example-app+x:/cb",
+        ] {
+            assert_eq!(check_registrable(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "https://[]/cb",
+            "https://[::1/cb",
+            "https://[::1]x/cb",
+            "https://[::1]:/cb",
+            "https://[g::1]/cb",
+            "https://a.example:123456/cb",
+            "https://a.example:-1/cb",
+            "https://a.example:8a/cb",
+            "https://a.example./cb",
+            "https://.a.example/cb",
+            "https://",
+            "https://?x",
+            "https:/a.example/cb",
+            "http://127.0.0.2/cb",
+            "http://[::2]/cb",
+            "http://localhost.:80/cb",
+            "com.example.app:///cb",
+            "com.exa_mple:/cb",
+            "comexample:/cb",
+            "https",
+        ] {
+            assert!(check_registrable(bad).is_err(), "{bad}");
+        }
+    }
 }
