@@ -197,3 +197,22 @@ fn an_admin_edit_racing_a_disable_or_password_reset_does_not_undo_it() {
         "the concurrent disable was undone by an edit of the name"
     );
 }
+
+#[test]
+fn rfc7662_a_user_disabled_while_their_token_is_introspected_makes_it_inactive() {
+    // The token lookup checks the user is enabled; introspection then reads the user again for
+    // `username`. A disable landing between the two reads must still answer `active: false`.
+    let env = TestEnv::new();
+    let (rp, t) = first_tokens(&env);
+    let rt = t["refresh_token"].as_str().unwrap().to_owned();
+    let introspect = |db: &dyn gatehouse_core::ports::Db| {
+        let req = Request::new(Method::Post, "/oauth2/introspect")
+            .with_header("authorization", &basic(&rp))
+            .with_form(&[("token", &rt)]);
+        env.send_with_db(db, req).json_body()
+    };
+    assert_eq!(introspect(&env.db)["active"], true);
+    let db = Interposed::new(&env.db);
+    *db.before_query.borrow_mut() = Some(("FROM users WHERE id", "UPDATE users SET disabled = 1".to_owned()));
+    assert_eq!(introspect(&db), json!({"active": false}));
+}

@@ -754,7 +754,14 @@ fn rp_initiated_logout_ends_the_session_server_side() {
         400,
         "unregistered post_logout_redirect_uri"
     );
-    let r = b.send(&env, b.request(Method::Get, &url));
+    let other_client = format!("{url}&client_id=someone-else");
+    assert_eq!(
+        b.send(&env, b.request(Method::Get, &other_client)).status,
+        400,
+        "client_id that is not the hint's audience"
+    );
+    // The client naming itself beside its own hint is the same request.
+    let r = b.send(&env, b.request(Method::Get, &format!("{url}&client_id={}", rp.id)));
     assert_eq!(r.header("location"), Some("https://rp.example.com/bye?state=bye"));
     let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "&prompt=none")));
     assert_eq!(

@@ -62,6 +62,9 @@ pub struct Interposed<'a> {
     pub before_batch: RefCell<Option<String>>,
     /// Any write (alone or in a batch) whose SQL contains this fails, e.g. "INSERT INTO events".
     pub fail_writes_with: RefCell<Option<&'static str>>,
+    /// Before the first query whose SQL contains the marker, this SQL lands (a concurrent change
+    /// between two reads of one request).
+    pub before_query: RefCell<Option<(&'static str, String)>>,
 }
 
 impl<'a> Interposed<'a> {
@@ -71,6 +74,7 @@ impl<'a> Interposed<'a> {
             fail_batches: std::cell::Cell::new(0),
             before_batch: RefCell::new(None),
             fail_writes_with: RefCell::new(None),
+            before_query: RefCell::new(None),
         }
     }
 
@@ -82,6 +86,16 @@ impl<'a> Interposed<'a> {
 #[async_trait(?Send)]
 impl Db for Interposed<'_> {
     async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, InternalError> {
+        let hit = self
+            .before_query
+            .borrow()
+            .as_ref()
+            .is_some_and(|(marker, _)| sql.contains(marker));
+        if hit {
+            if let Some((_, change)) = self.before_query.borrow_mut().take() {
+                self.inner.exec(&change);
+            }
+        }
         self.inner.query(sql, params).await
     }
     async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, InternalError> {
