@@ -300,6 +300,8 @@ mod tests {
             "https://a.example:123456/cb",
             "https://a.example:-1/cb",
             "https://a.example:8a/cb",
+            "https://a.example:000080/cb",
+            "https://a.example:+80/cb",
             "https://a.example./cb",
             "https://.a.example/cb",
             "https://",
