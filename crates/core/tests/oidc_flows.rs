@@ -732,6 +732,24 @@ fn denying_consent_returns_access_denied() {
         query_param(r.header("location").unwrap(), "error").as_deref(),
         Some("access_denied")
     );
+    assert_eq!(
+        env.db.count("SELECT COUNT(*) FROM auth_requests"),
+        0,
+        "an answered request is deleted"
+    );
+    // So is one answered with an error to prompt=none: login_required, then consent_required.
+    let mut fresh = Browser::default();
+    let r = fresh.send(&env, fresh.request(Method::Get, &authorize_url(&rp, "&prompt=none")));
+    assert_eq!(
+        query_param(r.header("location").unwrap(), "error").as_deref(),
+        Some("login_required")
+    );
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "&prompt=none")));
+    assert_eq!(
+        query_param(r.header("location").unwrap(), "error").as_deref(),
+        Some("consent_required")
+    );
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM auth_requests"), 0);
 }
 
 #[test]

@@ -401,11 +401,20 @@ mod tests {
 
     #[test]
     fn an_alarm_is_never_sooner_than_a_second_away_and_none_for_a_forgettable_record() {
-        let soon = Record { forget_at_ms: T0 + 10, ..Record::default() };
+        let soon = Record {
+            forget_at_ms: T0 + 10,
+            ..Record::default()
+        };
         assert_eq!(alarm_at(&soon, T0), Some(T0 + 1000));
-        let later = Record { forget_at_ms: T0 + 5000, ..Record::default() };
+        let later = Record {
+            forget_at_ms: T0 + 5000,
+            ..Record::default()
+        };
         assert_eq!(alarm_at(&later, T0), Some(T0 + 5000));
-        let due = Record { forget_at_ms: T0, ..Record::default() };
+        let due = Record {
+            forget_at_ms: T0,
+            ..Record::default()
+        };
         assert_eq!(alarm_at(&due, T0), None);
         assert_eq!(alarm_at(&due, T0 - 1), Some(T0 - 1 + 1000));
     }
