@@ -789,6 +789,37 @@ fn rp_initiated_logout_ends_the_session_server_side() {
 }
 
 #[test]
+fn logout_ends_the_session_on_the_server_not_only_its_cookie() {
+    // A copy of the session cookie taken before logout (another tab, a thief) is worth nothing
+    // after it, and tokens bound to the session without offline_access stop working.
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    env.create_user("alice", PASSWORD);
+    let mut b = Browser::default();
+    let online = authorize_url(&rp, "").replace("%20offline_access", "");
+    let r = login(&env, &mut b, &online, "alice", PASSWORD);
+    let code = query_param(r.header("location").unwrap(), "code").unwrap();
+    let t = exchange(&env, &rp, &code).json_body();
+    let access = t["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(userinfo(&env, &access).status, 200);
+    let copy = Browser {
+        cookies: b.cookies.clone(),
+    };
+    let url = format!(
+        "/oauth2/logout?id_token_hint={}&post_logout_redirect_uri={}",
+        t["id_token"].as_str().unwrap(),
+        gatehouse_core::http::form_encode("https://rp.example.com/bye")
+    );
+    assert_eq!(b.send(&env, b.request(Method::Get, &url)).status, 303);
+    let r = env.send(copy.request(Method::Get, &authorize_url(&rp, "&prompt=none")));
+    assert_eq!(
+        query_param(r.header("location").unwrap(), "error").as_deref(),
+        Some("login_required")
+    );
+    assert_eq!(userinfo(&env, &access).status, 401);
+}
+
+#[test]
 fn logout_without_hint_asks_for_confirmation() {
     let env = TestEnv::new();
     let rp = confidential(&env, json!({}));
