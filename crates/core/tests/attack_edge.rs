@@ -216,3 +216,50 @@ fn rfc7662_a_user_disabled_while_their_token_is_introspected_makes_it_inactive()
     *db.before_query.borrow_mut() = Some(("FROM users WHERE id", "UPDATE users SET disabled = 1".to_owned()));
     assert_eq!(introspect(&db), json!({"active": false}));
 }
+
+#[test]
+fn without_a_grace_interval_a_refresh_that_loses_a_race_is_a_replay() {
+    // The same race as above with GATEHOUSE_REFRESH_GRACE=0 (the default): the token was rotated
+    // by another request between this one's read and its batch, which is reuse: the family goes.
+    let env = TestEnv::new();
+    let (rp, t1) = first_tokens(&env);
+    let rt = t1["refresh_token"].as_str().unwrap().to_owned();
+    let db = Interposed::new(&env.db);
+    *db.before_batch.borrow_mut() = Some(format!(
+        "UPDATE tokens SET rotated_at = {T0}, rotated_by = 'the-other-request' WHERE kind = 'refresh' AND rotated_at IS NULL"
+    ));
+    let r = env.send_with_db(
+        &db,
+        token_request(&rp, &[("grant_type", "refresh_token"), ("refresh_token", &rt)]),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json_body()["error"], "invalid_grant");
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM events WHERE kind = 'refresh_token_reuse'"),
+        1
+    );
+    assert_eq!(
+        env.db.count("SELECT COUNT(*) FROM grants WHERE revoked_at IS NOT NULL"),
+        1
+    );
+}
+
+#[test]
+fn with_a_grace_interval_an_uncontested_refresh_issues_one_set_of_tokens() {
+    let mut env = TestEnv::new();
+    env.settings.refresh_grace = 30;
+    let (rp, t1) = first_tokens(&env);
+    let rt = t1["refresh_token"].as_str().unwrap().to_owned();
+    let before = env.db.count("SELECT COUNT(*) FROM tokens WHERE kind = 'refresh'");
+    let r = env.send(token_request(
+        &rp,
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+    ));
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        env.db.count("SELECT COUNT(*) FROM tokens WHERE kind = 'refresh'"),
+        before + 1,
+        "one rotation, one new refresh token"
+    );
+}
