@@ -429,6 +429,10 @@ mod tests {
             ("/a,b", false),
             // A character right after an escape is checked like any other.
             ("/a%41 b", false),
+            // Both digits of an escape are checked, wherever the escape starts.
+            ("/%4g", false),
+            ("/%4", false),
+            ("/ab%4g", false),
             ("/%41%42 ", false),
         ] {
             assert_eq!(is_path_part(v), ok, "path-part {v:?}");
