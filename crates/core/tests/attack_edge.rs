@@ -137,6 +137,21 @@ fn first_tokens(env: &TestEnv) -> (Rp, Value) {
     (rp, tokens.json_body())
 }
 
+/// A refresh whose token another request (the other tab) rotates between this request's read
+/// and its batch, in the same second.
+fn refresh_losing_a_race(env: &TestEnv) -> Response {
+    let (rp, t1) = first_tokens(env);
+    let rt = t1["refresh_token"].as_str().unwrap().to_owned();
+    let db = Interposed::new(&env.db);
+    *db.before_batch.borrow_mut() = Some(format!(
+        "UPDATE tokens SET rotated_at = {T0}, rotated_by = 'the-other-tab' WHERE kind = 'refresh' AND rotated_at IS NULL"
+    ));
+    env.send_with_db(
+        &db,
+        token_request(&rp, &[("grant_type", "refresh_token"), ("refresh_token", &rt)]),
+    )
+}
+
 #[test]
 fn with_a_grace_interval_two_tabs_refreshing_at_the_same_moment_do_not_revoke_the_family() {
     // GATEHOUSE_REFRESH_GRACE is documented for "two tabs refreshing at once". When both requests
@@ -146,17 +161,7 @@ fn with_a_grace_interval_two_tabs_refreshing_at_the_same_moment_do_not_revoke_th
     // was meant to forgive logs the user out and raises a false alarm.
     let mut env = TestEnv::new();
     env.settings.refresh_grace = 30;
-    let (rp, t1) = first_tokens(&env);
-    let rt = t1["refresh_token"].as_str().unwrap().to_owned();
-    let db = Interposed::new(&env.db);
-    // The other tab's refresh lands between this request's read and its batch, at the same time.
-    *db.before_batch.borrow_mut() = Some(format!(
-        "UPDATE tokens SET rotated_at = {T0}, rotated_by = 'the-other-tab' WHERE kind = 'refresh' AND rotated_at IS NULL"
-    ));
-    let r = env.send_with_db(
-        &db,
-        token_request(&rp, &[("grant_type", "refresh_token"), ("refresh_token", &rt)]),
-    );
+    let r = refresh_losing_a_race(&env);
     assert_eq!(
         env.db
             .count("SELECT COUNT(*) FROM events WHERE kind = 'refresh_token_reuse'"),
@@ -222,16 +227,7 @@ fn without_a_grace_interval_a_refresh_that_loses_a_race_is_a_replay() {
     // The same race as above with GATEHOUSE_REFRESH_GRACE=0 (the default): the token was rotated
     // by another request between this one's read and its batch, which is reuse: the family goes.
     let env = TestEnv::new();
-    let (rp, t1) = first_tokens(&env);
-    let rt = t1["refresh_token"].as_str().unwrap().to_owned();
-    let db = Interposed::new(&env.db);
-    *db.before_batch.borrow_mut() = Some(format!(
-        "UPDATE tokens SET rotated_at = {T0}, rotated_by = 'the-other-request' WHERE kind = 'refresh' AND rotated_at IS NULL"
-    ));
-    let r = env.send_with_db(
-        &db,
-        token_request(&rp, &[("grant_type", "refresh_token"), ("refresh_token", &rt)]),
-    );
+    let r = refresh_losing_a_race(&env);
     assert_eq!(r.status, 400);
     assert_eq!(r.json_body()["error"], "invalid_grant");
     assert_eq!(
