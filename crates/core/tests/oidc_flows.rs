@@ -1540,3 +1540,24 @@ fn oidc_core_2_tokens_say_how_the_user_signed_in_with_amr_and_acr_and_keep_it_ac
     let claims = discovery["claims_supported"].as_array().unwrap();
     assert!(claims.contains(&json!("amr")) && claims.contains(&json!("acr")));
 }
+
+#[test]
+fn oidc_3_1_2_1_a_sign_in_during_the_request_satisfies_prompt_login_and_max_age_zero() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    env.create_user("alice", PASSWORD);
+    for extra in ["&prompt=login", "&max_age=0"] {
+        // Signed in already: the request still asks for the password once, then issues a code.
+        let mut b = Browser::default();
+        login(&env, &mut b, &authorize_url(&rp, ""), "alice", PASSWORD);
+        env.clock.advance(1);
+        let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, extra)));
+        let to_login = r.header("location").unwrap().to_owned();
+        assert!(to_login.starts_with("/oauth2/login"), "{extra}: {to_login}");
+        let r = submit_login(&env, &mut b, &to_login, "alice", PASSWORD);
+        let r = b.send(&env, b.request(Method::Get, r.header("location").unwrap()));
+        let back = r.header("location").unwrap();
+        assert!(back.starts_with(REDIRECT), "{extra}: sent to {back} after signing in");
+        assert!(query_param(back, "code").is_some(), "{extra}");
+    }
+}
