@@ -141,6 +141,9 @@ mod tests {
             assert_eq!(hash("usr_a", bad), None, "{bad}");
         }
         assert_eq!(normalize(&"-".repeat(65)), None);
+        // What is read is bounded before anything is filtered: 64 bytes are, 65 are not.
+        assert!(normalize(&format!("{code}{}", " ".repeat(64 - code.len()))).is_some());
+        assert_eq!(normalize(&format!("{code}{}", " ".repeat(65 - code.len()))), None);
         assert_ne!(hash("usr_a", "ab0d-ef1h-jkmn-pqrt"), Some(h.clone()));
         // The same code of another user is another hash.
         assert_ne!(hash("usr_b", code), Some(h));
