@@ -187,11 +187,7 @@ fn a_recovery_code_is_spent_once_and_a_new_set_voids_the_old_one() {
     assert_eq!(block_on(stored_codes::remaining(&db, "usr_alice")).unwrap(), 9);
     assert_eq!(block_on(stored_codes::remaining(&db, "usr_bob")).unwrap(), 0);
 
-    let fresh: Vec<String> = recovery_codes::generate(&rng)
-        .unwrap()
-        .iter()
-        .filter_map(|c| recovery_codes::hash("usr_alice", c))
-        .collect();
+    let fresh = hashes_of("usr_alice", &recovery_codes::generate(&rng).unwrap());
     block_on(db.batch(&stored_codes::replace_statements("usr_alice", &fresh, NOW + 1))).unwrap();
     assert!(
         !block_on(stored_codes::spend(&db, "usr_alice", &hashes[5], NOW + 2)).unwrap(),
@@ -216,11 +212,7 @@ fn second_factors_count_confirmed_devices_and_unused_codes_only() {
     enroll(&db, &key, &rng, "usr_alice", "dev_pending");
     enroll(&db, &key, &rng, "usr_alice", "dev_confirmed");
     assert_eq!(confirm(&db, "usr_alice", "dev_confirmed", 1, NOW), 1);
-    let hashes: Vec<String> = recovery_codes::generate(&rng)
-        .unwrap()
-        .iter()
-        .filter_map(|c| recovery_codes::hash("usr_alice", c))
-        .collect();
+    let hashes = hashes_of("usr_alice", &recovery_codes::generate(&rng).unwrap());
     block_on(db.batch(&stored_codes::replace_statements("usr_alice", &hashes, NOW))).unwrap();
     assert!(block_on(stored_codes::spend(&db, "usr_alice", &hashes[0], NOW)).unwrap());
     assert_eq!(
