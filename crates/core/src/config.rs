@@ -93,6 +93,8 @@ pub struct Settings {
     pub policy: crate::policy::PolicySettings,
     /// The oldest TLS version a request may arrive over (`crate::edge::check_transport`).
     pub min_tls: TlsVersion,
+    /// `GATEHOUSE_MFA`: whether second factors are off, optional or required.
+    pub mfa: crate::flow::plan::MfaMode,
 }
 
 impl Default for Settings {
@@ -112,6 +114,7 @@ impl Default for Settings {
             event_retention_days: 90,
             policy: crate::policy::PolicySettings::default(),
             min_tls: TlsVersion::Tls1_2,
+            mfa: crate::flow::plan::MfaMode::default(),
         }
     }
 }
@@ -156,6 +159,11 @@ impl Settings {
         s.cors_origins = parse_origins(&get("GATEHOUSE_CORS_ORIGINS").unwrap_or_default())?;
         s.policy = crate::policy::PolicySettings::from_lookup(&get)?;
         s.min_tls = min_tls(get(MIN_TLS), s.min_tls)?;
+        s.mfa = match get(MFA).as_deref().map(str::trim) {
+            None | Some("") => s.mfa,
+            Some(v) => crate::flow::plan::MfaMode::parse(v)
+                .ok_or_else(|| InternalError::new(format!("{MFA} must be off, optional or required (got {v:?})")))?,
+        };
         Ok(s)
     }
 
@@ -210,6 +218,7 @@ fn event_retention_days(value: Option<String>, default: i64) -> Result<i64, Inte
 }
 
 pub const MIN_TLS: &str = "GATEHOUSE_MIN_TLS";
+pub const MFA: &str = "GATEHOUSE_MFA";
 
 /// `1.0` to `1.3`. Anything else is a typo to report, not a reason to fall back to a default
 /// that the operator did not choose.
@@ -296,6 +305,23 @@ mod tests {
             "http://0.0.0.0",
         ] {
             assert!(with_issuer(None).check_origin(remote).is_err(), "{remote}");
+        }
+    }
+
+    #[test]
+    fn gatehouse_mfa_defaults_to_optional_and_a_bad_value_names_the_setting() {
+        use crate::flow::plan::MfaMode;
+        let get = |v: Option<&'static str>| move |name: &str| (name == MFA).then(|| v.map(str::to_owned)).flatten();
+        assert_eq!(Settings::from_lookup(get(None)).unwrap().mfa, MfaMode::Optional);
+        assert_eq!(Settings::from_lookup(get(Some(""))).unwrap().mfa, MfaMode::Optional);
+        assert_eq!(
+            Settings::from_lookup(get(Some(" required "))).unwrap().mfa,
+            MfaMode::Required
+        );
+        assert_eq!(Settings::from_lookup(get(Some("off"))).unwrap().mfa, MfaMode::Off);
+        for bad in ["on", "REQUIRED", "1"] {
+            let e = Settings::from_lookup(get(Some(bad))).unwrap_err();
+            assert!(e.0.contains("GATEHOUSE_MFA"), "{bad}: {e}");
         }
     }
 

@@ -5,11 +5,7 @@
 use crate::http::{Request, Response};
 use crate::Ctx;
 
-const PATHS: &[&str] = &["/oauth2/token", "/oauth2/userinfo", "/oauth2/revoke"];
-
-pub fn is_cors_path(path: &str) -> bool {
-    PATHS.contains(&path)
-}
+use crate::web::router::is_cors_path;
 
 fn allowed_origin<'a>(ctx: &Ctx<'_>, req: &'a Request) -> Option<&'a str> {
     let origin = req.header("origin")?;

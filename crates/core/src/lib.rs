@@ -26,10 +26,12 @@ pub mod ports;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod web;
 
 use config::{Secrets, Settings};
 use http::{Method, Request, Response};
 use ports::{Captcha, Clock, Counters, Db, Rng, Signer};
+use web::router::{Handler, Shape};
 
 /// Everything a request handler may use. Built per request by the adapter (or a test).
 pub struct Ctx<'a> {
@@ -97,31 +99,68 @@ pub fn secure_own_response(ctx: &Ctx<'_>, mut resp: Response) -> Response {
 }
 
 async fn dispatch(ctx: &Ctx<'_>, req: &Request) -> Option<Response> {
-    // Per-IP rate limits on the endpoints that check secrets, before any secret is looked at.
-    if let Some(limited) = policy::guard(ctx, req).await {
-        return Some(limited);
+    let route = web::router::find(req.method, &req.path)?;
+    // Per-IP rate limits, before any secret is looked at or anything is stored.
+    if let Some(limit) = route.limit {
+        match policy::guard(ctx, req, limit).await {
+            Ok(None) => {}
+            Ok(Some(retry_after)) => return Some(rate_limited(ctx, req, route, retry_after).await),
+            Err(e) => return Some(error_in_shape(route.shape, e.into())),
+        }
     }
-    let resp = match (req.method, req.path.as_str()) {
-        (Method::Options, p) if cors::is_cors_path(p) => cors::preflight(ctx, req),
-        (Method::Get | Method::Head, "/healthz") => health::handle(ctx).await,
-        (Method::Get | Method::Head, "/.well-known/openid-configuration") => oidc::discovery::handle(ctx),
-        (Method::Get | Method::Head, "/oauth2/jwks.json") => oidc::jwks::handle(ctx),
-        (Method::Get | Method::Post, "/oauth2/authorize") => oidc::authorize::handle(ctx, req).await,
-        (Method::Get, "/oauth2/authorize/resume") => oidc::authorize::resume(ctx, req).await,
-        (Method::Get, "/oauth2/login") => oidc::login::get(ctx, req).await,
-        (Method::Post, "/oauth2/login") => oidc::login::post(ctx, req).await,
-        (Method::Get, "/oauth2/consent") => oidc::consent::get(ctx, req).await,
-        (Method::Post, "/oauth2/consent") => oidc::consent::post(ctx, req).await,
-        (_, "/oauth2/token") => oidc::token::handle(ctx, req).await,
-        (Method::Get | Method::Post, "/oauth2/userinfo") => oidc::userinfo::handle(ctx, req).await,
-        (_, "/oauth2/revoke") => oidc::revoke::handle(ctx, req).await,
-        (_, "/oauth2/introspect") => oidc::introspect::handle(ctx, req).await,
-        (Method::Get | Method::Post, "/oauth2/logout") => oidc::logout::handle(ctx, req).await,
-        (Method::Get, "/oauth2/gateway") => gateway::login::start(ctx, req).await,
-        (Method::Get, "/.gatehouse/callback") => gateway::login::callback(ctx, req).await,
-        (Method::Post, "/.gatehouse/csp-report") => gateway::login::csp_report(ctx, req).await,
-        (_, p) if p == "/admin/api" || p.starts_with("/admin/api/") => admin::handle(ctx, req).await,
-        _ => return None,
+    if req.method == Method::Options && route.cors {
+        return Some(cors::preflight(ctx, req));
+    }
+    Some(call(ctx, req, route.handler).await)
+}
+
+async fn call(ctx: &Ctx<'_>, req: &Request, handler: Handler) -> Response {
+    use flow::stages;
+    match handler {
+        Handler::Health => health::handle(ctx).await,
+        Handler::Discovery => oidc::discovery::handle(ctx),
+        Handler::Jwks => oidc::jwks::handle(ctx),
+        Handler::Authorize => oidc::authorize::handle(ctx, req).await,
+        Handler::AuthorizeResume => oidc::authorize::resume(ctx, req).await,
+        Handler::PasswordShow => stages::password::show(ctx, req).await,
+        Handler::PasswordSubmit => stages::password::submit(ctx, req).await,
+        Handler::ConsentShow => stages::consent::show(ctx, req).await,
+        Handler::ConsentSubmit => stages::consent::submit(ctx, req).await,
+        Handler::Token => oidc::token::handle(ctx, req).await,
+        Handler::Userinfo => oidc::userinfo::handle(ctx, req).await,
+        Handler::Revoke => oidc::revoke::handle(ctx, req).await,
+        Handler::Introspect => oidc::introspect::handle(ctx, req).await,
+        Handler::Logout => oidc::logout::handle(ctx, req).await,
+        Handler::GatewayStart => gateway::login::start(ctx, req).await,
+        Handler::GatewayResume => gateway::login::resume(ctx, req).await,
+        Handler::GatewayCallback => gateway::login::callback(ctx, req).await,
+        Handler::CspReport => gateway::login::csp_report(ctx, req).await,
+        Handler::Admin => admin::handle(ctx, req).await,
+    }
+}
+
+fn error_in_shape(shape: Shape, e: error::Error) -> Response {
+    match shape {
+        Shape::Json => e.into_json(),
+        Shape::Page | Shape::SignInForm => e.into_page(),
+    }
+}
+
+/// The 429 of the per-IP rate limit, in the route's shape.
+async fn rate_limited(ctx: &Ctx<'_>, req: &Request, route: &web::router::Route, retry_after: i64) -> Response {
+    let mut resp = match route.shape {
+        Shape::Json => error_in_shape(
+            Shape::Json,
+            error::OAuthError::new(error::ErrorCode::RateLimited, "too many requests").into(),
+        ),
+        Shape::SignInForm => flow::stages::password::rate_limited(ctx, req, retry_after).await,
+        Shape::Page => Response::error_page(
+            429,
+            "rate_limited",
+            &format!("Too many attempts from your network. Please wait {retry_after} seconds and try again."),
+        ),
     };
-    Some(resp)
+    resp.status = 429;
+    resp.set_header("retry-after", &retry_after.to_string());
+    resp
 }

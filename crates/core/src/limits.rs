@@ -9,6 +9,8 @@ pub const STATE: usize = 2048;
 pub const NONCE: usize = 512;
 /// `login_hint`: stored with the pending request and shown in the login form.
 pub const LOGIN_HINT: usize = 256;
+/// `acr_values`: a few class URIs.
+pub const ACR_VALUES: usize = 1024;
 /// `id_token_hint`: verified, never stored; an ID token of ours is well under 2 KB.
 pub const ID_TOKEN_HINT: usize = 8192;
 /// A username typed into the login form (usernames are at most 64 characters; the rest is room

@@ -21,6 +21,25 @@ fn hasher(memory_kib: u32, iterations: u32) -> Result<Argon2<'static>, InternalE
 }
 
 /// Hashes with the current parameters and a fresh 16-byte salt.
+/// A password as typed into a form: redacted in `Debug`, so it never reaches a log or an error.
+#[derive(Clone, Copy)]
+pub struct Password<'a>(&'a str);
+
+impl<'a> Password<'a> {
+    pub fn new(typed: &'a str) -> Password<'a> {
+        Password(typed)
+    }
+    pub fn expose(&self) -> &'a str {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for Password<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password([redacted])")
+    }
+}
+
 pub fn hash(password: &str, rng: &dyn Rng) -> Result<String, InternalError> {
     hash_with(password, rng, MEMORY_KIB, ITERATIONS)
 }

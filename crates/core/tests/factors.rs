@@ -198,7 +198,7 @@ fn a_recovery_code_is_spent_once_and_a_new_set_voids_the_old_one() {
 }
 
 #[test]
-fn second_factors_count_confirmed_devices_and_unused_codes_only() {
+fn second_factors_count_confirmed_devices_unused_codes_and_codes_ever_issued() {
     use gatehouse_core::store::totp_devices::SecondFactors;
     let (db, key, rng) = setup(9);
     let count = |user: &str| block_on(totp_devices::second_factors(&db, user)).unwrap();
@@ -206,7 +206,8 @@ fn second_factors_count_confirmed_devices_and_unused_codes_only() {
         count("usr_alice"),
         SecondFactors {
             totp_devices: 0,
-            recovery_codes: 0
+            recovery_codes: 0,
+            recovery_codes_issued: 0
         }
     );
     enroll(&db, &key, &rng, "usr_alice", "dev_pending");
@@ -219,14 +220,16 @@ fn second_factors_count_confirmed_devices_and_unused_codes_only() {
         count("usr_alice"),
         SecondFactors {
             totp_devices: 1,
-            recovery_codes: 9
+            recovery_codes: 9,
+            recovery_codes_issued: 10
         }
     );
     assert_eq!(
         count("usr_bob"),
         SecondFactors {
             totp_devices: 0,
-            recovery_codes: 0
+            recovery_codes: 0,
+            recovery_codes_issued: 0
         }
     );
 }

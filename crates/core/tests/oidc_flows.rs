@@ -654,7 +654,9 @@ fn login_without_the_csrf_cookie_is_refused() {
         ("password", PASSWORD),
     ]);
     let r = env.send(req);
-    assert_eq!(r.status, 403);
+    // The flow is bound to the browser that started it: another one cannot even load it.
+    assert_eq!(r.status, 400);
+    assert!(String::from_utf8_lossy(&r.body).contains("another browser"));
     assert!(r
         .headers
         .iter()
@@ -717,8 +719,9 @@ fn denying_consent_returns_access_denied() {
     let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "")));
     let login_url = r.header("location").unwrap().to_owned();
     let r = submit_login(&env, &mut b, &login_url, "alice", PASSWORD);
-    let r = b.send(&env, b.request(Method::Get, r.header("location").unwrap()));
+    // The flow goes from the password straight to the consent stage.
     let consent = r.header("location").unwrap().to_owned();
+    assert!(consent.starts_with("/oauth2/consent"), "{consent}");
     let html = String::from_utf8_lossy(&b.send(&env, b.request(Method::Get, &consent)).body).to_string();
     let r = b.send(
         &env,
@@ -728,6 +731,10 @@ fn denying_consent_returns_access_denied() {
             ("decision", "deny"),
         ]),
     );
+    // The refused flow goes back to its purpose, which answers the client.
+    let resume = r.header("location").unwrap().to_owned();
+    assert!(resume.starts_with("/oauth2/authorize/resume"), "{resume}");
+    let r = b.send(&env, b.request(Method::Get, &resume));
     assert_eq!(
         query_param(r.header("location").unwrap(), "error").as_deref(),
         Some("access_denied")
@@ -914,12 +921,8 @@ fn a_consented_request_cannot_be_resumed_by_another_users_browser() {
     let r = mallory.send(&env, mallory.request(Method::Get, &authorize_url(&rp, "")));
     let login_url = r.header("location").unwrap().to_owned();
     let r = submit_login(&env, &mut mallory, &login_url, "mallory", PASSWORD);
-    let resume = r.header("location").unwrap().to_owned();
-    let consent = mallory
-        .send(&env, mallory.request(Method::Get, &resume))
-        .header("location")
-        .unwrap()
-        .to_owned();
+    let consent = r.header("location").unwrap().to_owned();
+    assert!(consent.starts_with("/oauth2/consent"), "{consent}");
     let html = String::from_utf8_lossy(&mallory.send(&env, mallory.request(Method::Get, &consent)).body).to_string();
     let r = mallory.send(
         &env,

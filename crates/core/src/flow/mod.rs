@@ -1,7 +1,298 @@
-//! Signing in as a flow of stages (issue 11). A flow is one in-progress sign-in: who it is for,
-//! the user once identified, the factors passed so far with their times. [`plan`] decides the
-//! next stage from that and from what the purpose and the deployment require; the stages
-//! (identify, password, second factor, consent, new password) show a page and take its form.
-//! Nothing here depends on `oidc` or `gateway`: each purpose completes itself.
+//! Signing in as a flow of stages. A [`Flow`] is one in-progress sign-in: who it is for (its
+//! [`Purpose`]), the browser it is bound to, the user once identified, and the factors passed so
+//! far with their times. [`plan`] decides the next stage from that and from what the purpose and
+//! the deployment require; [`engine`] moves a flow along and writes the session; each stage in
+//! [`stages`] shows its page and takes its form.
+//!
+//! Nothing here depends on `oidc` or `gateway`: a purpose starts a flow with what it requires and
+//! its own data (`payload`, opaque here), and when the flow is over the browser goes to the
+//! purpose's resume path, where the purpose completes itself (a code, a gateway code, a page).
 
+pub mod engine;
 pub mod plan;
+pub mod stages;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, InternalError};
+use crate::http::Request;
+use crate::store::auth_requests;
+use crate::web::cookies;
+use crate::{limits, Ctx};
+use plan::{Factor, Passed};
+
+/// How long a user has to finish signing in.
+pub const TTL: i64 = 30 * 60;
+
+/// Who a flow is for; each completes itself at its resume path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// An OpenID Connect authorization request (`oidc::authorize`).
+    Authorize,
+    /// Signing in to an app behind the gateway (`gateway::login`).
+    Gateway,
+}
+
+impl Purpose {
+    /// Where the browser goes when the flow is over (completed or refused).
+    pub fn resume_path(self) -> &'static str {
+        match self {
+            Purpose::Authorize => "/oauth2/authorize/resume",
+            Purpose::Gateway => "/oauth2/gateway/resume",
+        }
+    }
+}
+
+/// The consent a purpose needs before it completes (a third-party client's scopes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentAsk {
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    /// `prompt=consent`: ask even when everything was granted before.
+    #[serde(default)]
+    pub always: bool,
+}
+
+/// Why a flow ended without completing; the purpose answers in its own shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// The user who signed in is not the one the purpose asked for (`id_token_hint`).
+    OtherUser,
+    /// The user declined the consent.
+    ConsentDenied,
+    /// The purpose requires a second factor and `GATEHOUSE_MFA=off` offers none.
+    SecondFactorRequiredButOff,
+    /// The user's second factors are gone; an administrator must reset them.
+    SecondFactorLost,
+}
+
+/// One sign-in in progress, stored (as JSON, bounded) until it ends or expires.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Flow {
+    pub purpose: Purpose,
+    /// The purpose's own data (an authorization request, a gateway target); opaque here.
+    pub payload: serde_json::Value,
+    /// Whom the user signs in to, for the pages (a client's or an app's name).
+    pub audience: String,
+    /// The client (or app) events of this flow name.
+    pub event_client: Option<String>,
+    /// CSP `form-action` sources of the pages: where the browser ends up after the last form.
+    pub form_action: Vec<String>,
+    /// Hash of the browser binding cookie: only that browser may go on with the flow.
+    pub browser: String,
+    pub created_at: i64,
+    /// The username the sign-in form offers.
+    pub login_hint: Option<String>,
+    /// Only this user may finish the flow (a verified `id_token_hint`).
+    pub expected_user: Option<String>,
+    /// Factors passed before this time do not count (`max_age`).
+    pub fresh_after: Option<i64>,
+    /// The session's factors do not carry over: the user signs in again (`prompt=login`).
+    #[serde(default)]
+    pub reauthenticate: bool,
+    /// `acr_values` asked for a multi-factor sign-in.
+    pub acr_mfa: bool,
+    /// The client, app or group requires a second factor.
+    pub mfa_required_here: bool,
+    pub consent: Option<ConsentAsk>,
+
+    /// The user, once identified (by a password, or by the session the flow started with).
+    pub user_id: Option<String>,
+    /// The factors passed, with their times (`plan::store_passed`): carried over from the
+    /// session and passed in this flow.
+    pub passed: String,
+    /// The session the flow started with (its user's factors carry over: a step-up).
+    pub carried_session: Option<String>,
+    /// The session holding every factor passed so far; `None` while a factor passed in this flow
+    /// is not in a session yet.
+    pub session: Option<String>,
+    pub consented: bool,
+    /// The TOTP device being enrolled (unconfirmed) in this flow.
+    pub enrolling: Option<String>,
+    pub refused: Option<Refusal>,
+}
+
+impl Flow {
+    /// A new flow for `purpose`, bound to the browser whose binding hashes to `browser`.
+    pub fn new(purpose: Purpose, payload: serde_json::Value, audience: &str, browser: String, now: i64) -> Flow {
+        Flow {
+            purpose,
+            payload,
+            audience: audience.to_owned(),
+            event_client: None,
+            form_action: Vec::new(),
+            browser,
+            created_at: now,
+            login_hint: None,
+            expected_user: None,
+            fresh_after: None,
+            reauthenticate: false,
+            acr_mfa: false,
+            mfa_required_here: false,
+            consent: None,
+            user_id: None,
+            passed: String::new(),
+            carried_session: None,
+            session: None,
+            consented: false,
+            enrolling: None,
+            refused: None,
+        }
+    }
+
+    /// The factors passed so far (an empty record is none, unlike a session's).
+    pub fn passed(&self) -> Vec<Passed> {
+        if self.passed.trim().is_empty() {
+            return Vec::new();
+        }
+        plan::parse_passed(&self.passed, 0)
+    }
+
+    /// Records `factor` passed at `at`, keeping only the latest time of each factor.
+    pub fn pass(&mut self, factor: Factor, at: i64) {
+        let mut passed: Vec<Passed> = self.passed().into_iter().filter(|p| p.factor != factor).collect();
+        passed.push(Passed { factor, at });
+        self.passed = plan::store_passed(&passed);
+        self.session = None;
+    }
+
+    /// The flow now belongs to `user_id`. Another user than the one identified before starts
+    /// with nothing passed: factors are never carried from one user to another.
+    pub fn identify(&mut self, user_id: &str) {
+        if self.user_id.as_deref() != Some(user_id) {
+            self.user_id = Some(user_id.to_owned());
+            self.passed.clear();
+            self.carried_session = None;
+            self.session = None;
+            self.consented = false;
+            self.enrolling = None;
+        }
+    }
+
+    /// Whether a factor was passed in this flow (not only carried over from the session).
+    pub fn passed_here(&self, factor: Factor) -> bool {
+        self.passed()
+            .iter()
+            .any(|p| p.factor == factor && p.at >= self.created_at)
+    }
+
+    /// The purpose's data, parsed.
+    pub fn payload<T: serde::de::DeserializeOwned>(&self) -> Result<T, InternalError> {
+        serde_json::from_value(self.payload.clone()).map_err(|e| InternalError::new(format!("flow payload: {e}")))
+    }
+
+    fn to_json(&self) -> Result<String, InternalError> {
+        serde_json::to_string(self).map_err(|e| InternalError::new(e.to_string()))
+    }
+
+    /// Whether the stored form is within its bound. Every field a client sets has its own bound
+    /// (checked where it is parsed); this one catches a field added without one.
+    pub fn fits(&self) -> Result<bool, InternalError> {
+        Ok(self.to_json()?.len() <= limits::PENDING_REQUEST)
+    }
+}
+
+/// A stored flow: its id and the flow.
+pub struct Stored {
+    pub id: String,
+    pub flow: Flow,
+}
+
+/// Saves a new flow under a fresh id; the client IP keeps a bounded number of them.
+pub async fn insert(ctx: &Ctx<'_>, req: &Request, flow: &Flow) -> Result<String, Error> {
+    let id = crate::crypto::random_token(ctx.rng)?;
+    let ip_key = crate::policy::client_ip(ctx, req).key();
+    let client = flow.event_client.as_deref().unwrap_or(&flow.audience);
+    auth_requests::save(ctx.db, &id, client, &ip_key, &flow.to_json()?, ctx.clock.now(), TTL).await?;
+    Ok(id)
+}
+
+/// The statement that saves a flow's new state, to run in one batch with what changed it.
+pub fn update_statement(id: &str, flow: &Flow) -> Result<(&'static str, Vec<crate::db::Value>), InternalError> {
+    Ok(auth_requests::update_statement(id, &flow.to_json()?))
+}
+
+/// Why a flow could not be loaded for this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotHere {
+    /// Unknown or expired.
+    Gone,
+    /// Started in another browser.
+    OtherBrowser,
+}
+
+/// The flow `id`, if it is live and this request comes from the browser that started it.
+pub async fn load(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Result<Flow, NotHere>, Error> {
+    let Some((_, json)) = auth_requests::load(ctx.db, id, ctx.clock.now()).await? else {
+        return Ok(Err(NotHere::Gone));
+    };
+    let Ok(flow) = serde_json::from_str::<Flow>(&json) else {
+        // A row from before flows (or from a newer version): start again.
+        return Ok(Err(NotHere::Gone));
+    };
+    if !cookies::same_browser(ctx, req, &flow.browser) {
+        return Ok(Err(NotHere::OtherBrowser));
+    }
+    Ok(Ok(flow))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow() -> Flow {
+        Flow::new(Purpose::Authorize, serde_json::json!({}), "RP", "b".into(), 1000)
+    }
+
+    #[test]
+    fn passing_a_factor_again_keeps_its_latest_time_and_asks_for_a_new_session() {
+        let mut f = flow();
+        f.session = Some("s".into());
+        f.pass(Factor::Password, 900);
+        f.pass(Factor::Totp, 1001);
+        f.pass(Factor::Password, 1002);
+        assert_eq!(f.passed, "totp:1001 password:1002");
+        assert_eq!(f.session, None);
+        assert!(f.passed_here(Factor::Password));
+        assert!(f.passed_here(Factor::Totp));
+        assert!(!f.passed_here(Factor::RecoveryCode));
+    }
+
+    #[test]
+    fn a_factor_carried_from_the_session_was_not_passed_here() {
+        let mut f = flow();
+        f.pass(Factor::Password, 999);
+        assert!(!f.passed_here(Factor::Password));
+        f.pass(Factor::Password, 1000);
+        assert!(f.passed_here(Factor::Password));
+    }
+
+    #[test]
+    fn identifying_another_user_forgets_everything_passed_for_the_first() {
+        let mut f = flow();
+        f.identify("u1");
+        f.pass(Factor::Password, 1000);
+        f.carried_session = Some("s".into());
+        f.consented = true;
+        f.enrolling = Some("d".into());
+        f.identify("u1");
+        assert_eq!(f.passed().len(), 1);
+        assert!(f.consented);
+        f.identify("u2");
+        assert_eq!(f.user_id.as_deref(), Some("u2"));
+        assert!(f.passed().is_empty());
+        assert_eq!(f.carried_session, None);
+        assert!(!f.consented);
+        assert_eq!(f.enrolling, None);
+    }
+
+    #[test]
+    fn a_flow_fits_its_bound_until_a_field_outgrows_it() {
+        let mut f = flow();
+        assert!(f.fits().unwrap());
+        f.audience = "x".repeat(limits::PENDING_REQUEST);
+        assert!(!f.fits().unwrap());
+    }
+}

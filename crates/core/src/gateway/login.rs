@@ -8,14 +8,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::apps::{self, App};
-use super::{app_cookie_name, app_cookie_value, host_of, is_https, return_url};
+use super::{host_of, is_https, return_url};
 use crate::crypto::{random_token, token_hash};
 use crate::db::first;
 use crate::error::{Error, ErrorCode, OAuthError};
-use crate::http::{append_query, form_encode, Request, Response};
-use crate::oidc::authorize::Pending;
-use crate::oidc::cookies;
-use crate::store::{events, sessions};
+use crate::flow::engine::{self, Outcome};
+use crate::flow::{self, Flow, Purpose, Refusal};
+use crate::http::{append_query, Request, Response};
+use crate::store::{auth_requests, events, sessions};
+use crate::web::cookies;
 use crate::{limits, params, params_vec, Ctx};
 
 /// A gateway login waiting for the user to sign in.
@@ -29,7 +30,6 @@ pub struct Target {
 }
 
 const CODE_TTL: i64 = 60;
-const PENDING_TTL: i64 = 30 * 60;
 
 fn bad(description: &str) -> Error {
     OAuthError::new(ErrorCode::InvalidRequest, description).into()
@@ -62,51 +62,70 @@ pub async fn start(ctx: &Ctx<'_>, req: &Request) -> Response {
             return_to,
             bind: bind.to_owned(),
         };
-        let now = ctx.clock.now();
-        let session = match cookies::session_hash(ctx, req) {
-            Some(h) => sessions::active(ctx.db, &h, now).await?,
-            None => None,
+        let (browser, set_cookie) = cookies::browser_binding(ctx, req)?;
+        let payload = serde_json::to_value(&target).map_err(|e| crate::error::InternalError::new(e.to_string()))?;
+        let mut flow = Flow::new(
+            Purpose::Gateway,
+            payload,
+            &app.name,
+            token_hash(&browser),
+            ctx.clock.now(),
+        );
+        flow.event_client = Some(app.name.clone());
+        flow.form_action = crate::http::csp_source(&target.return_to).into_iter().collect();
+        engine::begin(ctx, req, &mut flow).await?;
+        if let Outcome::Complete(session) = engine::outcome(ctx, req, &mut flow).await? {
+            // Signed in with everything the app requires: straight back to it.
+            return finish_for(ctx, &app, &target, &session, None).await;
+        }
+        let id = flow::insert(ctx, req, &flow).await?;
+        let mut resp = engine::advance(ctx, req, &id, flow, Vec::new()).await?;
+        if let Some(c) = set_cookie {
+            resp.add_header("set-cookie", &c);
+        }
+        Ok(resp)
+    }
+    .await;
+    result.unwrap_or_else(Error::into_page)
+}
+
+/// `GET /oauth2/gateway/resume?req=…`: where the sign-in flow comes back when it is over.
+pub async fn resume(ctx: &Ctx<'_>, req: &Request) -> Response {
+    let result: Result<Response, Error> = async {
+        let id = req.query_params().require("req")?.to_owned();
+        let mut flow = match flow::load(ctx, req, &id).await? {
+            Ok(f) => f,
+            Err(why) => return Ok(engine::not_here_page(why)),
         };
-        match session {
-            Some(s) => finish_for(ctx, &app, &target, &s, None).await,
-            None => {
-                let id = random_token(ctx.rng)?;
-                let (browser, set_cookie) = crate::oidc::login::browser_binding(ctx, req)?;
-                let pending = Pending::for_gateway(&app.name, target, token_hash(&browser), now);
-                let json =
-                    serde_json::to_string(&pending).map_err(|e| crate::error::InternalError::new(e.to_string()))?;
-                let ip_key = crate::policy::client_ip(ctx, req).key();
-                sessions::save_request(ctx.db, &id, &app.name, &ip_key, &json, now, PENDING_TTL).await?;
-                let mut resp = Response::redirect(303, &format!("/oauth2/login?req={}", form_encode(&id)));
-                if let Some(c) = set_cookie {
-                    resp.add_header("set-cookie", &c);
-                }
-                Ok(resp)
+        let target: Target = flow.payload()?;
+        let app = match apps::by_id(ctx.db, &target.app_id).await? {
+            Some(a) if !a.disabled => a,
+            _ => return Err(bad("unknown application")),
+        };
+        match engine::outcome(ctx, req, &mut flow).await? {
+            Outcome::Complete(session) => finish_for(ctx, &app, &target, &session, Some(&id)).await,
+            Outcome::Refused(r) => {
+                auth_requests::delete(ctx.db, &id).await?;
+                Ok(refused_page(r))
             }
+            Outcome::Unfinished => engine::advance(ctx, req, &id, flow, Vec::new()).await,
         }
     }
     .await;
     result.unwrap_or_else(Error::into_page)
 }
 
-/// After login: called by the authorization resume step for a gateway request.
-pub async fn finish(ctx: &Ctx<'_>, req: &Request, id: &str, target: &Target) -> Result<Response, Error> {
-    let now = ctx.clock.now();
-    let session = match cookies::session_hash(ctx, req) {
-        Some(h) => sessions::active(ctx.db, &h, now).await?,
-        None => None,
+fn refused_page(r: Refusal) -> Response {
+    let detail = match r {
+        Refusal::OtherUser | Refusal::ConsentDenied => "The sign-in was not completed.",
+        Refusal::SecondFactorRequiredButOff => {
+            "This application requires a second factor, and second factors are turned off here."
+        }
+        Refusal::SecondFactorLost => {
+            "Your second factors are gone. Ask an administrator to reset them, then sign in again."
+        }
     };
-    let Some(session) = session else {
-        return Ok(Response::redirect(
-            303,
-            &format!("/oauth2/login?req={}", form_encode(id)),
-        ));
-    };
-    let app = match apps::by_id(ctx.db, &target.app_id).await? {
-        Some(a) if !a.disabled => a,
-        _ => return Err(bad("unknown application")),
-    };
-    finish_for(ctx, &app, target, &session, Some(id)).await
+    Response::error_page(403, "access_denied", detail)
 }
 
 /// Mints the one-time code; `pending` is the request it ends, deleted in the same batch.
@@ -121,7 +140,7 @@ async fn finish_for(
     let code = random_token(ctx.rng)?;
     let mut statements = Vec::new();
     if let Some(id) = pending {
-        statements.push(sessions::delete_request_statement(id));
+        statements.push(auth_requests::delete_statement(id));
     }
     statements.push((
         "INSERT INTO gateway_codes (code_hash, app_id, user_id, sso_session_hash, return_to, created_at, expires_at, \
@@ -179,10 +198,7 @@ pub async fn callback(ctx: &Ctx<'_>, req: &Request) -> Response {
         )?;
             let r = row.filter(|r| r.expires_at > now).ok_or_else(invalid)?;
             // Only the browser that started this login may finish it.
-            let bound = req
-                .cookie(&super::binding_cookie_name(&ctx.origin))
-                .is_some_and(|v| crate::crypto::constant_time_eq(token_hash(&v).as_bytes(), r.browser_hash.as_bytes()));
-            if !bound {
+            if !cookies::same_gateway_browser(ctx, req, &r.browser_hash) {
                 return Err(invalid());
             }
             let app = apps::by_id(ctx.db, &r.app_id)
@@ -218,24 +234,20 @@ pub async fn callback(ctx: &Ctx<'_>, req: &Request) -> Response {
             if changes.first().is_none_or(|n| *n == 0) {
                 return Err(invalid());
             }
-            let secure = if is_https(&ctx.origin) { "; Secure" } else { "" };
             // (`Response::redirect` encodes what a header cannot carry, for codes minted before
             // return URLs were encoded at the start.)
             let mut resp = Response::redirect(303, &r.return_to);
             resp.add_header(
                 "set-cookie",
-                &format!(
-                    "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
-                    super::binding_cookie_name(&ctx.origin)
-                ),
+                &cookies::set_cookie_here(ctx, cookies::GATEWAY_BINDING, "", 0),
             );
             resp.add_header(
                 "set-cookie",
-                &format!(
-                    "{}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-                    app_cookie_name(&ctx.origin),
-                    app_cookie_value(ctx, &id),
-                    (sso.expires_at - now).max(0)
+                &cookies::set_cookie_here(
+                    ctx,
+                    cookies::APP_SESSION,
+                    &cookies::signed_value(ctx, cookies::APP_SESSION, &id),
+                    (sso.expires_at - now).max(0),
                 ),
             );
             Ok(resp)

@@ -11,12 +11,11 @@ pub mod return_url;
 
 use serde_json::json;
 
-use crate::crypto::{b64url, constant_time_eq, hmac_sha256};
 use crate::error::{Error, ErrorCode, InternalError, OAuthError};
 use crate::http::{append_query, Method, Request, Response};
-use crate::oidc::cookies;
 use crate::ports::SigningAlg;
 use crate::store::users;
+use crate::web::cookies;
 use crate::{jwt, Ctx};
 use apps::App;
 use headers::{header_value, HeaderPolicy, Unsafe};
@@ -35,8 +34,6 @@ pub const EMAIL_HEADER: &str = "x-gatehouse-email";
 pub const JWT_HEADER: &str = "x-gatehouse-identity";
 /// Lifetime of the identity JWT: long enough for one request, short enough to be useless later.
 pub const IDENTITY_TTL: i64 = 60;
-/// The app-host session cookie.
-pub const APP_COOKIE: &str = "gh_app";
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), which describe one connection and never go further,
 /// and ones `fetch` sets itself. Besides these, every header a message's own `Connection` header
@@ -264,7 +261,7 @@ pub async fn route(ctx: &Ctx<'_>, req: &Request) -> Option<Outcome> {
 /// app shares Gatehouse's host.
 async fn signed_in_user(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Option<users::User>, InternalError> {
     let now = ctx.clock.now();
-    if let Some(hash) = app_session_hash(ctx, req) {
+    if let Some(hash) = cookies::app_session_hash(ctx, req) {
         if let Some(user) = users::by_app_session(ctx.db, &hash, &app.host, now).await? {
             return Ok(Some(user));
         }
@@ -275,33 +272,6 @@ async fn signed_in_user(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Optio
         }
     }
     Ok(None)
-}
-
-fn app_mac(ctx: &Ctx<'_>, id: &str) -> String {
-    let data = format!("{APP_COOKIE}\x00{id}");
-    b64url(&hmac_sha256(
-        ctx.secrets.cookie_secret.expose().as_bytes(),
-        data.as_bytes(),
-    ))
-}
-
-pub fn app_cookie_value(ctx: &Ctx<'_>, id: &str) -> String {
-    format!("{id}.{}", app_mac(ctx, id))
-}
-
-fn app_session_hash(ctx: &Ctx<'_>, req: &Request) -> Option<String> {
-    let value = req.cookie(&app_cookie_name(&ctx.origin))?;
-    let (id, tag) = value.split_once('.')?;
-    constant_time_eq(app_mac(ctx, id).as_bytes(), tag.as_bytes()).then(|| crate::crypto::token_hash(id))
-}
-
-/// `__Host-gh_app` over https (Secure, host-only, path /); the bare name over plain http.
-pub fn app_cookie_name(origin: &str) -> String {
-    if is_https(origin) {
-        format!("__Host-{APP_COOKIE}")
-    } else {
-        APP_COOKIE.to_owned()
-    }
 }
 
 /// Removes from an origin's response what would let it act for Gatehouse on a shared host: a
@@ -325,16 +295,10 @@ pub fn clean_origin_response(headers: &mut Vec<(String, String)>) {
             // `gh_session=x`, which reads as Gatehouse's own.
             let pair = v.split(';').next().unwrap_or("");
             let name = pair.split_once('=').map_or("", |(n, _)| n).trim();
-            return !name.is_empty() && !is_gatehouse_cookie(name);
+            return !name.is_empty() && !cookies::is_ours(name);
         }
         true
     });
-}
-
-/// Whether a cookie is one of Gatehouse's, which the origin must never see nor set.
-fn is_gatehouse_cookie(name: &str) -> bool {
-    let bare = name.strip_prefix("__Host-").unwrap_or(name);
-    bare == cookies::SESSION || bare == cookies::CSRF || bare == APP_COOKIE || bare == BINDING_COOKIE
 }
 
 async fn forward(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Outcome, Error> {
@@ -372,7 +336,7 @@ async fn forward(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Outcome, Err
             let kept: Vec<&str> = v
                 .split(';')
                 .map(str::trim)
-                .filter(|c| !c.is_empty() && !is_gatehouse_cookie(c.split('=').next().unwrap_or("")))
+                .filter(|c| !c.is_empty() && !cookies::is_ours(c.split('=').next().unwrap_or("")))
                 .collect();
             if !kept.is_empty() {
                 headers.push(("cookie".into(), kept.join("; ")));
@@ -452,26 +416,11 @@ fn login_redirect(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Response, E
         ],
     );
     let mut resp = Response::redirect(302, &url);
-    let secure = if is_https(&ctx.origin) { "; Secure" } else { "" };
     resp.add_header(
         "set-cookie",
-        &format!(
-            "{}={binding}; Path=/; HttpOnly; SameSite=Lax; Max-Age=1800{secure}",
-            binding_cookie_name(&ctx.origin)
-        ),
+        &cookies::set_cookie_here(ctx, cookies::GATEWAY_BINDING, &binding, cookies::GATEWAY_BINDING_TTL),
     );
     Ok(resp)
-}
-
-/// The app-host cookie that binds a gateway login to the browser that started it.
-pub const BINDING_COOKIE: &str = "gh_gw";
-
-pub fn binding_cookie_name(origin: &str) -> String {
-    if is_https(origin) {
-        format!("__Host-{BINDING_COOKIE}")
-    } else {
-        BINDING_COOKIE.to_owned()
-    }
 }
 
 /// The page for an origin that failed: 502 unreachable, 504 too slow. Never hangs.

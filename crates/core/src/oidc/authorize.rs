@@ -1,97 +1,51 @@
-//! `GET|POST /oauth2/authorize` (RFC 6749 §4.1.1, OIDC Core §3.1.2) and its resumption after
-//! login and consent. Errors before the client and redirect URI are verified are shown as a page
-//! and never redirect (RFC 6749 §4.1.2.1); later ones go back to the client with `state` and
-//! `iss` (RFC 9207).
+//! `GET|POST /oauth2/authorize` (RFC 6749 §4.1.1, OIDC Core §3.1.2): validates the request and
+//! starts a sign-in flow for it (`crate::flow`), and `/oauth2/authorize/resume`, where the flow
+//! comes back when it is over and the code is minted. Errors before the client and redirect URI
+//! are verified are shown as a page and never redirect (RFC 6749 §4.1.2.1); later ones go back to
+//! the client with `state` and `iss` (RFC 9207).
 
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{random_id, random_token, token_hash};
 use crate::error::{Error, ErrorCode, OAuthError};
-use crate::flow::plan;
-use crate::http::{append_query, form_encode, Request, Response};
-use crate::oidc::{cookies, id_token_hint, pkce, redirect_uri, scope};
+use crate::factors::amr;
+use crate::flow::engine::{self, Outcome, Standing};
+use crate::flow::plan::Stage;
+use crate::flow::{self, ConsentAsk, Flow, Purpose, Refusal};
+use crate::http::{append_query, Request, Response};
+use crate::oidc::{id_token_hint, pkce, redirect_uri, scope};
 use crate::store::clients::{self, Client};
 use crate::store::grants::{self, Code, Grant};
-use crate::store::{consents, sessions, users};
+use crate::store::{auth_requests, sessions, users};
+use crate::web::cookies;
 use crate::{limits, Ctx};
 
-/// How long a user has to log in and consent.
-const PENDING_TTL: i64 = 30 * 60;
-
-/// A validated authorization request, kept while the user logs in or consents.
+/// A validated authorization request: what the code is minted with once the flow is over (the
+/// flow's payload).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Pending {
+pub struct AuthRequest {
     pub client_id: String,
     pub redirect_uri: String,
     pub scope: Vec<String>,
     pub state: Option<String>,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
-    pub prompt: Vec<String>,
-    pub max_age: Option<i64>,
-    pub login_hint: Option<String>,
-    pub created_at: i64,
-    /// The user who allowed this request on the consent page. Only that user's session may use
-    /// it: a flag anyone's session could pick up would let a client's owner consent for others.
-    #[serde(default)]
-    pub consented_by: Option<String>,
-    /// The session created by logging in during this request (satisfies `prompt=login` and
-    /// `max_age` for that session only).
-    #[serde(default)]
-    pub authenticated_session: Option<String>,
-    /// Hash of the browser's CSRF cookie when the request started: only that browser may resume
-    /// it, so a half-finished request cannot be handed to someone else's browser.
-    #[serde(default)]
-    pub browser: String,
-    /// Set for a gateway login (an app behind Gatehouse), which ends in a gateway code instead.
-    #[serde(default)]
-    pub gateway: Option<crate::gateway::login::Target>,
-    /// The user a verified `id_token_hint` names: only that user's session may answer.
-    #[serde(default)]
-    pub hint_sub: Option<String>,
 }
 
-impl Pending {
-    /// Where the browser ends up after the login or consent form: the client's redirect URI or
-    /// the app's host, for the pages' CSP `form-action`.
-    pub fn form_action(&self) -> Vec<String> {
-        let target = match &self.gateway {
-            Some(g) => &g.return_to,
-            None => &self.redirect_uri,
-        };
-        crate::http::csp_source(target).into_iter().collect()
-    }
-
-    /// A login for an app behind the gateway; `client_id` carries the app's name for the page.
-    pub fn for_gateway(app_name: &str, target: crate::gateway::login::Target, browser: String, now: i64) -> Pending {
-        Pending {
-            client_id: app_name.to_owned(),
-            redirect_uri: String::new(),
-            scope: Vec::new(),
-            state: None,
-            nonce: None,
-            code_challenge: None,
-            prompt: Vec::new(),
-            max_age: None,
-            login_hint: None,
-            created_at: now,
-            consented_by: None,
-            authenticated_session: None,
-            browser,
-            gateway: Some(target),
-            hint_sub: None,
-        }
-    }
-
+impl AuthRequest {
     pub fn error(&self, ctx: &Ctx<'_>, e: impl Into<Error>) -> Response {
         e.into()
             .into_redirect(&self.redirect_uri, self.state.as_deref(), ctx.issuer())
     }
 }
 
-/// Whether a pending request, serialised, is within its bound (inclusive).
-fn fits_pending_bound(json: &str) -> bool {
-    json.len() <= limits::PENDING_REQUEST
+/// What the request asks of the sign-in, besides the code's contents.
+struct Asks {
+    prompt: Vec<String>,
+    max_age: Option<i64>,
+    login_hint: Option<String>,
+    /// `acr_values` names the multi-factor class.
+    acr_mfa: bool,
 }
 
 /// Page-only errors: no verified redirect URI yet.
@@ -141,65 +95,114 @@ async fn start(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
     };
     let fail = |e: Error| e.into_redirect(&redirect, state.as_deref(), ctx.issuer());
 
-    let mut pending = match validate(ctx, &client, &params, &redirect, state.clone()) {
+    let (request, mut asks) = match validate(ctx, &client, &params, &redirect, state.clone()) {
         Ok(p) => p,
         Err(e) => return Ok(fail(e.into())),
     };
+    let mut expected_user = None;
     if let Some(hint) = params.get("id_token_hint").ok().flatten() {
         let hint = match id_token_hint::verify(ctx, hint).await {
             Ok(h) => h,
             Err(e @ Error::OAuth(_)) => return Ok(fail(e)),
             Err(e) => return Err(e),
         };
-        // The login form offers the hinted account.
-        if pending.login_hint.is_none() {
-            pending.login_hint = users::by_id(ctx.db, &hint.sub).await?.map(|u| u.username);
+        // The sign-in form offers the hinted account.
+        if asks.login_hint.is_none() {
+            asks.login_hint = users::by_id(ctx.db, &hint.sub).await?.map(|u| u.username);
         }
-        pending.hint_sub = Some(hint.sub);
+        expected_user = Some(hint.sub);
     }
-    let (browser, set_cookie) = crate::oidc::login::browser_binding(ctx, req)?;
-    pending.browser = token_hash(&browser);
-    let id = random_token(ctx.rng)?;
-    let json = serde_json::to_string(&pending).map_err(|e| crate::error::InternalError::new(e.to_string()))?;
-    // Every field has its own bound; this one catches a field that is added without one.
-    if !fits_pending_bound(&json) {
+    let (browser, set_cookie) = cookies::browser_binding(ctx, req)?;
+    let mut flow = new_flow(ctx, &client, &request, asks, expected_user, token_hash(&browser))?;
+    let prompt_none = flow_prompt_none(&flow);
+    engine::begin(ctx, req, &mut flow).await?;
+    match engine::outcome(ctx, req, &mut flow).await? {
+        // Signed in with everything required: the code, without storing anything else.
+        Outcome::Complete(session) => return complete(ctx, &client, &request, &flow, &session, None).await,
+        Outcome::Refused(r) if prompt_none => return Ok(request.error(ctx, refusal_error(r))),
+        Outcome::Refused(_) => {}
+        Outcome::Unfinished if prompt_none => {
+            // OIDC Core §3.1.2.6: prompt=none never shows a page.
+            let e = match engine::standing(ctx, &flow).await? {
+                Standing::At(Stage::Consent) => {
+                    OAuthError::new(ErrorCode::ConsentRequired, "the user has not consented")
+                }
+                _ => OAuthError::new(ErrorCode::LoginRequired, "the user is not logged in"),
+            };
+            return Ok(request.error(ctx, e));
+        }
+        Outcome::Unfinished => {}
+    }
+    if !flow.fits()? {
         return Ok(fail(
             OAuthError::invalid_request("the authorization request is too large").into(),
         ));
     }
-    let ip_key = crate::policy::client_ip(ctx, req).key();
-    sessions::save_request(
-        ctx.db,
-        &id,
-        &client.client_id,
-        &ip_key,
-        &json,
-        ctx.clock.now(),
-        PENDING_TTL,
-    )
-    .await?;
-    let mut resp = resume_pending(ctx, req, &id, pending, &client).await?;
+    let id = flow::insert(ctx, req, &flow).await?;
+    let mut resp = engine::advance(ctx, req, &id, flow, Vec::new()).await?;
     if let Some(c) = set_cookie {
         resp.add_header("set-cookie", &c);
     }
     Ok(resp)
 }
 
-/// Whether this request comes from the browser that started the pending request.
-pub fn same_browser(ctx: &Ctx<'_>, req: &Request, pending: &Pending) -> bool {
-    match req.cookie(&cookies::name(ctx, cookies::CSRF)) {
-        Some(v) if !pending.browser.is_empty() => {
-            crate::crypto::constant_time_eq(token_hash(&v).as_bytes(), pending.browser.as_bytes())
-        }
-        _ => false,
-    }
+/// The `prompt=none` marker: the flow carries it only to answer without a page.
+fn flow_prompt_none(flow: &Flow) -> bool {
+    flow.payload.get("prompt_none").and_then(serde_json::Value::as_bool) == Some(true)
 }
 
-pub fn other_browser_page() -> Response {
-    page(
-        ErrorCode::InvalidRequest,
-        "This sign-in was started in another browser. Start again from the application.",
-    )
+/// The flow an authorization request starts: what it requires (`prompt`, `max_age`,
+/// `acr_values`, consent) in the flow's terms, and the request itself as its payload.
+fn new_flow(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    request: &AuthRequest,
+    asks: Asks,
+    expected_user: Option<String>,
+    browser: String,
+) -> Result<Flow, Error> {
+    let now = ctx.clock.now();
+    let mut payload = serde_json::to_value(request).map_err(|e| crate::error::InternalError::new(e.to_string()))?;
+    let has = |p: &str| asks.prompt.iter().any(|x| x == p);
+    payload["prompt_none"] = serde_json::json!(has("none"));
+    let name = client.metadata.client_name.as_deref().unwrap_or(&client.client_id);
+    let mut flow = Flow::new(Purpose::Authorize, payload, name, browser, now);
+    flow.event_client = Some(client.client_id.clone());
+    flow.form_action = crate::http::csp_source(&request.redirect_uri).into_iter().collect();
+    flow.login_hint = asks.login_hint;
+    flow.expected_user = expected_user;
+    // prompt=login is met only by a sign-in during this request (OIDC Core §3.1.2.1); max_age
+    // by factors passed within it: a session's older factors are asked again.
+    flow.reauthenticate = has("login");
+    flow.fresh_after = asks.max_age.map(|m| now - m);
+    flow.acr_mfa = asks.acr_mfa;
+    if !client.first_party {
+        flow.consent = Some(ConsentAsk {
+            client_id: client.client_id.clone(),
+            scopes: request.scope.clone(),
+            always: has("consent"),
+        });
+    }
+    Ok(flow)
+}
+
+/// How the client hears that the flow was refused.
+fn refusal_error(r: Refusal) -> OAuthError {
+    match r {
+        Refusal::OtherUser => OAuthError::new(
+            ErrorCode::LoginRequired,
+            "the user who signed in is not the one id_token_hint names",
+        ),
+        Refusal::ConsentDenied => OAuthError::new(ErrorCode::AccessDenied, "the user denied access"),
+        Refusal::SecondFactorRequiredButOff => OAuthError::new(
+            ErrorCode::AccessDenied,
+            "this client requires a second factor, and second factors are turned off",
+        ),
+        Refusal::SecondFactorLost => OAuthError::new(
+            ErrorCode::AccessDenied,
+            "the user's second factors are gone; an administrator must reset them",
+        ),
+    }
 }
 
 fn validate(
@@ -208,7 +211,7 @@ fn validate(
     params: &crate::http::Params,
     redirect: &str,
     state: Option<String>,
-) -> Result<Pending, OAuthError> {
+) -> Result<(AuthRequest, Asks), OAuthError> {
     // OIDC Core §6: an OP that does not support request objects says so with these codes.
     if params.get("request")?.is_some() {
         return Err(OAuthError::new(
@@ -307,164 +310,79 @@ fn validate(
     if login_hint.as_ref().is_some_and(|h| h.len() > limits::LOGIN_HINT) {
         return Err(OAuthError::invalid_request("login_hint is too long"));
     }
+    // `acr_values` (OIDC Core §3.1.2.1): a voluntary request; only the multi-factor class changes
+    // what the flow asks. Values Gatehouse does not know are ignored, as the spec allows.
+    let acr_values = params.get("acr_values")?.unwrap_or("");
+    if acr_values.len() > limits::ACR_VALUES {
+        return Err(OAuthError::invalid_request("acr_values is too long"));
+    }
+    let mfa_class = amr::acr_uri(ctx.issuer(), amr::MULTI_FACTOR);
+    let acr_mfa = acr_values.split(' ').any(|v| v == mfa_class);
     // Checked (and repeats refused) here; verified in `start`, which can wait for the signer.
     params.get("id_token_hint")?;
-    Ok(Pending {
+    let request = AuthRequest {
         client_id: client.client_id.clone(),
         redirect_uri: redirect.to_owned(),
         scope: scopes,
         state,
         nonce,
         code_challenge: challenge.map(str::to_owned),
+    };
+    let asks = Asks {
         prompt,
         max_age,
         login_hint,
-        created_at: ctx.clock.now(),
-        consented_by: None,
-        authenticated_session: None,
-        browser: String::new(),
-        gateway: None,
-        hint_sub: None,
-    })
+        acr_mfa,
+    };
+    Ok((request, asks))
 }
 
-/// `GET /oauth2/authorize/resume?req=…`: where login and consent send the browser back.
+/// `GET /oauth2/authorize/resume?req=…`: where a flow comes back when it is over.
 pub async fn resume(ctx: &Ctx<'_>, req: &Request) -> Response {
     let result: Result<Response, Error> = async {
         let id = req.query_params().require("req")?.to_owned();
-        let Some(pending) = load(ctx, &id).await? else {
-            return Ok(expired_page());
+        let mut flow = match flow::load(ctx, req, &id).await? {
+            Ok(f) => f,
+            Err(why) => return Ok(engine::not_here_page(why)),
         };
-        if !same_browser(ctx, req, &pending) {
-            return Ok(other_browser_page());
-        }
-        if let Some(target) = &pending.gateway {
-            return crate::gateway::login::finish(ctx, req, &id, target).await;
-        }
-        let client = match clients::by_id(ctx.db, &pending.client_id).await? {
+        let request: AuthRequest = flow.payload()?;
+        let client = match clients::by_id(ctx.db, &request.client_id).await? {
             Some(c) if !c.disabled => c,
             _ => return Ok(page(ErrorCode::InvalidRequest, "unknown client")),
         };
-        resume_pending(ctx, req, &id, pending, &client).await
+        match engine::outcome(ctx, req, &mut flow).await? {
+            Outcome::Complete(session) => complete(ctx, &client, &request, &flow, &session, Some(&id)).await,
+            Outcome::Refused(r) => {
+                auth_requests::delete(ctx.db, &id).await?;
+                Ok(request.error(ctx, refusal_error(r)))
+            }
+            Outcome::Unfinished => engine::advance(ctx, req, &id, flow, Vec::new()).await,
+        }
     }
     .await;
     result.unwrap_or_else(Error::into_page)
 }
 
-pub fn expired_page() -> Response {
-    page(
-        ErrorCode::InvalidRequest,
-        "This sign-in request has expired or is unknown. Start again from the application.",
-    )
-}
-
-pub async fn load(ctx: &Ctx<'_>, id: &str) -> Result<Option<Pending>, Error> {
-    match sessions::load_request(ctx.db, id, ctx.clock.now()).await? {
-        None => Ok(None),
-        Some((_, json)) => Ok(serde_json::from_str(&json).ok()),
-    }
-}
-
-/// The statement that saves the pending request's new state, to run in one batch with what
-/// changed it (a new session, a consent).
-pub fn store_statement(id: &str, pending: &Pending) -> Result<(&'static str, Vec<crate::db::Value>), Error> {
-    let json = serde_json::to_string(pending).map_err(|e| crate::error::InternalError::new(e.to_string()))?;
-    Ok(sessions::update_request_statement(id, &json))
-}
-
-/// Decides what the request still needs (login, consent) or issues the code.
-async fn resume_pending(
+/// Everything is settled: one code, bound to client, redirect URI and PKCE challenge. The flow
+/// (`stored`, when it was saved) ends as the grant and its code are written.
+async fn complete(
     ctx: &Ctx<'_>,
-    req: &Request,
-    id: &str,
-    pending: Pending,
     client: &Client,
+    request: &AuthRequest,
+    flow: &Flow,
+    session: &sessions::Session,
+    stored: Option<&str>,
 ) -> Result<Response, Error> {
     let now = ctx.clock.now();
-    let session = match cookies::session_hash(ctx, req) {
-        Some(hash) => sessions::active(ctx.db, &hash, now).await?,
-        None => None,
-    };
-    let prompt_none = pending.prompt.iter().any(|p| p == "none");
-    let logged_in_now = |s: &sessions::Session| pending.authenticated_session.as_deref() == Some(s.id_hash.as_str());
-    // OIDC Core §3.1.2.1: with an id_token_hint, only the hinted user may answer. Someone else
-    // signed in is asked to sign in as the hinted user; whoever signed in during this request
-    // and is still someone else gets login_required.
-    let other_than_hinted = |s: &sessions::Session| pending.hint_sub.as_ref().is_some_and(|h| *h != s.user_id);
-    if session
-        .as_ref()
-        .is_some_and(|s| logged_in_now(s) && other_than_hinted(s))
-    {
-        sessions::delete_request(ctx.db, id).await?;
-        return Ok(pending.error(
-            ctx,
-            OAuthError::new(
-                ErrorCode::LoginRequired,
-                "the user who signed in is not the one id_token_hint names",
-            ),
-        ));
-    }
-    let needs_login = match &session {
-        None => true,
-        Some(s) if other_than_hinted(s) => true,
-        // prompt=login and max_age are satisfied by a login during this request (OIDC Core §3.1.2.1).
-        Some(s) if logged_in_now(s) => false,
-        Some(s) => {
-            pending.prompt.iter().any(|p| p == "login") || pending.max_age.is_some_and(|max| now - s.auth_time > max)
-        }
-    };
-    if needs_login {
-        if prompt_none {
-            sessions::delete_request(ctx.db, id).await?;
-            return Ok(pending.error(
-                ctx,
-                OAuthError::new(ErrorCode::LoginRequired, "the user is not logged in"),
-            ));
-        }
-        return Ok(Response::redirect(
-            303,
-            &format!("/oauth2/login?req={}", form_encode(id)),
-        ));
-    }
-    let Some(session) = session else {
-        return Ok(Response::redirect(
-            303,
-            &format!("/oauth2/login?req={}", form_encode(id)),
-        ));
-    };
-
-    if !client.first_party && pending.consented_by.as_deref() != Some(session.user_id.as_str()) {
-        // A third-party client needs the user's consent to the client itself before its first
-        // code, whatever the scope: an empty scope still yields a code that names the user.
-        let missing = match consents::granted(ctx.db, &session.user_id, &client.client_id).await? {
-            None => true,
-            Some(granted) => pending.scope.iter().any(|s| !granted.contains(s)),
-        };
-        if missing || pending.prompt.iter().any(|p| p == "consent") {
-            if prompt_none {
-                sessions::delete_request(ctx.db, id).await?;
-                return Ok(pending.error(
-                    ctx,
-                    OAuthError::new(ErrorCode::ConsentRequired, "the user has not consented"),
-                ));
-            }
-            return Ok(Response::redirect(
-                303,
-                &format!("/oauth2/consent?req={}", form_encode(id)),
-            ));
-        }
-    }
-
-    // Everything is settled: one code, bound to client, redirect URI and PKCE challenge.
     let grant = Grant {
         id: random_id(ctx.rng, "grt_")?,
         client_id: client.client_id.clone(),
         user_id: Some(session.user_id.clone()),
         session_hash: Some(session.id_hash.clone()),
-        scope: scope::join(&pending.scope),
+        scope: scope::join(&request.scope),
         auth_time: Some(session.auth_time),
-        nonce: pending.nonce.clone(),
-        amr: Some(plan::amr_of(&plan::parse_passed(&session.factors, session.auth_time), None).join(" ")),
+        nonce: request.nonce.clone(),
+        amr: Some(engine::amr(flow).join(" ")),
         created_at: now,
         expires_at: now + ctx.settings.refresh_absolute_ttl,
         revoked_at: None,
@@ -473,35 +391,22 @@ async fn resume_pending(
     let record = Code {
         grant_id: grant.id.clone(),
         client_id: client.client_id.clone(),
-        redirect_uri: pending.redirect_uri.clone(),
-        code_challenge: pending.code_challenge.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        code_challenge: request.code_challenge.clone(),
         expires_at: now + ctx.settings.code_ttl,
     };
-    // The pending request ends as the grant and its code are written: one round trip, and never
-    // one without the others.
-    ctx.db
-        .batch(&[
-            sessions::delete_request_statement(id),
-            grants::insert_grant_statement(&grant),
-            grants::insert_code_statement(&token_hash(&code), &record, now),
-        ])
-        .await?;
+    // One round trip, and never the code without its grant (nor the flow left behind).
+    let mut statements = Vec::new();
+    if let Some(id) = stored {
+        statements.push(auth_requests::delete_statement(id));
+    }
+    statements.push(grants::insert_grant_statement(&grant));
+    statements.push(grants::insert_code_statement(&token_hash(&code), &record, now));
+    ctx.db.batch(&statements).await?;
     let mut params = vec![("code", code)];
-    if let Some(s) = &pending.state {
+    if let Some(s) = &request.state {
         params.push(("state", s.clone()));
     }
     params.push(("iss", ctx.issuer().to_owned()));
-    Ok(Response::redirect(303, &append_query(&pending.redirect_uri, &params)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_pending_request_of_exactly_its_bound_fits_and_one_byte_more_does_not() {
-        assert!(fits_pending_bound(&"x".repeat(limits::PENDING_REQUEST)));
-        assert!(!fits_pending_bound(&"x".repeat(limits::PENDING_REQUEST + 1)));
-        assert!(fits_pending_bound(""));
-    }
+    Ok(Response::redirect(303, &append_query(&request.redirect_uri, &params)))
 }

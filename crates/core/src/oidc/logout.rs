@@ -4,10 +4,10 @@
 
 use crate::error::{Error, OAuthError};
 use crate::http::{append_query, Method, Request, Response};
-use crate::oidc::login::browser_binding;
-use crate::oidc::{cookies, id_token_hint};
+use crate::oidc::id_token_hint;
 use crate::pages;
 use crate::store::{clients, sessions};
+use crate::web::cookies::{self, browser_binding};
 use crate::Ctx;
 
 const CSRF_PURPOSE: &str = "logout";

@@ -3,13 +3,10 @@
 pub mod access;
 pub mod authorize;
 pub mod client_auth;
-pub mod consent;
-pub mod cookies;
 pub mod discovery;
 pub mod id_token_hint;
 pub mod introspect;
 pub mod jwks;
-pub mod login;
 pub mod logout;
 pub mod pkce;
 pub mod redirect_uri;

@@ -15,8 +15,8 @@ pub mod turnstile;
 use serde_json::json;
 
 use crate::crypto::sha256;
-use crate::error::{Error, ErrorCode, InternalError, OAuthError};
-use crate::http::{Method, Request, Response};
+use crate::error::InternalError;
+use crate::http::{Method, Request};
 use crate::store::events;
 use crate::Ctx;
 use client_ip::{ClientIp, TrustedProxies};
@@ -143,78 +143,38 @@ pub fn user_key(username: &str) -> String {
     }
 }
 
-/// How a limited endpoint answers 429: in its own shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shape {
-    /// RFC 6749 §5.2-style JSON (token, introspection, revocation, admin API, passkey API).
-    Json,
-    /// The login form again, with a message, so the flow survives the wait.
-    LoginForm,
-    /// An HTML error page.
-    Page,
-}
-
 /// Which tiers a limited endpoint uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Class {
+pub enum Class {
     /// Checks a secret: the strict tiers.
     Secret,
     /// Hit by ordinary page loads, and stores what it is sent: the generous tiers.
     Page,
 }
 
-/// The limited endpoints, each with its own bucket per client IP.
-fn limited(method: Method, path: &str) -> Option<(&'static str, Shape, Class)> {
-    if method == Method::Options {
-        return None; // CORS preflights check nothing.
-    }
-    let page = match (method, path) {
-        // Each stores a pending request (or a report) for anyone who asks.
-        (Method::Get | Method::Post, "/oauth2/authorize") => Some(("authorize", Shape::Page)),
-        (Method::Get, "/oauth2/gateway") => Some(("gateway_start", Shape::Page)),
-        (Method::Post, "/.gatehouse/csp-report") => Some(("csp_report", Shape::Json)),
-        _ => None,
-    };
-    if let Some((bucket, shape)) = page {
-        return Some((bucket, shape, Class::Page));
-    }
-    let (bucket, shape) = match (method, path) {
-        (Method::Post, "/oauth2/login") => ("login", Shape::LoginForm),
-        (Method::Post, "/oauth2/mfa") => ("mfa", Shape::Page),
-        (_, "/oauth2/passkey/login/finish") => ("passkey", Shape::Json),
-        (Method::Post, "/oauth2/consent") => ("consent", Shape::Page),
-        // The gateway's one-time sign-in code, redeemed on an app's host.
-        (Method::Get, "/.gatehouse/callback") => ("gateway_callback", Shape::Page),
-        (_, "/oauth2/token") => ("token", Shape::Json),
-        (_, "/oauth2/introspect") => ("introspect", Shape::Json),
-        (_, "/oauth2/revoke") => ("revoke", Shape::Json),
-        (_, p) if p == "/admin/api" || p.starts_with("/admin/api/") => ("admin", Shape::Json),
-        _ => return None,
-    };
-    Some((bucket, shape, Class::Secret))
+/// A route's rate limit: its bucket (one per client IP) and its tiers (`crate::web::router`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub bucket: &'static str,
+    pub class: Class,
 }
 
-/// Per-IP rate limiting, in front of the endpoints that check secrets. `None`: go ahead.
-pub async fn guard(ctx: &Ctx<'_>, req: &Request) -> Option<Response> {
-    let (bucket, shape, class) = limited(req.method, &req.path)?;
-    let tiers = match class {
+/// Per-IP rate limiting, in front of the endpoints that check secrets or store what they are
+/// sent. `Ok(None)`: go ahead; `Ok(Some(seconds))`: refused, retry after that long (the caller
+/// answers in the route's shape). A counter store that does not answer is an error: fail closed.
+pub async fn guard(ctx: &Ctx<'_>, req: &Request, limit: Limit) -> Result<Option<i64>, InternalError> {
+    let tiers = match limit.class {
         Class::Secret => &ctx.settings.policy.rate_limit,
         Class::Page => &ctx.settings.policy.page_rate_limit,
     };
-    if tiers.is_empty() {
-        return None;
+    if tiers.is_empty() || req.method == Method::Options {
+        // Off, or a CORS preflight (which checks nothing).
+        return Ok(None);
     }
     let client = client_ip(ctx, req);
-    let answer = |e: Error| match shape {
-        Shape::Json => e.into_json(),
-        Shape::LoginForm | Shape::Page => e.into_page(),
-    };
-    let (allowed, retry_after_ms, newly_limited) = match ctx.counters.rate_limit(&client.key(), bucket, tiers).await {
-        Ok(d) => d,
-        Err(e) => return Some(answer(e.into())),
-    };
+    let (allowed, retry_after_ms, newly_limited) = ctx.counters.rate_limit(&client.key(), limit.bucket, tiers).await?;
     if allowed {
-        return None;
+        return Ok(None);
     }
     if newly_limited {
         // Once per episode, not per refused request: a flood must not become a flood of writes.
@@ -229,19 +189,36 @@ pub async fn guard(ctx: &Ctx<'_>, req: &Request) -> Option<Response> {
             crate::error::log_internal(&e);
         }
     }
-    let retry_after = rate_limit::retry_after_secs(retry_after_ms);
-    let mut resp = match shape {
-        Shape::Json => answer(OAuthError::new(ErrorCode::RateLimited, "too many requests").into()),
-        Shape::LoginForm => crate::oidc::login::rate_limited(ctx, req, retry_after).await,
-        Shape::Page => Response::error_page(
-            429,
-            "rate_limited",
-            &format!("Too many attempts from your network. Please wait {retry_after} seconds and try again."),
-        ),
-    };
-    resp.status = 429;
-    resp.set_header("retry-after", &retry_after.to_string());
-    Some(resp)
+    Ok(Some(rate_limit::retry_after_secs(retry_after_ms)))
+}
+
+/// After a failed secret (a password, a code): what the stage tells the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    /// This failure locked the account (record an event once).
+    pub newly_locked: bool,
+    /// The next attempt must carry a CAPTCHA (Turnstile is configured and a score fell to it).
+    pub needs_captcha: bool,
+}
+
+/// Counts a failed secret against the account (its lockout and reputation) and the client IP
+/// (its reputation). Passwords and second-factor codes count alike: guessing either locks the
+/// account.
+pub async fn failed_attempt(ctx: &Ctx<'_>, user_key: &str, ip_key: &str) -> Result<Failure, InternalError> {
+    let rules = &ctx.settings.policy;
+    let (newly_locked, user_score) = ctx
+        .counters
+        .record_attempt(user_key, false, Some(&rules.lockout), &rules.reputation)
+        .await?;
+    let (_, ip_score) = ctx
+        .counters
+        .record_attempt(ip_key, false, None, &rules.reputation)
+        .await?;
+    Ok(Failure {
+        newly_locked,
+        needs_captcha: rules.turnstile.is_some()
+            && (rules.reputation.needs_verification(user_score) || rules.reputation.needs_verification(ip_score)),
+    })
 }
 
 /// Whether the login must carry a CAPTCHA: Turnstile is configured and the IP's or the
@@ -322,55 +299,6 @@ mod tests {
         assert_eq!(user_key(" alice "), "user:alice");
         let long = user_key(&"a".repeat(10_000));
         assert!(long.len() < 64 && long.starts_with("user:#"));
-    }
-
-    #[test]
-    fn only_secret_checking_endpoints_are_limited() {
-        assert_eq!(
-            limited(Method::Post, "/oauth2/login"),
-            Some(("login", Shape::LoginForm, Class::Secret))
-        );
-        assert_eq!(limited(Method::Get, "/oauth2/login"), None);
-        assert_eq!(
-            limited(Method::Post, "/oauth2/token"),
-            Some(("token", Shape::Json, Class::Secret))
-        );
-        assert_eq!(limited(Method::Options, "/oauth2/token"), None);
-        assert_eq!(
-            limited(Method::Get, "/admin/api/users"),
-            Some(("admin", Shape::Json, Class::Secret))
-        );
-        assert_eq!(limited(Method::Get, "/admin/apix"), None);
-        assert_eq!(limited(Method::Get, "/healthz"), None);
-        assert_eq!(
-            limited(Method::Get, "/oauth2/userinfo"),
-            None,
-            "bearer JWTs are not guessable"
-        );
-        assert_eq!(
-            limited(Method::Get, "/.gatehouse/callback"),
-            Some(("gateway_callback", Shape::Page, Class::Secret))
-        );
-    }
-
-    #[test]
-    fn unauthenticated_writes_are_limited_with_the_page_tiers() {
-        assert_eq!(
-            limited(Method::Get, "/oauth2/authorize"),
-            Some(("authorize", Shape::Page, Class::Page))
-        );
-        assert_eq!(
-            limited(Method::Post, "/oauth2/authorize"),
-            Some(("authorize", Shape::Page, Class::Page))
-        );
-        assert_eq!(
-            limited(Method::Get, "/oauth2/gateway"),
-            Some(("gateway_start", Shape::Page, Class::Page))
-        );
-        assert_eq!(
-            limited(Method::Post, "/.gatehouse/csp-report"),
-            Some(("csp_report", Shape::Json, Class::Page))
-        );
     }
 
     #[test]

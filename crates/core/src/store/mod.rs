@@ -1,6 +1,7 @@
 //! The SQL Gatehouse runs, one module per table family. The same statements run on D1 in the
 //! Worker and on SQLite in the native tests.
 
+pub mod auth_requests;
 pub mod clients;
 pub mod consents;
 pub mod events;

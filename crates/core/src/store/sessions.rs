@@ -1,4 +1,4 @@
-//! SSO sessions and pending authorization requests.
+//! SSO sessions.
 
 use serde::Deserialize;
 
@@ -79,66 +79,11 @@ pub fn end_all_for_user_statements(user_id: &str, now: i64) -> Vec<(&'static str
     ]
 }
 
-#[derive(Deserialize)]
-struct PendingRow {
-    client_id: String,
-    params: String,
-}
-
-/// Saves a validated authorization request while the user logs in or consents. The client IP
-/// `ip_key` keeps at most `limits::PENDING_PER_IP` of them: its oldest go first. (Expired ones
-/// are deleted by the retention job.)
-pub async fn save_request(
-    db: &dyn Db,
-    id: &str,
-    client_id: &str,
-    ip_key: &str,
-    params_json: &str,
-    now: i64,
-    ttl: i64,
-) -> Result<(), InternalError> {
-    db.batch(&[
-        (
-            "DELETE FROM auth_requests WHERE ip_key = ?1 AND id NOT IN \
-             (SELECT id FROM auth_requests WHERE ip_key = ?1 ORDER BY created_at DESC, rowid DESC LIMIT ?2)",
-            params_vec![ip_key, crate::limits::PENDING_PER_IP - 1],
-        ),
-        (
-            "INSERT INTO auth_requests (id, client_id, ip_key, params, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params_vec![id, client_id, ip_key, params_json, now, now + ttl],
-        ),
-    ])
-    .await?;
-    Ok(())
-}
-
-/// The pending request `id` as `(client_id, params_json)`, if it has not expired.
-pub async fn load_request(db: &dyn Db, id: &str, now: i64) -> Result<Option<(String, String)>, InternalError> {
-    let row: Option<PendingRow> = first(
-        db.query(
-            "SELECT client_id, params FROM auth_requests WHERE id = ?1 AND expires_at > ?2",
-            &params![id, now],
-        )
-        .await?,
-    )?;
-    Ok(row.map(|r| (r.client_id, r.params)))
-}
-
-pub fn delete_request_statement(id: &str) -> (&'static str, Vec<Value>) {
-    ("DELETE FROM auth_requests WHERE id = ?1", params_vec![id])
-}
-
-pub async fn delete_request(db: &dyn Db, id: &str) -> Result<(), InternalError> {
-    let (sql, params) = delete_request_statement(id);
-    db.execute(sql, &params).await?;
-    Ok(())
-}
-
-/// Saves the pending request `id`'s new state (who logged in, who consented).
-pub fn update_request_statement(id: &str, params_json: &str) -> (&'static str, Vec<Value>) {
+/// Records a step-up: the session keeps its id and `auth_time`, and now lists the factors passed
+/// since (`flow::plan::store_passed`). Only a live session changes.
+pub fn set_factors_statement(id_hash: &str, factors: &str) -> (&'static str, Vec<Value>) {
     (
-        "UPDATE auth_requests SET params = ?2 WHERE id = ?1",
-        params_vec![id, params_json],
+        "UPDATE sessions SET factors = ?2 WHERE id_hash = ?1 AND ended_at IS NULL",
+        params_vec![id_hash, factors],
     )
 }

@@ -139,13 +139,18 @@ pub struct SecondFactors {
     pub totp_devices: i64,
     #[serde(deserialize_with = "super::int")]
     pub recovery_codes: i64,
+    /// Recovery codes ever issued and not withdrawn, spent ones included: the user set up a
+    /// second factor (and did not turn it off, nor was reset by an administrator).
+    #[serde(deserialize_with = "super::int")]
+    pub recovery_codes_issued: i64,
 }
 
 pub async fn second_factors(db: &dyn Db, user_id: &str) -> Result<SecondFactors, InternalError> {
     let row: Option<SecondFactors> = first(
         db.query(
             "SELECT (SELECT COUNT(*) FROM totp_devices WHERE user_id = ?1 AND confirmed_at IS NOT NULL) AS totp_devices, \
-             (SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL) AS recovery_codes",
+             (SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL) AS recovery_codes, \
+             (SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?1) AS recovery_codes_issued",
             &params![user_id],
         )
         .await?,

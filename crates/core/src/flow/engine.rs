@@ -1,0 +1,279 @@
+//! Moves a flow along: attaches the browser's session when a flow begins, asks the plan for the
+//! next stage, writes the session once every factor is passed, and sends the browser to the next
+//! stage's page or, when the flow is over, to its purpose's resume path.
+
+use serde_json::json;
+
+use super::plan::{self, Enrolled, Requirements, Stage};
+use super::{update_statement, Flow, NotHere, Refusal};
+use crate::crypto::{random_token, token_hash};
+use crate::db::Value;
+use crate::error::{Error, ErrorCode, OAuthError};
+use crate::http::{form_encode, Request, Response};
+use crate::store::{consents, events, sessions, totp_devices};
+use crate::web::cookies;
+use crate::Ctx;
+
+/// The page of each stage that shows one.
+pub fn stage_path(stage: Stage) -> Option<&'static str> {
+    match stage {
+        Stage::Identify | Stage::Password => Some("/oauth2/login"),
+        Stage::SecondFactor => Some("/oauth2/mfa"),
+        Stage::EnrollSecondFactor => Some("/oauth2/mfa/enroll"),
+        Stage::Consent => Some("/oauth2/consent"),
+        Stage::NewPassword | Stage::Denied(_) | Stage::Complete => None,
+    }
+}
+
+/// `path?req=id`.
+pub fn url(path: &str, id: &str) -> String {
+    format!("{path}?req={}", form_encode(id))
+}
+
+/// The answer for a flow that cannot be loaded here.
+pub fn not_here_page(why: NotHere) -> Response {
+    let detail = match why {
+        NotHere::Gone => "This sign-in request has expired or is unknown. Start again from the application.",
+        NotHere::OtherBrowser => "This sign-in was started in another browser. Start again from the application.",
+    };
+    Error::from(OAuthError::new(ErrorCode::InvalidRequest, detail)).into_page()
+}
+
+/// A new flow starts with the browser's session, if it has one: its user is identified and the
+/// factors the session passed carry over, so a session that lacks a factor steps up instead of
+/// starting over. A session of another user than the one the purpose expects is left out: that
+/// user signs in, and so does everyone when the purpose asks for a new sign-in.
+pub async fn begin(ctx: &Ctx<'_>, req: &Request, flow: &mut Flow) -> Result<(), Error> {
+    if flow.reauthenticate {
+        return Ok(());
+    }
+    let Some(hash) = cookies::session_hash(ctx, req) else {
+        return Ok(());
+    };
+    let Some(session) = sessions::active(ctx.db, &hash, ctx.clock.now()).await? else {
+        return Ok(());
+    };
+    if flow.expected_user.as_ref().is_some_and(|u| *u != session.user_id) {
+        return Ok(());
+    }
+    flow.identify(&session.user_id);
+    for p in plan::parse_passed(&session.factors, session.auth_time) {
+        flow.pass(p.factor, p.at);
+    }
+    flow.carried_session = Some(hash.clone());
+    flow.session = Some(hash);
+    Ok(())
+}
+
+/// The second factors the user holds.
+async fn enrolled(ctx: &Ctx<'_>, user_id: &str) -> Result<Enrolled, Error> {
+    let f = totp_devices::second_factors(ctx.db, user_id).await?;
+    Ok(Enrolled {
+        totp: f.totp_devices > 0,
+        recovery_codes: f.recovery_codes > 0,
+        had_second_factor: f.totp_devices > 0 || f.recovery_codes_issued > 0,
+    })
+}
+
+/// Whether the purpose still needs the user's consent.
+async fn consent_needed(ctx: &Ctx<'_>, flow: &Flow, user_id: &str) -> Result<bool, Error> {
+    let Some(ask) = flow.consent.as_ref().filter(|_| !flow.consented) else {
+        return Ok(false);
+    };
+    if ask.always {
+        return Ok(true);
+    }
+    Ok(match consents::granted(ctx.db, user_id, &ask.client_id).await? {
+        // A third-party client needs consent to the client itself before its first code,
+        // whatever the scope: an empty scope still yields a code that names the user.
+        None => true,
+        Some(granted) => ask.scopes.iter().any(|s| !granted.contains(s)),
+    })
+}
+
+/// Where a flow stands: the next stage, or why it was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    At(Stage),
+    Refused(Refusal),
+}
+
+/// The flow's next stage, from the plan.
+pub async fn standing(ctx: &Ctx<'_>, flow: &Flow) -> Result<Standing, Error> {
+    if let Some(r) = flow.refused {
+        return Ok(Standing::Refused(r));
+    }
+    let Some(user_id) = flow.user_id.as_deref() else {
+        return Ok(Standing::At(Stage::Identify));
+    };
+    if flow.expected_user.as_deref().is_some_and(|u| u != user_id) {
+        return Ok(Standing::Refused(Refusal::OtherUser));
+    }
+    let mut requirements = Requirements {
+        mfa: ctx.settings.mfa,
+        mfa_required_here: flow.mfa_required_here,
+        acr_mfa: flow.acr_mfa,
+        fresh_after: flow.fresh_after,
+        consent: false,
+        new_password: false,
+    };
+    let user = Some(enrolled(ctx, user_id).await?);
+    let passed = flow.passed();
+    let mut stage = plan::next(&requirements, user, &passed);
+    // Consent is looked up only once every factor is passed: before that, nobody has proved
+    // who they are.
+    if stage == Stage::Complete && consent_needed(ctx, flow, user_id).await? {
+        requirements.consent = true;
+        stage = plan::next(&requirements, user, &passed);
+    }
+    Ok(match stage {
+        Stage::Denied(plan::Denied::SecondFactorRequiredButOff) => {
+            Standing::Refused(Refusal::SecondFactorRequiredButOff)
+        }
+        Stage::Denied(plan::Denied::SecondFactorLost) => Standing::Refused(Refusal::SecondFactorLost),
+        s => Standing::At(s),
+    })
+}
+
+/// Sends the browser on: to the next stage's page, or to the purpose's resume path when the
+/// flow is over. `changes` (what the stage that just ran writes) land in one batch with the
+/// flow's new state and, once every factor is passed, its session.
+pub async fn advance(
+    ctx: &Ctx<'_>,
+    req: &Request,
+    id: &str,
+    mut flow: Flow,
+    mut changes: Vec<(&'static str, Vec<Value>)>,
+) -> Result<Response, Error> {
+    let standing = standing(ctx, &flow).await?;
+    let mut set_cookie = None;
+    let location = match standing {
+        Standing::Refused(r) => {
+            flow.refused = Some(r);
+            flow.purpose.resume_path()
+        }
+        Standing::At(stage) => {
+            let factors_done = matches!(stage, Stage::Consent | Stage::NewPassword | Stage::Complete);
+            if factors_done && flow.session.is_none() {
+                set_cookie = persist_session(ctx, req, &mut flow, &mut changes)?;
+            }
+            stage_path(stage).unwrap_or(flow.purpose.resume_path())
+        }
+    };
+    changes.push(update_statement(id, &flow)?);
+    ctx.db.batch(&changes).await?;
+    let mut resp = Response::redirect(303, &url(location, id));
+    if let Some(c) = set_cookie {
+        resp.add_header("set-cookie", &c);
+    }
+    Ok(resp)
+}
+
+/// The statements that put the flow's factors in a session, and the session cookie if it is a
+/// new one. A flow that passed a password signs in afresh: a new session id (no fixation), and
+/// the browser's old session ends. A flow that only added a second factor to the session it
+/// began with (a step-up) records the factor in that session.
+fn persist_session(
+    ctx: &Ctx<'_>,
+    req: &Request,
+    flow: &mut Flow,
+    changes: &mut Vec<(&'static str, Vec<Value>)>,
+) -> Result<Option<String>, Error> {
+    let Some(user_id) = flow.user_id.clone() else {
+        return Ok(None);
+    };
+    let now = ctx.clock.now();
+    let step_up = flow
+        .carried_session
+        .clone()
+        .filter(|_| !flow.passed_here(plan::Factor::Password));
+    let (hash, set_cookie) = match step_up {
+        Some(hash) => {
+            changes.push(sessions::set_factors_statement(&hash, &flow.passed));
+            (hash, None)
+        }
+        None => {
+            if let Some(old) = cookies::session_hash(ctx, req) {
+                changes.extend(sessions::end_statements(&old, now));
+            }
+            let session_id = random_token(ctx.rng)?;
+            let session = sessions::Session {
+                id_hash: token_hash(&session_id),
+                user_id: user_id.clone(),
+                auth_time: now,
+                expires_at: now + ctx.settings.session_ttl,
+                factors: flow.passed.clone(),
+            };
+            changes.push(sessions::insert_statement(&session, now));
+            let cookie = cookies::set_cookie(
+                ctx,
+                cookies::SESSION,
+                &cookies::session_value(ctx, &session_id),
+                ctx.settings.session_ttl,
+            );
+            (session.id_hash, Some(cookie))
+        }
+    };
+    let amr = plan::amr_of(&flow.passed(), flow.fresh_after);
+    changes.push(events::record_statement(
+        ctx.rng,
+        now,
+        events::Event {
+            kind: if set_cookie.is_some() {
+                "login_succeeded"
+            } else {
+                "login_stepped_up"
+            },
+            user_id: Some(&user_id),
+            client_id: flow.event_client.as_deref(),
+            ip: Some(&crate::policy::client_ip(ctx, req).to_string()),
+            detail: json!({ "amr": amr }),
+        },
+    )?);
+    flow.carried_session = Some(hash.clone());
+    flow.session = Some(hash);
+    Ok(set_cookie)
+}
+
+/// How a flow ended, for its purpose.
+pub enum Outcome {
+    /// Every stage is passed; the browser holds this session.
+    Complete(sessions::Session),
+    Refused(Refusal),
+    /// The flow is not over (or the browser lost its session): it goes on.
+    Unfinished,
+}
+
+/// What a purpose's resume path finds: it completes only a flow whose stages are all passed and
+/// whose session is the one this browser holds. A browser that no longer holds it (signed out in
+/// another tab, the session ended) proves its factors again: they are forgotten here, and the
+/// purpose advances the flow.
+pub async fn outcome(ctx: &Ctx<'_>, req: &Request, flow: &mut Flow) -> Result<Outcome, Error> {
+    match standing(ctx, flow).await? {
+        Standing::Refused(r) => return Ok(Outcome::Refused(r)),
+        Standing::At(Stage::Complete) => {}
+        Standing::At(_) => return Ok(Outcome::Unfinished),
+    }
+    let held = match (&flow.session, cookies::session_hash(ctx, req)) {
+        (Some(hash), Some(cookie)) if crate::crypto::constant_time_eq(hash.as_bytes(), cookie.as_bytes()) => {
+            sessions::active(ctx.db, hash, ctx.clock.now())
+                .await?
+                .filter(|s| Some(&s.user_id) == flow.user_id.as_ref())
+        }
+        _ => None,
+    };
+    Ok(match held {
+        Some(s) => Outcome::Complete(s),
+        None => {
+            flow.passed.clear();
+            flow.session = None;
+            flow.carried_session = None;
+            Outcome::Unfinished
+        }
+    })
+}
+
+/// The `amr` of a completed flow (the fresh factors it passed).
+pub fn amr(flow: &Flow) -> Vec<&'static str> {
+    plan::amr_of(&flow.passed(), flow.fresh_after)
+}

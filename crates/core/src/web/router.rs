@@ -1,0 +1,318 @@
+//! The one route table: every path Gatehouse answers itself, with its methods, its handler, the
+//! per-IP rate-limit bucket it spends from, the shape its errors take, and whether a browser on
+//! another origin may call it (CORS). The rate limiter and CORS read it; no other list of
+//! endpoint paths exists.
+
+use crate::http::Method;
+use crate::policy::{Class, Limit};
+
+/// What answers a route (`crate::handle` maps each to its endpoint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handler {
+    Health,
+    Discovery,
+    Jwks,
+    Authorize,
+    AuthorizeResume,
+    PasswordShow,
+    PasswordSubmit,
+    ConsentShow,
+    ConsentSubmit,
+    Token,
+    Userinfo,
+    Revoke,
+    Introspect,
+    Logout,
+    GatewayStart,
+    GatewayResume,
+    GatewayCallback,
+    CspReport,
+    Admin,
+}
+
+/// How a route's errors (and its 429) are shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// RFC 6749 §5.2-style JSON.
+    Json,
+    /// An HTML error page.
+    Page,
+    /// The sign-in form again, with a message, so the flow survives the wait.
+    SignInForm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathMatch {
+    Exact(&'static str),
+    /// The path itself or anything under it (`/admin/api`, `/admin/api/...`).
+    Tree(&'static str),
+}
+
+impl PathMatch {
+    fn matches(self, path: &str) -> bool {
+        match self {
+            PathMatch::Exact(p) => path == p,
+            PathMatch::Tree(p) => path == p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/')),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub path: PathMatch,
+    /// The methods it answers; empty: any (the endpoint answers a wrong one in its own shape).
+    pub methods: &'static [Method],
+    pub handler: Handler,
+    /// The per-IP bucket; `None`: not rate limited (it checks no secret and stores nothing).
+    pub limit: Option<Limit>,
+    pub shape: Shape,
+    /// A browser on a listed origin may call it (`GATEHOUSE_CORS_ORIGINS`).
+    pub cors: bool,
+}
+
+const GET: &[Method] = &[Method::Get, Method::Head];
+const GET_ONLY: &[Method] = &[Method::Get];
+const POST: &[Method] = &[Method::Post];
+const GET_POST: &[Method] = &[Method::Get, Method::Post];
+const ANY: &[Method] = &[];
+
+/// Checks a secret: the strict tiers.
+const fn secret(bucket: &'static str) -> Option<Limit> {
+    Some(Limit {
+        bucket,
+        class: Class::Secret,
+    })
+}
+
+/// Hit by ordinary page loads, and stores what it is sent: the generous tiers.
+const fn page(bucket: &'static str) -> Option<Limit> {
+    Some(Limit {
+        bucket,
+        class: Class::Page,
+    })
+}
+
+const fn route(
+    path: PathMatch,
+    methods: &'static [Method],
+    handler: Handler,
+    limit: Option<Limit>,
+    shape: Shape,
+) -> Route {
+    Route {
+        path,
+        methods,
+        handler,
+        limit,
+        shape,
+        cors: false,
+    }
+}
+
+const fn cors(r: Route) -> Route {
+    Route { cors: true, ..r }
+}
+
+use Handler as H;
+use PathMatch::{Exact, Tree};
+
+pub const ROUTES: &[Route] = &[
+    route(Exact("/healthz"), GET, H::Health, None, Shape::Json),
+    route(
+        Exact("/.well-known/openid-configuration"),
+        GET,
+        H::Discovery,
+        None,
+        Shape::Json,
+    ),
+    route(Exact("/oauth2/jwks.json"), GET, H::Jwks, None, Shape::Json),
+    // Each stores a flow for anyone who asks.
+    route(
+        Exact("/oauth2/authorize"),
+        GET_POST,
+        H::Authorize,
+        page("authorize"),
+        Shape::Page,
+    ),
+    route(
+        Exact("/oauth2/authorize/resume"),
+        GET_ONLY,
+        H::AuthorizeResume,
+        None,
+        Shape::Page,
+    ),
+    route(Exact("/oauth2/login"), GET_ONLY, H::PasswordShow, None, Shape::Page),
+    route(
+        Exact("/oauth2/login"),
+        POST,
+        H::PasswordSubmit,
+        secret("login"),
+        Shape::SignInForm,
+    ),
+    route(Exact("/oauth2/consent"), GET_ONLY, H::ConsentShow, None, Shape::Page),
+    route(
+        Exact("/oauth2/consent"),
+        POST,
+        H::ConsentSubmit,
+        secret("consent"),
+        Shape::Page,
+    ),
+    cors(route(
+        Exact("/oauth2/token"),
+        ANY,
+        H::Token,
+        secret("token"),
+        Shape::Json,
+    )),
+    // Bearer JWTs are not guessable: userinfo is not limited.
+    cors(route(
+        Exact("/oauth2/userinfo"),
+        GET_POST,
+        H::Userinfo,
+        None,
+        Shape::Json,
+    )),
+    cors(route(
+        Exact("/oauth2/revoke"),
+        ANY,
+        H::Revoke,
+        secret("revoke"),
+        Shape::Json,
+    )),
+    route(
+        Exact("/oauth2/introspect"),
+        ANY,
+        H::Introspect,
+        secret("introspect"),
+        Shape::Json,
+    ),
+    route(Exact("/oauth2/logout"), GET_POST, H::Logout, None, Shape::Page),
+    route(
+        Exact("/oauth2/gateway"),
+        GET_ONLY,
+        H::GatewayStart,
+        page("gateway_start"),
+        Shape::Page,
+    ),
+    route(
+        Exact("/oauth2/gateway/resume"),
+        GET_ONLY,
+        H::GatewayResume,
+        None,
+        Shape::Page,
+    ),
+    // The gateway's one-time sign-in code, redeemed on an app's host.
+    route(
+        Exact("/.gatehouse/callback"),
+        GET_ONLY,
+        H::GatewayCallback,
+        secret("gateway_callback"),
+        Shape::Page,
+    ),
+    route(
+        Exact("/.gatehouse/csp-report"),
+        POST,
+        H::CspReport,
+        page("csp_report"),
+        Shape::Json,
+    ),
+    route(Tree("/admin/api"), ANY, H::Admin, secret("admin"), Shape::Json),
+];
+
+/// The route that answers `method` on `path`. `OPTIONS` finds a CORS route (its preflight).
+pub fn find(method: Method, path: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| {
+        r.path.matches(path)
+            && (r.methods.is_empty() || r.methods.contains(&method) || (method == Method::Options && r.cors))
+    })
+}
+
+/// Whether a browser on another origin may call `path`.
+pub fn is_cors_path(path: &str) -> bool {
+    ROUTES.iter().any(|r| r.cors && r.path.matches(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limit_of(method: Method, path: &str) -> Option<(&'static str, Class)> {
+        find(method, path)?.limit.map(|l| (l.bucket, l.class))
+    }
+
+    #[test]
+    fn endpoints_that_check_secrets_spend_the_strict_tiers() {
+        assert_eq!(limit_of(Method::Post, "/oauth2/login"), Some(("login", Class::Secret)));
+        assert_eq!(limit_of(Method::Get, "/oauth2/login"), None);
+        assert_eq!(limit_of(Method::Post, "/oauth2/token"), Some(("token", Class::Secret)));
+        assert_eq!(
+            limit_of(Method::Get, "/admin/api/users"),
+            Some(("admin", Class::Secret))
+        );
+        assert_eq!(limit_of(Method::Get, "/admin/api"), Some(("admin", Class::Secret)));
+        assert!(find(Method::Get, "/admin/apix").is_none());
+        assert_eq!(limit_of(Method::Get, "/healthz"), None);
+        assert_eq!(
+            limit_of(Method::Get, "/oauth2/userinfo"),
+            None,
+            "bearer JWTs are not guessable"
+        );
+        assert_eq!(
+            limit_of(Method::Get, "/.gatehouse/callback"),
+            Some(("gateway_callback", Class::Secret))
+        );
+        assert_eq!(
+            limit_of(Method::Post, "/oauth2/consent"),
+            Some(("consent", Class::Secret))
+        );
+    }
+
+    #[test]
+    fn unauthenticated_writes_spend_the_page_tiers() {
+        assert_eq!(
+            limit_of(Method::Get, "/oauth2/authorize"),
+            Some(("authorize", Class::Page))
+        );
+        assert_eq!(
+            limit_of(Method::Post, "/oauth2/authorize"),
+            Some(("authorize", Class::Page))
+        );
+        assert_eq!(
+            limit_of(Method::Get, "/oauth2/gateway"),
+            Some(("gateway_start", Class::Page))
+        );
+        assert_eq!(
+            limit_of(Method::Post, "/.gatehouse/csp-report"),
+            Some(("csp_report", Class::Page))
+        );
+    }
+
+    #[test]
+    fn each_method_finds_its_own_route_and_an_unlisted_one_none() {
+        assert_eq!(find(Method::Get, "/oauth2/login").unwrap().handler, H::PasswordShow);
+        assert_eq!(find(Method::Post, "/oauth2/login").unwrap().handler, H::PasswordSubmit);
+        assert_eq!(find(Method::Post, "/oauth2/login").unwrap().shape, Shape::SignInForm);
+        assert!(find(Method::Delete, "/oauth2/login").is_none());
+        assert_eq!(find(Method::Head, "/healthz").unwrap().handler, H::Health);
+        assert!(find(Method::Post, "/healthz").is_none());
+        assert_eq!(find(Method::Delete, "/oauth2/token").unwrap().handler, H::Token);
+        assert!(find(Method::Get, "/oauth2/unknown").is_none());
+    }
+
+    #[test]
+    fn only_token_userinfo_and_revocation_allow_cors_and_preflights_find_them() {
+        for p in ["/oauth2/token", "/oauth2/userinfo", "/oauth2/revoke"] {
+            assert!(is_cors_path(p), "{p}");
+            assert_eq!(find(Method::Options, p).unwrap().path, Exact(p));
+        }
+        for p in [
+            "/oauth2/authorize",
+            "/oauth2/introspect",
+            "/admin/api/users",
+            "/oauth2/login",
+        ] {
+            assert!(!is_cors_path(p), "{p}");
+        }
+        assert!(find(Method::Options, "/oauth2/login").is_none());
+    }
+}
