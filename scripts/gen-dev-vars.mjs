@@ -1,4 +1,4 @@
-// Prints a .dev.vars file: random cookie secret and admin token, and a private key set
+// Prints a .dev.vars file: random cookie secret, admin token and sealing key (TOTP seeds), and a private key set
 // (RSA-2048 for RS256 first, P-256 for ES256) as base64 of the PEM text.
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 
@@ -8,6 +8,7 @@ const keys = pem("rsa", { modulusLength: 2048 }) + pem("ec", { namedCurve: "P-25
 const out = [
   `GATEHOUSE_COOKIE_SECRET="${randomBytes(32).toString("base64url")}"`,
   `GATEHOUSE_ADMIN_TOKEN="${randomBytes(32).toString("base64url")}"`,
+  `GATEHOUSE_SEALING_KEY="${randomBytes(32).toString("base64url")}"`,
   `GATEHOUSE_PRIVATE_KEY="${Buffer.from(keys).toString("base64")}"`,
 ];
 process.stdout.write(out.join("\n") + "\n");

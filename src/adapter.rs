@@ -113,6 +113,8 @@ impl IsolateConfig {
         let secrets = Secrets::from_values(
             secret(env, gatehouse_core::config::COOKIE_SECRET),
             secret(env, gatehouse_core::config::ADMIN_TOKEN),
+            secret(env, gatehouse_core::config::SEALING_KEY),
+            settings.mfa,
         )?;
         let key = secret(env, PRIVATE_KEY).ok_or_else(|| InternalError::new(format!("{PRIVATE_KEY} is not set")))?;
         let signer = WebCryptoSigner::cached(&key).await?;

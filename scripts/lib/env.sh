@@ -44,6 +44,10 @@ ensure_chromium() {
 
 # Writes .dev.vars with fresh random secrets and signing keys unless it exists.
 ensure_dev_vars() {
+  if [ -f .dev.vars ] && ! grep -q '^GATEHOUSE_SEALING_KEY=' .dev.vars; then
+    log "adding GATEHOUSE_SEALING_KEY to .dev.vars (it seals TOTP seeds)"
+    node -e 'process.stdout.write(`GATEHOUSE_SEALING_KEY="${require("crypto").randomBytes(32).toString("base64url")}"\n`)' >> .dev.vars
+  fi
   if [ -f .dev.vars ]; then return; fi
   log "generating .dev.vars (fresh random secrets, RSA-2048 and P-256 signing keys)"
   node scripts/gen-dev-vars.mjs > .dev.vars.tmp

@@ -40,6 +40,7 @@ export function makeSecrets() {
   return {
     GATEHOUSE_COOKIE_SECRET: randomBytes(32).toString("base64url"),
     GATEHOUSE_ADMIN_TOKEN: randomBytes(32).toString("base64url"),
+    GATEHOUSE_SEALING_KEY: randomBytes(32).toString("base64url"),
     GATEHOUSE_PRIVATE_KEY: Buffer.from(
       pem("rsa", { modulusLength: 2048 }) + pem("ec", { namedCurve: "P-256" }),
     ).toString("base64"),

@@ -30,6 +30,7 @@ impl fmt::Debug for Secret {
 pub const COOKIE_SECRET: &str = "GATEHOUSE_COOKIE_SECRET";
 pub const ADMIN_TOKEN: &str = "GATEHOUSE_ADMIN_TOKEN";
 pub const PRIVATE_KEY: &str = "GATEHOUSE_PRIVATE_KEY";
+pub const SEALING_KEY: &str = "GATEHOUSE_SEALING_KEY";
 
 /// Minimum lengths below which Gatehouse refuses to serve.
 pub const MIN_COOKIE_SECRET_BYTES: usize = 32;
@@ -41,16 +42,33 @@ pub struct Secrets {
     pub cookie_secret: Secret,
     /// Bearer token of the admin API.
     pub admin_token: Secret,
+    /// Seals the secrets Gatehouse must read back (TOTP seeds); `None` only with
+    /// `GATEHOUSE_MFA=off`.
+    pub sealing_key: Option<crate::factors::sealed::SealingKey>,
 }
 
 impl Secrets {
-    /// Validates raw secret values; the error names the setting (never its value).
-    pub fn from_values(cookie_secret: Option<String>, admin_token: Option<String>) -> Result<Secrets, InternalError> {
+    /// Validates raw secret values; the error names the setting (never its value). The sealing
+    /// key is required unless second factors are off: without it no seed could be stored.
+    pub fn from_values(
+        cookie_secret: Option<String>,
+        admin_token: Option<String>,
+        sealing_key: Option<String>,
+        mfa: crate::flow::plan::MfaMode,
+    ) -> Result<Secrets, InternalError> {
         let cookie_secret = require(COOKIE_SECRET, cookie_secret, MIN_COOKIE_SECRET_BYTES)?;
         let admin_token = require(ADMIN_TOKEN, admin_token, MIN_ADMIN_TOKEN_BYTES)?;
+        let sealing_key = match (sealing_key, mfa) {
+            (None, crate::flow::plan::MfaMode::Off) => None,
+            (value, _) => {
+                let raw = require(SEALING_KEY, value, crate::factors::sealed::MIN_SECRET_BYTES)?;
+                Some(crate::factors::sealed::SealingKey::derive(raw.as_bytes())?)
+            }
+        };
         Ok(Secrets {
             cookie_secret: Secret::new(cookie_secret),
             admin_token: Secret::new(admin_token),
+            sealing_key,
         })
     }
 }
@@ -306,6 +324,23 @@ mod tests {
         ] {
             assert!(with_issuer(None).check_origin(remote).is_err(), "{remote}");
         }
+    }
+
+    #[test]
+    fn the_sealing_key_is_required_unless_second_factors_are_off() {
+        use crate::flow::plan::MfaMode;
+        let long = || Some("s".repeat(32));
+        let make = |sealing: Option<String>, mfa| Secrets::from_values(long(), long(), sealing, mfa);
+        assert!(make(None, MfaMode::Off).unwrap().sealing_key.is_none());
+        assert!(make(long(), MfaMode::Off).unwrap().sealing_key.is_some());
+        for mfa in [MfaMode::Optional, MfaMode::Required] {
+            let e = make(None, mfa).unwrap_err();
+            assert!(e.0.contains("GATEHOUSE_SEALING_KEY is not set"), "{e}");
+            let e = make(Some("short".into()), mfa).unwrap_err();
+            assert!(e.0.contains("GATEHOUSE_SEALING_KEY is too short"), "{e}");
+            assert!(make(long(), mfa).unwrap().sealing_key.is_some());
+        }
+        assert!(!format!("{:?}", make(long(), MfaMode::Optional).unwrap()).contains("sss"));
     }
 
     #[test]

@@ -23,6 +23,7 @@ const TAG_BYTES: usize = 16;
 pub const MIN_SECRET_BYTES: usize = 32;
 
 /// The sealing key. Its `Debug` never shows it.
+#[derive(Clone)]
 pub struct SealingKey([u8; 32]);
 
 impl fmt::Debug for SealingKey {

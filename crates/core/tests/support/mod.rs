@@ -206,6 +206,10 @@ impl TestEnv {
             secrets: Secrets {
                 cookie_secret: Secret::new("cookie-secret-0123456789abcdef0123456789"),
                 admin_token: Secret::new(ADMIN_TOKEN),
+                sealing_key: Some(
+                    gatehouse_core::factors::sealed::SealingKey::derive(b"sealing-secret-0123456789abcdef0123456789")
+                        .expect("sealing key"),
+                ),
             },
             db: SqliteDb::migrated(),
             signer: RustCryptoSigner::from_secret(&gatehouse_core::testing::signer::test_secret()).expect("test keys"),
