@@ -55,7 +55,7 @@ test("discovery document advertises the contract", async () => {
   }
   assert.ok(Array.isArray(d.subject_types_supported) && d.subject_types_supported.length > 0);
   assert.ok(d.scopes_supported.includes("openid"));
-  assert.deepEqual(d.acr_values_supported, [`${gh.url}/acr/1fa`]);
+  assert.deepEqual(d.acr_values_supported, [`${gh.url}/acr/1fa`, `${gh.url}/acr/mfa`]);
   for (const c of ["acr", "amr", "auth_time"]) assert.ok(d.claims_supported.includes(c), `claims_supported lacks ${c}`);
   // openid-client accepts it too (issuer match etc.)
   const config = await oc.discovery(new URL(gh.url), "nobody", undefined, undefined, { execute: [oc.allowInsecureRequests] });

@@ -46,6 +46,9 @@ impl<T: Into<Value>> From<Option<T>> for Value {
 /// One result row, column name to value.
 pub type Row = serde_json::Map<String, serde_json::Value>;
 
+/// One SQL statement with its parameters, for a batch.
+pub type Statement = (&'static str, Vec<Value>);
+
 /// Decodes a row into a typed record.
 pub fn decode<T: DeserializeOwned>(row: Row) -> Result<T, InternalError> {
     serde_json::from_value(serde_json::Value::Object(row)).map_err(|e| InternalError::new(format!("decoding row: {e}")))

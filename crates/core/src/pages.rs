@@ -44,6 +44,54 @@ pub struct Scope<'a> {
     pub description: &'a str,
 }
 
+/// The second-factor stage: a code from the authenticator app.
+#[derive(Template)]
+#[template(path = "totp.html")]
+pub struct Totp<'a> {
+    pub client: &'a str,
+    pub error: &'a str,
+    pub req: &'a str,
+    pub csrf: &'a str,
+    /// Offer the recovery-code page.
+    pub recovery_codes: bool,
+}
+
+/// The recovery-code stage.
+#[derive(Template)]
+#[template(path = "recovery-code.html")]
+pub struct RecoveryCode<'a> {
+    pub error: &'a str,
+    pub req: &'a str,
+    pub csrf: &'a str,
+    /// Offer the authenticator-app page.
+    pub totp: bool,
+}
+
+/// Enrolling an authenticator app: the QR code (an SVG as a `data:` image, which the pages'
+/// CSP allows, so no markup is marked safe), the key for manual entry and the setup link.
+#[derive(Template)]
+#[template(path = "enroll.html")]
+pub struct Enroll<'a> {
+    pub qr_base64: &'a str,
+    pub secret: &'a str,
+    pub uri: &'a str,
+    pub name: &'a str,
+    pub error: &'a str,
+    pub action: &'a str,
+    pub req: &'a str,
+    pub csrf: &'a str,
+}
+
+/// A message with a Continue link (and, once, a new set of recovery codes).
+#[derive(Template)]
+#[template(path = "notice.html")]
+pub struct Notice<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+    pub codes: &'a [String],
+    pub next: &'a str,
+}
+
 #[derive(Template)]
 #[template(path = "logout.html")]
 pub struct LogoutConfirm<'a> {

@@ -1539,7 +1539,11 @@ fn oidc_core_2_tokens_say_how_the_user_signed_in_with_amr_and_acr_and_keep_it_ac
     let discovery = env
         .send(Request::new(Method::Get, "/.well-known/openid-configuration"))
         .json_body();
-    assert_eq!(discovery["acr_values_supported"], json!([format!("{ISSUER}/acr/1fa")]));
+    // Second factors are optional by default: both classes can be asked for.
+    assert_eq!(
+        discovery["acr_values_supported"],
+        json!([format!("{ISSUER}/acr/1fa"), format!("{ISSUER}/acr/mfa")])
+    );
     let claims = discovery["claims_supported"].as_array().unwrap();
     assert!(claims.contains(&json!("amr")) && claims.contains(&json!("acr")));
 }

@@ -58,7 +58,7 @@ pub async fn begin(ctx: &Ctx<'_>, req: &Request, flow: &mut Flow) -> Result<(), 
     }
     flow.identify(&session.user_id);
     for p in plan::parse_passed(&session.factors, session.auth_time) {
-        flow.pass(p.factor, p.at);
+        flow.carry(p.factor, p.at);
     }
     flow.carried_session = Some(hash.clone());
     flow.session = Some(hash);

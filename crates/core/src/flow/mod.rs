@@ -103,6 +103,9 @@ pub struct Flow {
     /// The factors passed, with their times (`plan::store_passed`): carried over from the
     /// session and passed in this flow.
     pub passed: String,
+    /// The factors passed in this flow, not carried over from the session (`Factor::as_str`).
+    #[serde(default)]
+    pub passed_here: Vec<String>,
     /// The session the flow started with (its user's factors carry over: a step-up).
     pub carried_session: Option<String>,
     /// The session holding every factor passed so far; `None` while a factor passed in this flow
@@ -134,6 +137,7 @@ impl Flow {
             consent: None,
             user_id: None,
             passed: String::new(),
+            passed_here: Vec::new(),
             carried_session: None,
             session: None,
             consented: false,
@@ -150,12 +154,21 @@ impl Flow {
         plan::parse_passed(&self.passed, 0)
     }
 
-    /// Records `factor` passed at `at`, keeping only the latest time of each factor.
+    /// Records `factor` passed in this flow at `at`.
     pub fn pass(&mut self, factor: Factor, at: i64) {
+        self.carry(factor, at);
+        if !self.passed_here(factor) {
+            self.passed_here.push(factor.as_str().to_owned());
+        }
+        self.session = None;
+    }
+
+    /// Records `factor` as passed at `at` by the session the flow began with: it counts for the
+    /// plan, but was not passed here. Only the latest time of each factor is kept.
+    pub fn carry(&mut self, factor: Factor, at: i64) {
         let mut passed: Vec<Passed> = self.passed().into_iter().filter(|p| p.factor != factor).collect();
         passed.push(Passed { factor, at });
         self.passed = plan::store_passed(&passed);
-        self.session = None;
     }
 
     /// The flow now belongs to `user_id`. Another user than the one identified before starts
@@ -164,6 +177,7 @@ impl Flow {
         if self.user_id.as_deref() != Some(user_id) {
             self.user_id = Some(user_id.to_owned());
             self.passed.clear();
+            self.passed_here.clear();
             self.carried_session = None;
             self.session = None;
             self.consented = false;
@@ -173,9 +187,7 @@ impl Flow {
 
     /// Whether a factor was passed in this flow (not only carried over from the session).
     pub fn passed_here(&self, factor: Factor) -> bool {
-        self.passed()
-            .iter()
-            .any(|p| p.factor == factor && p.at >= self.created_at)
+        self.passed_here.iter().any(|f| f == factor.as_str())
     }
 
     /// The purpose's data, parsed.
@@ -261,12 +273,16 @@ mod tests {
     }
 
     #[test]
-    fn a_factor_carried_from_the_session_was_not_passed_here() {
+    fn a_factor_carried_from_the_session_was_not_passed_here_even_in_the_same_second() {
         let mut f = flow();
-        f.pass(Factor::Password, 999);
+        f.carry(Factor::Password, 1000);
         assert!(!f.passed_here(Factor::Password));
+        assert_eq!(f.passed().len(), 1);
         f.pass(Factor::Password, 1000);
         assert!(f.passed_here(Factor::Password));
+        assert_eq!(f.passed().len(), 1);
+        f.pass(Factor::Password, 1001);
+        assert_eq!(f.passed_here, ["password"]);
     }
 
     #[test]
@@ -283,6 +299,7 @@ mod tests {
         f.identify("u2");
         assert_eq!(f.user_id.as_deref(), Some("u2"));
         assert!(f.passed().is_empty());
+        assert!(f.passed_here.is_empty());
         assert_eq!(f.carried_session, None);
         assert!(!f.consented);
         assert_eq!(f.enrolling, None);

@@ -31,7 +31,7 @@ pub fn handle(ctx: &Ctx<'_>) -> Response {
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         // No second factor can be passed yet (the sign-in flow's TOTP stage comes next).
-        "acr_values_supported": amr::acr_values_supported(iss, false),
+        "acr_values_supported": amr::acr_values_supported(iss, ctx.settings.mfa != crate::flow::plan::MfaMode::Off),
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "acr", "amr",
                               "name", "preferred_username", "email", "email_verified"],
         "claims_parameter_supported": false,

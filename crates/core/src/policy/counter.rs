@@ -63,6 +63,9 @@ pub enum Op {
         lockout: Option<LockoutPolicy>,
         reputation: ReputationPolicy,
     },
+    /// The secret was right but the sign-in is not over (a second factor follows): the attempt
+    /// stops counting, and nothing earlier is forgiven.
+    Release { lockout: LockoutPolicy },
     /// An admin unlocked the account: no lock, no failures, no bad reputation.
     Unlock { reputation: ReputationPolicy },
 }
@@ -88,6 +91,7 @@ pub enum Reply {
         newly_locked: bool,
         score: i64,
     },
+    Released,
     Unlocked,
 }
 
@@ -160,6 +164,10 @@ pub fn apply(record: &mut Record, op: &Op, now_ms: i64) -> Reply {
                 newly_locked: false,
                 score,
             }
+        }
+        Op::Release { lockout } => {
+            record.lock.release(lockout, now_ms);
+            Reply::Released
         }
         Op::Unlock { reputation } => {
             record.lock = LockState::default();
@@ -256,6 +264,14 @@ impl<'x> dyn Counters + 'x {
         }
     }
 
+    /// A right secret with more to come: its attempt stops counting (see [`Op::Release`]).
+    pub async fn release_attempt(&self, key: &str, lockout: &LockoutPolicy) -> Result<(), InternalError> {
+        match self.apply(key, &Op::Release { lockout: *lockout }).await? {
+            Reply::Released => Ok(()),
+            r => Err(unexpected(r)),
+        }
+    }
+
     pub async fn unlock(&self, key: &str, reputation: &ReputationPolicy) -> Result<(), InternalError> {
         match self
             .apply(
@@ -295,6 +311,9 @@ mod tests {
             Op::Failure {
                 lockout: None,
                 reputation: ReputationPolicy::default(),
+            },
+            Op::Release {
+                lockout: LockoutPolicy::default(),
             },
             Op::Unlock {
                 reputation: ReputationPolicy::default(),

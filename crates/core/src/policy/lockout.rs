@@ -96,6 +96,16 @@ impl LockState {
         false
     }
 
+    /// The secret was right but the sign-in goes on (a second factor follows): the attempt that
+    /// began stops counting; earlier failures stay, so a stolen password re-entered between
+    /// guesses at the code never clears them. A lock stays too.
+    pub fn release(&mut self, p: &LockoutPolicy, now_ms: i64) {
+        if p.max_attempts == 0 || self.is_locked(now_ms) {
+            return;
+        }
+        self.attempts = self.attempts.saturating_sub(1);
+    }
+
     /// The secret was right: everything is forgiven.
     pub fn succeed(&mut self) {
         *self = LockState::default();
@@ -126,6 +136,26 @@ mod tests {
         let a = s.begin(&policy(), now);
         let locked = a == Admission::Admitted && s.fail(&policy(), now);
         (a, locked)
+    }
+
+    #[test]
+    fn a_released_attempt_stops_counting_but_forgives_no_earlier_failure() {
+        let mut s = LockState::default();
+        for i in 0..3 {
+            fail_once(&mut s, T0 + i);
+        }
+        assert_eq!(s.begin(&policy(), T0 + 3), Admission::Admitted);
+        s.release(&policy(), T0 + 3);
+        assert_eq!(s.attempts, 3);
+        // Two more failures lock: the release gave nothing back beyond its own attempt.
+        assert_eq!(fail_once(&mut s, T0 + 4), (Admission::Admitted, false));
+        assert_eq!(fail_once(&mut s, T0 + 5), (Admission::Admitted, true));
+        // A lock is not released.
+        s.release(&policy(), T0 + 6);
+        assert!(s.is_locked(T0 + 6));
+        let mut fresh = LockState::default();
+        fresh.release(&policy(), T0);
+        assert_eq!(fresh.attempts, 0, "never below zero");
     }
 
     #[test]

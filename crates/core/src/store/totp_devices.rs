@@ -115,6 +115,23 @@ pub fn confirm_statement(user_id: &str, id: &str, step: i64, now: i64) -> (&'sta
     )
 }
 
+/// Names a device (at confirmation: the name is typed with the first code).
+pub fn rename_statement(user_id: &str, id: &str, name: &str) -> (&'static str, Vec<Value>) {
+    (
+        "UPDATE totp_devices SET name = ?3 WHERE id = ?1 AND user_id = ?2",
+        params_vec![id, user_id, name],
+    )
+}
+
+/// The user's unconfirmed enrollments: a new one replaces them, so abandoned QR codes never
+/// fill the user's [`MAX_PER_USER`].
+pub fn delete_unconfirmed_of_user_statement(user_id: &str) -> (&'static str, Vec<Value>) {
+    (
+        "DELETE FROM totp_devices WHERE user_id = ?1 AND confirmed_at IS NULL",
+        params_vec![user_id],
+    )
+}
+
 pub fn delete_statement(user_id: &str, id: &str) -> (&'static str, Vec<Value>) {
     (
         "DELETE FROM totp_devices WHERE id = ?1 AND user_id = ?2",

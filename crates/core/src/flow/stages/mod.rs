@@ -4,13 +4,21 @@
 //! the other way round.
 
 pub mod consent;
+pub mod enroll_totp;
 pub mod password;
+pub mod recovery_code;
+pub mod totp;
 
 use super::engine::{self, Standing};
 use super::plan::Stage;
 use super::{load, Flow};
-use crate::error::Error;
+use serde_json::json;
+
+use crate::error::{Error, InternalError};
 use crate::http::{Params, Request, Response};
+use crate::pages;
+use crate::policy::{self, lockout::Admission};
+use crate::store::{events, users};
 use crate::web::cookies;
 use crate::Ctx;
 
@@ -69,4 +77,112 @@ impl FormToken {
 /// Whether a stage's form carries this browser's CSRF token for the flow.
 pub(crate) fn csrf_ok(ctx: &Ctx<'_>, req: &Request, id: &str, params: &Params) -> Result<bool, Error> {
     Ok(cookies::csrf_ok(ctx, req, id, params.get("csrf")?.unwrap_or("")))
+}
+
+/// The flow's identified user, for the stages that come after the password.
+pub(crate) async fn user_of(ctx: &Ctx<'_>, flow: &Flow) -> Result<users::User, Error> {
+    let id = flow
+        .user_id
+        .as_deref()
+        .ok_or_else(|| InternalError::new("a second-factor stage without a user"))?;
+    users::by_id(ctx.db, id)
+        .await?
+        .ok_or_else(|| InternalError::new("the flow's user is gone").into())
+}
+
+/// A second-factor code is a secret like the password: it is admitted by the account's lockout
+/// before it is checked, and a wrong one counts toward the lockout and both reputations. A
+/// locked account gets the same answer as a wrong code.
+pub(crate) struct CodeAttempt {
+    user_key: String,
+    ip_key: String,
+    ip: String,
+    pub admitted: bool,
+}
+
+impl CodeAttempt {
+    pub async fn begin(ctx: &Ctx<'_>, req: &Request, user: &users::User) -> Result<CodeAttempt, Error> {
+        let user_key = policy::user_key(&user.username);
+        let admission = ctx
+            .counters
+            .begin_attempt(&user_key, &ctx.settings.policy.lockout)
+            .await?;
+        let client = policy::client_ip(ctx, req);
+        Ok(CodeAttempt {
+            user_key,
+            ip_key: client.key(),
+            ip: client.to_string(),
+            admitted: admission == Admission::Admitted && !user.disabled,
+        })
+    }
+
+    pub async fn succeeded(&self, ctx: &Ctx<'_>) -> Result<(), Error> {
+        let rules = &ctx.settings.policy;
+        ctx.counters
+            .record_attempt(&self.user_key, true, Some(&rules.lockout), &rules.reputation)
+            .await?;
+        Ok(())
+    }
+
+    /// Counts the failure and records it (`mfa_failed`, and `account_locked` once).
+    pub async fn failed(
+        &self,
+        ctx: &Ctx<'_>,
+        flow: &Flow,
+        user: &users::User,
+        method: &str,
+        reason: &str,
+    ) -> Result<(), Error> {
+        let failure = policy::failed_attempt(ctx, &self.user_key, &self.ip_key).await?;
+        let now = ctx.clock.now();
+        let record = |kind: &'static str, detail: serde_json::Value| {
+            events::record_statement(
+                ctx.rng,
+                now,
+                events::Event {
+                    kind,
+                    user_id: Some(&user.id),
+                    client_id: flow.event_client.as_deref(),
+                    ip: Some(&self.ip),
+                    detail,
+                },
+            )
+        };
+        let mut statements = vec![record(
+            "mfa_failed",
+            json!({ "method": method, "reason": if self.admitted { reason } else { "locked" } }),
+        )?];
+        if failure.newly_locked {
+            let locked_for = ctx.settings.policy.lockout.duration_ms / 1000;
+            statements.push(record(
+                "account_locked",
+                json!({ "username": user.username, "locked_for": locked_for }),
+            )?);
+        }
+        ctx.db.batch(&statements).await?;
+        Ok(())
+    }
+}
+
+/// Turns `advance`'s redirect into a page that says something first (a recovery code spent,
+/// new recovery codes to save) and links on; the cookies the step set are kept.
+pub(crate) fn notice(advanced: Response, title: &str, message: &str, codes: &[String]) -> Response {
+    let next = advanced.header("location").unwrap_or("/").to_owned();
+    let mut resp = pages::html(
+        200,
+        &pages::Notice {
+            title,
+            message,
+            codes,
+            next: &next,
+        },
+    );
+    for (k, v) in &advanced.headers {
+        if k.eq_ignore_ascii_case("set-cookie") {
+            resp.add_header("set-cookie", v);
+        }
+    }
+    // Recovery codes must not stay in a cache.
+    resp.set_header("cache-control", "no-store");
+    resp
 }

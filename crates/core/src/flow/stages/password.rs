@@ -220,14 +220,6 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             };
             return form(ctx, req, &id, &flow, shown);
         };
-        // A success forgives the username's failures, never the IP's: credit an IP earned by
-        // signing in to one account (the attacker's own) would cover guesses against every other
-        // username from it, and keep a password spray below the CAPTCHA threshold for ever. The
-        // IP's score recovers only by expiry.
-        ctx.counters
-            .record_attempt(&user_key, true, Some(&rules.lockout), &rules.reputation)
-            .await?;
-
         let mut changes = Vec::new();
         if password::needs_rehash(&user.password_hash) {
             let new_hash = password::hash(given.expose(), ctx.rng)?;
@@ -235,6 +227,23 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
         }
         flow.identify(&user.id);
         flow.pass(Factor::Password, now);
+        // A completed sign-in forgives the username's failures, never the IP's: credit an IP
+        // earned by signing in to one account (the attacker's own) would cover guesses against
+        // every other username from it, and keep a password spray below the CAPTCHA threshold
+        // for ever (the IP's score recovers only by expiry). A password with a second factor
+        // still to come forgives nothing: else whoever holds the password could guess codes
+        // without end, entering it again after every few.
+        let second_factor_next = matches!(
+            engine::standing(ctx, &flow).await?,
+            engine::Standing::At(Stage::SecondFactor | Stage::EnrollSecondFactor)
+        );
+        if second_factor_next {
+            ctx.counters.release_attempt(&user_key, &rules.lockout).await?;
+        } else {
+            ctx.counters
+                .record_attempt(&user_key, true, Some(&rules.lockout), &rules.reputation)
+                .await?;
+        }
         engine::advance(ctx, req, &id, flow, changes).await
     }
     .await;
