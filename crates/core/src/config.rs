@@ -113,6 +113,8 @@ pub struct Settings {
     pub min_tls: TlsVersion,
     /// `GATEHOUSE_MFA`: whether second factors are off, optional or required.
     pub mfa: crate::flow::plan::MfaMode,
+    /// `GATEHOUSE_MFA_REQUIRED_GROUPS`: members of these groups always need a second factor.
+    pub mfa_required_groups: Vec<String>,
 }
 
 impl Default for Settings {
@@ -133,6 +135,7 @@ impl Default for Settings {
             policy: crate::policy::PolicySettings::default(),
             min_tls: TlsVersion::Tls1_2,
             mfa: crate::flow::plan::MfaMode::default(),
+            mfa_required_groups: Vec::new(),
         }
     }
 }
@@ -182,6 +185,13 @@ impl Settings {
             Some(v) => crate::flow::plan::MfaMode::parse(v)
                 .ok_or_else(|| InternalError::new(format!("{MFA} must be off, optional or required (got {v:?})")))?,
         };
+        s.mfa_required_groups = get(MFA_REQUIRED_GROUPS)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(str::to_owned)
+            .collect();
         Ok(s)
     }
 
@@ -237,6 +247,7 @@ fn event_retention_days(value: Option<String>, default: i64) -> Result<i64, Inte
 
 pub const MIN_TLS: &str = "GATEHOUSE_MIN_TLS";
 pub const MFA: &str = "GATEHOUSE_MFA";
+pub const MFA_REQUIRED_GROUPS: &str = "GATEHOUSE_MFA_REQUIRED_GROUPS";
 
 /// `1.0` to `1.3`. Anything else is a typo to report, not a reason to fall back to a default
 /// that the operator did not choose.
@@ -354,6 +365,8 @@ mod tests {
             MfaMode::Required
         );
         assert_eq!(Settings::from_lookup(get(Some("off"))).unwrap().mfa, MfaMode::Off);
+        let groups = Settings::from_lookup(|n| (n == MFA_REQUIRED_GROUPS).then(|| " admins, ,ops ".to_owned()));
+        assert_eq!(groups.unwrap().mfa_required_groups, ["admins", "ops"]);
         for bad in ["on", "REQUIRED", "1"] {
             let e = Settings::from_lookup(get(Some(bad))).unwrap_err();
             assert!(e.0.contains("GATEHOUSE_MFA"), "{bad}: {e}");

@@ -455,3 +455,122 @@ fn add_confirmed_device(env: &TestEnv, user_id: &str) -> TotpSecret {
     .unwrap();
     secret
 }
+
+#[test]
+fn a_client_that_requires_mfa_makes_a_user_without_a_second_factor_enroll() {
+    let env = TestEnv::new();
+    let strict = env
+        .create_client(json!({
+            "client_name": "Payroll",
+            "redirect_uris": [REDIRECT],
+            "grant_types": ["authorization_code"],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "scope": "openid",
+            "first_party": true,
+            "require_mfa": true,
+        }))
+        .0;
+    let relaxed = client(&env);
+    env.create_user("alice", PASSWORD);
+    let mut b = Browser::default();
+    // The ordinary client: a password is enough (GATEHOUSE_MFA=optional).
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&relaxed, "")));
+    let r = submit_login(&env, &mut b, &location(&r), "alice", PASSWORD);
+    let done = follow(&env, &mut b, r);
+    assert!(query_param(&location(&done), "code").is_some());
+    // The strict one: the same session steps up by enrolling.
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&strict, "")));
+    assert!(location(&r).starts_with("/oauth2/mfa/enroll"), "{}", location(&r));
+    let view = env
+        .admin(Method::Get, &format!("/admin/api/clients/{strict}"), None)
+        .json_body();
+    assert_eq!(view["require_mfa"], true);
+}
+
+#[test]
+fn members_of_a_group_that_requires_mfa_are_asked_for_a_second_factor() {
+    let mut env = TestEnv::new();
+    env.settings.mfa_required_groups = vec!["admins".into()];
+    let rp = client(&env);
+    env.create_user("alice", PASSWORD);
+    env.create_user("bob", PASSWORD);
+    let bob = env.user_id("bob");
+    env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{bob}"),
+        Some(json!({"groups": ["admins"]})),
+    );
+    let next = password_step(&env, &mut Browser::default(), &rp, "alice", "");
+    assert!(next.starts_with("/oauth2/authorize/resume"), "{next}");
+    let next = password_step(&env, &mut Browser::default(), &rp, "bob", "");
+    assert!(next.starts_with("/oauth2/mfa/enroll"), "{next}");
+}
+
+#[test]
+fn an_administrator_sees_removes_and_resets_a_users_factors() {
+    let mut env = TestEnv::new();
+    env.settings.mfa = MfaMode::Required;
+    let rp = client(&env);
+    env.create_user("alice", PASSWORD);
+    enroll_at_sign_in(&env, &mut Browser::default(), &rp, "alice");
+    let uid = env.user_id("alice");
+    let factors = env.admin(Method::Get, &format!("/admin/api/users/{uid}/factors"), None);
+    assert_eq!(factors.status, 200);
+    let v = factors.json_body();
+    assert_eq!(v["mfa_enrolled"], true);
+    assert_eq!(v["totp_devices"][0]["name"], "Phone");
+    assert_eq!(v["totp_devices"][0]["confirmed"], true);
+    assert_eq!(v["recovery_codes"], json!({"remaining": 10, "issued": 10}));
+    assert!(!factors.body.windows(6).any(|w| w == b"sealed"), "no secret leaves");
+    let device = v["totp_devices"][0]["id"].as_str().unwrap().to_owned();
+
+    let gone = env.admin(
+        Method::Delete,
+        &format!("/admin/api/users/{uid}/factors/totp/nope"),
+        None,
+    );
+    assert_eq!(gone.status, 404);
+    let r = env.admin(
+        Method::Delete,
+        &format!("/admin/api/users/{uid}/factors/totp/{device}"),
+        None,
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM totp_devices"), 0);
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM events WHERE kind = 'admin_totp_removed'"),
+        1
+    );
+    // The codes still sign in: the user is enrolled.
+    let v = env
+        .admin(Method::Get, &format!("/admin/api/users/{uid}/factors"), None)
+        .json_body();
+    assert_eq!(v["mfa_enrolled"], true);
+
+    let r = env.admin(Method::Delete, &format!("/admin/api/users/{uid}/factors"), None);
+    assert_eq!(r.status, 204);
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM recovery_codes"), 0);
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM events WHERE kind = 'admin_factors_reset'"),
+        1
+    );
+    let v = env
+        .admin(Method::Get, &format!("/admin/api/users/{uid}/factors"), None)
+        .json_body();
+    assert_eq!(v["mfa_enrolled"], false);
+    // After a reset the user enrolls again at the next sign-in.
+    let next = password_step(&env, &mut Browser::default(), &rp, "alice", "");
+    assert!(next.starts_with("/oauth2/mfa/enroll"), "{next}");
+    assert_eq!(
+        env.admin(Method::Get, "/admin/api/users/usr_nobody/factors", None)
+            .status,
+        404
+    );
+    assert_eq!(
+        env.admin(Method::Post, &format!("/admin/api/users/{uid}/factors"), None)
+            .status,
+        405
+    );
+}

@@ -29,6 +29,7 @@ struct ClientInput {
     scope: Option<String>,
     id_token_signed_response_alg: Option<String>,
     first_party: Option<bool>,
+    require_mfa: Option<bool>,
     disabled: Option<bool>,
 }
 
@@ -140,6 +141,7 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
             .unwrap_or_else(|| "client_secret_basic".into()),
         scope: input.scope.unwrap_or_else(|| "openid profile email".into()),
         id_token_signed_response_alg: input.id_token_signed_response_alg.unwrap_or_else(|| "RS256".into()),
+        require_mfa: input.require_mfa.unwrap_or(false),
     };
     validate(&metadata)?;
     let now = ctx.clock.now();
@@ -222,6 +224,9 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
     }
     if let Some(v) = input.id_token_signed_response_alg {
         m.id_token_signed_response_alg = v;
+    }
+    if let Some(v) = input.require_mfa {
+        m.require_mfa = v;
     }
     validate(&c.metadata)?;
     if let Some(v) = input.first_party {

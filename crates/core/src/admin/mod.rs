@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod clients;
+pub mod factors;
 pub mod users;
 
 use serde::de::DeserializeOwned;
@@ -38,6 +39,9 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
         (Method::Patch, ["users", id]) => users::patch(ctx, req, id).await,
         (Method::Delete, ["users", id]) => users::delete(ctx, id).await,
         (Method::Post, ["users", id, "unlock"]) => users::unlock(ctx, id).await,
+        (Method::Get, ["users", id, "factors"]) => factors::list(ctx, id).await,
+        (Method::Delete, ["users", id, "factors"]) => factors::reset(ctx, id).await,
+        (Method::Delete, ["users", id, "factors", "totp", device]) => factors::remove_device(ctx, id, device).await,
         (Method::Get, ["apps"]) => apps::list(ctx).await,
         (Method::Post, ["apps"]) => apps::create(ctx, req).await,
         (Method::Get, ["apps", id]) => apps::get(ctx, id).await,
@@ -51,7 +55,15 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
         (Method::Post, ["clients", id, "secret"]) => clients::rotate_secret(ctx, id).await,
         (
             _,
-            ["apps"] | ["apps", _] | ["users"] | ["users", _] | ["clients"] | ["clients", _] | ["clients", _, "secret"],
+            ["apps"]
+            | ["apps", _]
+            | ["users"]
+            | ["users", _]
+            | ["users", _, "factors"]
+            | ["users", _, "factors", "totp", _]
+            | ["clients"]
+            | ["clients", _]
+            | ["clients", _, "secret"],
         ) => Err(OAuthError::new(ErrorCode::MethodNotAllowed, "method not allowed").into()),
         _ => Err(OAuthError::new(ErrorCode::NotFound, "no such admin resource").into()),
     };

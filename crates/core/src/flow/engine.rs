@@ -75,6 +75,17 @@ async fn enrolled(ctx: &Ctx<'_>, user_id: &str) -> Result<Enrolled, Error> {
     })
 }
 
+/// Whether the user belongs to a group whose members always need a second factor.
+async fn in_mfa_group(ctx: &Ctx<'_>, user_id: &str) -> Result<bool, Error> {
+    let groups = &ctx.settings.mfa_required_groups;
+    if groups.is_empty() {
+        return Ok(false);
+    }
+    Ok(crate::store::users::by_id(ctx.db, user_id)
+        .await?
+        .is_some_and(|u| u.groups.iter().any(|g| groups.contains(g))))
+}
+
 /// Whether the purpose still needs the user's consent.
 async fn consent_needed(ctx: &Ctx<'_>, flow: &Flow, user_id: &str) -> Result<bool, Error> {
     let Some(ask) = flow.consent.as_ref().filter(|_| !flow.consented) else {
@@ -111,7 +122,7 @@ pub async fn standing(ctx: &Ctx<'_>, flow: &Flow) -> Result<Standing, Error> {
     }
     let mut requirements = Requirements {
         mfa: ctx.settings.mfa,
-        mfa_required_here: flow.mfa_required_here,
+        mfa_required_here: flow.mfa_required_here || in_mfa_group(ctx, user_id).await?,
         acr_mfa: flow.acr_mfa,
         fresh_after: flow.fresh_after,
         consent: false,

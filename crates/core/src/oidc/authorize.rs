@@ -176,6 +176,7 @@ fn new_flow(
     flow.reauthenticate = has("login");
     flow.fresh_after = asks.max_age.map(|m| now - m);
     flow.acr_mfa = asks.acr_mfa;
+    flow.mfa_required_here = client.metadata.require_mfa;
     if !client.first_party {
         flow.consent = Some(ConsentAsk {
             client_id: client.client_id.clone(),

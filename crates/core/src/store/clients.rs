@@ -21,6 +21,9 @@ pub struct ClientMetadata {
     pub token_endpoint_auth_method: String,
     pub scope: String,
     pub id_token_signed_response_alg: String,
+    /// Gatehouse's own: every sign-in for this client needs a second factor (`flow::plan`).
+    #[serde(default)]
+    pub require_mfa: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -132,6 +132,11 @@ pub fn delete_unconfirmed_of_user_statement(user_id: &str) -> (&'static str, Vec
     )
 }
 
+/// Every device of the user (an administrator's reset, the user turning second factors off).
+pub fn delete_all_of_user_statement(user_id: &str) -> (&'static str, Vec<Value>) {
+    ("DELETE FROM totp_devices WHERE user_id = ?1", params_vec![user_id])
+}
+
 pub fn delete_statement(user_id: &str, id: &str) -> (&'static str, Vec<Value>) {
     (
         "DELETE FROM totp_devices WHERE id = ?1 AND user_id = ?2",

@@ -1,0 +1,91 @@
+//! A user's second factors through the admin API: see them, remove one device, or reset them all
+//! (a user who lost their phone and their recovery codes enrolls again at their next sign-in).
+//! Secrets never leave: a device shows its name and times, recovery codes only their counts.
+
+use serde::Serialize;
+
+use super::{audit_detail_statement, not_found};
+use crate::error::Error;
+use crate::http::Response;
+use crate::store::{recovery_codes, totp_devices, users};
+use crate::Ctx;
+
+#[derive(Serialize)]
+struct DeviceView {
+    id: String,
+    name: String,
+    confirmed: bool,
+    created_at: i64,
+    last_used_at: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct CodesView {
+    remaining: i64,
+    issued: i64,
+}
+
+#[derive(Serialize)]
+struct FactorsView {
+    /// The user has a second factor to sign in with (a confirmed device or unused codes).
+    mfa_enrolled: bool,
+    totp_devices: Vec<DeviceView>,
+    recovery_codes: CodesView,
+}
+
+/// `GET /admin/api/users/{id}/factors`.
+pub async fn list(ctx: &Ctx<'_>, user_id: &str) -> Result<Response, Error> {
+    users::by_id(ctx.db, user_id).await?.ok_or_else(|| not_found("user"))?;
+    let devices = totp_devices::of_user(ctx.db, user_id).await?;
+    let held = totp_devices::second_factors(ctx.db, user_id).await?;
+    let view = FactorsView {
+        mfa_enrolled: held.totp_devices > 0 || held.recovery_codes > 0,
+        totp_devices: devices
+            .into_iter()
+            .map(|d| DeviceView {
+                confirmed: d.confirmed_at.is_some(),
+                id: d.id,
+                name: d.name,
+                created_at: d.created_at,
+                last_used_at: d.last_used_at,
+            })
+            .collect(),
+        recovery_codes: CodesView {
+            remaining: held.recovery_codes,
+            issued: held.recovery_codes_issued,
+        },
+    };
+    Ok(Response::json(200, &view))
+}
+
+/// `DELETE /admin/api/users/{id}/factors/totp/{device}`.
+pub async fn remove_device(ctx: &Ctx<'_>, user_id: &str, device_id: &str) -> Result<Response, Error> {
+    if totp_devices::get(ctx.db, user_id, device_id).await?.is_none() {
+        return Err(not_found("device"));
+    }
+    let detail = serde_json::json!({ "device": device_id });
+    ctx.db
+        .batch(&[
+            totp_devices::delete_statement(user_id, device_id),
+            audit_detail_statement(ctx, "admin_totp_removed", Some(user_id), None, detail)?,
+        ])
+        .await?;
+    Ok(Response::new(204))
+}
+
+/// `DELETE /admin/api/users/{id}/factors`: every device and every recovery code, spent ones
+/// included, so the user counts as never having enrolled and sets a factor up again.
+pub async fn reset(ctx: &Ctx<'_>, user_id: &str) -> Result<Response, Error> {
+    users::by_id(ctx.db, user_id).await?.ok_or_else(|| not_found("user"))?;
+    let mut statements = vec![totp_devices::delete_all_of_user_statement(user_id)];
+    statements.extend(recovery_codes::replace_statements(user_id, &[], ctx.clock.now()));
+    statements.push(audit_detail_statement(
+        ctx,
+        "admin_factors_reset",
+        Some(user_id),
+        None,
+        serde_json::json!({}),
+    )?);
+    ctx.db.batch(&statements).await?;
+    Ok(Response::new(204))
+}
