@@ -31,10 +31,12 @@ test("every page Gatehouse serves itself grades A+ in the MDN HTTP Observatory",
     const h = { authorization: 'Bearer ' + token, 'content-type': 'application/json' };
     const c = await (await fetch(url + '/admin/api/clients', { method: 'POST', headers: h, body: JSON.stringify({ redirect_uris: ['https://rp.example.com/cb'] }) })).json();
     const r = await fetch(url + '/oauth2/authorize?response_type=code&scope=openid&client_id=' + c.client_id + '&redirect_uri=' + encodeURIComponent('https://rp.example.com/cb'), { redirect: 'manual' });
-    console.log(r.headers.get('location'));`;
-  const login = execFileSync(node, ["--input-type=module", "-e", script, gh.url, admin.authorization.slice(7)], { env: scanEnv })
-    .toString().trim();
+    console.log(JSON.stringify({ location: r.headers.get('location'), cookie: r.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ') }));`;
+  const { location: login, cookie } = JSON.parse(execFileSync(node, ["--input-type=module", "-e", script, gh.url, admin.authorization.slice(7)], { env: scanEnv })
+    .toString().trim());
   assert.match(login, /^\/oauth2\/login\?req=/);
+  // The flow's pages answer only the browser it is bound to: the scan carries its cookie.
+  scanEnv.SCAN_COOKIE = cookie;
   const pages = [login, "/oauth2/logout", "/.well-known/openid-configuration", "/oauth2/jwks.json", "/healthz", "/static/gatehouse.css"];
   const out = execFileSync(node, [join(OBS, "scan.mjs"), port, ...pages], { env: scanEnv }).toString();
   const results = out.trim().split("\n").map((l) => JSON.parse(l));

@@ -1,7 +1,9 @@
 // Grades Gatehouse pages with the MDN HTTP Observatory's own retriever, tests and grader, and
 // prints one JSON line per page. The package's `scan()` always uses port 443, so this calls
 // the same pieces with the port (its `retrieve()` takes `httpsPort`/`httpPort`/`path`).
-// Usage: NODE_EXTRA_CA_CERTS=<cert> node scan.mjs <httpsPort> <path>...
+// Usage: NODE_EXTRA_CA_CERTS=<cert> [SCAN_COOKIE=<cookie header>] node scan.mjs <httpsPort> <path>...
+// SCAN_COOKIE is sent with every request, as the browser that started a sign-in flow would
+// (a flow's pages answer only the browser bound to it).
 import { existsSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,7 +22,10 @@ const [port, ...paths] = process.argv.slice(2);
 for (const path of paths) {
   try {
     // httpPort 9 (discard): nothing listens, so the scan sees an https-only site.
-    const r = await retrieve("127.0.0.1", { httpsPort: Number(port), httpPort: 9, path });
+    // The retriever's own Accept header, plus the cookie when there is one.
+    const headers = ["Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"];
+    if (process.env.SCAN_COOKIE) headers.push(`Cookie: ${process.env.SCAN_COOKIE}`);
+    const r = await retrieve("127.0.0.1", { httpsPort: Number(port), httpPort: 9, path, headers });
     if (!r.responses.auto) throw new Error("the site seems to be down");
     const { status } = r.responses.auto;
     if (status < 200 || (status >= 400 && ![401, 403].includes(status))) throw new Error(`status ${status}`);

@@ -2,6 +2,7 @@
 //! imports a Worker type; time, randomness, storage, counters and signing come in through
 //! [`ports`], so the same code runs natively under test, in a browser, and in workerd.
 
+pub mod account;
 pub mod admin;
 pub mod config;
 pub mod cors;
@@ -142,6 +143,14 @@ async fn call(ctx: &Ctx<'_>, req: &Request, handler: Handler) -> Response {
         Handler::GatewayCallback => gateway::login::callback(ctx, req).await,
         Handler::CspReport => gateway::login::csp_report(ctx, req).await,
         Handler::Admin => admin::handle(ctx, req).await,
+        Handler::AccountShow => account::show(ctx, req).await,
+        Handler::AccountResume => account::resume(ctx, req).await,
+        Handler::AccountPassword => account::change_password(ctx, req).await,
+        Handler::AccountSessionsEnd => account::end_other_sessions(ctx, req).await,
+        Handler::AccountTotpNew => account::new_totp(ctx, req).await,
+        Handler::AccountTotpConfirm => account::confirm_totp(ctx, req).await,
+        Handler::AccountTotpRemove => account::remove_totp(ctx, req).await,
+        Handler::AccountRecoveryCodes => account::regenerate_codes(ctx, req).await,
     }
 }
 

@@ -92,6 +92,33 @@ pub struct Notice<'a> {
     pub next: &'a str,
 }
 
+/// The account page.
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct Account<'a> {
+    pub notice: &'a str,
+    pub error: &'a str,
+    pub username: &'a str,
+    pub email: &'a str,
+    pub name: Option<&'a str>,
+    pub csrf: &'a str,
+    pub mfa_off: bool,
+    pub devices: Vec<AccountDevice>,
+    pub recovery_remaining: i64,
+    pub sessions: Vec<AccountSession>,
+}
+
+pub struct AccountDevice {
+    pub id: String,
+    pub name: String,
+    pub last_used: Option<String>,
+}
+
+pub struct AccountSession {
+    pub signed_in: String,
+    pub current: bool,
+}
+
 #[derive(Template)]
 #[template(path = "logout.html")]
 pub struct LogoutConfirm<'a> {

@@ -32,6 +32,8 @@ pub enum Purpose {
     Authorize,
     /// Signing in to an app behind the gateway (`gateway::login`).
     Gateway,
+    /// The account page (`account`), or signing in again before changing a factor there.
+    Account,
 }
 
 impl Purpose {
@@ -40,6 +42,7 @@ impl Purpose {
         match self {
             Purpose::Authorize => "/oauth2/authorize/resume",
             Purpose::Gateway => "/oauth2/gateway/resume",
+            Purpose::Account => "/account/resume",
         }
     }
 }

@@ -21,7 +21,14 @@ use apps::App;
 use headers::{header_value, HeaderPolicy, Unsafe};
 
 /// Paths that are always Gatehouse's own, whatever apps are configured.
-pub const RESERVED: &[&str] = &["/oauth2/", "/.well-known/", "/admin/", "/static/", "/.gatehouse/"];
+pub const RESERVED: &[&str] = &[
+    "/oauth2/",
+    "/.well-known/",
+    "/admin/",
+    "/static/",
+    "/.gatehouse/",
+    "/account/",
+];
 
 pub fn is_reserved(path: &str) -> bool {
     path == "/healthz" || RESERVED.iter().any(|p| path.starts_with(p) || format!("{path}/") == *p)

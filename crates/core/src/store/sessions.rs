@@ -87,3 +87,32 @@ pub fn set_factors_statement(id_hash: &str, factors: &str) -> (&'static str, Vec
         params_vec![id_hash, factors],
     )
 }
+
+/// The user's live sessions, newest sign-in first (the account page lists them).
+pub async fn active_of_user(db: &dyn Db, user_id: &str, now: i64) -> Result<Vec<Session>, InternalError> {
+    db.query(
+        "SELECT id_hash, user_id, auth_time, expires_at, factors FROM sessions \
+         WHERE user_id = ?1 AND ended_at IS NULL AND expires_at > ?2 ORDER BY auth_time DESC, rowid DESC LIMIT 100",
+        &params![user_id, now],
+    )
+    .await?
+    .into_iter()
+    .map(crate::db::decode)
+    .collect()
+}
+
+/// Ends every session of the user but `keep`, and revokes everything issued to them (offline
+/// grants included): signing out elsewhere, or a password change, leaves a thief nothing.
+pub fn end_others_statements(user_id: &str, keep: &str, now: i64) -> Vec<(&'static str, Vec<Value>)> {
+    vec![
+        (
+            "UPDATE sessions SET ended_at = ?3 WHERE user_id = ?1 AND id_hash != ?2 AND ended_at IS NULL",
+            params_vec![user_id, keep, now],
+        ),
+        (
+            "UPDATE grants SET revoked_at = ?3 WHERE user_id = ?1 AND revoked_at IS NULL \
+             AND (session_hash IS NULL OR session_hash != ?2)",
+            params_vec![user_id, keep, now],
+        ),
+    ]
+}

@@ -34,6 +34,14 @@ pub enum Handler {
     GatewayCallback,
     CspReport,
     Admin,
+    AccountShow,
+    AccountResume,
+    AccountPassword,
+    AccountSessionsEnd,
+    AccountTotpNew,
+    AccountTotpConfirm,
+    AccountTotpRemove,
+    AccountRecoveryCodes,
 }
 
 /// How a route's errors (and its 429) are shaped.
@@ -255,6 +263,52 @@ pub const ROUTES: &[Route] = &[
         Shape::Json,
     ),
     route(Tree("/admin/api"), ANY, H::Admin, secret("admin"), Shape::Json),
+    route(Exact("/account"), GET_ONLY, H::AccountShow, None, Shape::Page),
+    route(Exact("/account/resume"), GET_ONLY, H::AccountResume, None, Shape::Page),
+    // Checks the current password.
+    route(
+        Exact("/account/password"),
+        POST,
+        H::AccountPassword,
+        secret("login"),
+        Shape::Page,
+    ),
+    route(
+        Exact("/account/sessions/end-others"),
+        POST,
+        H::AccountSessionsEnd,
+        None,
+        Shape::Page,
+    ),
+    // Writes a pending device.
+    route(
+        Exact("/account/totp/new"),
+        GET_ONLY,
+        H::AccountTotpNew,
+        page("mfa_enroll"),
+        Shape::Page,
+    ),
+    route(
+        Exact("/account/totp/new"),
+        POST,
+        H::AccountTotpConfirm,
+        secret("mfa"),
+        Shape::Page,
+    ),
+    route(
+        Exact("/account/totp/remove"),
+        POST,
+        H::AccountTotpRemove,
+        None,
+        Shape::Page,
+    ),
+    route(
+        Exact("/account/recovery-codes"),
+        POST,
+        H::AccountRecoveryCodes,
+        None,
+        Shape::Page,
+    ),
 ];
 
 /// The route that answers `method` on `path`. `OPTIONS` finds a CORS route (its preflight).

@@ -149,8 +149,8 @@ pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
     result.unwrap_or_else(Error::into_page)
 }
 
-/// The statements that confirm `device` with its first code's step under `name`, and issue a new
-/// set of recovery codes (returned, to show once).
+/// The statements that confirm `device` with its first code's step under `name`, and (with
+/// `issue_codes`) issue a new set of recovery codes (returned, to show once).
 pub(crate) fn confirm(
     ctx: &Ctx<'_>,
     device: &TotpDevice,
@@ -158,9 +158,14 @@ pub(crate) fn confirm(
     name: &str,
     ip: &str,
     event_client: Option<&str>,
+    issue_codes: bool,
 ) -> Result<(Vec<crate::db::Statement>, Vec<String>), Error> {
     let now = ctx.clock.now();
-    let codes = recovery_codes::generate(ctx.rng)?;
+    let codes = if issue_codes {
+        recovery_codes::generate(ctx.rng)?
+    } else {
+        Vec::new()
+    };
     let hashes: Vec<String> = codes
         .iter()
         .filter_map(|c| recovery_codes::hash(&device.user_id, c))
@@ -169,7 +174,9 @@ pub(crate) fn confirm(
         totp_devices::confirm_statement(&device.user_id, &device.id, step, now),
         totp_devices::rename_statement(&device.user_id, &device.id, name),
     ];
-    statements.extend(stored::replace_statements(&device.user_id, &hashes, now));
+    if issue_codes {
+        statements.extend(stored::replace_statements(&device.user_id, &hashes, now));
+    }
     statements.push(events::record_statement(
         ctx.rng,
         now,
@@ -229,7 +236,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             }
         };
         let ip = crate::policy::client_ip(ctx, req).to_string();
-        let (statements, codes) = confirm(ctx, &device, step, &name, &ip, flow.event_client.as_deref())?;
+        let (statements, codes) = confirm(ctx, &device, step, &name, &ip, flow.event_client.as_deref(), true)?;
         flow.enrolling = None;
         flow.pass(Factor::Totp, now);
         let advanced = engine::advance(ctx, req, &id, flow, statements).await?;

@@ -1,0 +1,447 @@
+//! `/account`: the signed-in user's own page. Profile, password change (the current password
+//! required), authenticator apps (add, remove), recovery codes (regenerate), sessions (sign out
+//! the others). Without a session the page starts a sign-in flow for itself (a purpose like an
+//! authorization request). Changing a factor needs a recent sign-in: older than
+//! [`REAUTH_WINDOW`], the user signs in again first. Every change is an event.
+
+use serde_json::json;
+
+use crate::crypto::token_hash;
+use crate::db::Statement;
+use crate::error::{Error, InternalError};
+use crate::flow::engine::{self, Outcome};
+use crate::flow::plan::{self, Factor, MfaMode};
+use crate::flow::stages::enroll_totp;
+use crate::flow::{self, Flow, Purpose};
+use crate::http::{Request, Response};
+use crate::pages;
+use crate::password::{self, Password};
+use crate::policy;
+use crate::store::{auth_requests, events, recovery_codes as stored_codes, sessions, totp_devices, users};
+use crate::web::cookies;
+use crate::Ctx;
+
+/// How recent the password must be to change a factor (seconds).
+pub const REAUTH_WINDOW: i64 = 10 * 60;
+/// The CSRF purpose of the account page's forms.
+const CSRF_PURPOSE: &str = "account";
+const NEW_TOTP: &str = "/account/totp/new";
+
+/// The signed-in user and their session, or the response that signs them in first.
+async fn signed_in(ctx: &Ctx<'_>, req: &Request) -> Result<Result<(users::User, sessions::Session), Response>, Error> {
+    let session = match cookies::session_hash(ctx, req) {
+        Some(h) => sessions::active(ctx.db, &h, ctx.clock.now()).await?,
+        None => None,
+    };
+    if let Some(s) = session {
+        if let Some(u) = users::by_id(ctx.db, &s.user_id).await? {
+            return Ok(Ok((u, s)));
+        }
+    }
+    sign_in(ctx, req, None).await.map(Err)
+}
+
+/// Starts a flow whose purpose is this page; `again` (the user) makes it a re-authentication.
+async fn sign_in(ctx: &Ctx<'_>, req: &Request, again: Option<&users::User>) -> Result<Response, Error> {
+    let (browser, set_cookie) = cookies::browser_binding(ctx, req)?;
+    let mut flow = Flow::new(
+        Purpose::Account,
+        json!({}),
+        "your account",
+        token_hash(&browser),
+        ctx.clock.now(),
+    );
+    if let Some(u) = again {
+        flow.reauthenticate = true;
+        flow.expected_user = Some(u.id.clone());
+        flow.login_hint = Some(u.username.clone());
+    }
+    engine::begin(ctx, req, &mut flow).await?;
+    let id = flow::insert(ctx, req, &flow).await?;
+    let mut resp = engine::advance(ctx, req, &id, flow, Vec::new()).await?;
+    if let Some(c) = set_cookie {
+        resp.add_header("set-cookie", &c);
+    }
+    Ok(resp)
+}
+
+/// `GET /account/resume?req=…`: the flow is over.
+pub async fn resume(ctx: &Ctx<'_>, req: &Request) -> Response {
+    let result: Result<Response, Error> = async {
+        let id = req.query_params().require("req")?.to_owned();
+        let mut flow = match flow::load(ctx, req, &id).await? {
+            Ok(f) => f,
+            Err(why) => return Ok(engine::not_here_page(why)),
+        };
+        match engine::outcome(ctx, req, &mut flow).await? {
+            Outcome::Complete(_) => {
+                auth_requests::delete(ctx.db, &id).await?;
+                Ok(Response::redirect(303, "/account"))
+            }
+            Outcome::Refused(_) => {
+                auth_requests::delete(ctx.db, &id).await?;
+                Ok(Response::error_page(
+                    403,
+                    "access_denied",
+                    "The sign-in was not completed.",
+                ))
+            }
+            Outcome::Unfinished => engine::advance(ctx, req, &id, flow, Vec::new()).await,
+        }
+    }
+    .await;
+    result.unwrap_or_else(Error::into_page)
+}
+
+/// Whether the session passed its password within [`REAUTH_WINDOW`].
+fn recent(ctx: &Ctx<'_>, s: &sessions::Session) -> bool {
+    let now = ctx.clock.now();
+    plan::parse_passed(&s.factors, s.auth_time)
+        .iter()
+        .any(|p| p.factor == Factor::Password && now - p.at <= REAUTH_WINDOW)
+}
+
+/// `YYYY-MM-DD HH:MM UTC`. Hand-written (civil-from-days, Howard Hinnant's algorithm): one
+/// display does not justify a date crate in the Worker.
+fn utc(unix: i64) -> String {
+    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}
+
+/// The page with a message (`notice` or `error`).
+async fn page(
+    ctx: &Ctx<'_>,
+    req: &Request,
+    user: &users::User,
+    session: &sessions::Session,
+    notice: &str,
+    error: &str,
+    status: u16,
+) -> Result<Response, Error> {
+    let (browser, set_cookie) = cookies::browser_binding(ctx, req)?;
+    let csrf = cookies::csrf_token(ctx, &browser, CSRF_PURPOSE);
+    let devices: Vec<pages::AccountDevice> = totp_devices::confirmed_of_user(ctx.db, &user.id)
+        .await?
+        .into_iter()
+        .map(|d| pages::AccountDevice {
+            id: d.id,
+            name: d.name,
+            last_used: d.last_used_at.map(utc),
+        })
+        .collect();
+    let held = totp_devices::second_factors(ctx.db, &user.id).await?;
+    let list: Vec<pages::AccountSession> = sessions::active_of_user(ctx.db, &user.id, ctx.clock.now())
+        .await?
+        .into_iter()
+        .map(|s| pages::AccountSession {
+            signed_in: utc(s.auth_time),
+            current: s.id_hash == session.id_hash,
+        })
+        .collect();
+    let mut resp = pages::html(
+        status,
+        &pages::Account {
+            notice,
+            error,
+            username: &user.username,
+            email: &user.email,
+            name: user.name.as_deref(),
+            csrf: &csrf,
+            mfa_off: ctx.settings.mfa == MfaMode::Off,
+            devices,
+            recovery_remaining: held.recovery_codes,
+            sessions: list,
+        },
+    );
+    resp.set_header("cache-control", "no-store");
+    if let Some(c) = set_cookie {
+        resp.add_header("set-cookie", &c);
+    }
+    Ok(resp)
+}
+
+/// `GET /account`.
+pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
+    let result: Result<Response, Error> = async {
+        let (user, session) = match signed_in(ctx, req).await? {
+            Ok(s) => s,
+            Err(sign_in) => return Ok(sign_in),
+        };
+        page(ctx, req, &user, &session, "", "", 200).await
+    }
+    .await;
+    result.unwrap_or_else(Error::into_page)
+}
+
+fn event(
+    ctx: &Ctx<'_>,
+    req: &Request,
+    kind: &'static str,
+    user_id: &str,
+    detail: serde_json::Value,
+) -> Result<Statement, Error> {
+    Ok(events::record_statement(
+        ctx.rng,
+        ctx.clock.now(),
+        events::Event {
+            kind,
+            user_id: Some(user_id),
+            client_id: None,
+            ip: Some(&policy::client_ip(ctx, req).to_string()),
+            detail,
+        },
+    )?)
+}
+
+/// What a form handler does once the user, the session and the CSRF token are checked.
+enum Done {
+    /// The page again with a message.
+    Page { notice: String, error: String, status: u16 },
+    /// Another response (a notice page, a re-authentication).
+    Other(Response),
+}
+
+/// Runs a POST form of the page: signed in, CSRF-checked, and (for `factor_change`) recent.
+async fn form<'r, F, Fut>(ctx: &Ctx<'r>, req: &'r Request, factor_change: bool, run: F) -> Response
+where
+    F: FnOnce(users::User, sessions::Session, crate::http::Params) -> Fut,
+    Fut: std::future::Future<Output = Result<Done, Error>>,
+{
+    let result: Result<Response, Error> = async {
+        let (user, session) = match signed_in(ctx, req).await? {
+            Ok(s) => s,
+            Err(sign_in) => return Ok(sign_in),
+        };
+        let params = req.form_params();
+        if !cookies::csrf_ok(ctx, req, CSRF_PURPOSE, params.get("csrf")?.unwrap_or("")) {
+            let e = "The form expired. Please try again.";
+            return page(ctx, req, &user, &session, "", e, 403).await;
+        }
+        if factor_change && !recent(ctx, &session) {
+            return sign_in(ctx, req, Some(&user)).await;
+        }
+        match run(user.clone(), session.clone(), params).await? {
+            Done::Page { notice, error, status } => page(ctx, req, &user, &session, &notice, &error, status).await,
+            Done::Other(resp) => Ok(resp),
+        }
+    }
+    .await;
+    result.unwrap_or_else(Error::into_page)
+}
+
+fn refused(error: &str, status: u16) -> Done {
+    Done::Page {
+        notice: String::new(),
+        error: error.to_owned(),
+        status,
+    }
+}
+
+fn done(notice: &str) -> Done {
+    Done::Page {
+        notice: notice.to_owned(),
+        error: String::new(),
+        status: 200,
+    }
+}
+
+/// `POST /account/password`: the current password (counted by the lockout like a sign-in), the
+/// new one twice. The other sessions end and everything issued to them is revoked.
+pub async fn change_password(ctx: &Ctx<'_>, req: &Request) -> Response {
+    form(ctx, req, false, |user, session, params| async move {
+        let current = Password::new(params.get("current_password")?.unwrap_or(""));
+        let new = Password::new(params.get("new_password")?.unwrap_or(""));
+        let again = params.get("confirm_password")?.unwrap_or("");
+        if let Err(e) = password::check_length(new.expose()) {
+            return Ok(refused(&format!("The new {e}."), 400));
+        }
+        if !crate::crypto::constant_time_eq(new.expose().as_bytes(), again.as_bytes()) {
+            return Ok(refused("The new passwords do not match.", 400));
+        }
+        let rules = &ctx.settings.policy;
+        let user_key = policy::user_key(&user.username);
+        let admission = ctx.counters.begin_attempt(&user_key, &rules.lockout).await?;
+        let verified = admission == policy::lockout::Admission::Admitted
+            && password::verify(current.expose(), &user.password_hash)?;
+        if !verified {
+            let client = policy::client_ip(ctx, req);
+            let failure = policy::failed_attempt(ctx, &user_key, &client.key()).await?;
+            let mut statements = vec![event(ctx, req, "password_change_failed", &user.id, json!({}))?];
+            if failure.newly_locked {
+                let locked_for = rules.lockout.duration_ms / 1000;
+                let detail = json!({ "username": user.username, "locked_for": locked_for });
+                statements.push(event(ctx, req, "account_locked", &user.id, detail)?);
+            }
+            ctx.db.batch(&statements).await?;
+            return Ok(refused("The current password is not right.", 401));
+        }
+        ctx.counters
+            .record_attempt(&user_key, true, Some(&rules.lockout), &rules.reputation)
+            .await?;
+        let now = ctx.clock.now();
+        let hash = password::hash(new.expose(), ctx.rng)?;
+        let mut statements = vec![users::set_password_hash_statement(&user.id, &hash, now)];
+        statements.extend(sessions::end_others_statements(&user.id, &session.id_hash, now));
+        statements.push(event(ctx, req, "password_changed", &user.id, json!({ "by": "user" }))?);
+        ctx.db.batch(&statements).await?;
+        Ok(done("Your password was changed. Your other sessions were signed out."))
+    })
+    .await
+}
+
+/// `POST /account/sessions/end-others`.
+pub async fn end_other_sessions(ctx: &Ctx<'_>, req: &Request) -> Response {
+    form(ctx, req, false, |user, session, _| async move {
+        let now = ctx.clock.now();
+        let mut statements = sessions::end_others_statements(&user.id, &session.id_hash, now);
+        statements.push(event(ctx, req, "sessions_ended", &user.id, json!({ "by": "user" }))?);
+        ctx.db.batch(&statements).await?;
+        Ok(done("Your other sessions were signed out."))
+    })
+    .await
+}
+
+/// `POST /account/totp/remove` (`device`).
+pub async fn remove_totp(ctx: &Ctx<'_>, req: &Request) -> Response {
+    form(ctx, req, true, |user, _, params| async move {
+        let device = params.get("device")?.unwrap_or("").to_owned();
+        if totp_devices::get(ctx.db, &user.id, &device).await?.is_none() {
+            return Ok(refused("No such authenticator app.", 404));
+        }
+        ctx.db
+            .batch(&[
+                totp_devices::delete_statement(&user.id, &device),
+                event(ctx, req, "totp_removed", &user.id, json!({ "device": device }))?,
+            ])
+            .await?;
+        Ok(done("The authenticator app was removed."))
+    })
+    .await
+}
+
+/// `POST /account/recovery-codes`: a new set; the old one stops working.
+pub async fn regenerate_codes(ctx: &Ctx<'_>, req: &Request) -> Response {
+    form(ctx, req, true, |user, _, _| async move {
+        let codes = crate::factors::recovery_codes::generate(ctx.rng)?;
+        let hashes: Vec<String> = codes
+            .iter()
+            .filter_map(|c| crate::factors::recovery_codes::hash(&user.id, c))
+            .collect();
+        let mut statements = stored_codes::replace_statements(&user.id, &hashes, ctx.clock.now());
+        statements.push(event(ctx, req, "recovery_codes_regenerated", &user.id, json!({}))?);
+        ctx.db.batch(&statements).await?;
+        let resp = crate::flow::stages::notice(
+            Response::redirect(303, "/account"),
+            "New recovery codes",
+            "Your old recovery codes no longer work.",
+            &codes,
+        );
+        Ok(Done::Other(resp))
+    })
+    .await
+}
+
+/// `GET /account/totp/new`: a new pending device and its enrollment page.
+pub async fn new_totp(ctx: &Ctx<'_>, req: &Request) -> Response {
+    let result: Result<Response, Error> = async {
+        let (user, session) = match signed_in(ctx, req).await? {
+            Ok(s) => s,
+            Err(sign_in) => return Ok(sign_in),
+        };
+        if ctx.settings.mfa == MfaMode::Off {
+            return page(ctx, req, &user, &session, "", "Second factors are turned off.", 409).await;
+        }
+        if !recent(ctx, &session) {
+            return sign_in(ctx, req, Some(&user)).await;
+        }
+        let (device, statements) = enroll_totp::new_device(ctx, &user)?;
+        let written = ctx.db.batch(&statements).await?;
+        if written.get(1).copied().unwrap_or(0) == 0 {
+            return page(ctx, req, &user, &session, "", enroll_totp::TOO_MANY_DEVICES, 409).await;
+        }
+        let (browser, set_cookie) = cookies::browser_binding(ctx, req)?;
+        let csrf = cookies::csrf_token(ctx, &browser, CSRF_PURPOSE);
+        let mut resp = enroll_totp::page_for(ctx, &user, &device, (NEW_TOTP, &device.id, &csrf), "", "", 200)?;
+        if let Some(c) = set_cookie {
+            resp.add_header("set-cookie", &c);
+        }
+        Ok(resp)
+    }
+    .await;
+    result.unwrap_or_else(Error::into_page)
+}
+
+/// `POST /account/totp/new` (`req` names the pending device): its first code confirms it. A user
+/// without recovery codes gets a set, shown once.
+pub async fn confirm_totp(ctx: &Ctx<'_>, req: &Request) -> Response {
+    form(ctx, req, true, |user, _, params| async move {
+        let device_id = params.get("req")?.unwrap_or("").to_owned();
+        let Some(device) = totp_devices::get(ctx.db, &user.id, &device_id)
+            .await?
+            .filter(|d| d.confirmed_at.is_none())
+        else {
+            return Ok(refused("That enrollment is no longer pending. Start again.", 409));
+        };
+        let (browser, _) = cookies::browser_binding(ctx, req)?;
+        let csrf = cookies::csrf_token(ctx, &browser, CSRF_PURPOSE);
+        let form = (NEW_TOTP, device.id.as_str(), csrf.as_str());
+        let Some(name) = enroll_totp::device_name(params.get("name")?.unwrap_or("")) else {
+            let resp = enroll_totp::page_for(ctx, &user, &device, form, "", enroll_totp::NAME_TOO_LONG, 400)?;
+            return Ok(Done::Other(resp));
+        };
+        let secret = crate::flow::stages::totp::secret_of(ctx, &device)?;
+        let now = ctx.clock.now();
+        let step = match crate::factors::totp::verify(
+            &secret,
+            params.get("code")?.unwrap_or(""),
+            u64::try_from(now).unwrap_or(0),
+            None,
+        ) {
+            Ok(s) => i64::try_from(s).map_err(|_| InternalError::new("totp step"))?,
+            Err(_) => {
+                let resp = enroll_totp::page_for(ctx, &user, &device, form, &name, enroll_totp::INVALID_CODE, 400)?;
+                return Ok(Done::Other(resp));
+            }
+        };
+        let ip = policy::client_ip(ctx, req).to_string();
+        let had_codes = totp_devices::second_factors(ctx.db, &user.id).await?.recovery_codes > 0;
+        // A user who holds recovery codes keeps the set they saved.
+        let (statements, codes) = enroll_totp::confirm(ctx, &device, step, &name, &ip, None, !had_codes)?;
+        ctx.db.batch(&statements).await?;
+        let resp = crate::flow::stages::notice(
+            Response::redirect(303, "/account"),
+            "Authenticator app added",
+            "You will be asked for a code from it when you sign in.",
+            &codes,
+        );
+        Ok(Done::Other(resp))
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn utc_formats_unix_seconds_as_a_calendar_date() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(1_800_000_000), "2027-01-15 08:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(utc(4_107_542_399), "2100-02-28 23:59 UTC");
+        assert_eq!(utc(-1), "1969-12-31 23:59 UTC");
+    }
+}

@@ -1,0 +1,276 @@
+//! The account page end to end through `gatehouse_core::handle`: signing in for it, changing the
+//! password, adding and removing an authenticator app (with re-authentication), regenerating
+//! recovery codes, signing out the other sessions.
+
+mod support;
+
+use gatehouse_core::factors::totp::TotpSecret;
+use gatehouse_core::http::{Method, Response};
+use support::*;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn body(r: &Response) -> String {
+    String::from_utf8_lossy(&r.body).to_string()
+}
+
+fn location(r: &Response) -> String {
+    r.header("location")
+        .unwrap_or_else(|| panic!("no location ({}): {}", r.status, body(r)))
+        .to_owned()
+}
+
+/// Opens /account in `b`, signing in with `password` when asked; returns the account page.
+fn open_account(env: &TestEnv, b: &mut Browser, username: &str, password: &str) -> Response {
+    let mut r = b.send(env, b.request(Method::Get, "/account"));
+    for _ in 0..6 {
+        let Some(loc) = r.header("location").map(str::to_owned) else {
+            return r;
+        };
+        r = if loc.starts_with("/oauth2/login") {
+            submit_login(env, b, &loc, username, password)
+        } else {
+            b.send(env, b.request(Method::Get, &loc))
+        };
+    }
+    r
+}
+
+/// Posts one of the account page's forms.
+fn post(env: &TestEnv, b: &mut Browser, path: &str, fields: &[(&str, &str)]) -> Response {
+    let page = b.send(env, b.request(Method::Get, "/account"));
+    let csrf = hidden(&body(&page), "csrf");
+    let mut form = vec![("csrf", csrf.as_str())];
+    form.extend_from_slice(fields);
+    b.send(env, b.request(Method::Post, path).with_form(&form))
+}
+
+fn now(env: &TestEnv) -> u64 {
+    use gatehouse_core::ports::Clock;
+    env.clock.now() as u64
+}
+
+/// Adds an authenticator app from the account page; returns its secret and the codes shown.
+fn add_totp(env: &TestEnv, b: &mut Browser) -> (TotpSecret, Response) {
+    let page = b.send(env, b.request(Method::Get, "/account/totp/new"));
+    assert_eq!(page.status, 200, "{}", body(&page));
+    let html = body(&page);
+    let start = html.find("id=\"totp-secret\">").unwrap() + 17;
+    let key: String = html[start..start + 40].split('<').next().unwrap().replace(' ', "");
+    let secret =
+        TotpSecret::from_bytes(base32::decode(base32::Alphabet::Rfc4648 { padding: false }, &key).unwrap()).unwrap();
+    let code = secret.code_at(now(env)).unwrap();
+    let r = b.send(
+        env,
+        b.request(Method::Post, "/account/totp/new").with_form(&[
+            ("req", hidden(&html, "req").as_str()),
+            ("csrf", hidden(&html, "csrf").as_str()),
+            ("name", "Work phone"),
+            ("code", &code),
+        ]),
+    );
+    (secret, r)
+}
+
+#[test]
+fn the_account_page_signs_in_for_itself_and_shows_the_profile() {
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    let mut b = Browser::default();
+    let page = open_account(&env, &mut b, "alice", PASSWORD);
+    assert_eq!(page.status, 200, "{}", body(&page));
+    let html = body(&page);
+    assert!(html.contains("id=\"profile-username\">alice<"));
+    assert!(html.contains("(this browser)"));
+    assert!(html.contains("id=\"no-devices\""));
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM auth_requests"), 0, "the flow ended");
+    let r = env.send(gatehouse_core::http::Request::new(Method::Get, "/account"));
+    assert!(
+        location(&r).starts_with("/oauth2/login?req="),
+        "without a session: sign in first"
+    );
+}
+
+#[test]
+fn changing_the_password_needs_the_current_one_and_signs_out_the_other_sessions() {
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    let mut other = Browser::default();
+    open_account(&env, &mut other, "alice", PASSWORD);
+    let mut b = Browser::default();
+    open_account(&env, &mut b, "alice", PASSWORD);
+    let new = "a much newer passphrase";
+
+    let r = post(
+        &env,
+        &mut b,
+        "/account/password",
+        &[
+            ("current_password", "wrong"),
+            ("new_password", new),
+            ("confirm_password", new),
+        ],
+    );
+    assert_eq!(r.status, 401);
+    assert!(body(&r).contains("current password is not right"));
+    let r = post(
+        &env,
+        &mut b,
+        "/account/password",
+        &[
+            ("current_password", PASSWORD),
+            ("new_password", new),
+            ("confirm_password", "different"),
+        ],
+    );
+    assert_eq!(r.status, 400);
+    let r = post(
+        &env,
+        &mut b,
+        "/account/password",
+        &[
+            ("current_password", PASSWORD),
+            ("new_password", "short"),
+            ("confirm_password", "short"),
+        ],
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM events WHERE kind = 'password_changed'"),
+        0
+    );
+    // A form without this browser's token changes nothing.
+    let forged = b.send(
+        &env,
+        b.request(Method::Post, "/account/password").with_form(&[
+            ("csrf", "forged"),
+            ("current_password", PASSWORD),
+            ("new_password", new),
+            ("confirm_password", new),
+        ]),
+    );
+    assert_eq!(forged.status, 403);
+
+    let r = post(
+        &env,
+        &mut b,
+        "/account/password",
+        &[
+            ("current_password", PASSWORD),
+            ("new_password", new),
+            ("confirm_password", new),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", body(&r));
+    assert!(body(&r).contains("Your password was changed"));
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM events WHERE kind = 'password_changed'"),
+        1
+    );
+    assert_eq!(
+        env.db.count("SELECT COUNT(*) FROM sessions WHERE ended_at IS NULL"),
+        1,
+        "only this session"
+    );
+    // The other browser is signed out; the old password no longer works, the new one does.
+    let r = other.send(&env, other.request(Method::Get, "/account"));
+    assert!(location(&r).starts_with("/oauth2/login"));
+    let r = open_account(&env, &mut Browser::default(), "alice", PASSWORD);
+    assert_eq!(r.status, 401);
+    assert_eq!(open_account(&env, &mut Browser::default(), "alice", new).status, 200);
+}
+
+#[test]
+fn an_authenticator_app_is_added_and_removed_from_the_account_page_after_a_recent_sign_in() {
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    let mut b = Browser::default();
+    open_account(&env, &mut b, "alice", PASSWORD);
+    let (secret, r) = add_totp(&env, &mut b);
+    assert_eq!(r.status, 200, "{}", body(&r));
+    assert_eq!(body(&r).matches("<li><code>").count(), 10, "first codes shown once");
+    let page = body(&b.send(&env, b.request(Method::Get, "/account")));
+    assert!(page.contains("Work phone"));
+    assert!(page.contains("Recovery codes left: 10"));
+    let device = env.db.text("SELECT id FROM totp_devices");
+
+    // A second app keeps the codes the user saved.
+    env.clock.advance(31);
+    let (_, r) = add_totp(&env, &mut b);
+    assert_eq!(body(&r).matches("<li><code>").count(), 0);
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM totp_devices WHERE confirmed_at IS NOT NULL"),
+        2
+    );
+
+    // Eleven minutes later, removing one asks to sign in again: password and code.
+    env.clock.advance(11 * 60);
+    let r = post(&env, &mut b, "/account/totp/remove", &[("device", &device)]);
+    let login = location(&r);
+    assert!(login.starts_with("/oauth2/login"), "{login}");
+    let r = submit_login(&env, &mut b, &login, "alice", PASSWORD);
+    let mfa = location(&r);
+    assert!(mfa.starts_with("/oauth2/mfa?"), "{mfa}");
+    let page = body(&b.send(&env, b.request(Method::Get, &mfa)));
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/mfa").with_form(&[
+            ("req", hidden(&page, "req").as_str()),
+            ("csrf", hidden(&page, "csrf").as_str()),
+            ("code", &secret.code_at(now(&env)).unwrap()),
+        ]),
+    );
+    let r = b.send(&env, b.request(Method::Get, &location(&r)));
+    assert_eq!(location(&r), "/account");
+    let r = post(&env, &mut b, "/account/totp/remove", &[("device", &device)]);
+    assert_eq!(r.status, 200, "{}", body(&r));
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM totp_devices"), 1);
+    assert_eq!(
+        env.db.count("SELECT COUNT(*) FROM events WHERE kind = 'totp_removed'"),
+        1
+    );
+    let r = post(&env, &mut b, "/account/totp/remove", &[("device", "totp_nope")]);
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn new_recovery_codes_replace_the_old_set_and_other_sessions_can_be_signed_out() {
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    let mut b = Browser::default();
+    open_account(&env, &mut b, "alice", PASSWORD);
+    add_totp(&env, &mut b);
+    let old = env.db.text("SELECT code_hash FROM recovery_codes LIMIT 1");
+    let r = post(&env, &mut b, "/account/recovery-codes", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(body(&r).matches("<li><code>").count(), 10);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(
+        env.db.count(&format!(
+            "SELECT COUNT(*) FROM recovery_codes WHERE code_hash = '{old}'"
+        )),
+        0
+    );
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM events WHERE kind = 'recovery_codes_regenerated'"),
+        1
+    );
+
+    let mut other = Browser::default();
+    let r = other.send(&env, other.request(Method::Get, "/account"));
+    let r = submit_login(&env, &mut other, &location(&r), "alice", PASSWORD);
+    assert!(location(&r).starts_with("/oauth2/mfa"), "a second factor now");
+    let r = post(&env, &mut b, "/account/sessions/end-others", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM sessions WHERE ended_at IS NULL"), 1);
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM events WHERE kind = 'sessions_ended'"),
+        1
+    );
+}
