@@ -20,6 +20,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Option<Response> {
     let result = match what {
         "password" => password_verifications(ctx, n),
         "token" => token_issuances(ctx, n).await,
+        "totp" => totp_verifications(ctx, n),
         _ => return None,
     };
     Some(match result {
@@ -35,6 +36,32 @@ fn password_verifications(ctx: &Ctx<'_>, n: u32) -> Result<u32, String> {
     let mut ok = 0;
     for _ in 0..n {
         if password::verify("correct horse battery staple", &stored).map_err(|e| e.to_string())? {
+            ok += 1;
+        }
+    }
+    Ok(ok)
+}
+
+/// What one TOTP code costs at sign-in: opening the device's sealed secret (HKDF-derived
+/// AES-256-GCM) and checking the code against the three steps of the ±1 window (HMAC-SHA1).
+fn totp_verifications(ctx: &Ctx<'_>, n: u32) -> Result<u32, String> {
+    use gatehouse_core::factors::totp::{self, TotpSecret};
+    let key = ctx
+        .secrets
+        .sealing_key
+        .as_ref()
+        .ok_or("GATEHOUSE_SEALING_KEY is not set")?;
+    let secret = TotpSecret::generate(ctx.rng).map_err(|e| e.to_string())?;
+    let sealed = key
+        .seal(ctx.rng, secret.as_bytes(), "totp:bench")
+        .map_err(|e| e.to_string())?;
+    let now = u64::try_from(ctx.clock.now()).unwrap_or(0);
+    let code = secret.code_at(now).map_err(|e| e.to_string())?;
+    let mut ok = 0;
+    for _ in 0..n {
+        let opened = key.open(&sealed, "totp:bench").map_err(|e| e.to_string())?;
+        let s = TotpSecret::from_bytes(opened).map_err(|e| e.to_string())?;
+        if totp::verify(&s, &code, now, None).is_ok() {
             ok += 1;
         }
     }

@@ -13,7 +13,9 @@ use gatehouse_core::db::{Row, Value};
 use gatehouse_core::error::InternalError;
 use gatehouse_core::http::{Method, Request, Response};
 use gatehouse_core::ports::{Clock, Db};
-use gatehouse_core::store::retention::{self, Report, BATCHES_PER_STEP, REVOKED_GRANT_KEPT, ROWS_PER_BATCH, STEPS};
+use gatehouse_core::store::retention::{
+    self, Report, BATCHES_PER_STEP, PENDING_ENROLLMENT_KEPT, REVOKED_GRANT_KEPT, ROWS_PER_BATCH, STEPS,
+};
 use serde_json::json;
 use support::*;
 
@@ -152,6 +154,17 @@ fn dead_rows_of_every_table_go_and_live_ones_stay() {
         ),
     );
 
+    sql(
+        &env,
+        &format!(
+            "INSERT INTO totp_devices (id, user_id, name, secret_sealed, confirmed_at, created_at) VALUES \
+             ('t_abandoned', 'u1', 'a', 's', NULL, {}), ('t_pending', 'u1', 'a', 's', NULL, {}), \
+             ('t_old_confirmed', 'u1', 'a', 's', 5, 0)",
+            now - PENDING_ENROLLMENT_KEPT - 1,
+            now - PENDING_ENROLLMENT_KEPT
+        ),
+    );
+
     let report = run(&env);
 
     let ids = |table: &str, column: &str| -> Vec<String> {
@@ -177,6 +190,7 @@ fn dead_rows_of_every_table_go_and_live_ones_stay() {
     assert_eq!(ids("sessions", "id_hash"), ["s_live"]);
     assert_eq!(ids("app_sessions", "id_hash"), ["a_live"]);
     assert_eq!(ids("events", "id"), ["e_edge", "e_recent"]);
+    assert_eq!(ids("totp_devices", "id"), ["t_old_confirmed", "t_pending"]);
     assert_eq!(
         report,
         Report {
@@ -187,6 +201,7 @@ fn dead_rows_of_every_table_go_and_live_ones_stay() {
             grants: 3,
             app_sessions: 2,
             sessions: 3,
+            totp_devices: 1,
             events: 1,
             unfinished: vec![],
             failed: vec![],
@@ -655,6 +670,6 @@ fn the_report_is_one_line_naming_every_table() {
     assert_eq!(
         line,
         "retention: deleted auth_requests=0 authorization_codes=0 gateway_codes=0 tokens=3 grants=0 \
-         app_sessions=0 sessions=0 events=0; budget used up, next run continues: old events"
+         app_sessions=0 sessions=0 totp_devices=0 events=0; budget used up, next run continues: old events"
     );
 }

@@ -18,6 +18,8 @@
 //!   sessions point at them without a foreign key). App sessions of an ended SSO session go first;
 //!   an app session never outlives its SSO session's expiry (it is created with it), so none is
 //!   left behind;
+//! - TOTP enrollments never confirmed (a QR code shown, no code typed): [`PENDING_ENROLLMENT_KEPT`]
+//!   after they began;
 //! - events: after `settings.event_retention_days`; CSP reports (sent by anyone's browser) after
 //!   [`CSP_REPORT_KEPT`], whatever that setting says.
 //!
@@ -35,7 +37,7 @@ use crate::ports::Db;
 
 /// Rows one statement may delete.
 pub const ROWS_PER_BATCH: i64 = 1000;
-/// Statements per step and run. With the steps below a run makes at most 36 D1 queries, under
+/// Statements per step and run. With the steps below a run makes at most 39 D1 queries, under
 /// the 50 a Workers Free invocation may make.
 pub const BATCHES_PER_STEP: u32 = 3;
 /// Seconds a revoked grant is kept, so replays right after a revocation are still recorded.
@@ -43,6 +45,8 @@ pub const REVOKED_GRANT_KEPT: i64 = 24 * 3600;
 /// Seconds a CSP report is kept: enough to trial a policy, short because anyone's browser can
 /// send them.
 pub const CSP_REPORT_KEPT: i64 = 7 * 24 * 3600;
+/// Seconds an unconfirmed TOTP enrollment is kept: a day to come back to the QR code.
+pub const PENDING_ENROLLMENT_KEPT: i64 = 24 * 3600;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
@@ -53,6 +57,7 @@ pub enum Table {
     Grants,
     AppSessions,
     Sessions,
+    TotpDevices,
     Events,
 }
 
@@ -66,6 +71,8 @@ pub enum Cutoff {
     EventRetention,
     /// `now - CSP_REPORT_KEPT`: CSP reports received before it go.
     CspReportKept,
+    /// `now - PENDING_ENROLLMENT_KEPT`: enrollments begun before it and never confirmed go.
+    PendingEnrollmentKept,
 }
 
 /// One kind of dead row: a DELETE of at most `?1` rows; `?2`, `?3` are the `cutoffs` in order.
@@ -166,6 +173,13 @@ pub const STEPS: &[Step] = &[
               AND NOT EXISTS (SELECT 1 FROM app_sessions a WHERE a.sso_session_hash = s.id_hash) LIMIT ?1)",
     },
     Step {
+        name: "abandoned totp enrollments",
+        table: Table::TotpDevices,
+        cutoffs: &[Cutoff::PendingEnrollmentKept],
+        sql: "DELETE FROM totp_devices WHERE rowid IN \
+              (SELECT rowid FROM totp_devices WHERE confirmed_at IS NULL AND created_at < ?2 LIMIT ?1)",
+    },
+    Step {
         name: "old events",
         table: Table::Events,
         cutoffs: &[Cutoff::EventRetention],
@@ -190,6 +204,7 @@ pub struct Report {
     pub grants: u64,
     pub app_sessions: u64,
     pub sessions: u64,
+    pub totp_devices: u64,
     pub events: u64,
     /// Steps that used their whole budget: rows may be left for the next run.
     pub unfinished: Vec<&'static str>,
@@ -207,6 +222,7 @@ impl Report {
             Table::Grants => &mut self.grants,
             Table::AppSessions => &mut self.app_sessions,
             Table::Sessions => &mut self.sessions,
+            Table::TotpDevices => &mut self.totp_devices,
             Table::Events => &mut self.events,
         }
     }
@@ -218,7 +234,7 @@ impl fmt::Display for Report {
         write!(
             f,
             "retention: deleted auth_requests={} authorization_codes={} gateway_codes={} tokens={} grants={} \
-             app_sessions={} sessions={} events={}",
+             app_sessions={} sessions={} totp_devices={} events={}",
             self.auth_requests,
             self.authorization_codes,
             self.gateway_codes,
@@ -226,6 +242,7 @@ impl fmt::Display for Report {
             self.grants,
             self.app_sessions,
             self.sessions,
+            self.totp_devices,
             self.events
         )?;
         if !self.unfinished.is_empty() {
@@ -254,6 +271,7 @@ pub async fn run(db: &dyn Db, now: i64, settings: &Settings) -> Report {
                 Cutoff::RevokedGrantKept => now - REVOKED_GRANT_KEPT,
                 Cutoff::EventRetention => now - settings.event_retention_days * 86_400,
                 Cutoff::CspReportKept => now - CSP_REPORT_KEPT,
+                Cutoff::PendingEnrollmentKept => now - PENDING_ENROLLMENT_KEPT,
             })
         }));
         for batch in 1..=BATCHES_PER_STEP {
