@@ -1,7 +1,7 @@
 // Two-step verification in a real browser (Debian's Chromium via playwright-core) against a
 // real `wrangler dev` with GATEHOUSE_MFA=required: enrollment at sign-in (the secret read from
 // the page, codes computed here), a code that works once, a recovery code, the account page's
-// password change, and openid-client reading `amr`/`acr` from the ID token.
+// password change (a flow: password, second factor, new password), and openid-client reading `amr`/`acr` from the ID token.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
@@ -153,7 +153,7 @@ test("browser: enroll TOTP at sign-in, sign in with a code once, then with a rec
   });
 
   // 3. A recovery code instead of the app; the user is told how many are left. Then the account
-  // page: the password changes with the current one.
+  // page: the password changes after signing in again.
   const newPassword = "an entirely new passphrase 2";
   await withPage(async (page) => {
     const req = await authRequest(config, { scope: "openid", redirectUri });
@@ -171,15 +171,27 @@ test("browser: enroll TOTP at sign-in, sign in with a code once, then with a rec
     assert.equal(await page.textContent("#profile-username"), user.username);
     assert.ok((await page.textContent("#totp-devices")).includes("Test phone"));
     assert.ok((await page.textContent("#recovery-remaining")).includes("9"));
-    await page.fill("#current-password", "not my password");
+    // Changing the password is a sign-in flow: the current password, the second factor (a
+    // recovery code here: the app's next codes were used above), then the new password.
+    await Promise.all([page.waitForURL((u) => u.pathname === "/oauth2/login"), page.click("#change-password")]);
+    assert.equal(await page.inputValue('input[name="username"]'), user.username);
+    await page.fill('input[name="password"]', "not my password");
+    await Promise.all([page.waitForLoadState("load"), page.click('button[type="submit"]')]);
+    assert.ok((await page.textContent("#login-error")).includes("Invalid"));
+    await page.fill('input[name="password"]', user.password);
+    await Promise.all([page.waitForURL((u) => u.pathname === "/oauth2/mfa"), page.click('button[type="submit"]')]);
+    await Promise.all([page.waitForURL((u) => u.pathname === "/oauth2/mfa/recovery"), page.click("#use-recovery-code")]);
+    await page.fill('input[name="code"]', recoveryCodes[1]);
+    await Promise.all([page.waitForLoadState("load"), page.click('button[type="submit"]')]);
+    assert.ok((await page.textContent("#notice")).includes("8 recovery codes left"));
+    await Promise.all([page.waitForURL((u) => u.pathname === "/oauth2/password"), page.click("#continue")]);
+    await page.fill("#new-password", newPassword);
+    await page.fill("#confirm-password", "something else entirely");
+    await Promise.all([page.waitForLoadState("load"), page.click('button[type="submit"]')]);
+    assert.ok((await page.textContent("#new-password-error")).includes("do not match"));
     await page.fill("#new-password", newPassword);
     await page.fill("#confirm-password", newPassword);
-    await Promise.all([page.waitForLoadState("load"), page.click("#password-form button")]);
-    assert.ok((await page.textContent("#account-error")).includes("not right"));
-    await page.fill("#current-password", user.password);
-    await page.fill("#new-password", newPassword);
-    await page.fill("#confirm-password", newPassword);
-    await Promise.all([page.waitForLoadState("load"), page.click("#password-form button")]);
+    await Promise.all([page.waitForURL((u) => u.pathname === "/account"), page.click('button[type="submit"]')]);
     assert.ok((await page.textContent("#account-notice")).includes("Your password was changed"));
   });
 
@@ -196,5 +208,5 @@ test("browser: enroll TOTP at sign-in, sign in with a code once, then with a rec
 
   const events = await admin.call("GET", `/admin/api/users/${user.id}/factors`);
   assert.equal(events.json.mfa_enrolled, true);
-  assert.equal(events.json.recovery_codes.remaining, 9);
+  assert.equal(events.json.recovery_codes.remaining, 8);
 });

@@ -1,6 +1,6 @@
-//! `/account`: the signed-in user's own page. Profile, password change (the current password
-//! required), authenticator apps (add, remove), recovery codes (regenerate), sessions (sign out
-//! the others). Without a session the page starts a sign-in flow for itself (a purpose like an
+//! `/account`: the signed-in user's own page. Profile, password change (a sign-in flow: the
+//! current password and second factor again, then the new-password stage), authenticator apps
+//! (add, remove), recovery codes (regenerate), sessions (sign out the others). Without a session the page starts a sign-in flow for itself (a purpose like an
 //! authorization request). Changing a factor needs a recent sign-in: older than
 //! [`REAUTH_WINDOW`], the user signs in again first. Every change is an event.
 
@@ -15,9 +15,9 @@ use crate::flow::stages::enroll_totp;
 use crate::flow::{self, Flow, Purpose};
 use crate::http::{Request, Response};
 use crate::pages;
-use crate::password::{self, Password};
 use crate::policy;
 use crate::store::{auth_requests, events, recovery_codes as stored_codes, sessions, totp_devices, users};
+use crate::types::event_kind::EventKind;
 use crate::web::cookies;
 use crate::Ctx;
 
@@ -26,6 +26,7 @@ pub const REAUTH_WINDOW: i64 = 10 * 60;
 /// The CSRF purpose of the account page's forms.
 const CSRF_PURPOSE: &str = "account";
 const NEW_TOTP: &str = "/account/totp/new";
+pub const PASSWORD_CHANGED: &str = "Your password was changed. Your other sessions were signed out.";
 
 /// The signed-in user and their session, or the response that signs them in first.
 async fn signed_in(ctx: &Ctx<'_>, req: &Request) -> Result<Result<(users::User, sessions::Session), Response>, Error> {
@@ -38,11 +39,17 @@ async fn signed_in(ctx: &Ctx<'_>, req: &Request) -> Result<Result<(users::User, 
             return Ok(Ok((u, s)));
         }
     }
-    sign_in(ctx, req, None).await.map(Err)
+    sign_in(ctx, req, None, false).await.map(Err)
 }
 
-/// Starts a flow whose purpose is this page; `again` (the user) makes it a re-authentication.
-async fn sign_in(ctx: &Ctx<'_>, req: &Request, again: Option<&users::User>) -> Result<Response, Error> {
+/// Starts a flow whose purpose is this page; `again` (the user) makes it a re-authentication,
+/// and `new_password` ends it with the new-password stage.
+async fn sign_in(
+    ctx: &Ctx<'_>,
+    req: &Request,
+    again: Option<&users::User>,
+    new_password: bool,
+) -> Result<Response, Error> {
     let (browser, set_cookie) = cookies::browser_binding(ctx, req)?;
     let mut flow = Flow::new(
         Purpose::Account,
@@ -56,6 +63,7 @@ async fn sign_in(ctx: &Ctx<'_>, req: &Request, again: Option<&users::User>) -> R
         flow.expected_user = Some(u.id.clone());
         flow.login_hint = Some(u.username.clone());
     }
+    flow.new_password = new_password;
     engine::begin(ctx, req, &mut flow).await?;
     let id = flow::insert(ctx, req, &flow).await?;
     let mut resp = engine::advance(ctx, req, &id, flow, Vec::new()).await?;
@@ -76,7 +84,12 @@ pub async fn resume(ctx: &Ctx<'_>, req: &Request) -> Response {
         match engine::outcome(ctx, req, &mut flow).await? {
             Outcome::Complete(_) => {
                 auth_requests::delete(ctx.db, &id).await?;
-                Ok(Response::redirect(303, "/account"))
+                let to = if flow.password_changed {
+                    "/account?done=password"
+                } else {
+                    "/account"
+                };
+                Ok(Response::redirect(303, to))
             }
             Outcome::Refused(_) => {
                 auth_requests::delete(ctx.db, &id).await?;
@@ -180,7 +193,12 @@ pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
             Ok(s) => s,
             Err(sign_in) => return Ok(sign_in),
         };
-        page(ctx, req, &user, &session, "", "", 200).await
+        // What a finished flow did (a fixed set: nothing from the URL is shown).
+        let notice = match req.query_params().get("done")? {
+            Some("password") => PASSWORD_CHANGED,
+            _ => "",
+        };
+        page(ctx, req, &user, &session, notice, "", 200).await
     }
     .await;
     result.unwrap_or_else(Error::into_page)
@@ -189,7 +207,7 @@ pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
 fn event(
     ctx: &Ctx<'_>,
     req: &Request,
-    kind: &'static str,
+    kind: EventKind,
     user_id: &str,
     detail: serde_json::Value,
 ) -> Result<Statement, Error> {
@@ -231,7 +249,7 @@ where
             return page(ctx, req, &user, &session, "", e, 403).await;
         }
         if factor_change && !recent(ctx, &session) {
-            return sign_in(ctx, req, Some(&user)).await;
+            return sign_in(ctx, req, Some(&user), false).await;
         }
         match run(user.clone(), session.clone(), params).await? {
             Done::Page { notice, error, status } => page(ctx, req, &user, &session, &notice, &error, status).await,
@@ -258,46 +276,11 @@ fn done(notice: &str) -> Done {
     }
 }
 
-/// `POST /account/password`: the current password (counted by the lockout like a sign-in), the
-/// new one twice. The other sessions end and everything issued to them is revoked.
+/// `POST /account/password`: a flow that signs the user in again (password, and second factor if
+/// they have one) and ends with the new-password stage, which also ends the other sessions.
 pub async fn change_password(ctx: &Ctx<'_>, req: &Request) -> Response {
-    form(ctx, req, false, |user, session, params| async move {
-        let current = Password::new(params.get("current_password")?.unwrap_or(""));
-        let new = Password::new(params.get("new_password")?.unwrap_or(""));
-        let again = params.get("confirm_password")?.unwrap_or("");
-        if let Err(e) = password::check_length(new.expose()) {
-            return Ok(refused(&format!("The new {e}."), 400));
-        }
-        if !crate::crypto::constant_time_eq(new.expose().as_bytes(), again.as_bytes()) {
-            return Ok(refused("The new passwords do not match.", 400));
-        }
-        let rules = &ctx.settings.policy;
-        let user_key = policy::user_key(&user.username);
-        let admission = ctx.counters.begin_attempt(&user_key, &rules.lockout).await?;
-        let verified = admission == policy::lockout::Admission::Admitted
-            && password::verify(current.expose(), &user.password_hash)?;
-        if !verified {
-            let client = policy::client_ip(ctx, req);
-            let failure = policy::failed_attempt(ctx, &user_key, &client.key()).await?;
-            let mut statements = vec![event(ctx, req, "password_change_failed", &user.id, json!({}))?];
-            if failure.newly_locked {
-                let locked_for = rules.lockout.duration_ms / 1000;
-                let detail = json!({ "username": user.username, "locked_for": locked_for });
-                statements.push(event(ctx, req, "account_locked", &user.id, detail)?);
-            }
-            ctx.db.batch(&statements).await?;
-            return Ok(refused("The current password is not right.", 401));
-        }
-        ctx.counters
-            .record_attempt(&user_key, true, Some(&rules.lockout), &rules.reputation)
-            .await?;
-        let now = ctx.clock.now();
-        let hash = password::hash(new.expose(), ctx.rng)?;
-        let mut statements = vec![users::set_password_hash_statement(&user.id, &hash, now)];
-        statements.extend(sessions::end_others_statements(&user.id, &session.id_hash, now));
-        statements.push(event(ctx, req, "password_changed", &user.id, json!({ "by": "user" }))?);
-        ctx.db.batch(&statements).await?;
-        Ok(done("Your password was changed. Your other sessions were signed out."))
+    form(ctx, req, false, |user, _, _| async move {
+        Ok(Done::Other(sign_in(ctx, req, Some(&user), true).await?))
     })
     .await
 }
@@ -307,7 +290,13 @@ pub async fn end_other_sessions(ctx: &Ctx<'_>, req: &Request) -> Response {
     form(ctx, req, false, |user, session, _| async move {
         let now = ctx.clock.now();
         let mut statements = sessions::end_others_statements(&user.id, &session.id_hash, now);
-        statements.push(event(ctx, req, "sessions_ended", &user.id, json!({ "by": "user" }))?);
+        statements.push(event(
+            ctx,
+            req,
+            EventKind::SessionsEnded,
+            &user.id,
+            json!({ "by": "user" }),
+        )?);
         ctx.db.batch(&statements).await?;
         Ok(done("Your other sessions were signed out."))
     })
@@ -324,7 +313,7 @@ pub async fn remove_totp(ctx: &Ctx<'_>, req: &Request) -> Response {
         ctx.db
             .batch(&[
                 totp_devices::delete_statement(&user.id, &device),
-                event(ctx, req, "totp_removed", &user.id, json!({ "device": device }))?,
+                event(ctx, req, EventKind::TotpRemoved, &user.id, json!({ "device": device }))?,
             ])
             .await?;
         Ok(done("The authenticator app was removed."))
@@ -338,10 +327,16 @@ pub async fn regenerate_codes(ctx: &Ctx<'_>, req: &Request) -> Response {
         let codes = crate::factors::recovery_codes::generate(ctx.rng)?;
         let hashes: Vec<String> = codes
             .iter()
-            .filter_map(|c| crate::factors::recovery_codes::hash(&user.id, c))
+            .filter_map(|c| crate::factors::recovery_codes::hash(&user.id, c.expose()))
             .collect();
         let mut statements = stored_codes::replace_statements(&user.id, &hashes, ctx.clock.now());
-        statements.push(event(ctx, req, "recovery_codes_regenerated", &user.id, json!({}))?);
+        statements.push(event(
+            ctx,
+            req,
+            EventKind::RecoveryCodesRegenerated,
+            &user.id,
+            json!({}),
+        )?);
         ctx.db.batch(&statements).await?;
         let resp = crate::flow::stages::notice(
             Response::redirect(303, "/account"),
@@ -365,7 +360,7 @@ pub async fn new_totp(ctx: &Ctx<'_>, req: &Request) -> Response {
             return page(ctx, req, &user, &session, "", "Second factors are turned off.", 409).await;
         }
         if !recent(ctx, &session) {
-            return sign_in(ctx, req, Some(&user)).await;
+            return sign_in(ctx, req, Some(&user), false).await;
         }
         let (device, statements) = enroll_totp::new_device(ctx, &user)?;
         let written = ctx.db.batch(&statements).await?;

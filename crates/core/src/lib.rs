@@ -27,6 +27,7 @@ pub mod ports;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod types;
 pub mod web;
 
 use config::{Secrets, Settings};
@@ -133,6 +134,8 @@ async fn call(ctx: &Ctx<'_>, req: &Request, handler: Handler) -> Response {
         Handler::RecoveryCodeSubmit => stages::recovery_code::submit(ctx, req).await,
         Handler::EnrollTotpShow => stages::enroll_totp::show(ctx, req).await,
         Handler::EnrollTotpSubmit => stages::enroll_totp::submit(ctx, req).await,
+        Handler::NewPasswordShow => stages::new_password::show(ctx, req).await,
+        Handler::NewPasswordSubmit => stages::new_password::submit(ctx, req).await,
         Handler::Token => oidc::token::handle(ctx, req).await,
         Handler::Userinfo => oidc::userinfo::handle(ctx, req).await,
         Handler::Revoke => oidc::revoke::handle(ctx, req).await,

@@ -56,6 +56,18 @@ pub struct Totp<'a> {
     pub recovery_codes: bool,
 }
 
+/// The "set a new password" stage.
+#[derive(Template)]
+#[template(path = "new-password.html")]
+pub struct NewPassword<'a> {
+    /// For password managers (a hidden username field beside the new password).
+    pub username: &'a str,
+    pub error: &'a str,
+    pub req: &'a str,
+    pub csrf: &'a str,
+    pub min_length: usize,
+}
+
 /// The recovery-code stage.
 #[derive(Template)]
 #[template(path = "recovery-code.html")]
@@ -88,7 +100,7 @@ pub struct Enroll<'a> {
 pub struct Notice<'a> {
     pub title: &'a str,
     pub message: &'a str,
-    pub codes: &'a [String],
+    pub codes: &'a [&'a str],
     pub next: &'a str,
 }
 

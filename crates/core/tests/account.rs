@@ -1,5 +1,5 @@
 //! The account page end to end through `gatehouse_core::handle`: signing in for it, changing the
-//! password, adding and removing an authenticator app (with re-authentication), regenerating
+//! password (a flow ending in the new-password stage), adding and removing an authenticator app (with re-authentication), regenerating
 //! recovery codes, signing out the other sessions.
 
 mod support;
@@ -92,8 +92,27 @@ fn the_account_page_signs_in_for_itself_and_shows_the_profile() {
     );
 }
 
+/// Posts the new-password stage's form of the flow at `url`.
+fn set_password(env: &TestEnv, b: &mut Browser, url: &str, new: &str, again: &str) -> Response {
+    let page = body(&b.send(env, b.request(Method::Get, url)));
+    b.send(
+        env,
+        b.request(Method::Post, "/oauth2/password").with_form(&[
+            ("req", hidden(&page, "req").as_str()),
+            ("csrf", hidden(&page, "csrf").as_str()),
+            ("new_password", new),
+            ("confirm_password", again),
+        ]),
+    )
+}
+
+fn changed(env: &TestEnv) -> i64 {
+    env.db
+        .count("SELECT COUNT(*) FROM events WHERE kind = 'password_changed'")
+}
+
 #[test]
-fn changing_the_password_needs_the_current_one_and_signs_out_the_other_sessions() {
+fn changing_the_password_signs_in_again_then_sets_it_and_signs_out_the_other_sessions() {
     let env = TestEnv::new();
     env.create_user("alice", PASSWORD);
     let mut other = Browser::default();
@@ -102,78 +121,72 @@ fn changing_the_password_needs_the_current_one_and_signs_out_the_other_sessions(
     open_account(&env, &mut b, "alice", PASSWORD);
     let new = "a much newer passphrase";
 
-    let r = post(
-        &env,
-        &mut b,
-        "/account/password",
-        &[
-            ("current_password", "wrong"),
-            ("new_password", new),
-            ("confirm_password", new),
-        ],
-    );
-    assert_eq!(r.status, 401);
-    assert!(body(&r).contains("current password is not right"));
-    let r = post(
-        &env,
-        &mut b,
-        "/account/password",
-        &[
-            ("current_password", PASSWORD),
-            ("new_password", new),
-            ("confirm_password", "different"),
-        ],
-    );
-    assert_eq!(r.status, 400);
-    let r = post(
-        &env,
-        &mut b,
-        "/account/password",
-        &[
-            ("current_password", PASSWORD),
-            ("new_password", "short"),
-            ("confirm_password", "short"),
-        ],
-    );
-    assert_eq!(r.status, 400);
-    assert_eq!(
-        env.db
-            .count("SELECT COUNT(*) FROM events WHERE kind = 'password_changed'"),
-        0
-    );
-    // A form without this browser's token changes nothing.
+    // A form without this browser's token starts nothing.
     let forged = b.send(
         &env,
-        b.request(Method::Post, "/account/password").with_form(&[
-            ("csrf", "forged"),
-            ("current_password", PASSWORD),
+        b.request(Method::Post, "/account/password")
+            .with_form(&[("csrf", "forged")]),
+    );
+    assert_eq!(forged.status, 403);
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM auth_requests"), 0);
+
+    // The change is a flow: the current password first, even with a fresh session.
+    let r = post(&env, &mut b, "/account/password", &[]);
+    let login = location(&r);
+    assert!(login.starts_with("/oauth2/login?req="), "{login}");
+    let page = body(&b.send(&env, b.request(Method::Get, &login)));
+    assert!(page.contains("value=\"alice\""), "the username is filled in");
+    // The new-password stage cannot be reached before the password is passed again.
+    let early = b.send(
+        &env,
+        b.request(Method::Get, &login.replace("/oauth2/login", "/oauth2/password")),
+    );
+    assert!(
+        location(&early).starts_with("/oauth2/login?req="),
+        "sent back to sign in"
+    );
+    let early = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/password").with_form(&[
+            ("req", hidden(&page, "req").as_str()),
+            ("csrf", hidden(&page, "csrf").as_str()),
             ("new_password", new),
             ("confirm_password", new),
         ]),
     );
-    assert_eq!(forged.status, 403);
-
-    let r = post(
-        &env,
-        &mut b,
-        "/account/password",
-        &[
-            ("current_password", PASSWORD),
-            ("new_password", new),
-            ("confirm_password", new),
-        ],
-    );
-    assert_eq!(r.status, 200, "{}", body(&r));
-    assert!(body(&r).contains("Your password was changed"));
+    assert!(location(&early).starts_with("/oauth2/login?req="));
+    assert_eq!(changed(&env), 0);
+    let r = submit_login(&env, &mut b, &login, "alice", "wrong");
+    assert_eq!(r.status, 401, "a wrong current password is a failed sign-in");
     assert_eq!(
-        env.db
-            .count("SELECT COUNT(*) FROM events WHERE kind = 'password_changed'"),
+        env.db.count("SELECT COUNT(*) FROM events WHERE kind = 'login_failed'"),
         1
     );
+    let r = submit_login(&env, &mut b, &login, "alice", PASSWORD);
+    let stage = location(&r);
+    assert!(stage.starts_with("/oauth2/password?req="), "{stage}");
+
+    let r = set_password(&env, &mut b, &stage, new, "different");
+    assert_eq!(r.status, 400);
+    assert!(body(&r).contains("do not match"));
+    let r = set_password(&env, &mut b, &stage, "short", "short");
+    assert_eq!(r.status, 400);
+    assert!(body(&r).contains("at least 8 characters"));
+    assert_eq!(changed(&env), 0);
+
+    let r = set_password(&env, &mut b, &stage, new, new);
+    let resume = location(&r);
+    assert!(resume.starts_with("/account/resume?req="), "{resume}");
+    let r = b.send(&env, b.request(Method::Get, &resume));
+    assert_eq!(location(&r), "/account?done=password");
+    let page = b.send(&env, b.request(Method::Get, "/account?done=password"));
+    assert!(body(&page).contains("Your password was changed"));
+    assert_eq!(changed(&env), 1);
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM auth_requests"), 0, "the flow ended");
     assert_eq!(
         env.db.count("SELECT COUNT(*) FROM sessions WHERE ended_at IS NULL"),
         1,
-        "only this session"
+        "only the session of this sign-in"
     );
     // The other browser is signed out; the old password no longer works, the new one does.
     let r = other.send(&env, other.request(Method::Get, "/account"));
@@ -181,6 +194,49 @@ fn changing_the_password_needs_the_current_one_and_signs_out_the_other_sessions(
     let r = open_account(&env, &mut Browser::default(), "alice", PASSWORD);
     assert_eq!(r.status, 401);
     assert_eq!(open_account(&env, &mut Browser::default(), "alice", new).status, 200);
+    // Nothing from the address is shown: an unknown `done` is no notice.
+    let page = b.send(&env, b.request(Method::Get, "/account?done=%3Cb%3Ezqxj"));
+    assert!(!body(&page).contains("zqxj"));
+    assert!(body(&page).contains("id=\"account-notice\" role=\"status\"></p>"));
+}
+
+#[test]
+fn a_user_with_an_authenticator_app_passes_it_again_before_choosing_a_new_password() {
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    let mut b = Browser::default();
+    open_account(&env, &mut b, "alice", PASSWORD);
+    let (secret, _) = add_totp(&env, &mut b);
+    env.clock.advance(31);
+    let r = post(&env, &mut b, "/account/password", &[]);
+    let r = submit_login(&env, &mut b, &location(&r), "alice", PASSWORD);
+    let mfa = location(&r);
+    assert!(mfa.starts_with("/oauth2/mfa?req="), "{mfa}");
+    let early = b.send(
+        &env,
+        b.request(Method::Get, &mfa.replace("/oauth2/mfa", "/oauth2/password")),
+    );
+    assert!(location(&early).starts_with("/oauth2/mfa?req="), "the code comes first");
+    let page = body(&b.send(&env, b.request(Method::Get, &mfa)));
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/mfa").with_form(&[
+            ("req", hidden(&page, "req").as_str()),
+            ("csrf", hidden(&page, "csrf").as_str()),
+            ("code", &secret.code_at(now(&env)).unwrap()),
+        ]),
+    );
+    let stage = location(&r);
+    assert!(stage.starts_with("/oauth2/password?req="), "{stage}");
+    let r = set_password(
+        &env,
+        &mut b,
+        &stage,
+        "a much newer passphrase",
+        "a much newer passphrase",
+    );
+    assert!(location(&r).starts_with("/account/resume"));
+    assert_eq!(changed(&env), 1);
 }
 
 #[test]

@@ -56,8 +56,11 @@ fn confirm(db: &SqliteDb, user: &str, id: &str, step: i64, now: i64) -> u64 {
     block_on(db.execute(sql, &params)).unwrap()
 }
 
-fn hashes_of(user: &str, codes: &[String]) -> Vec<String> {
-    codes.iter().filter_map(|c| recovery_codes::hash(user, c)).collect()
+fn hashes_of(user: &str, codes: &[recovery_codes::RecoveryCode]) -> Vec<String> {
+    codes
+        .iter()
+        .filter_map(|c| recovery_codes::hash(user, c.expose()))
+        .collect()
 }
 
 #[test]
@@ -168,13 +171,13 @@ fn a_recovery_code_is_spent_once_and_a_new_set_voids_the_old_one() {
     assert_eq!(hashes.len(), recovery_codes::COUNT);
     block_on(db.batch(&stored_codes::replace_statements("usr_alice", &hashes, NOW))).unwrap();
     for c in &codes {
-        let canonical = recovery_codes::normalize(c).unwrap();
+        let canonical = recovery_codes::normalize(c.expose()).unwrap();
         let sql = format!("SELECT COUNT(*) FROM recovery_codes WHERE instr(code_hash, '{canonical}') > 0");
         assert_eq!(db.count(&sql), 0, "only hashes are stored");
     }
     assert_eq!(block_on(stored_codes::remaining(&db, "usr_alice")).unwrap(), 10);
 
-    let typed = recovery_codes::hash("usr_alice", &codes[3].to_uppercase()).unwrap();
+    let typed = recovery_codes::hash("usr_alice", &codes[3].expose().to_uppercase()).unwrap();
     assert!(block_on(stored_codes::spend(&db, "usr_alice", &typed, NOW)).unwrap());
     assert!(
         !block_on(stored_codes::spend(&db, "usr_alice", &typed, NOW)).unwrap(),

@@ -883,3 +883,99 @@ fn a_return_url_outside_ascii_becomes_a_percent_encoded_location_not_raw_utf8() 
         Some("https://app.example.com/wiki/%E6%97%A5%E6%9C%AC?q=%C3%A9")
     );
 }
+
+/// Follows redirects on the issuer's host until one leaves it (or a page answers).
+fn follow_idp(env: &TestEnv, b: &mut Browser, mut r: Response) -> Response {
+    for _ in 0..6 {
+        match r.header("location").map(str::to_owned) {
+            Some(l) if l.starts_with('/') || l.starts_with(ISSUER) => {
+                r = b.send(env, b.request(Method::Get, l.strip_prefix(ISSUER).unwrap_or(&l)));
+            }
+            _ => return r,
+        }
+    }
+    r
+}
+
+#[test]
+fn an_app_that_requires_mfa_sends_a_session_without_a_second_factor_to_sign_in_and_asks_for_one() {
+    use gatehouse_core::ports::Clock;
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    let alice = env.user_id("alice");
+    app(&env, json!({}));
+    let strict = app(
+        &env,
+        json!({"name": "Payroll", "path_prefix": "/pay/", "require_mfa": true}),
+    );
+    // A password is enough for the wiki; the app session on this host is live.
+    let mut b = sign_in(&env, "/wiki/");
+    forward(env.route_at(APP, &b.request(Method::Get, "/wiki/")));
+
+    // The strict app on the same host does not take that session: sign in again.
+    let r = respond(env.route_at(APP, &b.request(Method::Get, "/pay/")));
+    assert_eq!(r.status, 302);
+    b.absorb(&r);
+    let to_gateway = r.header("location").unwrap().to_owned();
+    assert!(to_gateway.contains(&format!("app={strict}")), "{to_gateway}");
+    let mut idp = Browser::default();
+    let login = idp.send(&env, idp.request(Method::Get, &to_gateway));
+    let r = submit_login(&env, &mut idp, &location_of(&login), "alice", PASSWORD);
+    let enroll = location_of(&r);
+    assert!(
+        enroll.starts_with("/oauth2/mfa/enroll?req="),
+        "a user without one enrolls: {enroll}"
+    );
+    // (Enrolled elsewhere meanwhile: the flow now asks for a code.)
+    let secret = add_confirmed_device(&env, &alice);
+    let mfa = enroll.replace("/oauth2/mfa/enroll", "/oauth2/mfa");
+    let page = String::from_utf8_lossy(&idp.send(&env, idp.request(Method::Get, &mfa)).body).to_string();
+    let r = idp.send(
+        &env,
+        idp.request(Method::Post, "/oauth2/mfa").with_form(&[
+            ("req", hidden(&page, "req").as_str()),
+            ("csrf", hidden(&page, "csrf").as_str()),
+            ("code", &secret.code_at(env.clock.now() as u64).unwrap()),
+        ]),
+    );
+    let to_callback = follow_idp(&env, &mut idp, r);
+    let callback = location_of(&to_callback);
+    assert!(
+        callback.starts_with("https://app.example.com/.gatehouse/callback?code="),
+        "{callback}"
+    );
+    let done = env.send_at(APP, b.request(Method::Get, callback.strip_prefix(APP).unwrap()));
+    b.absorb(&done);
+    let f = forward(env.route_at(APP, &b.request(Method::Get, "/pay/")));
+    assert!(f.url.ends_with("/pay/"));
+
+    // With second factors off, the app cannot be satisfied: its sign-in is refused, not waved through.
+    let mut off = TestEnv::new();
+    off.settings.mfa = gatehouse_core::flow::plan::MfaMode::Off;
+    off.create_user("alice", PASSWORD);
+    app(&off, json!({"require_mfa": true}));
+    let first = respond(off.route_at(APP, &Browser::default().request(Method::Get, "/wiki/")));
+    let mut idp = Browser::default();
+    let login = idp.send(&off, idp.request(Method::Get, first.header("location").unwrap()));
+    let r = submit_login(&off, &mut idp, &location_of(&login), "alice", PASSWORD);
+    let refused = follow_idp(&off, &mut idp, r);
+    assert_eq!(refused.status, 403);
+    assert!(String::from_utf8_lossy(&refused.body).contains("requires a second factor"));
+
+    // require_mfa means nothing without require_login: refused when the app is saved.
+    let r = env.admin(
+        Method::Post,
+        "/admin/api/apps",
+        Some(
+            json!({"name": "Open", "host": "open.example.com", "origin": "http://o:1",
+                    "require_login": false, "require_mfa": true}),
+        ),
+    );
+    assert_eq!(r.status, 400);
+}
+
+fn location_of(r: &Response) -> String {
+    r.header("location")
+        .unwrap_or_else(|| panic!("no location ({}): {}", r.status, String::from_utf8_lossy(&r.body)))
+        .to_owned()
+}

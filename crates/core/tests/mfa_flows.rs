@@ -426,36 +426,6 @@ fn second_factor_stages_cannot_be_reached_before_the_password() {
     assert_eq!(env.db.count("SELECT COUNT(*) FROM totp_devices"), 0);
 }
 
-/// A confirmed device for `user_id` written directly (as the account page would), and its secret.
-fn add_confirmed_device(env: &TestEnv, user_id: &str) -> TotpSecret {
-    use gatehouse_core::ports::Db;
-    use gatehouse_core::store::totp_devices::{self, TotpDevice};
-    let secret = TotpSecret::generate(&env.rng).unwrap();
-    let key = env.secrets.sealing_key.as_ref().unwrap();
-    let device = TotpDevice {
-        id: "totp_test".into(),
-        user_id: user_id.into(),
-        name: "Phone".into(),
-        secret_sealed: key
-            .seal(
-                &env.rng,
-                secret.as_bytes(),
-                &TotpDevice::seal_context(user_id, "totp_test"),
-            )
-            .unwrap(),
-        confirmed_at: None,
-        last_step: None,
-        last_used_at: None,
-        created_at: T0,
-    };
-    futures::executor::block_on(env.db.batch(&[
-        totp_devices::insert_statement(&device),
-        totp_devices::confirm_statement(user_id, "totp_test", 1, T0),
-    ]))
-    .unwrap();
-    secret
-}
-
 #[test]
 fn a_client_that_requires_mfa_makes_a_user_without_a_second_factor_enroll() {
     let env = TestEnv::new();

@@ -8,10 +8,11 @@ use serde_json::json;
 use crate::admin::{audit_detail_statement, json_body, not_found};
 use crate::crypto::random_id;
 use crate::error::{Error, ErrorCode, OAuthError};
-use crate::gateway::apps::{self, App};
-use crate::gateway::headers::HeaderPolicy;
 use crate::gateway::{host_of, is_reserved};
 use crate::http::{Request, Response};
+use crate::store::apps::{self, App};
+use crate::types::event_kind::EventKind;
+use crate::types::header_policy::HeaderPolicy;
 use crate::Ctx;
 
 #[derive(Deserialize)]
@@ -26,6 +27,8 @@ struct AppInput {
     origin: String,
     #[serde(default = "yes")]
     require_login: bool,
+    #[serde(default)]
+    require_mfa: bool,
     #[serde(default)]
     allowed_users: Vec<String>,
     #[serde(default)]
@@ -103,6 +106,11 @@ fn validate(a: &AppInput, issuer: &str) -> Result<(), Error> {
         return Err(bad("origin must be scheme://host[:port] with no path"));
     }
     a.headers.validate().map_err(bad)?;
+    if a.require_mfa && !a.require_login {
+        return Err(bad(
+            "require_mfa needs require_login: a second factor is asked of signed-in users",
+        ));
+    }
     Ok(())
 }
 
@@ -121,6 +129,7 @@ fn build(ctx: &Ctx<'_>, input: AppInput, existing: Option<&App>) -> Result<App, 
         path_prefix: input.path_prefix,
         origin: input.origin.trim_end_matches('/').to_owned(),
         require_login: input.require_login,
+        require_mfa: input.require_mfa,
         allowed_users: input.allowed_users,
         allowed_groups: input.allowed_groups,
         headers: input.headers,
@@ -131,7 +140,7 @@ fn build(ctx: &Ctx<'_>, input: AppInput, existing: Option<&App>) -> Result<App, 
 }
 
 /// Writes the app and its audit entry together; `kind` says what happened.
-async fn save(ctx: &Ctx<'_>, app: &App, status: u16, kind: &str) -> Result<Response, Error> {
+async fn save(ctx: &Ctx<'_>, app: &App, status: u16, kind: EventKind) -> Result<Response, Error> {
     if apps::clashes(ctx.db, app).await? {
         return Err(OAuthError::new(
             ErrorCode::Conflict,
@@ -145,7 +154,7 @@ async fn save(ctx: &Ctx<'_>, app: &App, status: u16, kind: &str) -> Result<Respo
     Ok(Response::json(status, app))
 }
 
-fn app_audit(ctx: &Ctx<'_>, kind: &str, app: &App) -> Result<(&'static str, Vec<crate::db::Value>), Error> {
+fn app_audit(ctx: &Ctx<'_>, kind: EventKind, app: &App) -> Result<(&'static str, Vec<crate::db::Value>), Error> {
     audit_detail_statement(
         ctx,
         kind,
@@ -169,7 +178,7 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
         }
     }
     let app = build(ctx, input, None)?;
-    save(ctx, &app, 201, "admin_app_created").await
+    save(ctx, &app, 201, EventKind::AdminAppCreated).await
 }
 
 pub async fn get(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
@@ -187,15 +196,18 @@ pub async fn put(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, Err
     let existing = apps::by_id(ctx.db, id).await?;
     let app = build(ctx, input, existing.as_ref())?;
     match existing {
-        Some(_) => save(ctx, &app, 200, "admin_app_replaced").await,
-        None => save(ctx, &app, 201, "admin_app_created").await,
+        Some(_) => save(ctx, &app, 200, EventKind::AdminAppReplaced).await,
+        None => save(ctx, &app, 201, EventKind::AdminAppCreated).await,
     }
 }
 
 pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
     let app = apps::by_id(ctx.db, id).await?.ok_or_else(|| not_found("app"))?;
     ctx.db
-        .batch(&[apps::delete_statement(id), app_audit(ctx, "admin_app_deleted", &app)?])
+        .batch(&[
+            apps::delete_statement(id),
+            app_audit(ctx, EventKind::AdminAppDeleted, &app)?,
+        ])
         .await?;
     Ok(Response::new(204))
 }

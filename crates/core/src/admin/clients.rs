@@ -11,10 +11,36 @@ use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{Request, Response};
 use crate::oidc::redirect_uri;
 use crate::store::clients::{self, Client, ClientMetadata};
+use crate::types::event_kind::EventKind;
+use crate::types::protocol::{AuthMethod, GrantType};
 use crate::Ctx;
 
-const GRANTS: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
-const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
+/// `grant_types` from the admin API: a non-empty list of the grants Gatehouse implements.
+fn grant_types(v: &[String]) -> Result<Vec<GrantType>, Error> {
+    let parsed: Option<Vec<GrantType>> = v.iter().map(|g| GrantType::parse(g)).collect();
+    match parsed {
+        Some(g) if !g.is_empty() => Ok(g),
+        _ => Err(bad(
+            ErrorCode::InvalidClientMetadata,
+            format!(
+                "grant_types must be a non-empty subset of {:?}",
+                GrantType::ALL.map(GrantType::as_str)
+            ),
+        )),
+    }
+}
+
+fn auth_method(v: &str) -> Result<AuthMethod, Error> {
+    AuthMethod::parse(v).ok_or_else(|| {
+        bad(
+            ErrorCode::InvalidClientMetadata,
+            format!(
+                "token_endpoint_auth_method must be one of {:?}",
+                AuthMethod::ALL.map(AuthMethod::as_str)
+            ),
+        )
+    })
+}
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -40,19 +66,7 @@ fn bad(code: ErrorCode, msg: impl Into<String>) -> Error {
 /// RFC 7591 §2 consistency rules, applied to the merged metadata.
 fn validate(m: &ClientMetadata) -> Result<(), Error> {
     let meta = ErrorCode::InvalidClientMetadata;
-    if m.grant_types.is_empty() || m.grant_types.iter().any(|g| !GRANTS.contains(&g.as_str())) {
-        return Err(bad(
-            meta,
-            format!("grant_types must be a non-empty subset of {GRANTS:?}"),
-        ));
-    }
-    if !AUTH_METHODS.contains(&m.token_endpoint_auth_method.as_str()) {
-        return Err(bad(
-            meta,
-            format!("token_endpoint_auth_method must be one of {AUTH_METHODS:?}"),
-        ));
-    }
-    let code_flow = m.grant_types.iter().any(|g| g == "authorization_code");
+    let code_flow = m.grant_types.contains(&GrantType::AuthorizationCode);
     match (code_flow, m.response_types.as_slice()) {
         (true, [r]) if r == "code" => {}
         (false, []) => {}
@@ -63,7 +77,7 @@ fn validate(m: &ClientMetadata) -> Result<(), Error> {
             ))
         }
     }
-    if m.token_endpoint_auth_method == "none" && m.grant_types.iter().any(|g| g == "client_credentials") {
+    if m.token_endpoint_auth_method == AuthMethod::None && m.grant_types.contains(&GrantType::ClientCredentials) {
         return Err(bad(meta, "a public client cannot use client_credentials"));
     }
     if code_flow && m.redirect_uris.is_empty() {
@@ -134,18 +148,22 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
         client_name: input.client_name,
         redirect_uris: input.redirect_uris.unwrap_or_default(),
         post_logout_redirect_uris: input.post_logout_redirect_uris.unwrap_or_default(),
-        grant_types: input.grant_types.unwrap_or_else(|| vec!["authorization_code".into()]),
+        grant_types: match &input.grant_types {
+            Some(g) => grant_types(g)?,
+            None => vec![GrantType::AuthorizationCode],
+        },
         response_types: input.response_types.unwrap_or_else(|| vec!["code".into()]),
-        token_endpoint_auth_method: input
-            .token_endpoint_auth_method
-            .unwrap_or_else(|| "client_secret_basic".into()),
+        token_endpoint_auth_method: match &input.token_endpoint_auth_method {
+            Some(m) => auth_method(m)?,
+            None => AuthMethod::ClientSecretBasic,
+        },
         scope: input.scope.unwrap_or_else(|| "openid profile email".into()),
         id_token_signed_response_alg: input.id_token_signed_response_alg.unwrap_or_else(|| "RS256".into()),
         require_mfa: input.require_mfa.unwrap_or(false),
     };
     validate(&metadata)?;
     let now = ctx.clock.now();
-    let secret = if metadata.token_endpoint_auth_method == "none" {
+    let secret = if metadata.token_endpoint_auth_method == AuthMethod::None {
         None
     } else {
         Some(random_token(ctx.rng)?)
@@ -167,7 +185,7 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
     ctx.db
         .batch(&[
             clients::insert_statement(&client)?,
-            audit_statement(ctx, "admin_client_created", None, Some(&client.client_id))?,
+            audit_statement(ctx, EventKind::AdminClientCreated, None, Some(&client.client_id))?,
         ])
         .await?;
     let mut body = view(&client);
@@ -211,13 +229,13 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
         m.post_logout_redirect_uris = v;
     }
     if let Some(v) = input.grant_types {
-        m.grant_types = v;
+        m.grant_types = grant_types(&v)?;
     }
     if let Some(v) = input.response_types {
         m.response_types = v;
     }
     if let Some(v) = input.token_endpoint_auth_method {
-        m.token_endpoint_auth_method = v;
+        m.token_endpoint_auth_method = auth_method(&v)?;
     }
     if let Some(v) = input.scope {
         m.scope = v;
@@ -244,7 +262,12 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
     if newly_disabled {
         statements.push(clients::revoke_grants_statement(&c.client_id, now));
     }
-    statements.push(audit_statement(ctx, "admin_client_updated", None, Some(&c.client_id))?);
+    statements.push(audit_statement(
+        ctx,
+        EventKind::AdminClientUpdated,
+        None,
+        Some(&c.client_id),
+    )?);
     ctx.db.batch(&statements).await?;
     Ok(Response::json(200, &view(&c)))
 }
@@ -254,7 +277,7 @@ pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
         return Err(not_found("client"));
     }
     let mut statements = clients::delete_statements(id, ctx.clock.now());
-    statements.push(audit_statement(ctx, "admin_client_deleted", None, Some(id))?);
+    statements.push(audit_statement(ctx, EventKind::AdminClientDeleted, None, Some(id))?);
     ctx.db.batch(&statements).await?;
     Ok(Response::new(204))
 }
@@ -272,7 +295,7 @@ pub async fn rotate_secret(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
     ctx.db
         .batch(&[
             clients::update_statement(&c)?,
-            audit_statement(ctx, "admin_client_secret_rotated", None, Some(&c.client_id))?,
+            audit_statement(ctx, EventKind::AdminClientSecretRotated, None, Some(&c.client_id))?,
         ])
         .await?;
     Ok(Response::json(

@@ -8,6 +8,7 @@ use super::{audit_detail_statement, not_found};
 use crate::error::Error;
 use crate::http::Response;
 use crate::store::{recovery_codes, totp_devices, users};
+use crate::types::event_kind::EventKind;
 use crate::Ctx;
 
 #[derive(Serialize)]
@@ -67,7 +68,7 @@ pub async fn remove_device(ctx: &Ctx<'_>, user_id: &str, device_id: &str) -> Res
     ctx.db
         .batch(&[
             totp_devices::delete_statement(user_id, device_id),
-            audit_detail_statement(ctx, "admin_totp_removed", Some(user_id), None, detail)?,
+            audit_detail_statement(ctx, EventKind::AdminTotpRemoved, Some(user_id), None, detail)?,
         ])
         .await?;
     Ok(Response::new(204))
@@ -81,7 +82,7 @@ pub async fn reset(ctx: &Ctx<'_>, user_id: &str) -> Result<Response, Error> {
     statements.extend(recovery_codes::replace_statements(user_id, &[], ctx.clock.now()));
     statements.push(audit_detail_statement(
         ctx,
-        "admin_factors_reset",
+        EventKind::AdminFactorsReset,
         Some(user_id),
         None,
         serde_json::json!({}),

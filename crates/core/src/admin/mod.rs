@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{Method, Request, Response};
+use crate::types::event_kind::EventKind;
 use crate::Ctx;
 
 /// Whether an `Authorization` header value carries the admin token (compared in constant time).
@@ -99,7 +100,12 @@ pub fn not_found(what: &str) -> Error {
 }
 
 /// Records an admin change as an event (who is affected: a user or a client).
-pub async fn audit(ctx: &Ctx<'_>, kind: &str, user_id: Option<&str>, client_id: Option<&str>) -> Result<(), Error> {
+pub async fn audit(
+    ctx: &Ctx<'_>,
+    kind: EventKind,
+    user_id: Option<&str>,
+    client_id: Option<&str>,
+) -> Result<(), Error> {
     let (sql, params) = audit_statement(ctx, kind, user_id, client_id)?;
     ctx.db.execute(sql, &params).await?;
     Ok(())
@@ -108,7 +114,7 @@ pub async fn audit(ctx: &Ctx<'_>, kind: &str, user_id: Option<&str>, client_id: 
 /// The audit entry of an admin change, to write in the same batch as the change.
 pub fn audit_statement(
     ctx: &Ctx<'_>,
-    kind: &str,
+    kind: EventKind,
     user_id: Option<&str>,
     client_id: Option<&str>,
 ) -> Result<(&'static str, Vec<crate::db::Value>), Error> {
@@ -118,7 +124,7 @@ pub fn audit_statement(
 /// [`audit_statement`] with details (for example which app changed).
 pub fn audit_detail_statement(
     ctx: &Ctx<'_>,
-    kind: &str,
+    kind: EventKind,
     user_id: Option<&str>,
     client_id: Option<&str>,
     detail: serde_json::Value,

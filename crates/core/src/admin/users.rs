@@ -12,6 +12,7 @@ use crate::password;
 use crate::policy;
 use crate::store::sessions;
 use crate::store::users::{self, User, UserView};
+use crate::types::event_kind::EventKind;
 use crate::Ctx;
 
 /// The prefix of every user id (and so of every user `sub`); client ids may not use it.
@@ -137,7 +138,7 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
     ctx.db
         .batch(&[
             users::insert_statement(&user),
-            audit_statement(ctx, "admin_user_created", Some(&user.id), None)?,
+            audit_statement(ctx, EventKind::AdminUserCreated, Some(&user.id), None)?,
         ])
         .await?;
     Ok(Response::json(201, &UserView::from(&user)))
@@ -201,7 +202,7 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
     if disabling || password_changed {
         statements.extend(sessions::end_all_for_user_statements(&user.id, now));
     }
-    statements.push(audit_statement(ctx, "admin_user_updated", Some(&user.id), None)?);
+    statements.push(audit_statement(ctx, EventKind::AdminUserUpdated, Some(&user.id), None)?);
     ctx.db.batch(&statements).await?;
     Ok(Response::json(200, &UserView::from(&user)))
 }
@@ -211,7 +212,7 @@ pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
         return Err(not_found("user"));
     }
     let mut statements = users::delete_statements(id, ctx.clock.now());
-    statements.push(audit_statement(ctx, "admin_user_deleted", Some(id), None)?);
+    statements.push(audit_statement(ctx, EventKind::AdminUserDeleted, Some(id), None)?);
     ctx.db.batch(&statements).await?;
     Ok(Response::new(204))
 }
@@ -226,6 +227,6 @@ pub async fn unlock(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
     ctx.counters
         .unlock(&policy::user_key(&user.username), &rules.reputation)
         .await?;
-    audit(ctx, "admin_user_unlocked", Some(&user.id), None).await?;
+    audit(ctx, EventKind::AdminUserUnlocked, Some(&user.id), None).await?;
     Ok(Response::json(200, &UserView::from(&user)))
 }

@@ -16,8 +16,26 @@ const GROUP: usize = 4;
 /// Crockford's base32 alphabet, lower case: no `i`, `l`, `o`, `u`.
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
-/// A fresh set of codes, as shown to the user (`abcd-efgh-jkmn-pqrs`).
-pub fn generate(rng: &dyn Rng) -> Result<Vec<String>, InternalError> {
+/// One code as shown to the user (`abcd-efgh-jkmn-pqrs`). A code is a second factor: its
+/// `Debug` hides it, so it cannot reach a log by accident; [`RecoveryCode::expose`] says where it
+/// is read on purpose (the page that shows it once, the hash that is stored).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RecoveryCode(String);
+
+impl RecoveryCode {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RecoveryCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecoveryCode(…)")
+    }
+}
+
+/// A fresh set of codes.
+pub fn generate(rng: &dyn Rng) -> Result<Vec<RecoveryCode>, InternalError> {
     let mut codes = Vec::with_capacity(COUNT);
     for _ in 0..COUNT {
         // 16 characters of 5 bits: 80 bits from 10 random bytes.
@@ -35,7 +53,7 @@ pub fn generate(rng: &dyn Rng) -> Result<Vec<String>, InternalError> {
             let shift = 5 * (LEN - 1 - i);
             code.push(char::from(ALPHABET[((bits >> shift) & 31) as usize]));
         }
-        codes.push(code);
+        codes.push(RecoveryCode(code));
     }
     Ok(codes)
 }
@@ -74,11 +92,12 @@ mod tests {
     fn a_set_is_ten_distinct_codes_of_sixteen_alphabet_characters_in_groups_of_four() {
         let codes = generate(&SeededRng::new(3)).unwrap();
         assert_eq!(codes.len(), COUNT);
-        for c in &codes {
+        for c in codes.iter().map(RecoveryCode::expose) {
             assert_eq!(c.len(), 19, "{c}");
             assert_eq!(c.split('-').map(str::len).collect::<Vec<_>>(), [4, 4, 4, 4], "{c}");
             assert!(normalize(c).is_some(), "{c}");
         }
+        assert_eq!(format!("{:?}", codes[0]), "RecoveryCode(…)", "never printed");
         let mut distinct = codes.clone();
         distinct.sort();
         distinct.dedup();
@@ -97,10 +116,10 @@ mod tests {
                 Ok(())
             }
         }
-        assert_eq!(generate(&Fixed(0)).unwrap()[0], "0000-0000-0000-0000");
-        assert_eq!(generate(&Fixed(0xff)).unwrap()[0], "zzzz-zzzz-zzzz-zzzz");
+        assert_eq!(generate(&Fixed(0)).unwrap()[0].expose(), "0000-0000-0000-0000");
+        assert_eq!(generate(&Fixed(0xff)).unwrap()[0].expose(), "zzzz-zzzz-zzzz-zzzz");
         // 0x84 repeated: 40 bits repeat twice, so the code is two equal halves, big-endian.
-        assert_eq!(generate(&Fixed(0x84)).unwrap()[0], "gj28-9144-gj28-9144");
+        assert_eq!(generate(&Fixed(0x84)).unwrap()[0].expose(), "gj28-9144-gj28-9144");
         // Each code takes exactly ten bytes, in order: bytes 1..=10 make the first code.
         struct Counting(std::cell::Cell<u8>);
         impl Rng for Counting {
@@ -113,7 +132,7 @@ mod tests {
             }
         }
         assert_eq!(
-            generate(&Counting(Default::default())).unwrap()[0],
+            generate(&Counting(Default::default())).unwrap()[0].expose(),
             "0410-6105-0r3g-g28a"
         );
     }

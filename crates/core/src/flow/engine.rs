@@ -11,6 +11,7 @@ use crate::db::Value;
 use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{form_encode, Request, Response};
 use crate::store::{consents, events, sessions, totp_devices};
+use crate::types::event_kind::EventKind;
 use crate::web::cookies;
 use crate::Ctx;
 
@@ -21,7 +22,8 @@ pub fn stage_path(stage: Stage) -> Option<&'static str> {
         Stage::SecondFactor => Some("/oauth2/mfa"),
         Stage::EnrollSecondFactor => Some("/oauth2/mfa/enroll"),
         Stage::Consent => Some("/oauth2/consent"),
-        Stage::NewPassword | Stage::Denied(_) | Stage::Complete => None,
+        Stage::NewPassword => Some("/oauth2/password"),
+        Stage::Denied(_) | Stage::Complete => None,
     }
 }
 
@@ -126,7 +128,7 @@ pub async fn standing(ctx: &Ctx<'_>, flow: &Flow) -> Result<Standing, Error> {
         acr_mfa: flow.acr_mfa,
         fresh_after: flow.fresh_after,
         consent: false,
-        new_password: false,
+        new_password: flow.new_password,
     };
     let user = Some(enrolled(ctx, user_id).await?);
     let passed = flow.passed();
@@ -231,9 +233,9 @@ fn persist_session(
         now,
         events::Event {
             kind: if set_cookie.is_some() {
-                "login_succeeded"
+                EventKind::LoginSucceeded
             } else {
-                "login_stepped_up"
+                EventKind::LoginSteppedUp
             },
             user_id: Some(&user_id),
             client_id: flow.event_client.as_deref(),

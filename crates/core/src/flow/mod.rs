@@ -100,6 +100,10 @@ pub struct Flow {
     /// The client, app or group requires a second factor.
     pub mfa_required_here: bool,
     pub consent: Option<ConsentAsk>,
+    /// The user must set a new password before the flow completes (the account page's password
+    /// change; later a reset or an expired password). Cleared by the stage once it is set.
+    #[serde(default)]
+    pub new_password: bool,
 
     /// The user, once identified (by a password, or by the session the flow started with).
     pub user_id: Option<String>,
@@ -117,6 +121,9 @@ pub struct Flow {
     pub consented: bool,
     /// The TOTP device being enrolled (unconfirmed) in this flow.
     pub enrolling: Option<String>,
+    /// A new password was set in this flow (the purpose says so when it completes).
+    #[serde(default)]
+    pub password_changed: bool,
     pub refused: Option<Refusal>,
 }
 
@@ -138,6 +145,7 @@ impl Flow {
             acr_mfa: false,
             mfa_required_here: false,
             consent: None,
+            new_password: false,
             user_id: None,
             passed: String::new(),
             passed_here: Vec::new(),
@@ -145,6 +153,7 @@ impl Flow {
             session: None,
             consented: false,
             enrolling: None,
+            password_changed: false,
             refused: None,
         }
     }

@@ -6,10 +6,9 @@
 //! browsers enforce both. Other headers are set only when the origin did not set them, except
 //! HSTS, which is Gatehouse's to decide for the host it terminates.
 
-use serde::{Deserialize, Serialize};
-
 use super::csp;
 pub use crate::http::{header_value, Unsafe};
+use crate::types::header_policy::HeaderPolicy;
 
 /// Bounds on the header fields of an app's policy (stored with the app, sent on every response).
 const MAX_CSP: usize = 4096;
@@ -103,44 +102,6 @@ fn is_allowlist_item(item: &str) -> bool {
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-.:[]*".contains(&b))
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HeaderPolicy {
-    /// `Strict-Transport-Security` max-age in seconds; 0 disables HSTS. Never sent over http.
-    pub hsts_max_age: i64,
-    pub hsts_include_subdomains: bool,
-    /// Opt-in only: preload lists are hard to leave.
-    pub hsts_preload: bool,
-    /// Gatehouse's CSP for the app; empty means none is added.
-    pub content_security_policy: String,
-    /// Send the CSP as `Content-Security-Policy-Report-Only` to trial it.
-    pub csp_report_only: bool,
-    /// Where browsers send CSP violation reports (`report-uri`); empty for none.
-    pub csp_report_uri: String,
-    pub referrer_policy: String,
-    pub permissions_policy: String,
-    pub cross_origin_opener_policy: String,
-    /// `DENY`, `SAMEORIGIN`, or empty to allow framing (then no `frame-ancestors` either).
-    pub frame_options: String,
-}
-
-impl Default for HeaderPolicy {
-    fn default() -> Self {
-        HeaderPolicy {
-            hsts_max_age: 31_536_000,
-            hsts_include_subdomains: true,
-            hsts_preload: false,
-            content_security_policy: String::new(),
-            csp_report_only: false,
-            csp_report_uri: String::new(),
-            referrer_policy: "strict-origin-when-cross-origin".into(),
-            permissions_policy: "camera=(), microphone=(), geolocation=(), payment=(), usb=()".into(),
-            cross_origin_opener_policy: "same-origin".into(),
-            frame_options: "DENY".into(),
-        }
-    }
 }
 
 impl HeaderPolicy {

@@ -7,17 +7,17 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::apps::{self, App};
 use super::{host_of, is_https, return_url};
 use crate::crypto::{random_token, token_hash};
-use crate::db::first;
 use crate::error::{Error, ErrorCode, OAuthError};
 use crate::flow::engine::{self, Outcome};
 use crate::flow::{self, Flow, Purpose, Refusal};
 use crate::http::{append_query, Request, Response};
-use crate::store::{auth_requests, events, sessions};
+use crate::store::apps::{self, App};
+use crate::store::{app_sessions, auth_requests, events, gateway_codes, sessions};
+use crate::types::event_kind::EventKind;
 use crate::web::cookies;
-use crate::{limits, params, params_vec, Ctx};
+use crate::{limits, Ctx};
 
 /// A gateway login waiting for the user to sign in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,6 +72,7 @@ pub async fn start(ctx: &Ctx<'_>, req: &Request) -> Response {
             ctx.clock.now(),
         );
         flow.event_client = Some(app.name.clone());
+        flow.mfa_required_here = app.require_mfa;
         flow.form_action = crate::http::csp_source(&target.return_to).into_iter().collect();
         engine::begin(ctx, req, &mut flow).await?;
         if let Outcome::Complete(session) = engine::outcome(ctx, req, &mut flow).await? {
@@ -142,20 +143,16 @@ async fn finish_for(
     if let Some(id) = pending {
         statements.push(auth_requests::delete_statement(id));
     }
-    statements.push((
-        "INSERT INTO gateway_codes (code_hash, app_id, user_id, sso_session_hash, return_to, created_at, expires_at, \
-         browser_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params_vec![
-            token_hash(&code),
-            &app.id,
-            &s.user_id,
-            &s.id_hash,
-            &target.return_to,
-            now,
-            now + CODE_TTL,
-            &target.bind
-        ],
-    ));
+    statements.push(gateway_codes::insert_statement(&gateway_codes::NewCode {
+        code_hash: &token_hash(&code),
+        app_id: &app.id,
+        user_id: &s.user_id,
+        sso_session_hash: &s.id_hash,
+        return_to: &target.return_to,
+        browser_hash: &target.bind,
+        created_at: now,
+        expires_at: now + CODE_TTL,
+    }));
     ctx.db.batch(&statements).await?;
     let scheme = if target.return_to.starts_with("https://") {
         "https"
@@ -166,93 +163,77 @@ async fn finish_for(
     Ok(Response::redirect(303, &append_query(&callback, &[("code", code)])))
 }
 
-#[derive(Deserialize)]
-struct Redeemed {
-    app_id: String,
-    browser_hash: String,
-    user_id: String,
-    sso_session_hash: String,
-    return_to: String,
-    #[serde(deserialize_with = "crate::store::int")]
-    expires_at: i64,
-}
-
 /// `GET /.gatehouse/callback?code=…` on the app's host.
 pub async fn callback(ctx: &Ctx<'_>, req: &Request) -> Response {
-    let result: Result<Response, Error> =
-        async {
-            let code = req.query_params().require("code")?.to_owned();
-            let now = ctx.clock.now();
-            let invalid = || bad("this sign-in link is invalid or has expired; open the application again");
-            let code_hash = token_hash(&code);
-            // Read, check, then consume: a code presented by a browser that did not start the login,
-            // or on another host, is refused and stays usable by the one that did.
-            let row: Option<Redeemed> = first(
-            ctx.db
-                .query(
-                    "SELECT app_id, user_id, sso_session_hash, return_to, expires_at, browser_hash FROM gateway_codes \
-                     WHERE code_hash = ?1 AND used_at IS NULL",
-                    &params![&code_hash],
-                )
-                .await?,
-        )?;
-            let r = row.filter(|r| r.expires_at > now).ok_or_else(invalid)?;
-            // Only the browser that started this login may finish it.
-            if !cookies::same_gateway_browser(ctx, req, &r.browser_hash) {
-                return Err(invalid());
-            }
-            let app = apps::by_id(ctx.db, &r.app_id)
-                .await?
-                .filter(|a| !a.disabled)
-                .ok_or_else(invalid)?;
-            // The code is only good on the host it was minted for.
-            if !host_of(&ctx.origin).eq_ignore_ascii_case(&app.host) {
-                return Err(invalid());
-            }
-            let sso = sessions::active(ctx.db, &r.sso_session_hash, now)
-                .await?
-                .ok_or_else(invalid)?;
-            let id = random_token(ctx.rng)?;
-            let id_hash = token_hash(&id);
-            // The code is consumed and the app session written in one batch; the session is written
-            // only under this request's consumption (two concurrent callbacks cannot both win).
-            let changes = ctx
+    let result: Result<Response, Error> = async {
+        let code = req.query_params().require("code")?.to_owned();
+        let now = ctx.clock.now();
+        let invalid = || bad("this sign-in link is invalid or has expired; open the application again");
+        let code_hash = token_hash(&code);
+        // Read, check, then consume: a code presented by a browser that did not start the login,
+        // or on another host, is refused and stays usable by the one that did.
+        let r = gateway_codes::unused(ctx.db, &code_hash)
+            .await?
+            .filter(|r| r.expires_at > now)
+            .ok_or_else(invalid)?;
+        // Only the browser that started this login may finish it.
+        if !cookies::same_gateway_browser(ctx, req, &r.browser_hash) {
+            return Err(invalid());
+        }
+        let app = apps::by_id(ctx.db, &r.app_id)
+            .await?
+            .filter(|a| !a.disabled)
+            .ok_or_else(invalid)?;
+        // The code is only good on the host it was minted for.
+        if !host_of(&ctx.origin).eq_ignore_ascii_case(&app.host) {
+            return Err(invalid());
+        }
+        let sso = sessions::active(ctx.db, &r.sso_session_hash, now)
+            .await?
+            .ok_or_else(invalid)?;
+        let id = random_token(ctx.rng)?;
+        let id_hash = token_hash(&id);
+        // The code is consumed and the app session written in one batch; the session is written
+        // only under this request's consumption (two concurrent callbacks cannot both win).
+        let changes = ctx
             .db
             .batch(&[
-                (
-                    "UPDATE gateway_codes SET used_at = ?2, redeemed_by = ?3 WHERE code_hash = ?1 AND used_at IS NULL",
-                    params_vec![&code_hash, now, &id_hash],
-                ),
-                (
-                    "INSERT INTO app_sessions (id_hash, app_id, user_id, sso_session_hash, created_at, expires_at) \
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?6 \
-                     WHERE EXISTS (SELECT 1 FROM gateway_codes WHERE code_hash = ?7 AND redeemed_by = ?1)",
-                    params_vec![&id_hash, &app.id, &r.user_id, &r.sso_session_hash, now, sso.expires_at, &code_hash],
+                gateway_codes::redeem_statement(&code_hash, now, &id_hash),
+                app_sessions::insert_if_redeemed_statement(
+                    &app_sessions::NewAppSession {
+                        id_hash: &id_hash,
+                        app_id: &app.id,
+                        user_id: &r.user_id,
+                        sso_session_hash: &r.sso_session_hash,
+                        created_at: now,
+                        expires_at: sso.expires_at,
+                    },
+                    &code_hash,
                 ),
             ])
             .await?;
-            if changes.first().is_none_or(|n| *n == 0) {
-                return Err(invalid());
-            }
-            // (`Response::redirect` encodes what a header cannot carry, for codes minted before
-            // return URLs were encoded at the start.)
-            let mut resp = Response::redirect(303, &r.return_to);
-            resp.add_header(
-                "set-cookie",
-                &cookies::set_cookie_here(ctx, cookies::GATEWAY_BINDING, "", 0),
-            );
-            resp.add_header(
-                "set-cookie",
-                &cookies::set_cookie_here(
-                    ctx,
-                    cookies::APP_SESSION,
-                    &cookies::signed_value(ctx, cookies::APP_SESSION, &id),
-                    (sso.expires_at - now).max(0),
-                ),
-            );
-            Ok(resp)
+        if changes.first().is_none_or(|n| *n == 0) {
+            return Err(invalid());
         }
-        .await;
+        // (`Response::redirect` encodes what a header cannot carry, for codes minted before
+        // return URLs were encoded at the start.)
+        let mut resp = Response::redirect(303, &r.return_to);
+        resp.add_header(
+            "set-cookie",
+            &cookies::set_cookie_here(ctx, cookies::GATEWAY_BINDING, "", 0),
+        );
+        resp.add_header(
+            "set-cookie",
+            &cookies::set_cookie_here(
+                ctx,
+                cookies::APP_SESSION,
+                &cookies::signed_value(ctx, cookies::APP_SESSION, &id),
+                (sso.expires_at - now).max(0),
+            ),
+        );
+        Ok(resp)
+    }
+    .await;
     result.unwrap_or_else(Error::into_page)
 }
 
@@ -282,7 +263,7 @@ pub async fn csp_report(ctx: &Ctx<'_>, req: &Request) -> Response {
         ctx.rng,
         ctx.clock.now(),
         events::Event {
-            kind: "csp_report",
+            kind: EventKind::CspReport,
             user_id: None,
             client_id: None,
             ip: None,

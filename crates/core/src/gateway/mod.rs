@@ -3,7 +3,6 @@
 //! with the identity attached and any client-sent identity headers stripped. The adapter does
 //! the `fetch` (streaming both ways) and applies [`headers::apply`] to the origin's response.
 
-pub mod apps;
 pub mod csp;
 pub mod headers;
 pub mod login;
@@ -12,13 +11,15 @@ pub mod return_url;
 use serde_json::json;
 
 use crate::error::{Error, ErrorCode, InternalError, OAuthError};
+use crate::flow::plan;
 use crate::http::{append_query, Method, Request, Response};
 use crate::ports::SigningAlg;
-use crate::store::users;
+use crate::store::apps::{self, App};
+use crate::store::{app_sessions, sessions, users};
+use crate::types::header_policy::HeaderPolicy;
 use crate::web::cookies;
 use crate::{jwt, Ctx};
-use apps::App;
-use headers::{header_value, HeaderPolicy, Unsafe};
+use headers::{header_value, Unsafe};
 
 /// Paths that are always Gatehouse's own, whatever apps are configured.
 pub const RESERVED: &[&str] = &[
@@ -266,19 +267,35 @@ pub async fn route(ctx: &Ctx<'_>, req: &Request) -> Option<Outcome> {
 
 /// The signed-in user on this request: the app-host session, or the SSO session itself when the
 /// app shares Gatehouse's host.
+/// An app that requires a second factor takes only a session that passed one; any other is
+/// sent to sign in, where the flow steps it up.
 async fn signed_in_user(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Option<users::User>, InternalError> {
     let now = ctx.clock.now();
     if let Some(hash) = cookies::app_session_hash(ctx, req) {
         if let Some(user) = users::by_app_session(ctx.db, &hash, &app.host, now).await? {
+            if app.require_mfa && !passed_second_factor(app_sessions::sso_session(ctx.db, &hash, now).await?) {
+                return Ok(None);
+            }
             return Ok(Some(user));
         }
     }
     if host_of(ctx.issuer()).eq_ignore_ascii_case(&app.host) {
         if let Some(hash) = cookies::session_hash(ctx, req) {
+            if app.require_mfa && !passed_second_factor(sessions::active(ctx.db, &hash, now).await?) {
+                return Ok(None);
+            }
             return users::by_sso_session(ctx.db, &hash, now).await;
         }
     }
     Ok(None)
+}
+
+fn passed_second_factor(session: Option<sessions::Session>) -> bool {
+    session.is_some_and(|s| {
+        plan::parse_passed(&s.factors, s.auth_time)
+            .iter()
+            .any(|p| p.factor.is_second())
+    })
 }
 
 /// Removes from an origin's response what would let it act for Gatehouse on a shared host: a

@@ -6,6 +6,7 @@ use crate::crypto::token_hash;
 use crate::error::InternalError;
 use crate::jwt::{self, JwtError};
 use crate::store::grants::{self, Token};
+use crate::types::protocol::TokenKind;
 use crate::Ctx;
 
 /// Clock skew tolerated on `exp`/`nbf`.
@@ -24,5 +25,5 @@ pub async fn validate(ctx: &Ctx<'_>, token: &str) -> Result<Option<Token>, Inter
     }
     Ok(grants::active_token(ctx.db, &token_hash(token), now)
         .await?
-        .filter(|t| t.kind == "access"))
+        .filter(|t| t.kind == TokenKind::Access))
 }

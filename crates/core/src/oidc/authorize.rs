@@ -17,6 +17,8 @@ use crate::oidc::{id_token_hint, pkce, redirect_uri, scope};
 use crate::store::clients::{self, Client};
 use crate::store::grants::{self, Code, Grant};
 use crate::store::{auth_requests, sessions, users};
+use crate::types::protocol::GrantType;
+use crate::types::protocol::Prompt;
 use crate::web::cookies;
 use crate::{limits, Ctx};
 
@@ -41,7 +43,7 @@ impl AuthRequest {
 
 /// What the request asks of the sign-in, besides the code's contents.
 struct Asks {
-    prompt: Vec<String>,
+    prompt: Vec<Prompt>,
     max_age: Option<i64>,
     login_hint: Option<String>,
     /// `acr_values` names the multi-factor class.
@@ -163,8 +165,8 @@ fn new_flow(
 ) -> Result<Flow, Error> {
     let now = ctx.clock.now();
     let mut payload = serde_json::to_value(request).map_err(|e| crate::error::InternalError::new(e.to_string()))?;
-    let has = |p: &str| asks.prompt.iter().any(|x| x == p);
-    payload["prompt_none"] = serde_json::json!(has("none"));
+    let has = |p: Prompt| asks.prompt.contains(&p);
+    payload["prompt_none"] = serde_json::json!(has(Prompt::None));
     let name = client.metadata.client_name.as_deref().unwrap_or(&client.client_id);
     let mut flow = Flow::new(Purpose::Authorize, payload, name, browser, now);
     flow.event_client = Some(client.client_id.clone());
@@ -173,7 +175,7 @@ fn new_flow(
     flow.expected_user = expected_user;
     // prompt=login is met only by a sign-in during this request (OIDC Core §3.1.2.1); max_age
     // by factors passed within it: a session's older factors are asked again.
-    flow.reauthenticate = has("login");
+    flow.reauthenticate = has(Prompt::Login);
     flow.fresh_after = asks.max_age.map(|m| now - m);
     flow.acr_mfa = asks.acr_mfa;
     flow.mfa_required_here = client.metadata.require_mfa;
@@ -181,7 +183,7 @@ fn new_flow(
         flow.consent = Some(ConsentAsk {
             client_id: client.client_id.clone(),
             scopes: request.scope.clone(),
-            always: has("consent"),
+            always: has(Prompt::Consent),
         });
     }
     Ok(flow)
@@ -241,7 +243,7 @@ fn validate(
             return Err(OAuthError::invalid_request("only response_mode=query is supported"));
         }
     }
-    if !client.allows_grant("authorization_code") {
+    if !client.allows_grant(GrantType::AuthorizationCode) {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
             "client may not use the authorization code grant",
@@ -273,27 +275,7 @@ fn validate(
         (None, None) => {}
     }
 
-    let prompt: Vec<String> = params
-        .get("prompt")?
-        .unwrap_or("")
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    for (i, p) in prompt.iter().enumerate() {
-        if !["none", "login", "consent", "select_account"].contains(&p.as_str()) {
-            return Err(OAuthError::invalid_request(format!("unsupported prompt value {p}")));
-        }
-        // A repeated value means nothing more, and would let the stored request grow unbounded.
-        if prompt[..i].contains(p) {
-            return Err(OAuthError::invalid_request(format!("prompt value {p} is repeated")));
-        }
-    }
-    if prompt.len() > 1 && prompt.iter().any(|p| p == "none") {
-        return Err(OAuthError::invalid_request(
-            "prompt=none cannot be combined with other values",
-        ));
-    }
+    let prompt = Prompt::parse_list(params.get("prompt")?.unwrap_or("")).map_err(OAuthError::invalid_request)?;
     let max_age = match params.get("max_age")? {
         None => None,
         Some(v) => Some(

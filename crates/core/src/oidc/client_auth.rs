@@ -6,6 +6,7 @@ use crate::crypto::{b64_decode, constant_time_eq, token_hash};
 use crate::error::{Error, OAuthError};
 use crate::http::{Params, Request};
 use crate::store::clients::{self, Client};
+use crate::types::protocol::AuthMethod;
 use crate::Ctx;
 
 fn invalid() -> Error {
@@ -53,14 +54,14 @@ pub async fn authenticate(ctx: &Ctx<'_>, req: &Request, form: &Params) -> Result
             if post_id.is_some_and(|p| p != id) {
                 return Err(invalid());
             }
-            (id.clone(), Some(secret.clone()), "client_secret_basic")
+            (id.clone(), Some(secret.clone()), AuthMethod::ClientSecretBasic)
         }
         (None, Some(secret)) => (
             post_id.ok_or_else(invalid)?.to_owned(),
             Some(secret.to_owned()),
-            "client_secret_post",
+            AuthMethod::ClientSecretPost,
         ),
-        (None, None) => (post_id.ok_or_else(invalid)?.to_owned(), None, "none"),
+        (None, None) => (post_id.ok_or_else(invalid)?.to_owned(), None, AuthMethod::None),
     };
 
     let client = clients::by_id(ctx.db, &client_id).await?;
@@ -70,17 +71,18 @@ pub async fn authenticate(ctx: &Ctx<'_>, req: &Request, form: &Params) -> Result
     if client.disabled {
         return Err(invalid());
     }
-    let expected = &client.metadata.token_endpoint_auth_method;
+    let expected = client.metadata.token_endpoint_auth_method;
     if expected != method {
         // The registered method is not secret, and naming it helps a relying party whose library
         // defaults to another one (client_secret_basic vs client_secret_post).
         return Err(OAuthError::invalid_client(format!(
-            "client authentication failed: this client authenticates with {expected}"
+            "client authentication failed: this client authenticates with {}",
+            expected.as_str()
         ))
         .into());
     }
     match (method, &client.secret_hash, presented) {
-        ("none", _, None) => Ok(client),
+        (AuthMethod::None, _, None) => Ok(client),
         (_, Some(stored), Some(presented)) if constant_time_eq(stored.as_bytes(), presented.as_bytes()) => Ok(client),
         _ => Err(invalid()),
     }

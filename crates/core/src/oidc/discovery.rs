@@ -5,6 +5,7 @@ use serde_json::json;
 use crate::factors::amr;
 use crate::http::Response;
 use crate::oidc::scope;
+use crate::types::protocol::{AuthMethod, GrantType, Prompt};
 use crate::Ctx;
 
 pub fn handle(ctx: &Ctx<'_>) -> Response {
@@ -21,16 +22,16 @@ pub fn handle(ctx: &Ctx<'_>) -> Response {
         "scopes_supported": scope::SUPPORTED,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         "userinfo_signing_alg_values_supported": ["none"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": AuthMethod::ALL.map(AuthMethod::as_str),
+        "revocation_endpoint_auth_methods_supported": AuthMethod::ALL.map(AuthMethod::as_str),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
-        "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        // No second factor can be passed yet (the sign-in flow's TOTP stage comes next).
+        "prompt_values_supported": Prompt::ALL.map(Prompt::as_str),
+        // The multi-factor class only where a second factor can be passed.
         "acr_values_supported": amr::acr_values_supported(iss, ctx.settings.mfa != crate::flow::plan::MfaMode::Off),
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "acr", "amr",
                               "name", "preferred_username", "email", "email_verified"],

@@ -8,6 +8,7 @@ use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{Method, Request, Response};
 use crate::oidc::{access, client_auth, scope};
 use crate::store::{grants, users};
+use crate::types::protocol::TokenKind;
 use crate::Ctx;
 
 pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
@@ -35,7 +36,7 @@ async fn introspect(ctx: &Ctx<'_>, req: &Request) -> Result<Value, Error> {
     } else {
         grants::active_token(ctx.db, &token_hash(token), now)
             .await?
-            .filter(|t| t.kind == "refresh")
+            .filter(|t| t.kind == TokenKind::Refresh)
     };
     let Some(t) = found else { return Ok(inactive) };
     if t.client_id != client.client_id {
@@ -45,7 +46,7 @@ async fn introspect(ctx: &Ctx<'_>, req: &Request) -> Result<Value, Error> {
         "active": true,
         "scope": t.scope,
         "client_id": t.client_id,
-        "token_type": if t.kind == "access" { "Bearer" } else { "refresh_token" },
+        "token_type": if t.kind == TokenKind::Access { "Bearer" } else { "refresh_token" },
         "exp": t.expires_at,
         "iat": t.created_at,
         "iss": ctx.issuer(),

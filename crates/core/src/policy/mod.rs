@@ -18,6 +18,7 @@ use crate::crypto::sha256;
 use crate::error::InternalError;
 use crate::http::{Method, Request};
 use crate::store::events;
+use crate::types::event_kind::EventKind;
 use crate::Ctx;
 use client_ip::{ClientIp, TrustedProxies};
 use lockout::LockoutPolicy;
@@ -179,7 +180,7 @@ pub async fn guard(ctx: &Ctx<'_>, req: &Request, limit: Limit) -> Result<Option<
     if newly_limited {
         // Once per episode, not per refused request: a flood must not become a flood of writes.
         let event = events::Event {
-            kind: "rate_limited",
+            kind: EventKind::RateLimited,
             user_id: None,
             client_id: None,
             ip: Some(&client.to_string()),

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::{decode, first, Value};
 use crate::error::InternalError;
 use crate::ports::Db;
+use crate::types::protocol::{AuthMethod, GrantType};
 use crate::{params, params_vec};
 
 /// Client metadata under the RFC 7591 §2 names.
@@ -16,9 +17,9 @@ pub struct ClientMetadata {
     pub redirect_uris: Vec<String>,
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
-    pub grant_types: Vec<String>,
+    pub grant_types: Vec<GrantType>,
     pub response_types: Vec<String>,
-    pub token_endpoint_auth_method: String,
+    pub token_endpoint_auth_method: AuthMethod,
     pub scope: String,
     pub id_token_signed_response_alg: String,
     /// Gatehouse's own: every sign-in for this client needs a second factor (`flow::plan`).
@@ -40,10 +41,10 @@ pub struct Client {
 impl Client {
     /// Public clients (`none`) cannot keep a secret (RFC 6749 §2.1) and must use PKCE.
     pub fn is_public(&self) -> bool {
-        self.metadata.token_endpoint_auth_method == "none"
+        self.metadata.token_endpoint_auth_method == AuthMethod::None
     }
-    pub fn allows_grant(&self, grant: &str) -> bool {
-        self.metadata.grant_types.iter().any(|g| g == grant)
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.metadata.grant_types.contains(&grant)
     }
     pub fn allowed_scopes(&self) -> impl Iterator<Item = &str> {
         self.metadata.scope.split_ascii_whitespace()

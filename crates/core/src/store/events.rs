@@ -3,11 +3,12 @@
 use crate::crypto::random_id;
 use crate::db::Value;
 use crate::error::InternalError;
+use crate::params_vec;
 use crate::ports::{Db, Rng};
-use crate::{params, params_vec};
+use crate::types::event_kind::EventKind;
 
 pub struct Event<'a> {
-    pub kind: &'a str,
+    pub kind: EventKind,
     pub user_id: Option<&'a str>,
     pub client_id: Option<&'a str>,
     pub ip: Option<&'a str>,
@@ -27,7 +28,7 @@ pub fn record_statement(rng: &dyn Rng, now: i64, e: Event<'_>) -> Result<(&'stat
         "INSERT INTO events (id, kind, user_id, client_id, ip, detail, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params_vec![
             random_id(rng, "evt_")?,
-            e.kind,
+            e.kind.as_str(),
             e.user_id,
             e.client_id,
             e.ip,
@@ -35,15 +36,4 @@ pub fn record_statement(rng: &dyn Rng, now: i64, e: Event<'_>) -> Result<(&'stat
             now
         ],
     ))
-}
-
-pub async fn count(db: &dyn Db, kind: &str) -> Result<i64, InternalError> {
-    let rows = db
-        .query("SELECT COUNT(*) AS n FROM events WHERE kind = ?1", &params![kind])
-        .await?;
-    Ok(rows
-        .first()
-        .and_then(|r| r.get("n"))
-        .and_then(|v| v.as_f64())
-        .unwrap_or(0.0) as i64)
 }

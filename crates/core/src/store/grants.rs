@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::db::{first, Value};
 use crate::error::InternalError;
 use crate::ports::Db;
+use crate::types::protocol::TokenKind;
 use crate::{params, params_vec};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -200,24 +201,9 @@ pub fn consume_code_statement(code_hash: &str, marker: &str, now: i64) -> (&'sta
     )
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenKind {
-    Access,
-    Refresh,
-}
-
-impl TokenKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenKind::Access => "access",
-            TokenKind::Refresh => "refresh",
-        }
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 pub struct Token {
-    pub kind: String,
+    pub kind: TokenKind,
     pub grant_id: String,
     pub client_id: String,
     pub user_id: Option<String>,
@@ -392,7 +378,7 @@ pub fn rerotate_refresh_statement(
 
 /// RFC 7009: revokes one token; revoking a refresh token revokes its grant (§2.1 "SHOULD").
 pub async fn revoke_token(db: &dyn Db, t: &Token, token_hash: &str, now: i64) -> Result<(), InternalError> {
-    if t.kind == "refresh" {
+    if t.kind == TokenKind::Refresh {
         revoke_grant(db, &t.grant_id, now).await
     } else {
         db.execute(

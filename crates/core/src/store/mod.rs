@@ -1,10 +1,14 @@
-//! The SQL Gatehouse runs, one module per table family. The same statements run on D1 in the
+//! The SQL Gatehouse runs, one module per table. The same statements run on D1 in the
 //! Worker and on SQLite in the native tests.
 
+pub mod app_sessions;
+pub mod apps;
 pub mod auth_requests;
 pub mod clients;
 pub mod consents;
+pub mod d1_migrations;
 pub mod events;
+pub mod gateway_codes;
 pub mod grants;
 pub mod recovery_codes;
 pub mod retention;

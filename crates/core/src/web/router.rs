@@ -24,6 +24,8 @@ pub enum Handler {
     RecoveryCodeSubmit,
     EnrollTotpShow,
     EnrollTotpSubmit,
+    NewPasswordShow,
+    NewPasswordSubmit,
     Token,
     Userinfo,
     Revoke,
@@ -195,6 +197,21 @@ pub const ROUTES: &[Route] = &[
         secret("mfa"),
         Shape::Page,
     ),
+    route(
+        Exact("/oauth2/password"),
+        GET_ONLY,
+        H::NewPasswordShow,
+        None,
+        Shape::Page,
+    ),
+    // Hashes a password (Argon2id): limited like the forms that check one.
+    route(
+        Exact("/oauth2/password"),
+        POST,
+        H::NewPasswordSubmit,
+        secret("password"),
+        Shape::Page,
+    ),
     route(Exact("/oauth2/consent"), GET_ONLY, H::ConsentShow, None, Shape::Page),
     route(
         Exact("/oauth2/consent"),
@@ -265,12 +282,12 @@ pub const ROUTES: &[Route] = &[
     route(Tree("/admin/api"), ANY, H::Admin, secret("admin"), Shape::Json),
     route(Exact("/account"), GET_ONLY, H::AccountShow, None, Shape::Page),
     route(Exact("/account/resume"), GET_ONLY, H::AccountResume, None, Shape::Page),
-    // Checks the current password.
+    // Starts a flow (a stored row), like a page load.
     route(
         Exact("/account/password"),
         POST,
         H::AccountPassword,
-        secret("login"),
+        page("account_password"),
         Shape::Page,
     ),
     route(
@@ -336,6 +353,11 @@ mod tests {
     fn endpoints_that_check_secrets_spend_the_strict_tiers() {
         assert_eq!(limit_of(Method::Post, "/oauth2/login"), Some(("login", Class::Secret)));
         assert_eq!(limit_of(Method::Get, "/oauth2/login"), None);
+        assert_eq!(
+            limit_of(Method::Post, "/oauth2/password"),
+            Some(("password", Class::Secret)),
+            "it hashes a password"
+        );
         assert_eq!(limit_of(Method::Post, "/oauth2/token"), Some(("token", Class::Secret)));
         assert_eq!(
             limit_of(Method::Get, "/admin/api/users"),

@@ -381,3 +381,34 @@ pub fn query_param(url: &str, name: &str) -> Option<String> {
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 pub const REDIRECT: &str = "https://rp.example.com/cb";
+
+/// A confirmed device for `user_id` written directly (as the account page would), and its secret.
+pub fn add_confirmed_device(env: &TestEnv, user_id: &str) -> gatehouse_core::factors::totp::TotpSecret {
+    use gatehouse_core::factors::totp::TotpSecret;
+    use gatehouse_core::ports::Db;
+    use gatehouse_core::store::totp_devices::{self, TotpDevice};
+    let secret = TotpSecret::generate(&env.rng).unwrap();
+    let key = env.secrets.sealing_key.as_ref().unwrap();
+    let device = TotpDevice {
+        id: "totp_test".into(),
+        user_id: user_id.into(),
+        name: "Phone".into(),
+        secret_sealed: key
+            .seal(
+                &env.rng,
+                secret.as_bytes(),
+                &TotpDevice::seal_context(user_id, "totp_test"),
+            )
+            .unwrap(),
+        confirmed_at: None,
+        last_step: None,
+        last_used_at: None,
+        created_at: T0,
+    };
+    futures::executor::block_on(env.db.batch(&[
+        totp_devices::insert_statement(&device),
+        totp_devices::confirm_statement(user_id, "totp_test", 1, T0),
+    ]))
+    .unwrap();
+    secret
+}

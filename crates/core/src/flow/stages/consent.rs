@@ -3,7 +3,7 @@
 //! plan asks again only for what is new (or on `prompt=consent`). It comes after every factor:
 //! only the signed-in user, in the browser holding the flow's session, answers it.
 
-use super::{at, csrf_ok, flow_of, form_token};
+use super::{at, csrf_ok, flow_at, flow_of, form_token};
 use crate::error::{Error, OAuthError};
 use crate::flow::plan::Stage;
 use crate::flow::{engine, Flow, Refusal};
@@ -34,13 +34,10 @@ fn holds_session(ctx: &Ctx<'_>, req: &Request, flow: &Flow) -> bool {
 /// `GET /oauth2/consent?req=…`.
 pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
     let result: Result<Response, Error> = async {
-        let (id, flow) = match flow_of(ctx, req, &req.query_params()).await? {
+        let (id, flow) = match flow_at(ctx, req, &req.query_params(), &[Stage::Consent]).await? {
             Ok(f) => f,
-            Err(page) => return Ok(page),
+            Err(elsewhere) => return Ok(elsewhere),
         };
-        if let Some(elsewhere) = at(ctx, req, &id, &flow, &[Stage::Consent]).await? {
-            return Ok(elsewhere);
-        }
         let Some(ask) = flow.consent.as_ref().filter(|_| holds_session(ctx, req, &flow)) else {
             return lost(ctx, req, &id, flow).await;
         };

@@ -6,7 +6,7 @@
 
 use serde_json::json;
 
-use super::{at, csrf_ok, flow_of, form_token, notice, user_of};
+use super::{at, csrf_ok, flow_at, flow_of, form_token, notice, user_of};
 use crate::crypto::{b64_encode, random_id};
 use crate::error::{Error, InternalError};
 use crate::factors::totp::{self, TotpSecret};
@@ -17,6 +17,7 @@ use crate::http::{Request, Response};
 use crate::pages;
 use crate::store::totp_devices::{self, TotpDevice};
 use crate::store::{events, recovery_codes as stored, users};
+use crate::types::event_kind::EventKind;
 use crate::Ctx;
 
 const ACTION: &str = "/oauth2/mfa/enroll";
@@ -120,13 +121,10 @@ async fn enrolling(ctx: &Ctx<'_>, flow: &Flow, user: &users::User) -> Result<Opt
 /// `GET /oauth2/mfa/enroll?req=…`.
 pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
     let result: Result<Response, Error> = async {
-        let (id, mut flow) = match flow_of(ctx, req, &req.query_params()).await? {
+        let (id, mut flow) = match flow_at(ctx, req, &req.query_params(), &[Stage::EnrollSecondFactor]).await? {
             Ok(f) => f,
-            Err(page) => return Ok(page),
+            Err(elsewhere) => return Ok(elsewhere),
         };
-        if let Some(elsewhere) = at(ctx, req, &id, &flow, &[Stage::EnrollSecondFactor]).await? {
-            return Ok(elsewhere);
-        }
         let user = user_of(ctx, &flow).await?;
         let device = match enrolling(ctx, &flow, &user).await? {
             Some(d) => d,
@@ -159,7 +157,7 @@ pub(crate) fn confirm(
     ip: &str,
     event_client: Option<&str>,
     issue_codes: bool,
-) -> Result<(Vec<crate::db::Statement>, Vec<String>), Error> {
+) -> Result<(Vec<crate::db::Statement>, Vec<recovery_codes::RecoveryCode>), Error> {
     let now = ctx.clock.now();
     let codes = if issue_codes {
         recovery_codes::generate(ctx.rng)?
@@ -168,7 +166,7 @@ pub(crate) fn confirm(
     };
     let hashes: Vec<String> = codes
         .iter()
-        .filter_map(|c| recovery_codes::hash(&device.user_id, c))
+        .filter_map(|c| recovery_codes::hash(&device.user_id, c.expose()))
         .collect();
     let mut statements = vec![
         totp_devices::confirm_statement(&device.user_id, &device.id, step, now),
@@ -181,7 +179,7 @@ pub(crate) fn confirm(
         ctx.rng,
         now,
         events::Event {
-            kind: "totp_enrolled",
+            kind: EventKind::TotpEnrolled,
             user_id: Some(&device.user_id),
             client_id: event_client,
             ip: Some(ip),

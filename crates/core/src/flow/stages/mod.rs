@@ -5,6 +5,7 @@
 
 pub mod consent;
 pub mod enroll_totp;
+pub mod new_password;
 pub mod password;
 pub mod recovery_code;
 pub mod totp;
@@ -15,10 +16,12 @@ use super::{load, Flow};
 use serde_json::json;
 
 use crate::error::{Error, InternalError};
+use crate::factors::recovery_codes::RecoveryCode;
 use crate::http::{Params, Request, Response};
 use crate::pages;
 use crate::policy::{self, lockout::Admission};
 use crate::store::{events, users};
+use crate::types::event_kind::EventKind;
 use crate::web::cookies;
 use crate::Ctx;
 
@@ -32,6 +35,24 @@ pub(crate) async fn flow_of(
     Ok(match load(ctx, req, &id).await? {
         Ok(flow) => Ok((id, flow)),
         Err(why) => Err(engine::not_here_page(why)),
+    })
+}
+
+/// The flow a stage's page request names, standing at that stage (one of `stages`); otherwise
+/// the page that says why it cannot go on, or the redirect to where the flow stands.
+pub(crate) async fn flow_at(
+    ctx: &Ctx<'_>,
+    req: &Request,
+    params: &Params,
+    stages: &[Stage],
+) -> Result<Result<(String, Flow), Response>, Error> {
+    let (id, flow) = match flow_of(ctx, req, params).await? {
+        Ok(f) => f,
+        Err(page) => return Ok(Err(page)),
+    };
+    Ok(match at(ctx, req, &id, &flow, stages).await? {
+        Some(elsewhere) => Err(elsewhere),
+        None => Ok((id, flow)),
     })
 }
 
@@ -135,7 +156,7 @@ impl CodeAttempt {
     ) -> Result<(), Error> {
         let failure = policy::failed_attempt(ctx, &self.user_key, &self.ip_key).await?;
         let now = ctx.clock.now();
-        let record = |kind: &'static str, detail: serde_json::Value| {
+        let record = |kind: EventKind, detail: serde_json::Value| {
             events::record_statement(
                 ctx.rng,
                 now,
@@ -149,13 +170,13 @@ impl CodeAttempt {
             )
         };
         let mut statements = vec![record(
-            "mfa_failed",
+            EventKind::MfaFailed,
             json!({ "method": method, "reason": if self.admitted { reason } else { "locked" } }),
         )?];
         if failure.newly_locked {
             let locked_for = ctx.settings.policy.lockout.duration_ms / 1000;
             statements.push(record(
-                "account_locked",
+                EventKind::AccountLocked,
                 json!({ "username": user.username, "locked_for": locked_for }),
             )?);
         }
@@ -166,14 +187,15 @@ impl CodeAttempt {
 
 /// Turns `advance`'s redirect into a page that says something first (a recovery code spent,
 /// new recovery codes to save) and links on; the cookies the step set are kept.
-pub(crate) fn notice(advanced: Response, title: &str, message: &str, codes: &[String]) -> Response {
+pub(crate) fn notice(advanced: Response, title: &str, message: &str, codes: &[RecoveryCode]) -> Response {
     let next = advanced.header("location").unwrap_or("/").to_owned();
+    let codes: Vec<&str> = codes.iter().map(RecoveryCode::expose).collect();
     let mut resp = pages::html(
         200,
         &pages::Notice {
             title,
             message,
-            codes,
+            codes: &codes,
             next: &next,
         },
     );

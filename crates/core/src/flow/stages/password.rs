@@ -9,7 +9,7 @@
 
 use serde_json::json;
 
-use super::{at, csrf_ok, flow_of, form_token};
+use super::{csrf_ok, flow_at, flow_of, form_token};
 use crate::error::{log_internal, Error};
 use crate::flow::plan::{Factor, Stage};
 use crate::flow::{engine, Flow};
@@ -19,6 +19,7 @@ use crate::password::{self, Password};
 use crate::policy::lockout::Admission;
 use crate::policy::{self, turnstile};
 use crate::store::{events, users};
+use crate::types::event_kind::EventKind;
 use crate::{limits, Ctx};
 
 pub const INVALID_CREDENTIALS: &str = "Invalid username or password.";
@@ -81,13 +82,10 @@ async fn offered_username(ctx: &Ctx<'_>, flow: &Flow) -> Result<String, Error> {
 /// `GET /oauth2/login?req=…`.
 pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
     let result: Result<Response, Error> = async {
-        let (id, flow) = match flow_of(ctx, req, &req.query_params()).await? {
+        let (id, flow) = match flow_at(ctx, req, &req.query_params(), &[Stage::Identify, Stage::Password]).await? {
             Ok(f) => f,
-            Err(page) => return Ok(page),
+            Err(elsewhere) => return Ok(elsewhere),
         };
-        if let Some(elsewhere) = at(ctx, req, &id, &flow, &[Stage::Identify, Stage::Password]).await? {
-            return Ok(elsewhere);
-        }
         let username = offered_username(ctx, &flow).await?;
         let captcha = policy::captcha_required(ctx, &policy::client_ip(ctx, req).key(), None).await?;
         form(
@@ -171,7 +169,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
                 let token = params.get(turnstile::RESPONSE_FIELD)?;
                 if !turnstile::verify(ctx, ts, token, client.addr()).await {
                     let detail = json!({ "username": username, "token_present": token.is_some() });
-                    event(ctx, now, "captcha_failed", None, &flow, ip, detail).await?;
+                    event(ctx, now, EventKind::CaptchaFailed, None, &flow, ip, detail).await?;
                     let shown = Shown {
                         username: &username,
                         error: CAPTCHA_NEEDED,
@@ -204,14 +202,23 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             let captcha = policy::failed_attempt(ctx, &user_key, &ip_key).await?;
             if captcha.newly_locked {
                 let detail = json!({ "username": username, "locked_for": rules.lockout.duration_ms / 1000 });
-                event(ctx, now, "account_locked", user_id.as_deref(), &flow, ip, detail).await?;
+                event(
+                    ctx,
+                    now,
+                    EventKind::AccountLocked,
+                    user_id.as_deref(),
+                    &flow,
+                    ip,
+                    detail,
+                )
+                .await?;
             }
             let reason = match admission {
                 Admission::Admitted => "invalid_credentials",
                 Admission::Locked | Admission::Saturated => "locked",
             };
             let detail = json!({ "username": username, "reason": reason });
-            event(ctx, now, "login_failed", None, &flow, ip, detail).await?;
+            event(ctx, now, EventKind::LoginFailed, None, &flow, ip, detail).await?;
             let shown = Shown {
                 username: &username,
                 error: INVALID_CREDENTIALS,
@@ -253,7 +260,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
 async fn event(
     ctx: &Ctx<'_>,
     now: i64,
-    kind: &str,
+    kind: EventKind,
     user_id: Option<&str>,
     flow: &Flow,
     ip: Option<&str>,

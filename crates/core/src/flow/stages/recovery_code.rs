@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::{at, csrf_ok, flow_of, form_token, notice, user_of, CodeAttempt};
+use super::{at, csrf_ok, flow_at, flow_of, form_token, notice, user_of, CodeAttempt};
 use crate::error::Error;
 use crate::factors::recovery_codes;
 use crate::flow::plan::{Factor, Stage};
@@ -12,6 +12,7 @@ use crate::flow::{engine, Flow};
 use crate::http::{Request, Response};
 use crate::pages;
 use crate::store::{events, recovery_codes as stored, totp_devices};
+use crate::types::event_kind::EventKind;
 use crate::Ctx;
 
 pub const INVALID_CODE: &str = "That recovery code is not valid, or it was used already.";
@@ -41,13 +42,10 @@ fn page(
 /// `GET /oauth2/mfa/recovery?req=…`.
 pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
     let result: Result<Response, Error> = async {
-        let (id, flow) = match flow_of(ctx, req, &req.query_params()).await? {
+        let (id, flow) = match flow_at(ctx, req, &req.query_params(), &[Stage::SecondFactor]).await? {
             Ok(f) => f,
-            Err(page) => return Ok(page),
+            Err(elsewhere) => return Ok(elsewhere),
         };
-        if let Some(elsewhere) = at(ctx, req, &id, &flow, &[Stage::SecondFactor]).await? {
-            return Ok(elsewhere);
-        }
         let user = user_of(ctx, &flow).await?;
         let held = totp_devices::second_factors(ctx.db, &user.id).await?;
         page(ctx, req, &id, &flow, "", 200, held.totp_devices > 0)
@@ -102,7 +100,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             ctx.rng,
             now,
             events::Event {
-                kind: "recovery_code_used",
+                kind: EventKind::RecoveryCodeUsed,
                 user_id: Some(&user.id),
                 client_id: flow.event_client.as_deref(),
                 ip: Some(&crate::policy::client_ip(ctx, req).to_string()),

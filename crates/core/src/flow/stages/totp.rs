@@ -3,7 +3,7 @@
 //! last accepted step moves forward with a compare-and-set, so a replay (in the same step, or
 //! racing the first use) is refused. Codes count toward the lockout like passwords.
 
-use super::{at, csrf_ok, flow_of, form_token, user_of, CodeAttempt};
+use super::{at, csrf_ok, flow_at, flow_of, form_token, user_of, CodeAttempt};
 use crate::error::{Error, InternalError};
 use crate::factors::totp::{self, TotpSecret};
 use crate::flow::plan::{Factor, Stage};
@@ -82,13 +82,10 @@ async fn check(ctx: &Ctx<'_>, user_id: &str, code: &str, now: i64) -> Result<Che
 /// `GET /oauth2/mfa?req=…`.
 pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
     let result: Result<Response, Error> = async {
-        let (id, flow) = match flow_of(ctx, req, &req.query_params()).await? {
+        let (id, flow) = match flow_at(ctx, req, &req.query_params(), &[Stage::SecondFactor]).await? {
             Ok(f) => f,
-            Err(page) => return Ok(page),
+            Err(elsewhere) => return Ok(elsewhere),
         };
-        if let Some(elsewhere) = at(ctx, req, &id, &flow, &[Stage::SecondFactor]).await? {
-            return Ok(elsewhere);
-        }
         let user = user_of(ctx, &flow).await?;
         let held = totp_devices::second_factors(ctx.db, &user.id).await?;
         if held.totp_devices == 0 {

@@ -12,12 +12,14 @@ use crate::oidc::pkce;
 use crate::oidc::scope;
 use crate::store::clients::Client;
 use crate::store::grants;
+use crate::types::event_kind::EventKind;
+use crate::types::protocol::GrantType;
 use crate::Ctx;
 
 use super::{Issued, Source};
 
 pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<Response, Error> {
-    if !client.allows_grant("authorization_code") {
+    if !client.allows_grant(GrantType::AuthorizationCode) {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "grant not allowed for this client").into());
     }
     let code = form.require("code")?;
@@ -54,7 +56,7 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
     // able to revoke the user's tokens with it.
     if found.used {
         // RFC 6749 §4.1.2: a code used twice revokes what it issued.
-        super::revoke_replayed_family(ctx, client, &record.grant_id, "code_reuse").await?;
+        super::revoke_replayed_family(ctx, client, &record.grant_id, EventKind::CodeReuse).await?;
         return Err(invalid());
     }
     if record.expires_at <= now {
@@ -81,7 +83,7 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
         Issued::Tokens(resp) => Ok(resp),
         // Redeemed by a concurrent request between our read and our batch: a replay.
         Issued::AlreadyConsumed => {
-            super::revoke_replayed_family(ctx, client, &record.grant_id, "code_reuse").await?;
+            super::revoke_replayed_family(ctx, client, &record.grant_id, EventKind::CodeReuse).await?;
             Err(invalid())
         }
     }

@@ -5,13 +5,14 @@ use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{Params, Response};
 use crate::store::clients::Client;
 use crate::store::grants::Grant;
+use crate::types::protocol::GrantType;
 use crate::Ctx;
 
 /// Scopes that describe a user make no sense without one.
 const USER_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 
 pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<Response, Error> {
-    if client.is_public() || !client.allows_grant("client_credentials") {
+    if client.is_public() || !client.allows_grant(GrantType::ClientCredentials) {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "grant not allowed for this client").into());
     }
     let mut scopes: Vec<String> = Vec::new();

@@ -15,7 +15,10 @@ use crate::jwt;
 use crate::oidc::{client_auth, scope};
 use crate::ports::SigningAlg;
 use crate::store::clients::Client;
-use crate::store::grants::{self, Consumed, Grant, NewToken, TokenKind};
+use crate::store::grants::{self, Consumed, Grant, NewToken};
+use crate::types::event_kind::EventKind;
+use crate::types::protocol::GrantType;
+use crate::types::protocol::TokenKind;
 use crate::Ctx;
 
 pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
@@ -31,11 +34,11 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
 async fn dispatch(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
     let form = req.form_params();
     let client = client_auth::authenticate(ctx, req, &form).await?;
-    match form.require("grant_type")? {
-        "authorization_code" => authorization_code::exchange(ctx, &client, &form).await,
-        "refresh_token" => refresh_token::exchange(ctx, &client, &form).await,
-        "client_credentials" => client_credentials::exchange(ctx, &client, &form).await,
-        _ => Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type").into()),
+    match GrantType::parse(form.require("grant_type")?) {
+        Some(GrantType::AuthorizationCode) => authorization_code::exchange(ctx, &client, &form).await,
+        Some(GrantType::RefreshToken) => refresh_token::exchange(ctx, &client, &form).await,
+        Some(GrantType::ClientCredentials) => client_credentials::exchange(ctx, &client, &form).await,
+        None => Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type").into()),
     }
 }
 
@@ -225,7 +228,12 @@ fn sign_in_methods(claims: &mut Value, issuer: &str, grant: &Grant) {
 /// A replayed code or refresh token: the whole family it belongs to is revoked
 /// (RFC 6749 §4.1.2 for codes, OAuth 2.0 Security BCP §4.14.2 for refresh tokens) and the replay
 /// is recorded. The caller answers `invalid_grant`.
-pub async fn revoke_replayed_family(ctx: &Ctx<'_>, client: &Client, grant_id: &str, kind: &str) -> Result<(), Error> {
+pub async fn revoke_replayed_family(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    grant_id: &str,
+    kind: EventKind,
+) -> Result<(), Error> {
     let now = ctx.clock.now();
     let mut statements = grants::revoke_grant_statements(grant_id, now);
     statements.push(crate::store::events::record_statement(
@@ -244,5 +252,5 @@ pub async fn revoke_replayed_family(ctx: &Ctx<'_>, client: &Client, grant_id: &s
 }
 
 pub fn wants_refresh(client: &Client, scope_str: &str) -> bool {
-    client.allows_grant("refresh_token") && scope::has(scope_str, "offline_access")
+    client.allows_grant(GrantType::RefreshToken) && scope::has(scope_str, "offline_access")
 }

@@ -11,12 +11,14 @@ use crate::http::{Params, Response};
 use crate::oidc::scope;
 use crate::store::clients::Client;
 use crate::store::grants;
+use crate::types::event_kind::EventKind;
+use crate::types::protocol::GrantType;
 use crate::Ctx;
 
 use super::{Issued, Source};
 
 pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<Response, Error> {
-    if !client.allows_grant("refresh_token") {
+    if !client.allows_grant(GrantType::RefreshToken) {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "grant not allowed for this client").into());
     }
     let presented = form.require("refresh_token")?;
@@ -44,7 +46,7 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
             since: grace_since,
         },
         Some(_) => {
-            super::revoke_replayed_family(ctx, client, &token.grant_id, "refresh_token_reuse").await?;
+            super::revoke_replayed_family(ctx, client, &token.grant_id, EventKind::RefreshTokenReuse).await?;
             return Err(invalid());
         }
     };
@@ -98,7 +100,7 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
         Issued::Tokens(resp) => Ok(resp),
         // Otherwise a replay.
         Issued::AlreadyConsumed => {
-            super::revoke_replayed_family(ctx, client, &token.grant_id, "refresh_token_reuse").await?;
+            super::revoke_replayed_family(ctx, client, &token.grant_id, EventKind::RefreshTokenReuse).await?;
             Err(invalid())
         }
     }

@@ -2,10 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::headers::HeaderPolicy;
 use crate::db::{decode, first, Value};
 use crate::error::InternalError;
 use crate::ports::Db;
+use crate::types::header_policy::HeaderPolicy;
 use crate::{params, params_vec};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +16,10 @@ pub struct App {
     pub path_prefix: String,
     pub origin: String,
     pub require_login: bool,
+    /// Everyone who uses the app needs a second factor (`flow::plan`), checked again on each
+    /// request: a session without one is sent to step up.
+    #[serde(default)]
+    pub require_mfa: bool,
     pub allowed_users: Vec<String>,
     pub allowed_groups: Vec<String>,
     pub headers: HeaderPolicy,
@@ -56,6 +60,8 @@ struct AppRow {
     origin: String,
     #[serde(deserialize_with = "crate::store::bool_from_int")]
     require_login: bool,
+    #[serde(deserialize_with = "crate::store::bool_from_int")]
+    require_mfa: bool,
     allowed_users: String,
     allowed_groups: String,
     headers: String,
@@ -84,6 +90,7 @@ impl TryFrom<AppRow> for App {
             path_prefix: r.path_prefix,
             origin: r.origin,
             require_login: r.require_login,
+            require_mfa: r.require_mfa,
             disabled: r.disabled,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -91,7 +98,8 @@ impl TryFrom<AppRow> for App {
     }
 }
 
-const COLUMNS: &str = "id, name, host, path_prefix, origin, require_login, allowed_users, allowed_groups, headers, \
+const COLUMNS: &str =
+    "id, name, host, path_prefix, origin, require_login, require_mfa, allowed_users, allowed_groups, headers, \
                        disabled, created_at, updated_at";
 
 fn rows(rows: Vec<crate::db::Row>) -> Result<Vec<App>, InternalError> {
@@ -163,11 +171,12 @@ pub async fn clashes(db: &dyn Db, a: &App) -> Result<bool, InternalError> {
 pub fn upsert_statement(a: &App) -> Result<(&'static str, Vec<Value>), InternalError> {
     Ok((
         "INSERT INTO apps (id, name, host, path_prefix, origin, require_login, allowed_users, allowed_groups, headers, \
-         disabled, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+         disabled, created_at, updated_at, require_mfa) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, host = excluded.host, \
          path_prefix = excluded.path_prefix, origin = excluded.origin, require_login = excluded.require_login, \
          allowed_users = excluded.allowed_users, allowed_groups = excluded.allowed_groups, \
-         headers = excluded.headers, disabled = excluded.disabled, updated_at = excluded.updated_at",
+         headers = excluded.headers, disabled = excluded.disabled, updated_at = excluded.updated_at, \
+         require_mfa = excluded.require_mfa",
         params_vec![
             &a.id,
             &a.name,
@@ -180,7 +189,8 @@ pub fn upsert_statement(a: &App) -> Result<(&'static str, Vec<Value>), InternalE
             to_json(&a.headers)?,
             a.disabled,
             a.created_at,
-            a.updated_at
+            a.updated_at,
+            a.require_mfa
         ],
     ))
 }

@@ -1,0 +1,155 @@
+//! The kinds of events Gatehouse records (`events.kind`). One list: a kind is written under its
+//! stored name, and a new one is added here, where the README's list is checked against it.
+
+use serde::Serialize;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A sign-in flow made a new session (`amr` in the detail).
+    LoginSucceeded,
+    /// A sign-in flow added factors to an existing session.
+    LoginSteppedUp,
+    /// A wrong password, an unknown or locked account (`reason`).
+    LoginFailed,
+    /// A failure reached the lockout threshold.
+    AccountLocked,
+    /// A sign-in that needed the CAPTCHA did not pass it.
+    CaptchaFailed,
+    /// A wrong, malformed or replayed second-factor code (`method`, `reason`).
+    MfaFailed,
+    /// An IP went over a rate limit (once per episode).
+    RateLimited,
+    /// The user confirmed a new authenticator app.
+    TotpEnrolled,
+    /// The user removed an authenticator app.
+    TotpRemoved,
+    /// A recovery code replaced a second factor.
+    RecoveryCodeUsed,
+    /// The user replaced their recovery codes.
+    RecoveryCodesRegenerated,
+    /// The user changed their password.
+    PasswordChanged,
+    /// A password change with a wrong current password.
+    PasswordChangeFailed,
+    /// The user signed out their other sessions.
+    SessionsEnded,
+    /// An authorization code was presented again: its family was revoked.
+    CodeReuse,
+    /// A rotated refresh token was presented again: its family was revoked.
+    RefreshTokenReuse,
+    /// A browser reported a CSP violation on an app.
+    CspReport,
+    AdminUserCreated,
+    AdminUserUpdated,
+    AdminUserDeleted,
+    AdminUserUnlocked,
+    AdminClientCreated,
+    AdminClientUpdated,
+    AdminClientDeleted,
+    AdminClientSecretRotated,
+    AdminAppCreated,
+    AdminAppReplaced,
+    AdminAppDeleted,
+    /// An administrator removed one of a user's authenticator apps.
+    AdminTotpRemoved,
+    /// An administrator removed all of a user's second factors.
+    AdminFactorsReset,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 30] = [
+        EventKind::LoginSucceeded,
+        EventKind::LoginSteppedUp,
+        EventKind::LoginFailed,
+        EventKind::AccountLocked,
+        EventKind::CaptchaFailed,
+        EventKind::MfaFailed,
+        EventKind::RateLimited,
+        EventKind::TotpEnrolled,
+        EventKind::TotpRemoved,
+        EventKind::RecoveryCodeUsed,
+        EventKind::RecoveryCodesRegenerated,
+        EventKind::PasswordChanged,
+        EventKind::PasswordChangeFailed,
+        EventKind::SessionsEnded,
+        EventKind::CodeReuse,
+        EventKind::RefreshTokenReuse,
+        EventKind::CspReport,
+        EventKind::AdminUserCreated,
+        EventKind::AdminUserUpdated,
+        EventKind::AdminUserDeleted,
+        EventKind::AdminUserUnlocked,
+        EventKind::AdminClientCreated,
+        EventKind::AdminClientUpdated,
+        EventKind::AdminClientDeleted,
+        EventKind::AdminClientSecretRotated,
+        EventKind::AdminAppCreated,
+        EventKind::AdminAppReplaced,
+        EventKind::AdminAppDeleted,
+        EventKind::AdminTotpRemoved,
+        EventKind::AdminFactorsReset,
+    ];
+
+    /// Its stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::LoginSucceeded => "login_succeeded",
+            EventKind::LoginSteppedUp => "login_stepped_up",
+            EventKind::LoginFailed => "login_failed",
+            EventKind::AccountLocked => "account_locked",
+            EventKind::CaptchaFailed => "captcha_failed",
+            EventKind::MfaFailed => "mfa_failed",
+            EventKind::RateLimited => "rate_limited",
+            EventKind::TotpEnrolled => "totp_enrolled",
+            EventKind::TotpRemoved => "totp_removed",
+            EventKind::RecoveryCodeUsed => "recovery_code_used",
+            EventKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            EventKind::PasswordChanged => "password_changed",
+            EventKind::PasswordChangeFailed => "password_change_failed",
+            EventKind::SessionsEnded => "sessions_ended",
+            EventKind::CodeReuse => "code_reuse",
+            EventKind::RefreshTokenReuse => "refresh_token_reuse",
+            EventKind::CspReport => "csp_report",
+            EventKind::AdminUserCreated => "admin_user_created",
+            EventKind::AdminUserUpdated => "admin_user_updated",
+            EventKind::AdminUserDeleted => "admin_user_deleted",
+            EventKind::AdminUserUnlocked => "admin_user_unlocked",
+            EventKind::AdminClientCreated => "admin_client_created",
+            EventKind::AdminClientUpdated => "admin_client_updated",
+            EventKind::AdminClientDeleted => "admin_client_deleted",
+            EventKind::AdminClientSecretRotated => "admin_client_secret_rotated",
+            EventKind::AdminAppCreated => "admin_app_created",
+            EventKind::AdminAppReplaced => "admin_app_replaced",
+            EventKind::AdminAppDeleted => "admin_app_deleted",
+            EventKind::AdminTotpRemoved => "admin_totp_removed",
+            EventKind::AdminFactorsReset => "admin_factors_reset",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EventKind;
+
+    #[test]
+    fn each_kind_has_its_own_snake_case_name_which_serde_agrees_with() {
+        let mut seen = std::collections::HashSet::new();
+        for k in EventKind::ALL {
+            let name = k.as_str();
+            assert!(seen.insert(name), "{name} twice");
+            assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{name}");
+            assert_eq!(serde_json::to_value(k).unwrap(), name);
+        }
+    }
+
+    #[test]
+    fn the_readme_lists_every_kind() {
+        let readme = include_str!("../../../../README.md");
+        for k in EventKind::ALL {
+            let row = format!("| `{}` |", k.as_str());
+            assert!(readme.contains(&row), "README.md has no row for {}", k.as_str());
+        }
+    }
+}
