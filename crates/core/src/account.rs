@@ -21,8 +21,9 @@ use crate::types::event_kind::EventKind;
 use crate::web::cookies;
 use crate::Ctx;
 
-/// How recent the password must be to change a factor (seconds).
-pub const REAUTH_WINDOW: i64 = 10 * 60;
+/// How recent the password must be to change a factor (seconds): the same as to enroll one
+/// during a sign-in.
+pub const REAUTH_WINDOW: i64 = plan::FRESH_PASSWORD_TO_ENROLL;
 /// The CSRF purpose of the account page's forms.
 const CSRF_PURPOSE: &str = "account";
 const NEW_TOTP: &str = "/account/totp/new";
@@ -289,7 +290,7 @@ pub async fn change_password(ctx: &Ctx<'_>, req: &Request) -> Response {
 pub async fn end_other_sessions(ctx: &Ctx<'_>, req: &Request) -> Response {
     form(ctx, req, false, |user, session, _| async move {
         let now = ctx.clock.now();
-        let mut statements = sessions::end_others_statements(&user.id, &session.id_hash, now);
+        let mut statements = sessions::end_others_statements(&user.id, &session.id_hash, "", now);
         statements.push(event(
             ctx,
             req,
@@ -437,6 +438,11 @@ mod tests {
         assert_eq!(utc(1_800_000_000), "2027-01-15 08:00 UTC");
         assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
         assert_eq!(utc(4_107_542_399), "2100-02-28 23:59 UTC");
+        // Century and 400-year boundaries inside an era (the corrections of the algorithm).
+        assert_eq!(utc(4_107_542_400), "2100-03-01 00:00 UTC");
+        assert_eq!(utc(10_413_791_940), "2299-12-31 23:59 UTC");
+        assert_eq!(utc(10_418_889_600), "2300-03-01 00:00 UTC");
+        assert_eq!(utc(13_574_606_400), "2400-02-29 12:00 UTC");
         assert_eq!(utc(-1), "1969-12-31 23:59 UTC");
     }
 }

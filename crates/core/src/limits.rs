@@ -54,13 +54,15 @@ pub fn body_cap(method: crate::http::Method, path: &str) -> usize {
 /// isolate's memory per connection (a slow upload stopping one byte short).
 pub fn body_plan(method: crate::http::Method, path: &str, admin_authorized: bool) -> (bool, usize) {
     use crate::http::Method;
+    use crate::web::router::Body;
     if !matches!(method, Method::Post | Method::Put | Method::Patch | Method::Delete) {
         return (false, 0);
     }
-    match path {
-        "/.gatehouse/csp-report" => (true, CSP_REPORT),
-        p if p == "/admin/api" || p.starts_with("/admin/api/") => (admin_authorized, ADMIN_BODY),
-        _ => (true, FORM_BODY),
+    // The route table says which bound a path has.
+    match crate::web::router::body_of(path) {
+        Body::CspReport => (true, CSP_REPORT),
+        Body::Admin => (admin_authorized, ADMIN_BODY),
+        Body::Form => (true, FORM_BODY),
     }
 }
 
@@ -86,6 +88,8 @@ mod tests {
         assert_eq!(body_cap(Method::Post, "/admin/apix"), FORM_BODY);
         // A CSP report is kept only up to its bound: nothing past it is worth reading.
         assert_eq!(body_cap(Method::Post, "/.gatehouse/csp-report"), CSP_REPORT);
+        // The bound is the path's, whatever the method: one it does not answer reads no more.
+        assert_eq!(body_cap(Method::Put, "/.gatehouse/csp-report"), CSP_REPORT);
         // Any other path of Gatehouse's own: a form at most.
         assert_eq!(body_cap(Method::Post, "/.gatehouse/callback"), FORM_BODY);
         assert_eq!(body_cap(Method::Post, "/healthz"), FORM_BODY);

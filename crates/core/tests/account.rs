@@ -330,3 +330,107 @@ fn new_recovery_codes_replace_the_old_set_and_other_sessions_can_be_signed_out()
         1
     );
 }
+
+/// Signs `b` out through the logout page.
+fn sign_out(env: &TestEnv, b: &mut Browser) {
+    let page = body(&b.send(env, b.request(Method::Get, "/oauth2/logout")));
+    b.send(
+        env,
+        b.request(Method::Post, "/oauth2/logout")
+            .with_form(&[("csrf", hidden(&page, "csrf").as_str()), ("logout", "yes")]),
+    );
+}
+
+#[test]
+fn a_password_change_left_open_dies_with_its_session_and_sets_nothing() {
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    let mut b = Browser::default();
+    open_account(&env, &mut b, "alice", PASSWORD);
+    let r = post(&env, &mut b, "/account/password", &[]);
+    let r = submit_login(&env, &mut b, &location(&r), "alice", PASSWORD);
+    let stage = location(&r);
+    assert!(stage.starts_with("/oauth2/password?req="), "{stage}");
+    let page = body(&b.send(&env, b.request(Method::Get, &stage)));
+    // Alice signs out and walks away; the next person at this browser goes back in history.
+    sign_out(&env, &mut b);
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/password").with_form(&[
+            ("req", hidden(&page, "req").as_str()),
+            ("csrf", hidden(&page, "csrf").as_str()),
+            ("new_password", "chosen by someone else"),
+            ("confirm_password", "chosen by someone else"),
+        ]),
+    );
+    assert!(location(&r).starts_with("/account/resume"), "the flow is over");
+    let r = b.send(&env, b.request(Method::Get, &location(&r)));
+    assert_eq!(r.status, 403);
+    assert_eq!(changed(&env), 0);
+    assert_eq!(
+        open_account(&env, &mut Browser::default(), "alice", PASSWORD).status,
+        200
+    );
+}
+
+#[test]
+fn changing_the_password_ends_the_other_sign_ins_in_progress_for_the_user() {
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    // Someone with the old password is half way through a sign-in (at the second factor it
+    // would enroll, say): here, stopped at the new-password stage of a flow of their own.
+    let mut thief = Browser::default();
+    open_account(&env, &mut thief, "alice", PASSWORD);
+    let r = post(&env, &mut thief, "/account/password", &[]);
+    let r = submit_login(&env, &mut thief, &location(&r), "alice", PASSWORD);
+    let thief_stage = location(&r);
+    let thief_page = body(&thief.send(&env, thief.request(Method::Get, &thief_stage)));
+    // Alice changes her password from her own browser.
+    let mut b = Browser::default();
+    open_account(&env, &mut b, "alice", PASSWORD);
+    let r = post(&env, &mut b, "/account/password", &[]);
+    let r = submit_login(&env, &mut b, &location(&r), "alice", PASSWORD);
+    let r = set_password(
+        &env,
+        &mut b,
+        &location(&r),
+        "alice's new passphrase",
+        "alice's new passphrase",
+    );
+    assert!(location(&r).starts_with("/account/resume"));
+    assert_eq!(changed(&env), 1);
+    // The thief's flow is gone: their form sets nothing.
+    let r = thief.send(
+        &env,
+        thief.request(Method::Post, "/oauth2/password").with_form(&[
+            ("req", hidden(&thief_page, "req").as_str()),
+            ("csrf", hidden(&thief_page, "csrf").as_str()),
+            ("new_password", "the thief's passphrase"),
+            ("confirm_password", "the thief's passphrase"),
+        ]),
+    );
+    assert_eq!(r.status, 400, "{}", body(&r));
+    assert!(body(&r).contains("expired"));
+    assert_eq!(changed(&env), 1);
+    assert_eq!(
+        open_account(&env, &mut Browser::default(), "alice", "alice's new passphrase").status,
+        200
+    );
+}
+
+#[test]
+fn a_factor_change_within_ten_minutes_of_the_password_needs_no_new_sign_in() {
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    let mut b = Browser::default();
+    open_account(&env, &mut b, "alice", PASSWORD);
+    env.clock.advance(10 * 60);
+    let page = b.send(&env, b.request(Method::Get, "/account/totp/new"));
+    assert_eq!(page.status, 200, "ten minutes on: still recent");
+    env.clock.advance(1);
+    let r = b.send(&env, b.request(Method::Get, "/account/totp/new"));
+    assert!(
+        location(&r).starts_with("/oauth2/login"),
+        "past ten minutes: sign in again"
+    );
+}

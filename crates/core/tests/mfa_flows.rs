@@ -455,6 +455,63 @@ fn a_client_that_requires_mfa_makes_a_user_without_a_second_factor_enroll() {
         .admin(Method::Get, &format!("/admin/api/clients/{strict}"), None)
         .json_body();
     assert_eq!(view["require_mfa"], true);
+
+    // Eleven minutes on, the session's password is too old to enroll with: whoever holds the
+    // session (perhaps not alice) types the password first.
+    env.clock.advance(11 * 60);
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&strict, "")));
+    let login = location(&r);
+    assert!(login.starts_with("/oauth2/login?req="), "{login}");
+    let r = submit_login(&env, &mut b, &login, "alice", PASSWORD);
+    assert!(location(&r).starts_with("/oauth2/mfa/enroll"), "{}", location(&r));
+}
+
+#[test]
+fn a_flow_whose_user_is_disabled_or_whose_session_ended_goes_no_further() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    env.create_user("alice", PASSWORD);
+    let alice = env.user_id("alice");
+    let secret = add_confirmed_device(&env, &alice);
+    // Disabled while at the second factor (directly in the table: the admin API would also
+    // end the flow): the right code is refused as the flow's end, not a session.
+    let mut b = Browser::default();
+    let mfa = password_step(&env, &mut b, &rp, "alice", "");
+    assert!(mfa.starts_with("/oauth2/mfa?"), "{mfa}");
+    let page = body(&b.send(&env, b.request(Method::Get, &mfa)));
+    env.db.exec("UPDATE users SET disabled = 1");
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/mfa").with_form(&[
+            ("req", hidden(&page, "req").as_str()),
+            ("csrf", hidden(&page, "csrf").as_str()),
+            ("code", &secret.code_at(env.clock_now()).unwrap()),
+        ]),
+    );
+    let r = follow(&env, &mut b, r);
+    assert_eq!(query_param(&location(&r), "error").as_deref(), Some("access_denied"));
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM sessions WHERE ended_at IS NULL"), 0);
+
+    // A step-up whose session is signed out in the meantime ends too: the factors it carried
+    // were the session's.
+    env.db.exec("UPDATE users SET disabled = 0");
+    env.db.exec("DELETE FROM totp_devices");
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "")));
+    let r = submit_login(&env, &mut b, &location(&r), "alice", PASSWORD);
+    follow(&env, &mut b, r);
+    let acr = gatehouse_core::http::form_encode(&format!("{ISSUER}/acr/mfa"));
+    let r = b.send(
+        &env,
+        b.request(Method::Get, &authorize_url(&rp, &format!("&acr_values={acr}"))),
+    );
+    let enroll = location(&r);
+    assert!(enroll.starts_with("/oauth2/mfa/enroll?req="), "{enroll}");
+    env.db.exec("UPDATE sessions SET ended_at = 1");
+    let r = b.send(&env, b.request(Method::Get, &enroll));
+    let r = follow(&env, &mut b, r);
+    assert_eq!(query_param(&location(&r), "error").as_deref(), Some("access_denied"));
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM totp_devices"), 0, "nothing enrolled");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use crate::crypto::{random_token, token_hash};
 use crate::db::Value;
 use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{form_encode, Request, Response};
-use crate::store::{consents, events, sessions, totp_devices};
+use crate::store::{consents, events, sessions, totp_devices, users};
 use crate::types::event_kind::EventKind;
 use crate::web::cookies;
 use crate::Ctx;
@@ -78,14 +78,9 @@ async fn enrolled(ctx: &Ctx<'_>, user_id: &str) -> Result<Enrolled, Error> {
 }
 
 /// Whether the user belongs to a group whose members always need a second factor.
-async fn in_mfa_group(ctx: &Ctx<'_>, user_id: &str) -> Result<bool, Error> {
+fn in_mfa_group(ctx: &Ctx<'_>, user: &users::User) -> bool {
     let groups = &ctx.settings.mfa_required_groups;
-    if groups.is_empty() {
-        return Ok(false);
-    }
-    Ok(crate::store::users::by_id(ctx.db, user_id)
-        .await?
-        .is_some_and(|u| u.groups.iter().any(|g| groups.contains(g))))
+    user.groups.iter().any(|g| groups.contains(g))
 }
 
 /// Whether the purpose still needs the user's consent.
@@ -122,11 +117,24 @@ pub async fn standing(ctx: &Ctx<'_>, flow: &Flow) -> Result<Standing, Error> {
     if flow.expected_user.as_deref().is_some_and(|u| u != user_id) {
         return Ok(Standing::Refused(Refusal::OtherUser));
     }
+    let now = ctx.clock.now();
+    // What the flow passed holds only while its user may sign in and the session holding it
+    // lives: a sign-out, a password change elsewhere or an administrator ends the flow too.
+    let Some(user) = users::by_id(ctx.db, user_id).await?.filter(|u| !u.disabled) else {
+        return Ok(Standing::Refused(Refusal::Voided));
+    };
+    if let Some(hash) = flow.session.as_deref() {
+        let live = sessions::active(ctx.db, hash, now).await?;
+        if live.is_none_or(|s| s.user_id != user_id) {
+            return Ok(Standing::Refused(Refusal::Voided));
+        }
+    }
     let mut requirements = Requirements {
         mfa: ctx.settings.mfa,
-        mfa_required_here: flow.mfa_required_here || in_mfa_group(ctx, user_id).await?,
+        mfa_required_here: flow.mfa_required_here || in_mfa_group(ctx, &user),
         acr_mfa: flow.acr_mfa,
         fresh_after: flow.fresh_after,
+        enroll_after: Some(now - plan::FRESH_PASSWORD_TO_ENROLL),
         consent: false,
         new_password: flow.new_password,
     };

@@ -69,6 +69,9 @@ pub enum Refusal {
     SecondFactorRequiredButOff,
     /// The user's second factors are gone; an administrator must reset them.
     SecondFactorLost,
+    /// What the flow passed no longer holds: the session it was written to has ended (signed
+    /// out, ended by a password change or an administrator), or the user was disabled.
+    Voided,
 }
 
 /// One sign-in in progress, stored (as JSON, bounded) until it ends or expires.
@@ -235,7 +238,11 @@ pub async fn insert(ctx: &Ctx<'_>, req: &Request, flow: &Flow) -> Result<String,
 
 /// The statement that saves a flow's new state, to run in one batch with what changed it.
 pub fn update_statement(id: &str, flow: &Flow) -> Result<(&'static str, Vec<crate::db::Value>), InternalError> {
-    Ok(auth_requests::update_statement(id, &flow.to_json()?))
+    Ok(auth_requests::update_statement(
+        id,
+        flow.user_id.as_deref(),
+        &flow.to_json()?,
+    ))
 }
 
 /// Why a flow could not be loaded for this request.

@@ -104,6 +104,10 @@ pub fn amr_of(factors: &[Passed], fresh_after: Option<i64>) -> Vec<&'static str>
     out
 }
 
+/// How recent a password must be to enroll or change a second factor (seconds): the account page
+/// asks for it again after this long, and so does a sign-in that would enroll one.
+pub const FRESH_PASSWORD_TO_ENROLL: i64 = 10 * 60;
+
 /// `GATEHOUSE_MFA`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MfaMode {
@@ -137,6 +141,9 @@ pub struct Requirements {
     pub acr_mfa: bool,
     /// Factors passed before this time do not count (`max_age`, `prompt=login`).
     pub fresh_after: Option<i64>,
+    /// Enrolling a second factor needs a password passed at or after this time: a session
+    /// someone took over must not plant their own authenticator with a password from hours ago.
+    pub enroll_after: Option<i64>,
     /// The purpose still needs the user's consent (a third-party client's new scopes).
     pub consent: bool,
     /// The user must set a new password before finishing (account page, reset, expiry).
@@ -213,10 +220,15 @@ pub fn next(req: &Requirements, user: Option<Enrolled>, passed: &[Passed]) -> St
         MfaMode::Required => true,
     };
     if needs_second && !has(true) {
+        let recent_password = passed
+            .iter()
+            .any(|p| !p.factor.is_second() && req.enroll_after.is_none_or(|t| p.at >= t));
         return if enrolled.any_second() {
             Stage::SecondFactor
         } else if enrolled.had_second_factor {
             Stage::Denied(Denied::SecondFactorLost)
+        } else if !recent_password {
+            Stage::Password
         } else {
             Stage::EnrollSecondFactor
         };
@@ -298,6 +310,25 @@ mod tests {
         assert_eq!(next(&r, Some(NONE), &[PWD]), Stage::EnrollSecondFactor);
         assert_eq!(next(&r, Some(WITH_TOTP), &[PWD]), Stage::SecondFactor);
         assert_eq!(next(&r, Some(WITH_TOTP), &[PWD, TOTP]), Stage::Complete);
+    }
+
+    #[test]
+    fn enrolling_needs_a_recent_password_not_one_carried_from_an_old_session() {
+        let r = Requirements {
+            enroll_after: Some(100),
+            ..req(MfaMode::Required)
+        };
+        // PWD was passed at 100: exactly recent enough.
+        assert_eq!(next(&r, Some(NONE), &[PWD]), Stage::EnrollSecondFactor);
+        let old = Requirements {
+            enroll_after: Some(101),
+            ..r.clone()
+        };
+        assert_eq!(next(&old, Some(NONE), &[PWD]), Stage::Password, "enter it again first");
+        // A second factor held already is asked for as usual: its code proves possession.
+        assert_eq!(next(&old, Some(WITH_TOTP), &[PWD]), Stage::SecondFactor);
+        // A second factor passed does not stand in for the password.
+        assert_eq!(next(&old, Some(NONE), &[TOTP]), Stage::Password);
     }
 
     #[test]

@@ -125,6 +125,7 @@ fn refused_page(r: Refusal) -> Response {
         Refusal::SecondFactorLost => {
             "Your second factors are gone. Ask an administrator to reset them, then sign in again."
         }
+        Refusal::Voided => "The sign-in ended before it finished. Open the application again.",
     };
     Response::error_page(403, "access_denied", detail)
 }

@@ -205,6 +205,10 @@ fn refusal_error(r: Refusal) -> OAuthError {
             ErrorCode::AccessDenied,
             "the user's second factors are gone; an administrator must reset them",
         ),
+        Refusal::Voided => OAuthError::new(
+            ErrorCode::AccessDenied,
+            "the sign-in ended before it finished (signed out, or the account changed)",
+        ),
     }
 }
 

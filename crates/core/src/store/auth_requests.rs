@@ -64,10 +64,20 @@ pub async fn delete(db: &dyn Db, id: &str) -> Result<(), InternalError> {
     Ok(())
 }
 
-/// Saves the flow `id`'s new state (who signed in, what they passed, what they allowed).
-pub fn update_statement(id: &str, params_json: &str) -> (&'static str, Vec<Value>) {
+/// Saves the flow `id`'s new state (who signed in, what they passed, what they allowed), and
+/// the user it identified.
+pub fn update_statement(id: &str, user_id: Option<&str>, params_json: &str) -> (&'static str, Vec<Value>) {
     (
-        "UPDATE auth_requests SET params = ?2 WHERE id = ?1",
-        params_vec![id, params_json],
+        "UPDATE auth_requests SET params = ?2, user_id = ?3 WHERE id = ?1",
+        params_vec![id, params_json, user_id],
+    )
+}
+
+/// Ends every flow in progress for `user_id` but `keep` (a flow id, or empty): what they passed
+/// was checked against credentials or sessions that are being changed or ended.
+pub fn delete_of_user_statement(user_id: &str, keep: &str) -> (&'static str, Vec<Value>) {
+    (
+        "DELETE FROM auth_requests WHERE user_id = ?1 AND id <> ?2",
+        params_vec![user_id, keep],
     )
 }

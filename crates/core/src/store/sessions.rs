@@ -59,11 +59,13 @@ pub fn end_statements(id_hash: &str, now: i64) -> Vec<(&'static str, Vec<Value>)
     ]
 }
 
-/// Ends every session of a user and revokes everything issued to them (password reset,
-/// disable): a stolen refresh token must not outlive the reset. Run in the batch that makes the
+/// Ends every session of a user, revokes everything issued to them and ends their sign-in flows
+/// in progress (password reset, disable): a stolen refresh token, or a flow that passed the old
+/// password, must not outlive the reset. Run in the batch that makes the
 /// change, so the change never lands without them.
 pub fn end_all_for_user_statements(user_id: &str, now: i64) -> Vec<(&'static str, Vec<Value>)> {
     vec![
+        super::auth_requests::delete_of_user_statement(user_id, ""),
         (
             "UPDATE sessions SET ended_at = ?2 WHERE user_id = ?1 AND ended_at IS NULL",
             params_vec![user_id, now],
@@ -101,10 +103,12 @@ pub async fn active_of_user(db: &dyn Db, user_id: &str, now: i64) -> Result<Vec<
     .collect()
 }
 
-/// Ends every session of the user but `keep`, and revokes everything issued to them (offline
-/// grants included): signing out elsewhere, or a password change, leaves a thief nothing.
-pub fn end_others_statements(user_id: &str, keep: &str, now: i64) -> Vec<(&'static str, Vec<Value>)> {
+/// Ends every session of the user but `keep`, revokes everything issued to them (offline
+/// grants included), and ends their sign-in flows in progress but `keep_flow` (a flow id, or
+/// empty): signing out elsewhere, or a password change, leaves a thief nothing.
+pub fn end_others_statements(user_id: &str, keep: &str, keep_flow: &str, now: i64) -> Vec<(&'static str, Vec<Value>)> {
     vec![
+        super::auth_requests::delete_of_user_statement(user_id, keep_flow),
         (
             "UPDATE sessions SET ended_at = ?3 WHERE user_id = ?1 AND id_hash != ?2 AND ended_at IS NULL",
             params_vec![user_id, keep, now],

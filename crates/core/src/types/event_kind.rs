@@ -31,8 +31,6 @@ pub enum EventKind {
     RecoveryCodesRegenerated,
     /// The user changed their password.
     PasswordChanged,
-    /// A password change with a wrong current password.
-    PasswordChangeFailed,
     /// The user signed out their other sessions.
     SessionsEnded,
     /// An authorization code was presented again: its family was revoked.
@@ -59,7 +57,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 30] = [
+    pub const ALL: [EventKind; 29] = [
         EventKind::LoginSucceeded,
         EventKind::LoginSteppedUp,
         EventKind::LoginFailed,
@@ -72,7 +70,6 @@ impl EventKind {
         EventKind::RecoveryCodeUsed,
         EventKind::RecoveryCodesRegenerated,
         EventKind::PasswordChanged,
-        EventKind::PasswordChangeFailed,
         EventKind::SessionsEnded,
         EventKind::CodeReuse,
         EventKind::RefreshTokenReuse,
@@ -107,7 +104,6 @@ impl EventKind {
             EventKind::RecoveryCodeUsed => "recovery_code_used",
             EventKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
             EventKind::PasswordChanged => "password_changed",
-            EventKind::PasswordChangeFailed => "password_change_failed",
             EventKind::SessionsEnded => "sessions_ended",
             EventKind::CodeReuse => "code_reuse",
             EventKind::RefreshTokenReuse => "refresh_token_reuse",

@@ -84,6 +84,19 @@ pub struct Route {
     pub shape: Shape,
     /// A browser on a listed origin may call it (`GATEHOUSE_CORS_ORIGINS`).
     pub cors: bool,
+    /// How much of a request body the adapter reads for it (`limits::body_plan`).
+    pub body: Body,
+}
+
+/// The bound of a route's request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// A form or a small JSON document: `limits::FORM_BODY`.
+    Form,
+    /// The admin API's JSON: `limits::ADMIN_BODY`, read only with the admin token.
+    Admin,
+    /// A browser's CSP report: `limits::CSP_REPORT`.
+    CspReport,
 }
 
 const GET: &[Method] = &[Method::Get, Method::Head];
@@ -122,11 +135,16 @@ const fn route(
         limit,
         shape,
         cors: false,
+        body: Body::Form,
     }
 }
 
 const fn cors(r: Route) -> Route {
     Route { cors: true, ..r }
+}
+
+const fn body(body: Body, r: Route) -> Route {
+    Route { body, ..r }
 }
 
 use Handler as H;
@@ -272,14 +290,20 @@ pub const ROUTES: &[Route] = &[
         secret("gateway_callback"),
         Shape::Page,
     ),
-    route(
-        Exact("/.gatehouse/csp-report"),
-        POST,
-        H::CspReport,
-        page("csp_report"),
-        Shape::Json,
+    body(
+        Body::CspReport,
+        route(
+            Exact("/.gatehouse/csp-report"),
+            POST,
+            H::CspReport,
+            page("csp_report"),
+            Shape::Json,
+        ),
     ),
-    route(Tree("/admin/api"), ANY, H::Admin, secret("admin"), Shape::Json),
+    body(
+        Body::Admin,
+        route(Tree("/admin/api"), ANY, H::Admin, secret("admin"), Shape::Json),
+    ),
     route(Exact("/account"), GET_ONLY, H::AccountShow, None, Shape::Page),
     route(Exact("/account/resume"), GET_ONLY, H::AccountResume, None, Shape::Page),
     // Starts a flow (a stored row), like a page load.
@@ -327,6 +351,16 @@ pub const ROUTES: &[Route] = &[
         Shape::Page,
     ),
 ];
+
+/// The bound of a request body to `path`, whatever its method (a method the path does not
+/// answer is still read no further than its bound); a path of Gatehouse's without a route gets
+/// the form bound.
+pub fn body_of(path: &str) -> Body {
+    ROUTES
+        .iter()
+        .find(|r| r.path.matches(path))
+        .map_or(Body::Form, |r| r.body)
+}
 
 /// The route that answers `method` on `path`. `OPTIONS` finds a CORS route (its preflight).
 pub fn find(method: Method, path: &str) -> Option<&'static Route> {

@@ -85,11 +85,10 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
         let now = ctx.clock.now();
         let hash = password::hash(new.expose(), ctx.rng)?;
         let mut changes = vec![users::set_password_hash_statement(&user.id, &hash, now)];
-        // The flow's session (written when its factors were passed) stays; every other one ends.
-        changes.extend(match flow.session.as_deref() {
-            Some(keep) => sessions::end_others_statements(&user.id, keep, now),
-            None => sessions::end_all_for_user_statements(&user.id, now),
-        });
+        // The flow's session (written when its factors were passed; `standing` checked that it
+        // is live) and the flow itself stay; every other session and flow of the user ends.
+        let keep = flow.session.as_deref().unwrap_or("");
+        changes.extend(sessions::end_others_statements(&user.id, keep, &id, now));
         changes.push(events::record_statement(
             ctx.rng,
             now,
