@@ -979,3 +979,42 @@ fn location_of(r: &Response) -> String {
         .unwrap_or_else(|| panic!("no location ({}): {}", r.status, String::from_utf8_lossy(&r.body)))
         .to_owned()
 }
+
+#[test]
+fn a_member_of_a_group_that_requires_mfa_is_sent_to_sign_in_again_from_a_password_only_session() {
+    let mut env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    app(&env, json!({}));
+    let b = sign_in(&env, "/wiki/");
+    forward(env.route_at(APP, &b.request(Method::Get, "/wiki/")));
+    // Alice joins a group whose members need a second factor: her session has none.
+    let alice = env.user_id("alice");
+    env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{alice}"),
+        Some(json!({"groups": ["finance"]})),
+    );
+    forward(env.route_at(APP, &b.request(Method::Get, "/wiki/")));
+    env.settings.mfa_required_groups = vec!["finance".into()];
+    let r = respond(env.route_at(APP, &b.request(Method::Get, "/wiki/")));
+    assert_eq!(r.status, 302);
+    assert!(r.header("location").unwrap().starts_with(&format!("{ISSUER}/oauth2/gateway?")));
+    // Another group's rule is not hers.
+    env.settings.mfa_required_groups = vec!["ops".into()];
+    forward(env.route_at(APP, &b.request(Method::Get, "/wiki/")));
+}
+
+#[test]
+fn on_the_issuers_own_host_an_app_that_requires_mfa_checks_the_sso_session_too() {
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    legacy_app_on_issuer_host(&env, "app_local", "/local/", "http://10.0.0.5:8080");
+    env.db.exec("UPDATE apps SET require_mfa = 1");
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, "/account"));
+    submit_login(&env, &mut b, r.header("location").unwrap(), "alice", PASSWORD);
+    let r = respond(env.route_at(ISSUER, &b.request(Method::Get, "/local/x")));
+    assert_eq!(r.status, 302, "a password-only SSO session is not enough");
+    env.db.exec("UPDATE apps SET require_mfa = 0");
+    forward(env.route_at(ISSUER, &b.request(Method::Get, "/local/x")));
+}

@@ -77,12 +77,6 @@ async fn enrolled(ctx: &Ctx<'_>, user_id: &str) -> Result<Enrolled, Error> {
     })
 }
 
-/// Whether the user belongs to a group whose members always need a second factor.
-fn in_mfa_group(ctx: &Ctx<'_>, user: &users::User) -> bool {
-    let groups = &ctx.settings.mfa_required_groups;
-    user.groups.iter().any(|g| groups.contains(g))
-}
-
 /// Whether the purpose still needs the user's consent.
 async fn consent_needed(ctx: &Ctx<'_>, flow: &Flow, user_id: &str) -> Result<bool, Error> {
     let Some(ask) = flow.consent.as_ref().filter(|_| !flow.consented) else {
@@ -131,7 +125,8 @@ pub async fn standing(ctx: &Ctx<'_>, flow: &Flow) -> Result<Standing, Error> {
     }
     let mut requirements = Requirements {
         mfa: ctx.settings.mfa,
-        mfa_required_here: flow.mfa_required_here || in_mfa_group(ctx, &user),
+        mfa_required_here: flow.mfa_required_here
+            || plan::group_requires_mfa(&ctx.settings.mfa_required_groups, &user.groups),
         acr_mfa: flow.acr_mfa,
         fresh_after: flow.fresh_after,
         enroll_after: Some(now - plan::FRESH_PASSWORD_TO_ENROLL),

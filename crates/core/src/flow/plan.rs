@@ -108,6 +108,12 @@ pub fn amr_of(factors: &[Passed], fresh_after: Option<i64>) -> Vec<&'static str>
 /// asks for it again after this long, and so does a sign-in that would enroll one.
 pub const FRESH_PASSWORD_TO_ENROLL: i64 = 10 * 60;
 
+/// Whether a user in `user_groups` always needs a second factor (`GATEHOUSE_MFA_REQUIRED_GROUPS`
+/// names `required`).
+pub fn group_requires_mfa(required: &[String], user_groups: &[String]) -> bool {
+    user_groups.iter().any(|g| required.contains(g))
+}
+
 /// `GATEHOUSE_MFA`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MfaMode {

@@ -267,13 +267,17 @@ pub async fn route(ctx: &Ctx<'_>, req: &Request) -> Option<Outcome> {
 
 /// The signed-in user on this request: the app-host session, or the SSO session itself when the
 /// app shares Gatehouse's host.
-/// An app that requires a second factor takes only a session that passed one; any other is
-/// sent to sign in, where the flow steps it up.
+/// Where a second factor is required (the app's `require_mfa`, or one of the user's groups in
+/// `GATEHOUSE_MFA_REQUIRED_GROUPS`), only a session that passed one is taken: any other (made
+/// before the rule, or for another app on the host) is sent to sign in, where the flow steps it
+/// up.
 async fn signed_in_user(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Option<users::User>, InternalError> {
     let now = ctx.clock.now();
+    let needs_second =
+        |u: &users::User| app.require_mfa || plan::group_requires_mfa(&ctx.settings.mfa_required_groups, &u.groups);
     if let Some(hash) = cookies::app_session_hash(ctx, req) {
         if let Some(user) = users::by_app_session(ctx.db, &hash, &app.host, now).await? {
-            if app.require_mfa && !passed_second_factor(app_sessions::sso_session(ctx.db, &hash, now).await?) {
+            if needs_second(&user) && !passed_second_factor(app_sessions::sso_session(ctx.db, &hash, now).await?) {
                 return Ok(None);
             }
             return Ok(Some(user));
@@ -281,10 +285,13 @@ async fn signed_in_user(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Optio
     }
     if host_of(ctx.issuer()).eq_ignore_ascii_case(&app.host) {
         if let Some(hash) = cookies::session_hash(ctx, req) {
-            if app.require_mfa && !passed_second_factor(sessions::active(ctx.db, &hash, now).await?) {
+            let Some(user) = users::by_sso_session(ctx.db, &hash, now).await? else {
+                return Ok(None);
+            };
+            if needs_second(&user) && !passed_second_factor(sessions::active(ctx.db, &hash, now).await?) {
                 return Ok(None);
             }
-            return users::by_sso_session(ctx.db, &hash, now).await;
+            return Ok(Some(user));
         }
     }
     Ok(None)
