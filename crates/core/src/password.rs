@@ -103,6 +103,14 @@ mod tests {
     use crate::testing::SeededRng;
 
     #[test]
+    fn a_typed_password_never_prints() {
+        let p = Password::new("hunter2 correct horse");
+        assert_eq!(format!("{p:?}"), "Password([redacted])");
+        assert_eq!(format!("{:?}", Some(&p)), "Some(Password([redacted]))");
+        assert_eq!(p.expose(), "hunter2 correct horse");
+    }
+
+    #[test]
     fn hash_is_phc_argon2id_with_owasp_minimum_parameters() {
         let h = hash("correct horse", &SeededRng::new(1)).unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");

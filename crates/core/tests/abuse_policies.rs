@@ -725,3 +725,31 @@ fn an_oversized_username_is_refused_and_neither_counted_nor_logged() {
     assert_eq!(r.status, 401);
     assert_eq!(count_events(&env, "login_failed"), 1);
 }
+
+#[test]
+fn a_cors_preflight_spends_nothing_and_is_never_limited() {
+    let mut env = env_with_limits(vec![Tier::per_second(1, 1)]);
+    env.settings.cors_origins = vec!["https://spa.example.com".into()];
+    let ip = "203.0.113.9";
+    let preflight = || {
+        Request::new(Method::Options, "/oauth2/token")
+            .with_header("cf-connecting-ip", ip)
+            .with_header("origin", "https://spa.example.com")
+            .with_header("access-control-request-method", "POST")
+    };
+    for _ in 0..3 {
+        assert_ne!(env.send(preflight()).status, 429, "a preflight checks nothing");
+    }
+    let token = || {
+        Request::new(Method::Post, "/oauth2/token")
+            .with_header("cf-connecting-ip", ip)
+            .with_form(&[("grant_type", "client_credentials")])
+    };
+    assert_ne!(env.send(token()).status, 429, "the preflights spent nothing");
+    assert_eq!(env.send(token()).status, 429);
+    assert_ne!(
+        env.send(preflight()).status,
+        429,
+        "nor is one refused when the bucket is empty"
+    );
+}

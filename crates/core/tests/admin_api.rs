@@ -122,6 +122,28 @@ fn rfc7591_client_metadata_is_validated() {
         let r = env.admin(Method::Post, "/admin/api/clients", Some(bad.clone()));
         assert_eq!(r.status, 400, "{bad}");
     }
+    // Each protocol value is named in the error: what was wrong, and what is allowed.
+    for (bad, says) in [
+        (
+            json!({"grant_types": [], "response_types": []}),
+            "grant_types must be a non-empty subset of [\"authorization_code\", \"refresh_token\", \"client_credentials\"]",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "private_key_jwt"}),
+            "token_endpoint_auth_method must be one of [\"client_secret_basic\", \"client_secret_post\", \"none\"]",
+        ),
+    ] {
+        let r = env.admin(Method::Post, "/admin/api/clients", Some(bad.clone()));
+        assert_eq!(r.status, 400, "{bad}");
+        assert_eq!(r.json_body()["error_description"], says, "{bad}");
+    }
+    let id = env.create_client(json!({"redirect_uris": [REDIRECT]})).0;
+    let r = env.admin(
+        Method::Patch,
+        &format!("/admin/api/clients/{id}"),
+        Some(json!({"grant_types": ["authorization_code", "password"]})),
+    );
+    assert_eq!(r.status, 400, "a PATCH is checked the same way");
 }
 
 #[test]

@@ -998,7 +998,10 @@ fn a_member_of_a_group_that_requires_mfa_is_sent_to_sign_in_again_from_a_passwor
     env.settings.mfa_required_groups = vec!["finance".into()];
     let r = respond(env.route_at(APP, &b.request(Method::Get, "/wiki/")));
     assert_eq!(r.status, 302);
-    assert!(r.header("location").unwrap().starts_with(&format!("{ISSUER}/oauth2/gateway?")));
+    assert!(r
+        .header("location")
+        .unwrap()
+        .starts_with(&format!("{ISSUER}/oauth2/gateway?")));
     // Another group's rule is not hers.
     env.settings.mfa_required_groups = vec!["ops".into()];
     forward(env.route_at(APP, &b.request(Method::Get, "/wiki/")));

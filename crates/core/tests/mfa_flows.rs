@@ -569,11 +569,16 @@ fn an_administrator_sees_removes_and_resets_a_users_factors() {
             .count("SELECT COUNT(*) FROM events WHERE kind = 'admin_totp_removed'"),
         1
     );
-    // The codes still sign in: the user is enrolled.
+    // The codes still sign in: the user is enrolled, and asked for one.
     let v = env
         .admin(Method::Get, &format!("/admin/api/users/{uid}/factors"), None)
         .json_body();
     assert_eq!(v["mfa_enrolled"], true);
+    let mut b = Browser::default();
+    let mfa = password_step(&env, &mut b, &rp, "alice", "");
+    assert!(mfa.starts_with("/oauth2/mfa?"), "{mfa}");
+    let r = b.send(&env, b.request(Method::Get, &mfa));
+    assert!(location(&r).starts_with("/oauth2/mfa/recovery?"), "only codes are left");
 
     let r = env.admin(Method::Delete, &format!("/admin/api/users/{uid}/factors"), None);
     assert_eq!(r.status, 204);
@@ -587,6 +592,13 @@ fn an_administrator_sees_removes_and_resets_a_users_factors() {
         .admin(Method::Get, &format!("/admin/api/users/{uid}/factors"), None)
         .json_body();
     assert_eq!(v["mfa_enrolled"], false);
+    // A device alone (no codes left) is enrolled too.
+    add_confirmed_device(&env, &uid);
+    let v = env
+        .admin(Method::Get, &format!("/admin/api/users/{uid}/factors"), None)
+        .json_body();
+    assert_eq!(v["mfa_enrolled"], true);
+    env.db.exec("DELETE FROM totp_devices");
     // After a reset the user enrolls again at the next sign-in.
     let next = password_step(&env, &mut Browser::default(), &rp, "alice", "");
     assert!(next.starts_with("/oauth2/mfa/enroll"), "{next}");
