@@ -613,3 +613,40 @@ fn an_administrator_sees_removes_and_resets_a_users_factors() {
         405
     );
 }
+
+#[test]
+fn a_finished_flow_completes_only_for_the_browser_holding_its_session() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    env.create_user("alice", PASSWORD);
+    // Another live session of alice's, in another browser.
+    let mut other = Browser::default();
+    let r = other.send(&env, other.request(Method::Get, &authorize_url(&rp, "")));
+    let r = submit_login(&env, &mut other, &location(&r), "alice", PASSWORD);
+    follow(&env, &mut other, r);
+    let session_cookie = |b: &Browser| {
+        b.cookies
+            .iter()
+            .find(|(k, _)| k.ends_with("gh_session"))
+            .cloned()
+            .expect("a session cookie")
+    };
+    let foreign = session_cookie(&other);
+
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "")));
+    let r = submit_login(&env, &mut b, &location(&r), "alice", PASSWORD);
+    let resume = location(&r);
+    assert!(resume.starts_with("/oauth2/authorize/resume"), "{resume}");
+    // Before the resume, the browser's session cookie becomes the other session's (both live,
+    // both alice's): the flow's factors were written to a session this browser does not hold.
+    let mine = session_cookie(&b);
+    b.cookies.retain(|(k, _)| *k != mine.0);
+    b.cookies.push(foreign);
+    let r = b.send(&env, b.request(Method::Get, &resume));
+    let again = location(&r);
+    assert!(
+        again.starts_with("/oauth2/login?req="),
+        "proved again, not completed: {again}"
+    );
+}

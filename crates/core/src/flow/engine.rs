@@ -73,7 +73,9 @@ async fn enrolled(ctx: &Ctx<'_>, user_id: &str) -> Result<Enrolled, Error> {
     Ok(Enrolled {
         totp: f.totp_devices > 0,
         recovery_codes: f.recovery_codes > 0,
-        had_second_factor: f.totp_devices > 0 || f.recovery_codes_issued > 0,
+        // A held device counts above; what is left to know is whether codes were ever issued
+        // (every first enrollment issues a set, and only an administrator's reset deletes it).
+        had_second_factor: f.recovery_codes_issued > 0,
     })
 }
 
@@ -261,9 +263,9 @@ pub enum Outcome {
 }
 
 /// What a purpose's resume path finds: it completes only a flow whose stages are all passed and
-/// whose session is the one this browser holds. A browser that no longer holds it (signed out in
-/// another tab, the session ended) proves its factors again: they are forgotten here, and the
-/// purpose advances the flow.
+/// whose session is the one this browser holds. A browser that holds another (live) session, or
+/// none, proves its factors again: they are forgotten here, and the purpose advances the flow.
+/// (A flow whose session ended is over: `standing` refuses it.)
 pub async fn outcome(ctx: &Ctx<'_>, req: &Request, flow: &mut Flow) -> Result<Outcome, Error> {
     match standing(ctx, flow).await? {
         Standing::Refused(r) => return Ok(Outcome::Refused(r)),
