@@ -1021,3 +1021,21 @@ fn on_the_issuers_own_host_an_app_that_requires_mfa_checks_the_sso_session_too()
     env.db.exec("UPDATE apps SET require_mfa = 0");
     forward(env.route_at(ISSUER, &b.request(Method::Get, "/local/x")));
 }
+
+#[test]
+fn an_app_disabled_while_its_user_signs_in_gets_no_code() {
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    app(&env, json!({}));
+    let first = respond(env.route_at(APP, &Browser::default().request(Method::Get, "/wiki/")));
+    let mut idp = Browser::default();
+    let login = idp.send(&env, idp.request(Method::Get, first.header("location").unwrap()));
+    env.db.exec("UPDATE apps SET disabled = 1");
+    let r = submit_login(&env, &mut idp, &location_of(&login), "alice", PASSWORD);
+    let resume = location_of(&r);
+    assert!(resume.starts_with("/oauth2/gateway/resume"), "{resume}");
+    let r = idp.send(&env, idp.request(Method::Get, &resume));
+    assert_eq!(r.status, 400);
+    assert!(String::from_utf8_lossy(&r.body).contains("unknown application"));
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM gateway_codes"), 0);
+}

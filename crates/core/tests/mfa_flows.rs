@@ -329,6 +329,12 @@ fn wrong_passwords_and_wrong_codes_count_toward_one_lockout() {
             .count("SELECT COUNT(*) FROM events WHERE kind = 'account_locked'"),
         1
     );
+    assert_eq!(
+        env.db
+            .count("SELECT json_extract(detail, '$.locked_for') FROM events WHERE kind = 'account_locked'"),
+        900,
+        "the lock's length in seconds"
+    );
     // Now even the right code is refused, with the same answer.
     let right = submit_code(
         &env,
@@ -649,4 +655,72 @@ fn a_finished_flow_completes_only_for_the_browser_holding_its_session() {
         again.starts_with("/oauth2/login?req="),
         "proved again, not completed: {again}"
     );
+}
+
+#[test]
+fn a_right_code_forgives_the_failures_before_it_like_a_finished_sign_in() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    env.create_user("alice", PASSWORD);
+    let uid = env.user_id("alice");
+    let secret = add_confirmed_device(&env, &uid);
+    // Four wrong passwords (one short of the lock), then the password and the right code.
+    for _ in 0..4 {
+        let mut b = Browser::default();
+        let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "")));
+        assert_eq!(submit_login(&env, &mut b, &location(&r), "alice", "wrong").status, 401);
+    }
+    let mut b = Browser::default();
+    let mfa = password_step(&env, &mut b, &rp, "alice", "");
+    let r = submit_code(
+        &env,
+        &mut b,
+        &mfa,
+        "/oauth2/mfa",
+        &secret.code_at(env.clock_now()).unwrap(),
+    );
+    assert!(query_param(&location(&follow(&env, &mut b, r)), "code").is_some());
+    // Forgiven: four more wrong passwords still do not lock.
+    for _ in 0..4 {
+        let mut b = Browser::default();
+        let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "")));
+        assert_eq!(submit_login(&env, &mut b, &location(&r), "alice", "wrong").status, 401);
+    }
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM events WHERE kind = 'account_locked'"),
+        0
+    );
+}
+
+#[test]
+fn a_stage_form_without_this_browsers_token_is_refused_and_spends_nothing() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    env.create_user("alice", PASSWORD);
+    let uid = env.user_id("alice");
+    let secret = add_confirmed_device(&env, &uid);
+    let mut b = Browser::default();
+    let mfa = password_step(&env, &mut b, &rp, "alice", "");
+    let page = body(&b.send(&env, b.request(Method::Get, &mfa)));
+    let code = secret.code_at(env.clock_now()).unwrap();
+    let forged = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/mfa").with_form(&[
+            ("req", hidden(&page, "req").as_str()),
+            ("csrf", "forged"),
+            ("code", &code),
+        ]),
+    );
+    assert_eq!(forged.status, 403);
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM sessions"), 0);
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM totp_devices WHERE last_step IS NULL OR last_step = 1"),
+        1,
+        "the code was not taken"
+    );
+    // The same code still works with the real token.
+    let r = submit_code(&env, &mut b, &mfa, "/oauth2/mfa", &code);
+    assert!(query_param(&location(&follow(&env, &mut b, r)), "code").is_some());
 }
