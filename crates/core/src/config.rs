@@ -212,7 +212,7 @@ impl Settings {
 
 /// Whether an origin is on this machine (`localhost`, `127.0.0.0/8`, `[::1]`): local development.
 pub fn is_loopback(origin: &str) -> bool {
-    let authority = crate::gateway::host_of(origin);
+    let authority = crate::http::host_of(origin);
     let host = match authority.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => authority.split(':').next().unwrap_or(""),

@@ -4,7 +4,7 @@
 
 use crate::config::{is_loopback, Settings};
 use crate::error::{Error, OAuthError};
-use crate::gateway::host_of;
+use crate::http::host_of;
 use crate::http::{Method, Response};
 
 /// A TLS protocol version, ordered oldest first.

@@ -341,3 +341,9 @@ pub fn header_value(value: &str, how: Unsafe) -> Option<Cow<'_, str>> {
     }
     Some(Cow::Owned(out))
 }
+
+/// The `host[:port]` of an origin or URL (`https://id.example.com/x` → `id.example.com`).
+pub fn host_of(origin: &str) -> &str {
+    let rest = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
+    rest.split(['/', '?', '#']).next().unwrap_or(rest)
+}

@@ -69,7 +69,7 @@ pub fn owns(settings: &Settings, origin: &str, path: &str) -> bool {
     let on_issuer_host = match &settings.issuer {
         // Unset (local development): the issuer is whatever origin the request came to.
         None => true,
-        Some(issuer) => gateway::host_of(issuer).eq_ignore_ascii_case(gateway::host_of(origin)),
+        Some(issuer) => http::host_of(issuer).eq_ignore_ascii_case(http::host_of(origin)),
     };
     path.starts_with("/.gatehouse/") || (on_issuer_host && gateway::is_reserved(path))
 }

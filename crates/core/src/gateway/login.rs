@@ -7,11 +7,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{host_of, is_https, return_url};
+use super::{is_https, return_url};
 use crate::crypto::{random_token, token_hash};
 use crate::error::{Error, ErrorCode, OAuthError};
 use crate::flow::engine::{self, Outcome};
 use crate::flow::{self, Flow, Purpose, Refusal};
+use crate::http::host_of;
 use crate::http::{append_query, Request, Response};
 use crate::store::apps::{self, App};
 use crate::store::{app_sessions, auth_requests, events, gateway_codes, sessions};

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::error::{Error, ErrorCode, InternalError, OAuthError};
 use crate::flow::plan;
-use crate::http::{append_query, Method, Request, Response};
+use crate::http::{append_query, host_of, Method, Request, Response};
 use crate::ports::SigningAlg;
 use crate::store::apps::{self, App};
 use crate::store::{app_sessions, sessions, users};
@@ -220,12 +220,6 @@ pub fn is_canonical_path(path: &str) -> bool {
         }
     }
     true
-}
-
-/// The `host[:port]` of an origin or URL (`https://id.example.com/x` → `id.example.com`).
-pub fn host_of(origin: &str) -> &str {
-    let rest = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
-    rest.split(['/', '?', '#']).next().unwrap_or(rest)
 }
 
 pub fn is_https(origin: &str) -> bool {

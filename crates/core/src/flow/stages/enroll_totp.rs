@@ -28,7 +28,7 @@ pub const TOO_MANY_DEVICES: &str = "You have too many authenticator apps set up.
 
 /// The name authenticator apps show for Gatehouse's entries: the issuer's host.
 fn issuer_name(ctx: &Ctx<'_>) -> String {
-    crate::gateway::host_of(ctx.issuer()).to_owned()
+    crate::http::host_of(ctx.issuer()).to_owned()
 }
 
 /// A new unconfirmed device for `user`, replacing any earlier unconfirmed one; `None` when the
