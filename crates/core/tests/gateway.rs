@@ -1039,3 +1039,42 @@ fn an_app_disabled_while_its_user_signs_in_gets_no_code() {
     assert!(String::from_utf8_lossy(&r.body).contains("unknown application"));
     assert_eq!(env.db.count("SELECT COUNT(*) FROM gateway_codes"), 0);
 }
+
+/// Signs in for the app up to its callback: the app-host browser and the callback's path.
+fn up_to_callback(env: &TestEnv, path: &str) -> (Browser, String) {
+    let mut app_browser = Browser::default();
+    let first = respond(env.route_at(APP, &app_browser.request(Method::Get, path)));
+    app_browser.absorb(&first);
+    let mut idp = Browser::default();
+    let login = idp.send(env, idp.request(Method::Get, first.header("location").unwrap()));
+    let r = submit_login(env, &mut idp, &location_of(&login), "alice", PASSWORD);
+    let to_callback = idp.send(env, idp.request(Method::Get, &location_of(&r)));
+    let callback = location_of(&to_callback);
+    (app_browser, callback.strip_prefix(APP).unwrap().to_owned())
+}
+
+#[test]
+fn a_gateway_code_lives_sixty_seconds_and_the_app_session_as_long_as_the_sso_session() {
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    app(&env, json!({}));
+    // 59 seconds on: still good; the app cookie lives as long as the SSO session has left.
+    let (b, callback) = up_to_callback(&env, "/wiki/");
+    env.clock.advance(59);
+    let done = env.send_at(APP, b.request(Method::Get, &callback));
+    assert_eq!(done.status, 303, "{}", String::from_utf8_lossy(&done.body));
+    let ttl = env.settings.session_ttl;
+    let app_cookie = done
+        .headers
+        .iter()
+        .find(|(k, v)| k == "set-cookie" && v.contains("gh_app="))
+        .map(|(_, v)| v.clone())
+        .expect("app session cookie");
+    assert!(app_cookie.contains(&format!("Max-Age={}", ttl - 59)), "{app_cookie}");
+    // Exactly 60 seconds on: expired.
+    let (b, callback) = up_to_callback(&env, "/wiki/");
+    env.clock.advance(60);
+    let late = env.send_at(APP, b.request(Method::Get, &callback));
+    assert_eq!(late.status, 400);
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM app_sessions"), 1);
+}
