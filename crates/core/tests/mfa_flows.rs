@@ -724,3 +724,33 @@ fn a_stage_form_without_this_browsers_token_is_refused_and_spends_nothing() {
     let r = submit_code(&env, &mut b, &mfa, "/oauth2/mfa", &code);
     assert!(query_param(&location(&follow(&env, &mut b, r)), "code").is_some());
 }
+
+#[test]
+fn a_session_that_cannot_meet_a_clients_rule_is_refused_at_once_with_or_without_prompt_none() {
+    let mut env = TestEnv::new();
+    env.settings.mfa = MfaMode::Off;
+    let relaxed = client(&env);
+    let strict = env
+        .create_client(json!({
+            "client_name": "Payroll",
+            "redirect_uris": [REDIRECT],
+            "grant_types": ["authorization_code"],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "scope": "openid",
+            "first_party": true,
+            "require_mfa": true,
+        }))
+        .0;
+    env.create_user("alice", PASSWORD);
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&relaxed, "")));
+    let r = submit_login(&env, &mut b, &location(&r), "alice", PASSWORD);
+    follow(&env, &mut b, r);
+    for extra in ["", "&prompt=none"] {
+        let r = b.send(&env, b.request(Method::Get, &authorize_url(&strict, extra)));
+        let to = location(&r);
+        assert!(to.starts_with(REDIRECT), "straight back to the client: {to}");
+        assert_eq!(query_param(&to, "error").as_deref(), Some("access_denied"), "{extra}");
+    }
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM auth_requests"), 0, "nothing stored");
+}

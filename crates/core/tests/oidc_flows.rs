@@ -685,11 +685,70 @@ fn sso_session_skips_login_and_prompt_login_forces_it() {
     let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "&prompt=login")));
     assert!(r.header("location").unwrap().starts_with("/oauth2/login"));
     env.clock.advance(120);
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "&max_age=3600")));
+    assert!(
+        query_param(r.header("location").unwrap(), "code").is_some(),
+        "a sign-in two minutes old meets max_age=3600"
+    );
     let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "&max_age=60")));
     assert!(
         r.header("location").unwrap().starts_with("/oauth2/login"),
         "max_age exceeded"
     );
+}
+
+#[test]
+fn acr_values_is_bounded_at_1024_bytes() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let fits = "a".repeat(1024);
+    let r = env.send(Request::new(
+        Method::Get,
+        &authorize_url(&rp, &format!("&acr_values={fits}")),
+    ));
+    assert!(
+        r.header("location").unwrap().starts_with("/oauth2/login"),
+        "1024 bytes are accepted"
+    );
+    let over = "a".repeat(1025);
+    let r = env.send(Request::new(
+        Method::Get,
+        &authorize_url(&rp, &format!("&acr_values={over}")),
+    ));
+    assert_eq!(
+        query_param(r.header("location").unwrap(), "error").as_deref(),
+        Some("invalid_request")
+    );
+}
+
+#[test]
+fn a_refresh_token_needs_both_offline_access_and_the_refresh_grant() {
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    // offline_access asked, refresh_token allowed: a refresh token.
+    let rp = confidential(&env, json!({}));
+    let mut b = Browser::default();
+    let r = login(&env, &mut b, &authorize_url(&rp, ""), "alice", PASSWORD);
+    let t = exchange(&env, &rp, &query_param(r.header("location").unwrap(), "code").unwrap()).json_body();
+    assert!(t["refresh_token"].is_string());
+    // Without offline_access: none.
+    let online = authorize_url(&rp, "").replace("%20offline_access", "");
+    let r = b.send(&env, b.request(Method::Get, &online));
+    let t = exchange(&env, &rp, &query_param(r.header("location").unwrap(), "code").unwrap()).json_body();
+    assert!(t.get("refresh_token").is_none(), "{t}");
+    // offline_access allowed and asked, but not the refresh grant: none.
+    let no_refresh = confidential(
+        &env,
+        json!({"client_id": "no-refresh", "grant_types": ["authorization_code"]}),
+    );
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&no_refresh, "")));
+    let t = exchange(
+        &env,
+        &no_refresh,
+        &query_param(r.header("location").unwrap(), "code").unwrap(),
+    )
+    .json_body();
+    assert!(t.get("refresh_token").is_none(), "{t}");
 }
 
 #[test]

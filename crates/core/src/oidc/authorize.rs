@@ -121,8 +121,9 @@ async fn start(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
     match engine::outcome(ctx, req, &mut flow).await? {
         // Signed in with everything required: the code, without storing anything else.
         Outcome::Complete(session) => return complete(ctx, &client, &request, &flow, &session, None).await,
-        Outcome::Refused(r) if prompt_none => return Ok(request.error(ctx, refusal_error(r))),
-        Outcome::Refused(_) => {}
+        // Refused already (the session's user cannot meet what the client requires): no page
+        // could change that, so the client hears at once.
+        Outcome::Refused(r) => return Ok(request.error(ctx, refusal_error(r))),
         Outcome::Unfinished if prompt_none => {
             // OIDC Core §3.1.2.6: prompt=none never shows a page.
             let e = match engine::standing(ctx, &flow).await? {

@@ -65,7 +65,7 @@ pub enum Op {
     },
     /// The secret was right but the sign-in is not over (a second factor follows): the attempt
     /// stops counting, and nothing earlier is forgiven.
-    Release { lockout: LockoutPolicy },
+    Release,
     /// An admin unlocked the account: no lock, no failures, no bad reputation.
     Unlock { reputation: ReputationPolicy },
 }
@@ -165,8 +165,8 @@ pub fn apply(record: &mut Record, op: &Op, now_ms: i64) -> Reply {
                 score,
             }
         }
-        Op::Release { lockout } => {
-            record.lock.release(lockout, now_ms);
+        Op::Release => {
+            record.lock.release();
             Reply::Released
         }
         Op::Unlock { reputation } => {
@@ -265,8 +265,8 @@ impl<'x> dyn Counters + 'x {
     }
 
     /// A right secret with more to come: its attempt stops counting (see [`Op::Release`]).
-    pub async fn release_attempt(&self, key: &str, lockout: &LockoutPolicy) -> Result<(), InternalError> {
-        match self.apply(key, &Op::Release { lockout: *lockout }).await? {
+    pub async fn release_attempt(&self, key: &str) -> Result<(), InternalError> {
+        match self.apply(key, &Op::Release).await? {
             Reply::Released => Ok(()),
             r => Err(unexpected(r)),
         }
@@ -312,9 +312,7 @@ mod tests {
                 lockout: None,
                 reputation: ReputationPolicy::default(),
             },
-            Op::Release {
-                lockout: LockoutPolicy::default(),
-            },
+            Op::Release,
             Op::Unlock {
                 reputation: ReputationPolicy::default(),
             },

@@ -98,11 +98,9 @@ impl LockState {
 
     /// The secret was right but the sign-in goes on (a second factor follows): the attempt that
     /// began stops counting; earlier failures stay, so a stolen password re-entered between
-    /// guesses at the code never clears them. A lock stays too.
-    pub fn release(&mut self, p: &LockoutPolicy, now_ms: i64) {
-        if p.max_attempts == 0 || self.is_locked(now_ms) {
-            return;
-        }
+    /// guesses at the code never clears them. A lock stays too: it is `locked_until_ms`, and
+    /// while it lasts (as with lockout off) nothing is counted, so `attempts` is 0 already.
+    pub fn release(&mut self) {
         self.attempts = self.attempts.saturating_sub(1);
     }
 
@@ -145,16 +143,18 @@ mod tests {
             fail_once(&mut s, T0 + i);
         }
         assert_eq!(s.begin(&policy(), T0 + 3), Admission::Admitted);
-        s.release(&policy(), T0 + 3);
+        s.release();
         assert_eq!(s.attempts, 3);
         // Two more failures lock: the release gave nothing back beyond its own attempt.
         assert_eq!(fail_once(&mut s, T0 + 4), (Admission::Admitted, false));
         assert_eq!(fail_once(&mut s, T0 + 5), (Admission::Admitted, true));
         // A lock is not released.
-        s.release(&policy(), T0 + 6);
+        assert_eq!(s.attempts, 0, "a lock counts nothing");
+        s.release();
         assert!(s.is_locked(T0 + 6));
+        assert_eq!(s.attempts, 0);
         let mut fresh = LockState::default();
-        fresh.release(&policy(), T0);
+        fresh.release();
         assert_eq!(fresh.attempts, 0, "never below zero");
     }
 

@@ -245,7 +245,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             engine::Standing::At(Stage::SecondFactor | Stage::EnrollSecondFactor)
         );
         if second_factor_next {
-            ctx.counters.release_attempt(&user_key, &rules.lockout).await?;
+            ctx.counters.release_attempt(&user_key).await?;
         } else {
             ctx.counters
                 .record_attempt(&user_key, true, Some(&rules.lockout), &rules.reputation)
