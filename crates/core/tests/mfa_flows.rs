@@ -754,3 +754,87 @@ fn a_session_that_cannot_meet_a_clients_rule_is_refused_at_once_with_or_without_
     }
     assert_eq!(env.db.count("SELECT COUNT(*) FROM auth_requests"), 0, "nothing stored");
 }
+
+#[test]
+fn the_consent_is_answered_only_from_the_browser_holding_the_flows_session() {
+    let env = TestEnv::new();
+    let third = env
+        .create_client(json!({
+            "client_name": "Third Party",
+            "redirect_uris": [REDIRECT],
+            "grant_types": ["authorization_code"],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "scope": "openid",
+        }))
+        .0;
+    env.create_user("alice", PASSWORD);
+    let mut other = Browser::default();
+    let r = other.send(&env, other.request(Method::Get, &authorize_url(&client(&env), "")));
+    let r = submit_login(&env, &mut other, &location(&r), "alice", PASSWORD);
+    follow(&env, &mut other, r);
+    let session_cookie = |b: &Browser| {
+        b.cookies
+            .iter()
+            .find(|(k, _)| k.ends_with("gh_session"))
+            .cloned()
+            .expect("a session cookie")
+    };
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&third, "")));
+    let r = submit_login(&env, &mut b, &location(&r), "alice", PASSWORD);
+    let consent = location(&r);
+    assert!(consent.starts_with("/oauth2/consent?req="), "{consent}");
+    let page = body(&b.send(&env, b.request(Method::Get, &consent)));
+    // The browser's session cookie becomes another (live) session of alice's.
+    let mine = session_cookie(&b);
+    b.cookies.retain(|(k, _)| *k != mine.0);
+    b.cookies.push(session_cookie(&other));
+    // Its form, posted now, grants nothing: the factors are proved again.
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/consent").with_form(&[
+            ("req", hidden(&page, "req").as_str()),
+            ("csrf", hidden(&page, "csrf").as_str()),
+            ("decision", "allow"),
+        ]),
+    );
+    assert!(location(&r).starts_with("/oauth2/login?req="), "{}", location(&r));
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM consents"), 0, "nothing granted");
+}
+
+#[test]
+fn the_consent_page_is_shown_only_in_the_browser_holding_the_flows_session() {
+    let env = TestEnv::new();
+    let third = env
+        .create_client(json!({
+            "client_name": "Third Party",
+            "redirect_uris": [REDIRECT],
+            "grant_types": ["authorization_code"],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "scope": "openid",
+        }))
+        .0;
+    env.create_user("alice", PASSWORD);
+    let mut other = Browser::default();
+    let r = other.send(&env, other.request(Method::Get, &authorize_url(&client(&env), "")));
+    let r = submit_login(&env, &mut other, &location(&r), "alice", PASSWORD);
+    follow(&env, &mut other, r);
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&third, "")));
+    let r = submit_login(&env, &mut b, &location(&r), "alice", PASSWORD);
+    let consent = location(&r);
+    assert!(consent.starts_with("/oauth2/consent?req="), "{consent}");
+    let swap = other
+        .cookies
+        .iter()
+        .find(|(k, _)| k.ends_with("gh_session"))
+        .cloned()
+        .unwrap();
+    b.cookies.retain(|(k, _)| !k.ends_with("gh_session"));
+    b.cookies.push(swap);
+    let r = b.send(&env, b.request(Method::Get, &consent));
+    assert!(
+        location(&r).starts_with("/oauth2/login?req="),
+        "shown to no one: prove it again"
+    );
+}

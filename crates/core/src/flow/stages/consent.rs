@@ -114,3 +114,17 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
     .await;
     result.unwrap_or_else(Error::into_page)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[test]
+    fn each_scope_the_page_asks_for_is_said_in_words() {
+        assert_eq!(describe("openid"), "Know who you are");
+        assert_eq!(describe("profile"), "See your name and username");
+        assert_eq!(describe("email"), "See your email address");
+        assert_eq!(describe("offline_access"), "Stay signed in when you are not using it");
+        assert_eq!(describe("admin"), "Unknown access");
+    }
+}

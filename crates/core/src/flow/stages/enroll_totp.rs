@@ -249,3 +249,21 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
     .await;
     result.unwrap_or_else(Error::into_page)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{device_name, DEFAULT_NAME};
+
+    #[test]
+    fn a_device_name_is_trimmed_defaulted_and_at_most_64_characters() {
+        assert_eq!(device_name("  Work phone "), Some("Work phone".into()));
+        assert_eq!(device_name("   "), Some(DEFAULT_NAME.into()));
+        let longest = "é".repeat(64);
+        assert_eq!(
+            device_name(&longest),
+            Some(longest.clone()),
+            "64 characters (128 bytes)"
+        );
+        assert_eq!(device_name(&format!("{longest}x")), None);
+    }
+}
