@@ -838,3 +838,66 @@ fn the_consent_page_is_shown_only_in_the_browser_holding_the_flows_session() {
         "shown to no one: prove it again"
     );
 }
+
+#[test]
+fn each_code_page_offers_the_other_kind_only_when_the_user_has_it() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    env.create_user("alice", PASSWORD);
+    let uid = env.user_id("alice");
+    let secret = add_confirmed_device(&env, &uid);
+    // A device and no codes: the code page offers no recovery code, even after a wrong code.
+    let mut b = Browser::default();
+    let mfa = password_step(&env, &mut b, &rp, "alice", "");
+    assert!(!body(&b.send(&env, b.request(Method::Get, &mfa))).contains("use-recovery-code"));
+    let r = submit_code(&env, &mut b, &mfa, "/oauth2/mfa", "000000");
+    assert_eq!(r.status, 401);
+    assert!(!body(&r).contains("use-recovery-code"));
+    // With codes too: both pages link to each other.
+    env.db.exec(&format!(
+        "INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES ('{uid}', 'h', 1)"
+    ));
+    assert!(body(&b.send(&env, b.request(Method::Get, &mfa))).contains("use-recovery-code"));
+    let r = submit_code(&env, &mut b, &mfa, "/oauth2/mfa", "000001");
+    assert!(body(&r).contains("use-recovery-code"));
+    let recovery = mfa.replace("/oauth2/mfa", "/oauth2/mfa/recovery");
+    assert!(body(&b.send(&env, b.request(Method::Get, &recovery))).contains("use-authenticator"));
+    let r = submit_code(&env, &mut b, &recovery, "/oauth2/mfa/recovery", "aaaa-bbbb-cccc-dddd");
+    assert_eq!(r.status, 401);
+    assert!(body(&r).contains("use-authenticator"));
+    // Codes only: the recovery page does not offer the app.
+    env.db.exec("DELETE FROM totp_devices");
+    assert!(!body(&b.send(&env, b.request(Method::Get, &recovery))).contains("use-authenticator"));
+    let r = submit_code(&env, &mut b, &recovery, "/oauth2/mfa/recovery", "aaaa-bbbb-cccc-dddd");
+    assert!(!body(&r).contains("use-authenticator"));
+    let _ = secret;
+}
+
+#[test]
+fn a_locked_account_spends_no_recovery_code() {
+    let mut env = TestEnv::new();
+    env.settings.mfa = MfaMode::Required;
+    let rp = client(&env);
+    env.create_user("alice", PASSWORD);
+    let (_, codes, _) = enroll_at_sign_in(&env, &mut Browser::default(), &rp, "alice");
+    env.clock.advance(60);
+    let mut b = Browser::default();
+    let mfa = password_step(&env, &mut b, &rp, "alice", "");
+    let recovery = mfa.replace("/oauth2/mfa", "/oauth2/mfa/recovery");
+    for _ in 0..5 {
+        submit_code(&env, &mut b, &recovery, "/oauth2/mfa/recovery", "aaaa-bbbb-cccc-dddd");
+    }
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM events WHERE kind = 'account_locked'"),
+        1
+    );
+    let r = submit_code(&env, &mut b, &recovery, "/oauth2/mfa/recovery", &codes[0]);
+    assert_eq!(r.status, 401, "locked: the right code gets the wrong-code answer");
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM recovery_codes WHERE used_at IS NULL"),
+        10,
+        "and is not spent"
+    );
+}

@@ -604,6 +604,15 @@ fn client_credentials_for_confidential_clients_only() {
         &[("grant_type", "password"), ("username", "a"), ("password", "b")],
     );
     assert_eq!(r.json_body()["error"], "unsupported_grant_type");
+    // A confidential client not registered for the grant cannot use it.
+    let web = confidential(&env, json!({"client_id": "web-only"}));
+    let r = token(&env, &web, &[("grant_type", "client_credentials")]);
+    assert_eq!(
+        r.json_body()["error"],
+        "unauthorized_client",
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
 }
 
 #[test]
