@@ -145,23 +145,6 @@ fn a_users_devices_are_theirs_alone_and_a_sealed_secret_does_not_open_in_another
 }
 
 #[test]
-fn unconfirmed_enrollments_older_than_the_cut_off_are_removed_and_confirmed_devices_kept() {
-    let (db, key, rng) = setup(7);
-    enroll(&db, &key, &rng, "usr_alice", "dev_abandoned");
-    enroll(&db, &key, &rng, "usr_alice", "dev_used");
-    assert_eq!(confirm(&db, "usr_alice", "dev_used", 9, NOW), 1);
-    let (sql, params) = totp_devices::delete_unconfirmed_statement(NOW);
-    assert_eq!(
-        block_on(db.execute(sql, &params)).unwrap(),
-        0,
-        "created at NOW: not older"
-    );
-    let (sql, params) = totp_devices::delete_unconfirmed_statement(NOW + 1);
-    assert_eq!(block_on(db.execute(sql, &params)).unwrap(), 1);
-    assert_eq!(db.text("SELECT id FROM totp_devices"), "dev_used");
-}
-
-#[test]
 fn a_recovery_code_is_spent_once_and_a_new_set_voids_the_old_one() {
     let db = SqliteDb::migrated();
     with_users(&db);

@@ -144,15 +144,6 @@ pub fn delete_statement(user_id: &str, id: &str) -> (&'static str, Vec<Value>) {
     )
 }
 
-/// Enrollments started before `older_than` and never confirmed (abandoned QR codes), for the
-/// retention job.
-pub fn delete_unconfirmed_statement(older_than: i64) -> (&'static str, Vec<Value>) {
-    (
-        "DELETE FROM totp_devices WHERE confirmed_at IS NULL AND created_at < ?1",
-        params_vec![older_than],
-    )
-}
-
 /// What second factors a user can sign in with, in one query: confirmed TOTP devices and unused
 /// recovery codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
