@@ -1,11 +1,9 @@
 // The login and consent pages in a real browser (Debian's Chromium via playwright-core).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { createServer } from "node:http";
-import { chromium } from "playwright-core";
 import * as oc from "openid-client";
 import { startGatehouse } from "./harness.mjs";
-import { adminApi, oidcConfig, authRequest, tokenRequest } from "./helpers.mjs";
+import { adminApi, oidcConfig, authRequest, tokenRequest, launchChromium, callbackServer } from "./helpers.mjs";
 
 let gh, admin, browser, cb, cbBase;
 const hits = [];
@@ -14,20 +12,8 @@ before(async () => {
   gh = await startGatehouse();
   admin = adminApi(gh);
   // the relying party's redirect_uri: a tiny loopback server that records what it receives
-  cb = createServer((req, res) => {
-    hits.push(req.url);
-    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
-    res.end("<!doctype html><title>callback</title><p>callback received</p>");
-  });
-  await new Promise((ok) => cb.listen(0, "127.0.0.1", ok));
-  cbBase = `http://127.0.0.1:${cb.address().port}`;
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-  });
+  ({ server: cb, base: cbBase } = await callbackServer((url) => hits.push(url)));
+  browser = await launchChromium();
 });
 
 after(async () => {

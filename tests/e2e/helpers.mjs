@@ -403,3 +403,30 @@ export async function oauthErrorOf(promise) {
   }
   return "no error";
 }
+
+/** Debian's Chromium, headless, through playwright-core (the browser suites share these flags). */
+export async function launchChromium() {
+  const { chromium } = await import("playwright-core");
+  return chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+  });
+}
+
+/**
+ * A relying party's redirect_uri for browser tests: a loopback server answering a small page,
+ * calling `onHit(url)` for each request. Returns the server and its base URL.
+ */
+export async function callbackServer(onHit = () => {}) {
+  const { createServer } = await import("node:http");
+  const server = createServer((req, res) => {
+    onHit(req.url);
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end("<!doctype html><title>callback</title><p>callback received</p>");
+  });
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  return { server, base: `http://127.0.0.1:${server.address().port}` };
+}

@@ -5,11 +5,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { createServer } from "node:http";
-import { chromium } from "playwright-core";
 import * as oc from "openid-client";
 import { startGatehouse } from "./harness.mjs";
-import { adminApi, oidcConfig, authRequest } from "./helpers.mjs";
+import { adminApi, oidcConfig, authRequest, launchChromium, callbackServer } from "./helpers.mjs";
 
 let gh, admin, browser, cb, cbBase;
 
@@ -45,19 +43,8 @@ test("totp: the RFC 6238 test vector (SHA-1) checks this file's own generator", 
 before(async () => {
   gh = await startGatehouse({ vars: { GATEHOUSE_MFA: "required" } });
   admin = adminApi(gh);
-  cb = createServer((req, res) => {
-    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
-    res.end("<!doctype html><title>callback</title><p>callback received</p>");
-  });
-  await new Promise((ok) => cb.listen(0, "127.0.0.1", ok));
-  cbBase = `http://127.0.0.1:${cb.address().port}`;
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-  });
+  ({ server: cb, base: cbBase } = await callbackServer());
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -755,9 +755,10 @@ fn a_session_that_cannot_meet_a_clients_rule_is_refused_at_once_with_or_without_
     assert_eq!(env.db.count("SELECT COUNT(*) FROM auth_requests"), 0, "nothing stored");
 }
 
-#[test]
-fn the_consent_is_answered_only_from_the_browser_holding_the_flows_session() {
-    let env = TestEnv::new();
+/// Alice signed in twice: `b` stands at a third-party client's consent (its URL and the form's
+/// CSRF token are returned), and the session cookie it holds has just been swapped for the other
+/// browser's (both live, both alice's), so it no longer holds the session the flow signed in.
+fn at_consent_holding_another_session(env: &TestEnv) -> (Browser, String, String) {
     let third = env
         .create_client(json!({
             "client_name": "Third Party",
@@ -769,32 +770,36 @@ fn the_consent_is_answered_only_from_the_browser_holding_the_flows_session() {
         .0;
     env.create_user("alice", PASSWORD);
     let mut other = Browser::default();
-    let r = other.send(&env, other.request(Method::Get, &authorize_url(&client(&env), "")));
-    let r = submit_login(&env, &mut other, &location(&r), "alice", PASSWORD);
-    follow(&env, &mut other, r);
-    let session_cookie = |b: &Browser| {
-        b.cookies
-            .iter()
-            .find(|(k, _)| k.ends_with("gh_session"))
-            .cloned()
-            .expect("a session cookie")
-    };
+    let r = other.send(env, other.request(Method::Get, &authorize_url(&client(env), "")));
+    let r = submit_login(env, &mut other, &location(&r), "alice", PASSWORD);
+    follow(env, &mut other, r);
     let mut b = Browser::default();
-    let r = b.send(&env, b.request(Method::Get, &authorize_url(&third, "")));
-    let r = submit_login(&env, &mut b, &location(&r), "alice", PASSWORD);
+    let r = b.send(env, b.request(Method::Get, &authorize_url(&third, "")));
+    let r = submit_login(env, &mut b, &location(&r), "alice", PASSWORD);
     let consent = location(&r);
     assert!(consent.starts_with("/oauth2/consent?req="), "{consent}");
-    let page = body(&b.send(&env, b.request(Method::Get, &consent)));
-    // The browser's session cookie becomes another (live) session of alice's.
-    let mine = session_cookie(&b);
-    b.cookies.retain(|(k, _)| *k != mine.0);
-    b.cookies.push(session_cookie(&other));
-    // Its form, posted now, grants nothing: the factors are proved again.
+    let csrf = hidden(&body(&b.send(env, b.request(Method::Get, &consent))), "csrf");
+    let swap = other
+        .cookies
+        .iter()
+        .find(|(k, _)| k.ends_with("gh_session"))
+        .cloned()
+        .expect("a session cookie");
+    b.cookies.retain(|(k, _)| !k.ends_with("gh_session"));
+    b.cookies.push(swap);
+    (b, consent, csrf)
+}
+
+#[test]
+fn the_consent_is_answered_only_from_the_browser_holding_the_flows_session() {
+    let env = TestEnv::new();
+    let (mut b, consent, csrf) = at_consent_holding_another_session(&env);
+    let req = query_param(&consent, "req").unwrap();
     let r = b.send(
         &env,
         b.request(Method::Post, "/oauth2/consent").with_form(&[
-            ("req", hidden(&page, "req").as_str()),
-            ("csrf", hidden(&page, "csrf").as_str()),
+            ("req", req.as_str()),
+            ("csrf", csrf.as_str()),
             ("decision", "allow"),
         ]),
     );
@@ -805,33 +810,7 @@ fn the_consent_is_answered_only_from_the_browser_holding_the_flows_session() {
 #[test]
 fn the_consent_page_is_shown_only_in_the_browser_holding_the_flows_session() {
     let env = TestEnv::new();
-    let third = env
-        .create_client(json!({
-            "client_name": "Third Party",
-            "redirect_uris": [REDIRECT],
-            "grant_types": ["authorization_code"],
-            "token_endpoint_auth_method": "client_secret_basic",
-            "scope": "openid",
-        }))
-        .0;
-    env.create_user("alice", PASSWORD);
-    let mut other = Browser::default();
-    let r = other.send(&env, other.request(Method::Get, &authorize_url(&client(&env), "")));
-    let r = submit_login(&env, &mut other, &location(&r), "alice", PASSWORD);
-    follow(&env, &mut other, r);
-    let mut b = Browser::default();
-    let r = b.send(&env, b.request(Method::Get, &authorize_url(&third, "")));
-    let r = submit_login(&env, &mut b, &location(&r), "alice", PASSWORD);
-    let consent = location(&r);
-    assert!(consent.starts_with("/oauth2/consent?req="), "{consent}");
-    let swap = other
-        .cookies
-        .iter()
-        .find(|(k, _)| k.ends_with("gh_session"))
-        .cloned()
-        .unwrap();
-    b.cookies.retain(|(k, _)| !k.ends_with("gh_session"));
-    b.cookies.push(swap);
+    let (mut b, consent, _) = at_consent_holding_another_session(&env);
     let r = b.send(&env, b.request(Method::Get, &consent));
     assert!(
         location(&r).starts_with("/oauth2/login?req="),
