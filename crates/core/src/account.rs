@@ -1,8 +1,9 @@
 //! `/account`: the signed-in user's own page. Profile, password change (a sign-in flow: the
 //! current password and second factor again, then the new-password stage), authenticator apps
-//! (add, remove), recovery codes (regenerate), sessions (sign out the others). Without a session the page starts a sign-in flow for itself (a purpose like an
-//! authorization request). Changing a factor needs a recent sign-in: older than
-//! [`REAUTH_WINDOW`], the user signs in again first. Every change is an event.
+//! (add, remove), recovery codes (regenerate), sessions (sign out the others). Without a
+//! session the page starts a sign-in flow for itself (a purpose like an authorization request).
+//! Changing a factor needs a recent sign-in: older than [`REAUTH_WINDOW`], the user signs in
+//! again first. Every change is an event.
 
 use serde_json::json;
 

@@ -104,27 +104,35 @@ pub enum Standing {
 
 /// The flow's next stage, from the plan.
 pub async fn standing(ctx: &Ctx<'_>, flow: &Flow) -> Result<Standing, Error> {
+    Ok(assess(ctx, flow).await?.0)
+}
+
+/// [`standing`], with the flow's session as it was found live (for `outcome`, which needs it
+/// and must not read it twice).
+async fn assess(ctx: &Ctx<'_>, flow: &Flow) -> Result<(Standing, Option<sessions::Session>), Error> {
+    let refused = |r| Ok((Standing::Refused(r), None));
     if let Some(r) = flow.refused {
-        return Ok(Standing::Refused(r));
+        return refused(r);
     }
     let Some(user_id) = flow.user_id.as_deref() else {
-        return Ok(Standing::At(Stage::Identify));
+        return Ok((Standing::At(Stage::Identify), None));
     };
     if flow.expected_user.as_deref().is_some_and(|u| u != user_id) {
-        return Ok(Standing::Refused(Refusal::OtherUser));
+        return refused(Refusal::OtherUser);
     }
     let now = ctx.clock.now();
     // What the flow passed holds only while its user may sign in and the session holding it
     // lives: a sign-out, a password change elsewhere or an administrator ends the flow too.
     let Some(user) = users::by_id(ctx.db, user_id).await?.filter(|u| !u.disabled) else {
-        return Ok(Standing::Refused(Refusal::Voided));
+        return refused(Refusal::Voided);
     };
-    if let Some(hash) = flow.session.as_deref() {
-        let live = sessions::active(ctx.db, hash, now).await?;
-        if live.is_none_or(|s| s.user_id != user_id) {
-            return Ok(Standing::Refused(Refusal::Voided));
-        }
-    }
+    let live = match flow.session.as_deref() {
+        Some(hash) => match sessions::active(ctx.db, hash, now).await? {
+            Some(s) if s.user_id == user_id => Some(s),
+            _ => return refused(Refusal::Voided),
+        },
+        None => None,
+    };
     let mut requirements = Requirements {
         mfa: ctx.settings.mfa,
         mfa_required_here: flow.mfa_required_here
@@ -135,21 +143,21 @@ pub async fn standing(ctx: &Ctx<'_>, flow: &Flow) -> Result<Standing, Error> {
         consent: false,
         new_password: flow.new_password,
     };
-    let user = Some(enrolled(ctx, user_id).await?);
+    let factors = Some(enrolled(ctx, user_id).await?);
     let passed = flow.passed();
-    let mut stage = plan::next(&requirements, user, &passed);
+    let mut stage = plan::next(&requirements, factors, &passed);
     // Consent is looked up only once every factor is passed: before that, nobody has proved
     // who they are.
     if stage == Stage::Complete && consent_needed(ctx, flow, user_id).await? {
         requirements.consent = true;
-        stage = plan::next(&requirements, user, &passed);
+        stage = plan::next(&requirements, factors, &passed);
     }
     Ok(match stage {
         Stage::Denied(plan::Denied::SecondFactorRequiredButOff) => {
-            Standing::Refused(Refusal::SecondFactorRequiredButOff)
+            (Standing::Refused(Refusal::SecondFactorRequiredButOff), None)
         }
-        Stage::Denied(plan::Denied::SecondFactorLost) => Standing::Refused(Refusal::SecondFactorLost),
-        s => Standing::At(s),
+        Stage::Denied(plan::Denied::SecondFactorLost) => (Standing::Refused(Refusal::SecondFactorLost), None),
+        s => (Standing::At(s), live),
     })
 }
 
@@ -267,17 +275,14 @@ pub enum Outcome {
 /// none, proves its factors again: they are forgotten here, and the purpose advances the flow.
 /// (A flow whose session ended is over: `standing` refuses it.)
 pub async fn outcome(ctx: &Ctx<'_>, req: &Request, flow: &mut Flow) -> Result<Outcome, Error> {
-    match standing(ctx, flow).await? {
-        Standing::Refused(r) => return Ok(Outcome::Refused(r)),
-        Standing::At(Stage::Complete) => {}
-        Standing::At(_) => return Ok(Outcome::Unfinished),
-    }
-    let held = match (&flow.session, cookies::session_hash(ctx, req)) {
-        (Some(hash), Some(cookie)) if crate::crypto::constant_time_eq(hash.as_bytes(), cookie.as_bytes()) => {
-            sessions::active(ctx.db, hash, ctx.clock.now())
-                .await?
-                .filter(|s| Some(&s.user_id) == flow.user_id.as_ref())
-        }
+    // `live` is the flow's session, found live and the flow user's by `assess`.
+    let live = match assess(ctx, flow).await? {
+        (Standing::Refused(r), _) => return Ok(Outcome::Refused(r)),
+        (Standing::At(Stage::Complete), live) => live,
+        (Standing::At(_), _) => return Ok(Outcome::Unfinished),
+    };
+    let held = match (live, cookies::session_hash(ctx, req)) {
+        (Some(s), Some(cookie)) if crate::crypto::constant_time_eq(s.id_hash.as_bytes(), cookie.as_bytes()) => Some(s),
         _ => None,
     };
     Ok(match held {
