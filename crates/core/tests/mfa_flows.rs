@@ -518,6 +518,24 @@ fn a_flow_whose_user_is_disabled_or_whose_session_ended_goes_no_further() {
     let r = follow(&env, &mut b, r);
     assert_eq!(query_param(&location(&r), "error").as_deref(), Some("access_denied"));
     assert_eq!(env.db.count("SELECT COUNT(*) FROM totp_devices"), 0, "nothing enrolled");
+
+    // A flow whose session (live) belongs to another user than the flow's is over too.
+    let bob = env.create_user("bob", PASSWORD);
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "")));
+    let r = submit_login(&env, &mut b, &location(&r), "alice", PASSWORD);
+    follow(&env, &mut b, r);
+    let r = b.send(
+        &env,
+        b.request(Method::Get, &authorize_url(&rp, &format!("&acr_values={acr}"))),
+    );
+    let enroll = location(&r);
+    assert!(enroll.starts_with("/oauth2/mfa/enroll?req="), "{enroll}");
+    env.db
+        .exec(&format!("UPDATE sessions SET user_id = '{bob}' WHERE ended_at IS NULL"));
+    let r = b.send(&env, b.request(Method::Get, &enroll));
+    let r = follow(&env, &mut b, r);
+    assert_eq!(query_param(&location(&r), "error").as_deref(), Some("access_denied"));
 }
 
 #[test]
