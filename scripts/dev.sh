@@ -31,5 +31,6 @@ curl -fsS "http://127.0.0.1:$PORT/healthz"; echo
 if [ -f scripts/seed-demo.mjs ]; then
   node scripts/seed-demo.mjs "http://127.0.0.1:$PORT"
 fi
+log "mail is not sent in local development: read it at http://127.0.0.1:$PORT/dev/outbox"
 log "Gatehouse is running on http://127.0.0.1:$PORT (Ctrl-C stops it)"
 wait $WRANGLER_PID

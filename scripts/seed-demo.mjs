@@ -19,6 +19,7 @@ const base = (process.argv[2] ?? process.env.GATEHOUSE_URL ?? "http://127.0.0.1:
 const DEMO_USER = {
   username: "demo",
   email: "demo@example.test",
+  email_verified: true,
   name: "Demo User",
   password: "demo-password-change-me",
 };

@@ -115,7 +115,11 @@ impl IsolateConfig {
             secret(env, gatehouse_core::config::ADMIN_TOKEN),
             secret(env, gatehouse_core::config::SEALING_KEY),
             settings.mfa,
-        )?;
+        )?
+        .with_mail_api_key(secret(env, gatehouse_core::mail::MAIL_API_KEY));
+        settings
+            .mail
+            .check(settings.issuer.as_deref(), secrets.mail_api_key.is_some())?;
         let key = secret(env, PRIVATE_KEY).ok_or_else(|| InternalError::new(format!("{PRIVATE_KEY} is not set")))?;
         let signer = WebCryptoSigner::cached(&key).await?;
         let config = Rc::new(IsolateConfig {
@@ -284,7 +288,7 @@ fn misconfigured(e: &InternalError) -> worker::Result<worker::Response> {
 }
 
 #[cfg_attr(not(feature = "wasm-tests"), worker::event(fetch))]
-pub async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
+pub async fn fetch(req: worker::Request, env: Env, worker_ctx: Context) -> worker::Result<worker::Response> {
     gatehouse_core::log::install(log_sink);
 
     let config = match IsolateConfig::get(&env).await {
@@ -322,6 +326,7 @@ pub async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Res
     if let Err(e) = settings.check_origin(&origin) {
         return misconfigured(&e);
     }
+    let mail_queue = crate::mail::Queue::default();
     let ctx = Ctx {
         settings,
         secrets,
@@ -330,6 +335,7 @@ pub async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Res
         signer: signer.as_ref(),
         counters: counters.as_ref(),
         captcha: &crate::captcha::FetchCaptcha,
+        mailer: &mail_queue,
         clock: &JsClock,
         rng: &rng,
     };
@@ -385,6 +391,7 @@ pub async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Res
         return to_worker(resp);
     }
     if let Some(resp) = gatehouse_core::handle(&ctx, &core_req).await {
+        crate::mail::flush(&env, &worker_ctx, Rc::clone(&config), mail_queue.take());
         return to_worker(resp);
     }
     // Static files: `/static/` on the issuer's host, `/.gatehouse/static/` on every host (for

@@ -45,6 +45,8 @@ pub struct Secrets {
     /// Seals the secrets Gatehouse must read back (TOTP seeds); `None` only with
     /// `GATEHOUSE_MFA=off`.
     pub sealing_key: Option<crate::factors::sealed::SealingKey>,
+    /// The HTTPS mail API's key (`GATEHOUSE_MAIL_API_KEY`), with `GATEHOUSE_MAILER=api`.
+    pub mail_api_key: Option<Secret>,
 }
 
 impl Secrets {
@@ -69,7 +71,14 @@ impl Secrets {
             cookie_secret: Secret::new(cookie_secret),
             admin_token: Secret::new(admin_token),
             sealing_key,
+            mail_api_key: None,
         })
+    }
+
+    /// With the mail API's key (`GATEHOUSE_MAIL_API_KEY`), if it is set.
+    pub fn with_mail_api_key(mut self, key: Option<String>) -> Secrets {
+        self.mail_api_key = key.filter(|k| !k.trim().is_empty()).map(Secret::new);
+        self
     }
 }
 
@@ -115,6 +124,10 @@ pub struct Settings {
     pub mfa: crate::flow::plan::MfaMode,
     /// `GATEHOUSE_MFA_REQUIRED_GROUPS`: members of these groups always need a second factor.
     pub mfa_required_groups: Vec<String>,
+    /// Mail delivery and its hourly bounds (`crate::mail`).
+    pub mail: crate::mail::MailSettings,
+    /// `GATEHOUSE_EMAIL_OTP`: a code sent to a verified address is a second factor.
+    pub email_otp: bool,
 }
 
 impl Default for Settings {
@@ -136,6 +149,8 @@ impl Default for Settings {
             min_tls: TlsVersion::Tls1_2,
             mfa: crate::flow::plan::MfaMode::default(),
             mfa_required_groups: Vec::new(),
+            mail: crate::mail::MailSettings::default(),
+            email_otp: false,
         }
     }
 }
@@ -192,6 +207,12 @@ impl Settings {
             .filter(|g| !g.is_empty())
             .map(str::to_owned)
             .collect();
+        s.mail = crate::mail::MailSettings::from_lookup(&get)?;
+        s.email_otp = match get(EMAIL_OTP).as_deref().map(str::trim) {
+            None | Some("" | "off") => false,
+            Some("on") => true,
+            Some(v) => return Err(InternalError::new(format!("{EMAIL_OTP} must be on or off (got {v:?})"))),
+        };
         Ok(s)
     }
 
@@ -248,6 +269,7 @@ fn event_retention_days(value: Option<String>, default: i64) -> Result<i64, Inte
 pub const MIN_TLS: &str = "GATEHOUSE_MIN_TLS";
 pub const MFA: &str = "GATEHOUSE_MFA";
 pub const MFA_REQUIRED_GROUPS: &str = "GATEHOUSE_MFA_REQUIRED_GROUPS";
+pub const EMAIL_OTP: &str = "GATEHOUSE_EMAIL_OTP";
 
 /// `1.0` to `1.3`. Anything else is a typo to report, not a reason to fall back to a default
 /// that the operator did not choose.

@@ -19,6 +19,7 @@ pub mod jwt;
 pub mod keys;
 pub mod limits;
 pub mod log;
+pub mod mail;
 pub mod oidc;
 pub mod pages;
 pub mod password;
@@ -32,7 +33,7 @@ pub mod web;
 
 use config::{Secrets, Settings};
 use http::{Method, Request, Response};
-use ports::{Captcha, Clock, Counters, Db, Rng, Signer};
+use ports::{Captcha, Clock, Counters, Db, Mailer, Rng, Signer};
 use web::router::{Handler, Shape};
 
 /// Everything a request handler may use. Built per request by the adapter (or a test).
@@ -47,6 +48,8 @@ pub struct Ctx<'a> {
     pub counters: &'a dyn Counters,
     /// Turnstile siteverify (used only when a CAPTCHA is configured).
     pub captcha: &'a dyn Captcha,
+    /// Where mail is queued for delivery after the response (`mail::send`).
+    pub mailer: &'a dyn Mailer,
     pub clock: &'a dyn Clock,
     pub rng: &'a dyn Rng,
 }
@@ -132,6 +135,12 @@ async fn call(ctx: &Ctx<'_>, req: &Request, handler: Handler) -> Response {
         Handler::TotpSubmit => stages::totp::submit(ctx, req).await,
         Handler::RecoveryCodeShow => stages::recovery_code::show(ctx, req).await,
         Handler::RecoveryCodeSubmit => stages::recovery_code::submit(ctx, req).await,
+        Handler::ResetShow => stages::reset::show(ctx, req).await,
+        Handler::ResetSubmit => stages::reset::submit(ctx, req).await,
+        Handler::ResetConfirm => stages::reset::confirm(ctx, req).await,
+        Handler::EmailCodeShow => stages::email_code::show(ctx, req).await,
+        Handler::EmailCodeSubmit => stages::email_code::submit(ctx, req).await,
+        Handler::EmailCodeResend => stages::email_code::resend(ctx, req).await,
         Handler::EnrollTotpShow => stages::enroll_totp::show(ctx, req).await,
         Handler::EnrollTotpSubmit => stages::enroll_totp::submit(ctx, req).await,
         Handler::NewPasswordShow => stages::new_password::show(ctx, req).await,
@@ -146,6 +155,7 @@ async fn call(ctx: &Ctx<'_>, req: &Request, handler: Handler) -> Response {
         Handler::GatewayCallback => gateway::login::callback(ctx, req).await,
         Handler::CspReport => gateway::login::csp_report(ctx, req).await,
         Handler::Admin => admin::handle(ctx, req).await,
+        Handler::DevOutbox => mail::outbox::show(ctx, req).await,
         Handler::AccountShow => account::show(ctx, req).await,
         Handler::AccountResume => account::resume(ctx, req).await,
         Handler::AccountPassword => account::change_password(ctx, req).await,
@@ -154,6 +164,11 @@ async fn call(ctx: &Ctx<'_>, req: &Request, handler: Handler) -> Response {
         Handler::AccountTotpConfirm => account::confirm_totp(ctx, req).await,
         Handler::AccountTotpRemove => account::remove_totp(ctx, req).await,
         Handler::AccountRecoveryCodes => account::regenerate_codes(ctx, req).await,
+        Handler::AccountEmailChange => account::email::change(ctx, req).await,
+        Handler::AccountEmailVerifySend => account::email::send_verification(ctx, req).await,
+        Handler::AccountEmailVerifyShow => account::email::verify_show(ctx, req).await,
+        Handler::AccountEmailVerify => account::email::verify(ctx, req).await,
+        Handler::AccountEmailOtp => account::email::set_email_otp(ctx, req).await,
     }
 }
 

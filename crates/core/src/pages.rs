@@ -19,6 +19,8 @@ pub struct Login<'a> {
     pub req: &'a str,
     pub csrf: &'a str,
     pub username: &'a str,
+    /// Offer "Forgot your password?" (mail can leave).
+    pub reset: bool,
     /// The Turnstile widget, when the form asks for it.
     pub captcha: Option<Captcha<'a>>,
 }
@@ -54,6 +56,23 @@ pub struct Totp<'a> {
     pub csrf: &'a str,
     /// Offer the recovery-code page.
     pub recovery_codes: bool,
+    /// Offer an emailed code.
+    pub email: bool,
+}
+
+/// The emailed-code stage.
+#[derive(Template)]
+#[template(path = "email-code.html")]
+pub struct EmailCode<'a> {
+    pub client: &'a str,
+    /// The address, masked (`a•••@example.com`).
+    pub address: &'a str,
+    pub notice: &'a str,
+    pub error: &'a str,
+    pub req: &'a str,
+    pub csrf: &'a str,
+    pub totp: bool,
+    pub recovery_codes: bool,
 }
 
 /// The "set a new password" stage.
@@ -77,6 +96,8 @@ pub struct RecoveryCode<'a> {
     pub csrf: &'a str,
     /// Offer the authenticator-app page.
     pub totp: bool,
+    /// Offer an emailed code.
+    pub email: bool,
 }
 
 /// Enrolling an authenticator app: the QR code (an SVG as a `data:` image, which the pages'
@@ -112,6 +133,13 @@ pub struct Account<'a> {
     pub error: &'a str,
     pub username: &'a str,
     pub email: &'a str,
+    pub email_verified: bool,
+    /// Mail can leave: offer verification.
+    pub mail: bool,
+    /// `GATEHOUSE_EMAIL_OTP=on` (and second factors are not off).
+    pub email_otp_offered: bool,
+    /// The user turned emailed sign-in codes on.
+    pub email_otp: bool,
     pub name: Option<&'a str>,
     pub csrf: &'a str,
     pub mfa_off: bool,
@@ -129,6 +157,34 @@ pub struct AccountDevice {
 pub struct AccountSession {
     pub signed_in: String,
     pub current: bool,
+}
+
+/// The confirmation page of an address-verification link (a button: mail scanners follow
+/// links, and must not spend them).
+#[derive(Template)]
+#[template(path = "verify-email.html")]
+pub struct VerifyEmail<'a> {
+    pub token: &'a str,
+    pub error: &'a str,
+    pub done: bool,
+}
+
+/// "Forgot your password?" (`flow::stages::reset`).
+#[derive(Template)]
+#[template(path = "reset.html")]
+pub struct Reset<'a> {
+    pub client: &'a str,
+    pub notice: &'a str,
+    pub error: &'a str,
+    pub req: &'a str,
+    pub csrf: &'a str,
+}
+
+/// The dev outbox (`crate::mail::outbox`).
+#[derive(Template)]
+#[template(path = "outbox.html")]
+pub struct Outbox<'a> {
+    pub mails: &'a [crate::store::dev_outbox::StoredMail],
 }
 
 #[derive(Template)]
@@ -149,6 +205,26 @@ pub struct SignedOut;
 struct ErrorPage<'a> {
     error: &'a str,
     detail: &'a str,
+}
+
+/// `YYYY-MM-DD HH:MM UTC`. Hand-written (civil-from-days, Howard Hinnant's algorithm): one
+/// display does not justify a date crate in the Worker.
+pub fn utc(unix: i64) -> String {
+    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60
+    )
 }
 
 /// A fresh CSP nonce (128 bits) for the scripts of one response.
@@ -201,6 +277,7 @@ mod tests {
             req: "r",
             csrf: "c",
             username,
+            reset: false,
             captcha,
         }
     }
@@ -252,5 +329,19 @@ mod tests {
             "{page}"
         );
         assert!(page.contains("<title>Error · Gatehouse</title>"));
+    }
+
+    #[test]
+    fn utc_formats_unix_seconds_as_a_calendar_date() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(1_800_000_000), "2027-01-15 08:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(utc(4_107_542_399), "2100-02-28 23:59 UTC");
+        // Century and 400-year boundaries inside an era (the corrections of the algorithm).
+        assert_eq!(utc(4_107_542_400), "2100-03-01 00:00 UTC");
+        assert_eq!(utc(10_413_791_940), "2299-12-31 23:59 UTC");
+        assert_eq!(utc(10_418_889_600), "2300-03-01 00:00 UTC");
+        assert_eq!(utc(13_574_606_400), "2400-02-29 12:00 UTC");
+        assert_eq!(utc(-1), "1969-12-31 23:59 UTC");
     }
 }

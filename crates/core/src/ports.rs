@@ -98,3 +98,25 @@ pub trait Captcha {
     /// POSTs the form-encoded `body` to `url`; returns the status and the response body.
     async fn siteverify(&self, url: &str, body: String) -> Result<(u16, Vec<u8>), InternalError>;
 }
+
+/// Where a request leaves the mail it sends. A request never waits for a mail server: the
+/// endpoint queues the message here (`crate::mail::send`), and the adapter delivers it after the
+/// response with `crate::mail::deliver` (the Worker's `waitUntil`).
+pub trait Mailer {
+    fn queue(&self, mail: crate::mail::Outgoing);
+}
+
+/// The calls mail delivery makes to the world: an HTTPS mail API, and Cloudflare's
+/// `send_email` binding. The core builds the request and judges the answer (`crate::mail`).
+#[async_trait(?Send)]
+pub trait MailTransport {
+    /// POSTs `body` to `url` with `headers`; returns the status and the response body.
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: String,
+    ) -> Result<(u16, Vec<u8>), InternalError>;
+    /// Sends through the `send_email` binding (`EMAIL`).
+    async fn send_email(&self, from: &str, mail: &crate::mail::Mail) -> Result<(), InternalError>;
+}

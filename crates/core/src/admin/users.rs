@@ -10,8 +10,8 @@ use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{Request, Response};
 use crate::password;
 use crate::policy;
-use crate::store::sessions;
 use crate::store::users::{self, User, UserView};
+use crate::store::{email_tokens, sessions};
 use crate::types::event_kind::EventKind;
 use crate::Ctx;
 
@@ -52,14 +52,8 @@ fn check_username(u: &str) -> Result<(), Error> {
     }
 }
 
-/// An address may be internationalised (RFC 6531: `josé@例え.jp`); the gateway percent-encodes
-/// it in `X-Gatehouse-Email`, and the identity JWT carries it as it is.
 fn check_email(e: &str) -> Result<(), Error> {
-    let ok = e.len() <= 254
-        && e.split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
+    if crate::types::email::is_valid(e) {
         Ok(())
     } else {
         Err(OAuthError::invalid_request("email is not a valid address").into())
@@ -123,6 +117,7 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
         username: new.username,
         email: new.email,
         email_verified: new.email_verified,
+        email_otp: false,
         name: new.name.filter(|n| !n.trim().is_empty()),
         password_hash: password::hash(&new.password, ctx.rng)?,
         groups: check_groups(new.groups)?,
@@ -161,10 +156,16 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
         changed.set("username", &u);
         user.username = u;
     }
+    let email_changed = p.email.as_ref().is_some_and(|e| *e != user.email);
     if let Some(e) = p.email {
         check_email(&e)?;
         changed.set("email", &e);
         user.email = e;
+    }
+    if email_changed && p.email_verified.is_none() {
+        // A new address is unverified until proved, unless the administrator says otherwise.
+        changed.set("email_verified", false);
+        user.email_verified = false;
     }
     if let Some(n) = p.name {
         check_name(&n)?;
@@ -201,6 +202,18 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
     let mut statements = vec![(update.0.as_str(), update.1)];
     if disabling || password_changed {
         statements.extend(sessions::end_all_for_user_statements(&user.id, now));
+    }
+    if email_changed || password_changed || disabling {
+        // Links and codes sent before (to the old address, for the old password) stop working.
+        statements.push(email_tokens::end_of_user_statement(
+            &user.id,
+            &[
+                email_tokens::Kind::SignInCode,
+                email_tokens::Kind::Reset,
+                email_tokens::Kind::Verify,
+            ],
+            now,
+        ));
     }
     statements.push(audit_statement(ctx, EventKind::AdminUserUpdated, Some(&user.id), None)?);
     ctx.db.batch(&statements).await?;

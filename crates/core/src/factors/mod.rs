@@ -3,6 +3,7 @@
 //! tables that keep them, build on these; nothing here reads the clock or a random source itself.
 
 pub mod amr;
+pub mod email;
 pub mod qr;
 pub mod recovery_codes;
 pub mod sealed;

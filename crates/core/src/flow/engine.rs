@@ -68,15 +68,23 @@ pub async fn begin(ctx: &Ctx<'_>, req: &Request, flow: &mut Flow) -> Result<(), 
 }
 
 /// The second factors the user holds.
-async fn enrolled(ctx: &Ctx<'_>, user_id: &str) -> Result<Enrolled, Error> {
-    let f = totp_devices::second_factors(ctx.db, user_id).await?;
+pub async fn enrolled(ctx: &Ctx<'_>, user: &users::User) -> Result<Enrolled, Error> {
+    let f = totp_devices::second_factors(ctx.db, &user.id).await?;
     Ok(Enrolled {
         totp: f.totp_devices > 0,
         recovery_codes: f.recovery_codes > 0,
+        email: email_code_usable(ctx, user),
+        email_chosen: user.email_otp,
         // A held device counts above; what is left to know is whether codes were ever issued
         // (every first enrollment issues a set, and only an administrator's reset deletes it).
         had_second_factor: f.recovery_codes_issued > 0,
     })
+}
+
+/// Whether a sign-in code can be sent to the user: the deployment offers emailed codes, mail can
+/// leave, and the address is verified (an unverified one never receives a code to sign in).
+pub fn email_code_usable(ctx: &Ctx<'_>, user: &users::User) -> bool {
+    ctx.settings.email_otp && user.email_verified && !user.email.is_empty() && crate::mail::available(ctx)
 }
 
 /// Whether the purpose still needs the user's consent.
@@ -143,7 +151,7 @@ async fn assess(ctx: &Ctx<'_>, flow: &Flow) -> Result<(Standing, Option<sessions
         consent: false,
         new_password: flow.new_password,
     };
-    let factors = Some(enrolled(ctx, user_id).await?);
+    let factors = Some(enrolled(ctx, &user).await?);
     let passed = flow.passed();
     let mut stage = plan::next(&requirements, factors, &passed);
     // Consent is looked up only once every factor is passed: before that, nobody has proved
@@ -179,7 +187,13 @@ pub async fn advance(
             flow.purpose.resume_path()
         }
         Standing::At(stage) => {
-            let factors_done = matches!(stage, Stage::Consent | Stage::NewPassword | Stage::Complete);
+            // A reset link signs nobody in until the new password is set: a browser that opened
+            // it and went no further holds no session.
+            let factors_done = match stage {
+                Stage::Consent | Stage::Complete => true,
+                Stage::NewPassword => !flow.passed_here(plan::Factor::EmailLink),
+                _ => false,
+            };
             if factors_done && flow.session.is_none() {
                 set_cookie = persist_session(ctx, req, &mut flow, &mut changes)?;
             }
@@ -209,10 +223,11 @@ fn persist_session(
         return Ok(None);
     };
     let now = ctx.clock.now();
+    // A first factor passed here (a password, a reset link) is a new sign-in.
     let step_up = flow
         .carried_session
         .clone()
-        .filter(|_| !flow.passed_here(plan::Factor::Password));
+        .filter(|_| !flow.passed_here(plan::Factor::Password) && !flow.passed_here(plan::Factor::EmailLink));
     let (hash, set_cookie) = match step_up {
         Some(hash) => {
             changes.push(sessions::set_factors_statement(&hash, &flow.passed));

@@ -9,6 +9,11 @@ pub enum Factor {
     Password,
     Totp,
     RecoveryCode,
+    /// A code sent to the user's verified address (`GATEHOUSE_EMAIL_OTP`): a second factor.
+    EmailCode,
+    /// A password-reset link opened in the browser that asked for it: it stands in for the
+    /// password (a first factor), and the flow then sets a new one.
+    EmailLink,
 }
 
 impl Factor {
@@ -18,6 +23,8 @@ impl Factor {
             Factor::Password => "password",
             Factor::Totp => "totp",
             Factor::RecoveryCode => "recovery_code",
+            Factor::EmailCode => "email_code",
+            Factor::EmailLink => "email_link",
         }
     }
 
@@ -26,21 +33,29 @@ impl Factor {
             "password" => Some(Factor::Password),
             "totp" => Some(Factor::Totp),
             "recovery_code" => Some(Factor::RecoveryCode),
+            "email_code" => Some(Factor::EmailCode),
+            "email_link" => Some(Factor::EmailLink),
             _ => None,
         }
     }
 
-    /// Its RFC 8176 method (a recovery code is a one-time password too).
+    /// Its RFC 8176 method: a recovery code, an emailed code and an emailed link are one-time
+    /// passwords too (the session records which one: `sessions.factors`).
     pub fn amr(self) -> &'static str {
         match self {
             Factor::Password => amr::PWD,
-            Factor::Totp | Factor::RecoveryCode => amr::OTP,
+            Factor::Totp | Factor::RecoveryCode | Factor::EmailCode | Factor::EmailLink => amr::OTP,
         }
     }
 
     /// Whether it counts as a second factor (something the user has, beside the password).
     pub fn is_second(self) -> bool {
-        !matches!(self, Factor::Password)
+        !matches!(self, Factor::Password | Factor::EmailLink)
+    }
+
+    /// Whether it proves the mailbox: two of these are one factor, not two.
+    pub fn is_mailbox(self) -> bool {
+        matches!(self, Factor::EmailCode | Factor::EmailLink)
     }
 }
 
@@ -97,7 +112,11 @@ pub fn amr_of(factors: &[Passed], fresh_after: Option<i64>) -> Vec<&'static str>
         }
     }
     let first = fresh.iter().any(|p| !p.factor.is_second());
-    let second = fresh.iter().any(|p| p.factor.is_second());
+    // As in `next`: after a reset link alone, an emailed code proves the same mailbox again.
+    let mailbox_first = !fresh.iter().any(|p| p.factor == Factor::Password);
+    let second = fresh
+        .iter()
+        .any(|p| p.factor.is_second() && !(mailbox_first && p.factor == Factor::EmailCode));
     if first && second {
         out.push(amr::MFA);
     }
@@ -163,6 +182,11 @@ pub struct Enrolled {
     pub totp: bool,
     /// Unused recovery codes.
     pub recovery_codes: bool,
+    /// A code can be sent to the user's address: `GATEHOUSE_EMAIL_OTP=on`, the address is
+    /// verified and mail can leave. Usable when a second factor is required.
+    pub email: bool,
+    /// The user turned emailed codes on: asked for at every sign-in (when `email`).
+    pub email_chosen: bool,
     /// The user set up a second factor and has not removed it themselves (or been reset by an
     /// administrator): with none usable now (the codes spent, the device gone), a password alone
     /// must not enroll a new one, or a password thief would.
@@ -170,8 +194,14 @@ pub struct Enrolled {
 }
 
 impl Enrolled {
-    fn any_second(self) -> bool {
-        self.totp || self.recovery_codes
+    /// A second factor the user chose to be asked for; an emailed code does not follow a
+    /// password-reset link (both prove the mailbox only).
+    fn any_second(self, mailbox_first: bool) -> bool {
+        self.totp || self.recovery_codes || (self.email && self.email_chosen && !mailbox_first)
+    }
+    /// A second factor the user can pass now, chosen or not.
+    fn can_pass_second(self, mailbox_first: bool) -> bool {
+        self.totp || self.recovery_codes || (self.email && !mailbox_first)
     }
 }
 
@@ -211,7 +241,17 @@ pub fn next(req: &Requirements, user: Option<Enrolled>, passed: &[Passed]) -> St
         return Stage::Identify;
     };
     let fresh = |p: &&Passed| req.fresh_after.is_none_or(|t| p.at >= t);
-    let has = |second: bool| passed.iter().filter(fresh).any(|p| p.factor.is_second() == second);
+    // A reset link without the password proves the mailbox only: an emailed code after it
+    // would prove the same mailbox again, not a second factor.
+    let mailbox_first = !passed.iter().filter(fresh).any(|p| p.factor == Factor::Password);
+    let counts = |p: &&Passed| !(mailbox_first && p.factor == Factor::EmailCode);
+    let has = |second: bool| {
+        passed
+            .iter()
+            .filter(fresh)
+            .filter(counts)
+            .any(|p| p.factor.is_second() == second)
+    };
     if !has(false) {
         return Stage::Password;
     }
@@ -221,7 +261,7 @@ pub fn next(req: &Requirements, user: Option<Enrolled>, passed: &[Passed]) -> St
         MfaMode::Off if req.mfa_required_here => return Stage::Denied(Denied::SecondFactorRequiredButOff),
         MfaMode::Off => false,
         MfaMode::Optional => {
-            enrolled.any_second() || enrolled.had_second_factor || req.mfa_required_here || req.acr_mfa
+            enrolled.any_second(mailbox_first) || enrolled.had_second_factor || req.mfa_required_here || req.acr_mfa
         }
         MfaMode::Required => true,
     };
@@ -229,7 +269,7 @@ pub fn next(req: &Requirements, user: Option<Enrolled>, passed: &[Passed]) -> St
         let recent_password = passed
             .iter()
             .any(|p| !p.factor.is_second() && req.enroll_after.is_none_or(|t| p.at >= t));
-        return if enrolled.any_second() {
+        return if enrolled.can_pass_second(mailbox_first) {
             Stage::SecondFactor
         } else if enrolled.had_second_factor {
             Stage::Denied(Denied::SecondFactorLost)
@@ -263,11 +303,15 @@ mod tests {
     const NONE: Enrolled = Enrolled {
         totp: false,
         recovery_codes: false,
+        email: false,
+        email_chosen: false,
         had_second_factor: false,
     };
     const WITH_TOTP: Enrolled = Enrolled {
         totp: true,
         recovery_codes: true,
+        email: false,
+        email_chosen: false,
         had_second_factor: true,
     };
 
@@ -302,6 +346,8 @@ mod tests {
         let codes_only = Enrolled {
             totp: false,
             recovery_codes: true,
+            email: false,
+            email_chosen: false,
             had_second_factor: true,
         };
         assert_eq!(
@@ -436,6 +482,8 @@ mod tests {
         let lost = Enrolled {
             totp: false,
             recovery_codes: false,
+            email: false,
+            email_chosen: false,
             had_second_factor: true,
         };
         for mode in [MfaMode::Optional, MfaMode::Required] {
@@ -482,5 +530,74 @@ mod tests {
         assert_eq!(MfaMode::parse("required"), Some(MfaMode::Required));
         assert_eq!(MfaMode::parse("Required"), None);
         assert_eq!(MfaMode::default(), MfaMode::Optional);
+    }
+
+    const EMAIL_CODE: Passed = Passed {
+        factor: Factor::EmailCode,
+        at: 120,
+    };
+    const LINK: Passed = Passed {
+        factor: Factor::EmailLink,
+        at: 100,
+    };
+    const MAILBOX: Enrolled = Enrolled { email: true, ..NONE };
+
+    #[test]
+    fn an_emailed_code_is_asked_when_chosen_and_offered_when_a_second_factor_is_required() {
+        let optional = req(MfaMode::Optional);
+        // Usable but not chosen: nothing more is asked in optional mode.
+        assert_eq!(next(&optional, Some(MAILBOX), &[PWD]), Stage::Complete);
+        let chosen = Enrolled {
+            email_chosen: true,
+            ..MAILBOX
+        };
+        assert_eq!(next(&optional, Some(chosen), &[PWD]), Stage::SecondFactor);
+        assert_eq!(next(&optional, Some(chosen), &[PWD, EMAIL_CODE]), Stage::Complete);
+        // Chosen, but the deployment turned emailed codes off (or the address is unverified).
+        let unusable = Enrolled { email: false, ..chosen };
+        assert_eq!(next(&optional, Some(unusable), &[PWD]), Stage::Complete);
+        // Required: a verified address stands in for enrolling an app.
+        let required = req(MfaMode::Required);
+        assert_eq!(next(&required, Some(MAILBOX), &[PWD]), Stage::SecondFactor);
+        assert_eq!(next(&required, Some(MAILBOX), &[PWD, EMAIL_CODE]), Stage::Complete);
+        assert_eq!(amr_of(&[PWD, EMAIL_CODE], None), [amr::PWD, amr::OTP, amr::MFA]);
+    }
+
+    #[test]
+    fn a_reset_link_stands_in_for_the_password_but_an_emailed_code_does_not_add_to_it() {
+        let r = Requirements {
+            new_password: true,
+            ..req(MfaMode::Optional)
+        };
+        // No second factor: the link, then the new password.
+        assert_eq!(next(&r, Some(NONE), &[LINK]), Stage::NewPassword);
+        // An app still has to be passed: a mailbox is not the second factor it guards.
+        assert_eq!(next(&r, Some(WITH_TOTP), &[LINK]), Stage::SecondFactor);
+        assert_eq!(next(&r, Some(WITH_TOTP), &[LINK, TOTP]), Stage::NewPassword);
+        // The mailbox twice is one factor: a user whose only second factor is the mailbox
+        // gets no code after the link (and no `mfa`), and a required second factor is enrolled.
+        let chosen = Enrolled {
+            email_chosen: true,
+            ..MAILBOX
+        };
+        assert_eq!(next(&r, Some(chosen), &[LINK]), Stage::NewPassword);
+        let required = Requirements {
+            new_password: true,
+            ..req(MfaMode::Required)
+        };
+        assert_eq!(next(&required, Some(MAILBOX), &[LINK]), Stage::EnrollSecondFactor);
+        assert_eq!(
+            next(&required, Some(MAILBOX), &[LINK, EMAIL_CODE]),
+            Stage::EnrollSecondFactor
+        );
+        assert_eq!(amr_of(&[LINK, EMAIL_CODE], None), [amr::OTP]);
+        assert_eq!(amr_of(&[LINK, TOTP], None), [amr::OTP, amr::MFA]);
+        // With the password passed too, the code counts again.
+        assert_eq!(amr_of(&[LINK, PWD, EMAIL_CODE], None), [amr::OTP, amr::PWD, amr::MFA]);
+        assert!(Factor::EmailLink.is_mailbox() && Factor::EmailCode.is_mailbox());
+        assert!(!Factor::Totp.is_mailbox());
+        for f in [Factor::EmailCode, Factor::EmailLink] {
+            assert_eq!(Factor::parse(f.as_str()), Some(f));
+        }
     }
 }

@@ -29,6 +29,8 @@ pub const RESERVED: &[&str] = &[
     "/static/",
     "/.gatehouse/",
     "/account/",
+    // The dev outbox (`mail::outbox`): a page only in local development, a 404 elsewhere.
+    "/dev/outbox/",
 ];
 
 pub fn is_reserved(path: &str) -> bool {

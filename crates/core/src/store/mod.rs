@@ -7,6 +7,8 @@ pub mod auth_requests;
 pub mod clients;
 pub mod consents;
 pub mod d1_migrations;
+pub mod dev_outbox;
+pub mod email_tokens;
 pub mod events;
 pub mod gateway_codes;
 pub mod grants;

@@ -58,6 +58,7 @@ pub enum Table {
     AppSessions,
     Sessions,
     TotpDevices,
+    EmailTokens,
     Events,
 }
 
@@ -180,6 +181,13 @@ pub const STEPS: &[Step] = &[
               (SELECT rowid FROM totp_devices WHERE confirmed_at IS NULL AND created_at < ?2 LIMIT ?1)",
     },
     Step {
+        name: "expired email_tokens",
+        table: Table::EmailTokens,
+        cutoffs: &[Cutoff::Now],
+        sql: "DELETE FROM email_tokens WHERE rowid IN \
+              (SELECT rowid FROM email_tokens WHERE expires_at <= ?2 LIMIT ?1)",
+    },
+    Step {
         name: "old events",
         table: Table::Events,
         cutoffs: &[Cutoff::EventRetention],
@@ -205,6 +213,7 @@ pub struct Report {
     pub app_sessions: u64,
     pub sessions: u64,
     pub totp_devices: u64,
+    pub email_tokens: u64,
     pub events: u64,
     /// Steps that used their whole budget: rows may be left for the next run.
     pub unfinished: Vec<&'static str>,
@@ -223,6 +232,7 @@ impl Report {
             Table::AppSessions => &mut self.app_sessions,
             Table::Sessions => &mut self.sessions,
             Table::TotpDevices => &mut self.totp_devices,
+            Table::EmailTokens => &mut self.email_tokens,
             Table::Events => &mut self.events,
         }
     }
@@ -234,7 +244,7 @@ impl fmt::Display for Report {
         write!(
             f,
             "retention: deleted auth_requests={} authorization_codes={} gateway_codes={} tokens={} grants={} \
-             app_sessions={} sessions={} totp_devices={} events={}",
+             app_sessions={} sessions={} totp_devices={} email_tokens={} events={}",
             self.auth_requests,
             self.authorization_codes,
             self.gateway_codes,
@@ -243,6 +253,7 @@ impl fmt::Display for Report {
             self.app_sessions,
             self.sessions,
             self.totp_devices,
+            self.email_tokens,
             self.events
         )?;
         if !self.unfinished.is_empty() {

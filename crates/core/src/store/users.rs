@@ -21,6 +21,9 @@ pub struct User {
     pub groups: Vec<String>,
     #[serde(deserialize_with = "super::bool_from_int")]
     pub disabled: bool,
+    /// The user asked for an emailed code at every sign-in (`GATEHOUSE_EMAIL_OTP`).
+    #[serde(default, deserialize_with = "super::bool_from_int")]
+    pub email_otp: bool,
     #[serde(deserialize_with = "super::int")]
     pub created_at: i64,
     #[serde(deserialize_with = "super::int")]
@@ -58,7 +61,7 @@ impl From<&User> for UserView {
 }
 
 const COLUMNS: &str =
-    "id, username, email, email_verified, name, password_hash, groups, disabled, created_at, updated_at";
+    "id, username, email, email_verified, name, password_hash, groups, disabled, email_otp, created_at, updated_at";
 
 pub fn groups_json(u: &User) -> String {
     serde_json::to_string(&u.groups).unwrap_or_else(|_| "[]".into())
@@ -125,6 +128,53 @@ pub async fn by_username(db: &dyn Db, username: &str) -> Result<Option<User>, In
             &params![username],
         )
         .await?,
+    )
+}
+
+/// The user a password-reset request names: the one with this username, else the only one whose
+/// verified address this is (an address two accounts share names neither).
+pub async fn by_username_or_verified_email(db: &dyn Db, login: &str) -> Result<Option<User>, InternalError> {
+    let found: Vec<User> = db
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM users WHERE username = ?1 OR (email_verified = 1 AND lower(email) = lower(?1)) \
+                 ORDER BY username = ?1 DESC LIMIT 2"
+            ),
+            &params![login],
+        )
+        .await?
+        .into_iter()
+        .map(crate::db::decode)
+        .collect::<Result<_, _>>()?;
+    Ok(match found.as_slice() {
+        [first, ..] if first.username == login => Some(first.clone()),
+        [only] => Some(only.clone()),
+        _ => None,
+    })
+}
+
+/// Marks the user's address verified, if it is still `email` (a verification link for an
+/// address the user has since changed proves nothing); `false` if it changed.
+pub fn set_email_verified_statement(id: &str, email: &str, now: i64) -> (&'static str, Vec<Value>) {
+    (
+        "UPDATE users SET email_verified = 1, updated_at = ?3 WHERE id = ?1 AND email = ?2",
+        params_vec![id, email, now],
+    )
+}
+
+/// A new address from the user: unverified until proved.
+pub fn set_email_statement(id: &str, email: &str, now: i64) -> (&'static str, Vec<Value>) {
+    (
+        "UPDATE users SET email = ?2, email_verified = 0, email_otp = 0, updated_at = ?3 WHERE id = ?1",
+        params_vec![id, email, now],
+    )
+}
+
+/// Emailed sign-in codes on or off.
+pub fn set_email_otp_statement(id: &str, on: bool, now: i64) -> (&'static str, Vec<Value>) {
+    (
+        "UPDATE users SET email_otp = ?2, updated_at = ?3 WHERE id = ?1",
+        params_vec![id, on, now],
     )
 }
 

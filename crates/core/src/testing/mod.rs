@@ -9,8 +9,9 @@ use async_trait::async_trait;
 
 use crate::crypto::sha256;
 use crate::error::InternalError;
+use crate::mail::{Mail, Outgoing};
 use crate::policy::counter::{apply, forgettable, Op, Record, Reply};
-use crate::ports::{Captcha, Clock, Counters, Rng};
+use crate::ports::{Captcha, Clock, Counters, MailTransport, Mailer, Rng};
 
 pub mod signer;
 pub use signer::RustCryptoSigner;
@@ -158,5 +159,80 @@ impl Captcha for FakeCaptcha {
             serde_json::json!({ "success": false, "error-codes": ["invalid-input-response"] })
         };
         Ok((200, answer.to_string().into_bytes()))
+    }
+}
+
+/// An in-memory mailer: what the core queued, for the test to read (a code, a link).
+#[derive(Default)]
+pub struct MemMailer {
+    pub queued: RefCell<Vec<Outgoing>>,
+}
+
+impl Mailer for MemMailer {
+    fn queue(&self, mail: Outgoing) {
+        self.queued.borrow_mut().push(mail);
+    }
+}
+
+impl MemMailer {
+    /// Every mail queued so far, oldest first.
+    pub fn mails(&self) -> Vec<Mail> {
+        self.queued.borrow().iter().map(|o| o.mail.clone()).collect()
+    }
+    /// The newest mail to `to`, if any.
+    pub fn last_to(&self, to: &str) -> Option<Mail> {
+        self.queued
+            .borrow()
+            .iter()
+            .rev()
+            .find(|o| o.mail.to == to)
+            .map(|o| o.mail.clone())
+    }
+}
+
+/// A POST the fake transport received: URL, headers, body.
+pub type Posted = (String, Vec<(String, String)>, String);
+
+/// A mail transport that records what it was asked to send and answers as told.
+pub struct FakeTransport {
+    /// The status the "API" answers.
+    pub status: Cell<u16>,
+    /// Whether the network or the binding fails outright.
+    pub down: Cell<bool>,
+    pub posts: RefCell<Vec<Posted>>,
+    pub sent: RefCell<Vec<(String, Mail)>>,
+}
+
+impl Default for FakeTransport {
+    fn default() -> Self {
+        FakeTransport {
+            status: Cell::new(200),
+            down: Cell::new(false),
+            posts: RefCell::new(Vec::new()),
+            sent: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+#[async_trait(?Send)]
+impl MailTransport for FakeTransport {
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: String,
+    ) -> Result<(u16, Vec<u8>), InternalError> {
+        if self.down.get() {
+            return Err(InternalError::new("mail API unreachable"));
+        }
+        self.posts.borrow_mut().push((url.to_owned(), headers.to_vec(), body));
+        Ok((self.status.get(), b"{\"message\":\"refused\"}".to_vec()))
+    }
+    async fn send_email(&self, from: &str, mail: &Mail) -> Result<(), InternalError> {
+        if self.down.get() {
+            return Err(InternalError::new("send_email refused"));
+        }
+        self.sent.borrow_mut().push((from.to_owned(), mail.clone()));
+        Ok(())
     }
 }

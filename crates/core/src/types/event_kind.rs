@@ -29,10 +29,28 @@ pub enum EventKind {
     RecoveryCodeUsed,
     /// The user replaced their recovery codes.
     RecoveryCodesRegenerated,
-    /// The user changed their password.
+    /// The user changed their password (`by`: `user`, or `reset` through an emailed link).
     PasswordChanged,
     /// The user signed out their other sessions.
     SessionsEnded,
+    /// A mail could not be delivered (`mail`, `delivery`, `reason`; never its body).
+    MailFailed,
+    /// A mail was not sent: its address or the client IP reached the hourly bound (`mail`, `by`).
+    MailLimited,
+    /// A sign-in code was sent to the user's verified address.
+    EmailCodeSent,
+    /// Someone asked for a password reset (`sent`: whether a link went out; the page says the same either way).
+    PasswordResetRequested,
+    /// A password-reset link was opened in the browser that asked for it.
+    PasswordResetLinkUsed,
+    /// A verification link was sent to the user's address.
+    EmailVerificationSent,
+    /// The user proved their address with a verification link.
+    EmailVerified,
+    /// The user changed their address on the account page (it is unverified until proved).
+    EmailChanged,
+    /// The user turned emailed sign-in codes on or off (`on`).
+    EmailOtpChanged,
     /// An authorization code was presented again: its family was revoked.
     CodeReuse,
     /// A rotated refresh token was presented again: its family was revoked.
@@ -57,7 +75,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 29] = [
+    pub const ALL: [EventKind; 38] = [
         EventKind::LoginSucceeded,
         EventKind::LoginSteppedUp,
         EventKind::LoginFailed,
@@ -71,6 +89,15 @@ impl EventKind {
         EventKind::RecoveryCodesRegenerated,
         EventKind::PasswordChanged,
         EventKind::SessionsEnded,
+        EventKind::MailFailed,
+        EventKind::MailLimited,
+        EventKind::EmailCodeSent,
+        EventKind::PasswordResetRequested,
+        EventKind::PasswordResetLinkUsed,
+        EventKind::EmailVerificationSent,
+        EventKind::EmailVerified,
+        EventKind::EmailChanged,
+        EventKind::EmailOtpChanged,
         EventKind::CodeReuse,
         EventKind::RefreshTokenReuse,
         EventKind::CspReport,
@@ -105,6 +132,15 @@ impl EventKind {
             EventKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
             EventKind::PasswordChanged => "password_changed",
             EventKind::SessionsEnded => "sessions_ended",
+            EventKind::MailFailed => "mail_failed",
+            EventKind::MailLimited => "mail_limited",
+            EventKind::EmailCodeSent => "email_code_sent",
+            EventKind::PasswordResetRequested => "password_reset_requested",
+            EventKind::PasswordResetLinkUsed => "password_reset_link_used",
+            EventKind::EmailVerificationSent => "email_verification_sent",
+            EventKind::EmailVerified => "email_verified",
+            EventKind::EmailChanged => "email_changed",
+            EventKind::EmailOtpChanged => "email_otp_changed",
             EventKind::CodeReuse => "code_reuse",
             EventKind::RefreshTokenReuse => "refresh_token_reuse",
             EventKind::CspReport => "csp_report",

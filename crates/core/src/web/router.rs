@@ -22,6 +22,12 @@ pub enum Handler {
     TotpSubmit,
     RecoveryCodeShow,
     RecoveryCodeSubmit,
+    EmailCodeShow,
+    EmailCodeSubmit,
+    EmailCodeResend,
+    ResetShow,
+    ResetSubmit,
+    ResetConfirm,
     EnrollTotpShow,
     EnrollTotpSubmit,
     NewPasswordShow,
@@ -36,6 +42,7 @@ pub enum Handler {
     GatewayCallback,
     CspReport,
     Admin,
+    DevOutbox,
     AccountShow,
     AccountResume,
     AccountPassword,
@@ -44,6 +51,11 @@ pub enum Handler {
     AccountTotpConfirm,
     AccountTotpRemove,
     AccountRecoveryCodes,
+    AccountEmailChange,
+    AccountEmailVerifySend,
+    AccountEmailVerifyShow,
+    AccountEmailVerify,
+    AccountEmailOtp,
 }
 
 /// How a route's errors (and its 429) are shaped.
@@ -183,6 +195,23 @@ pub const ROUTES: &[Route] = &[
         secret("login"),
         Shape::SignInForm,
     ),
+    route(Exact("/oauth2/reset"), GET_ONLY, H::ResetShow, None, Shape::Page),
+    // Sends a mail and stores a link for anyone who names an account.
+    route(
+        Exact("/oauth2/reset"),
+        POST,
+        H::ResetSubmit,
+        secret("reset"),
+        Shape::Page,
+    ),
+    // The link from the mail: a secret to check.
+    route(
+        Exact("/oauth2/reset/confirm"),
+        GET_ONLY,
+        H::ResetConfirm,
+        secret("reset_confirm"),
+        Shape::Page,
+    ),
     // Second-factor codes are secrets like passwords: one strict bucket for all their forms.
     route(Exact("/oauth2/mfa"), GET_ONLY, H::TotpShow, None, Shape::Page),
     route(Exact("/oauth2/mfa"), POST, H::TotpSubmit, secret("mfa"), Shape::Page),
@@ -198,6 +227,28 @@ pub const ROUTES: &[Route] = &[
         POST,
         H::RecoveryCodeSubmit,
         secret("mfa"),
+        Shape::Page,
+    ),
+    // Showing the stage sends the first code (a mail and a stored token), like the resend.
+    route(
+        Exact("/oauth2/mfa/email"),
+        GET_ONLY,
+        H::EmailCodeShow,
+        page("mfa_email"),
+        Shape::Page,
+    ),
+    route(
+        Exact("/oauth2/mfa/email"),
+        POST,
+        H::EmailCodeSubmit,
+        secret("mfa"),
+        Shape::Page,
+    ),
+    route(
+        Exact("/oauth2/mfa/email/send"),
+        POST,
+        H::EmailCodeResend,
+        page("mfa_email"),
         Shape::Page,
     ),
     // Showing the enrollment writes a device: limited like the pages that store a flow.
@@ -304,6 +355,8 @@ pub const ROUTES: &[Route] = &[
         Body::Admin,
         route(Tree("/admin/api"), ANY, H::Admin, secret("admin"), Shape::Json),
     ),
+    // Exists only in local development (`mail::outbox::exists`).
+    route(Exact("/dev/outbox"), GET, H::DevOutbox, None, Shape::Page),
     route(Exact("/account"), GET_ONLY, H::AccountShow, None, Shape::Page),
     route(Exact("/account/resume"), GET_ONLY, H::AccountResume, None, Shape::Page),
     // Starts a flow (a stored row), like a page load.
@@ -350,6 +403,37 @@ pub const ROUTES: &[Route] = &[
         None,
         Shape::Page,
     ),
+    // Each sends a mail and stores a link (within the mail bounds too).
+    route(
+        Exact("/account/email"),
+        POST,
+        H::AccountEmailChange,
+        page("account_email"),
+        Shape::Page,
+    ),
+    route(
+        Exact("/account/email/verify-send"),
+        POST,
+        H::AccountEmailVerifySend,
+        page("account_email"),
+        Shape::Page,
+    ),
+    // The link from the mail, and its button: a secret to check, without a session.
+    route(
+        Exact("/account/email/verify"),
+        GET_ONLY,
+        H::AccountEmailVerifyShow,
+        secret("verify_email"),
+        Shape::Page,
+    ),
+    route(
+        Exact("/account/email/verify"),
+        POST,
+        H::AccountEmailVerify,
+        secret("verify_email"),
+        Shape::Page,
+    ),
+    route(Exact("/account/email-otp"), POST, H::AccountEmailOtp, None, Shape::Page),
 ];
 
 /// The bound of a request body to `path`, whatever its method (a method the path does not

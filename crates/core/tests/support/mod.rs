@@ -187,6 +187,7 @@ pub struct TestEnv {
     pub signer: RustCryptoSigner,
     pub counters: MemCounters,
     pub captcha: FakeCaptcha,
+    pub mailer: gatehouse_core::testing::MemMailer,
     pub clock: FakeClock,
     pub rng: SeededRng,
 }
@@ -210,11 +211,13 @@ impl TestEnv {
                     gatehouse_core::factors::sealed::SealingKey::derive(b"sealing-secret-0123456789abcdef0123456789")
                         .expect("sealing key"),
                 ),
+                mail_api_key: None,
             },
             db: SqliteDb::migrated(),
             signer: RustCryptoSigner::from_secret(&gatehouse_core::testing::signer::test_secret()).expect("test keys"),
             counters: MemCounters::with_clock(clock.clone()),
             captcha: FakeCaptcha::default(),
+            mailer: gatehouse_core::testing::MemMailer::default(),
             clock,
             rng: SeededRng::new(7),
         }
@@ -229,6 +232,7 @@ impl TestEnv {
             signer: &self.signer,
             counters: &self.counters,
             captcha: &self.captcha,
+            mailer: &self.mailer,
             clock: &self.clock,
             rng: &self.rng,
         }

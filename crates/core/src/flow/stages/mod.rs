@@ -4,10 +4,12 @@
 //! the other way round.
 
 pub mod consent;
+pub mod email_code;
 pub mod enroll_totp;
 pub mod new_password;
 pub mod password;
 pub mod recovery_code;
+pub mod reset;
 pub mod totp;
 
 use super::engine::{self, Standing};

@@ -9,13 +9,14 @@ use serde_json::json;
 use super::{at, csrf_ok, flow_at, flow_of, form_token, user_of};
 use crate::crypto::constant_time_eq;
 use crate::error::Error;
-use crate::flow::plan::Stage;
+use crate::flow::plan::{Factor, Stage};
 use crate::flow::{engine, Flow};
 use crate::http::{Request, Response};
+use crate::mail::{self, messages};
 use crate::pages;
 use crate::password::{self, Password};
 use crate::policy;
-use crate::store::{events, sessions, users};
+use crate::store::{email_tokens, events, sessions, users};
 use crate::types::event_kind::EventKind;
 use crate::Ctx;
 
@@ -85,6 +86,17 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
         let now = ctx.clock.now();
         let hash = password::hash(new.expose(), ctx.rng)?;
         let mut changes = vec![users::set_password_hash_statement(&user.id, &hash, now)];
+        // Reset links and emailed codes sent before the change stop working.
+        changes.push(email_tokens::end_of_user_statement(
+            &user.id,
+            &[email_tokens::Kind::Reset, email_tokens::Kind::SignInCode],
+            now,
+        ));
+        let by = if flow.passed_here(Factor::EmailLink) {
+            "reset"
+        } else {
+            "user"
+        };
         // The flow's session (written when its factors were passed; `standing` checked that it
         // is live) and the flow itself stay; every other session and flow of the user ends.
         let keep = flow.session.as_deref().unwrap_or("");
@@ -97,12 +109,19 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
                 user_id: Some(&user.id),
                 client_id: flow.event_client.as_deref(),
                 ip: Some(&policy::client_ip(ctx, req).to_string()),
-                detail: json!({ "by": "user" }),
+                detail: json!({ "by": by }),
             },
         )?);
         flow.new_password = false;
         flow.password_changed = true;
-        engine::advance(ctx, req, &id, flow, changes).await
+        let advanced = engine::advance(ctx, req, &id, flow, changes).await?;
+        // Tell the owner of the address: if it was not them, they learn it now.
+        if user.email_verified && !user.email.is_empty() {
+            let message =
+                messages::password_changed(&user.email, &mail::site_name(ctx), &user.username, &pages::utc(now))?;
+            mail::send(ctx, req, Some(&user.id), message).await?;
+        }
+        Ok(advanced)
     }
     .await;
     result.unwrap_or_else(Error::into_page)

@@ -63,6 +63,7 @@ fn form(ctx: &Ctx<'_>, req: &Request, id: &str, flow: &Flow, shown: Shown<'_>) -
         req: id,
         csrf: &token.csrf,
         username: shown.username,
+        reset: crate::mail::available(ctx),
         captcha,
     }
     .response(shown.status);

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::{at, csrf_ok, flow_at, flow_of, form_token, notice, user_of, CodeAttempt};
+use super::{at, csrf_ok, email_code, flow_at, flow_of, form_token, notice, user_of, CodeAttempt};
 use crate::error::Error;
 use crate::factors::recovery_codes;
 use crate::flow::plan::{Factor, Stage};
@@ -24,7 +24,7 @@ fn page(
     flow: &Flow,
     error: &str,
     status: u16,
-    totp: bool,
+    (totp, email): (bool, bool),
 ) -> Result<Response, Error> {
     let token = form_token(ctx, req, id)?;
     let resp = pages::html(
@@ -34,6 +34,7 @@ fn page(
             req: id,
             csrf: &token.csrf,
             totp,
+            email,
         },
     );
     Ok(token.finish(flow, resp))
@@ -48,7 +49,8 @@ pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
         };
         let user = user_of(ctx, &flow).await?;
         let held = totp_devices::second_factors(ctx.db, &user.id).await?;
-        page(ctx, req, &id, &flow, "", 200, held.totp_devices > 0)
+        let email = email_code::offered(ctx, &flow, &user);
+        page(ctx, req, &id, &flow, "", 200, (held.totp_devices > 0, email))
     }
     .await;
     result.unwrap_or_else(Error::into_page)
@@ -70,7 +72,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
                 &flow,
                 "Your session expired. Please try again.",
                 403,
-                false,
+                (false, false),
             );
         }
         if let Some(elsewhere) = at(ctx, req, &id, &flow, &[Stage::SecondFactor]).await? {
@@ -92,7 +94,8 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             };
             attempt.failed(ctx, &flow, &user, "recovery_code", reason).await?;
             let held = totp_devices::second_factors(ctx.db, &user.id).await?;
-            return page(ctx, req, &id, &flow, INVALID_CODE, 401, held.totp_devices > 0);
+            let email = email_code::offered(ctx, &flow, &user);
+            return page(ctx, req, &id, &flow, INVALID_CODE, 401, (held.totp_devices > 0, email));
         }
         attempt.succeeded(ctx).await?;
         let left = stored::remaining(ctx.db, &user.id).await?;

@@ -3,7 +3,7 @@
 //! last accepted step moves forward with a compare-and-set, so a replay (in the same step, or
 //! racing the first use) is refused. Codes count toward the lockout like passwords.
 
-use super::{at, csrf_ok, flow_at, flow_of, form_token, user_of, CodeAttempt};
+use super::{at, csrf_ok, email_code, flow_at, flow_of, form_token, user_of, CodeAttempt};
 use crate::error::{Error, InternalError};
 use crate::factors::totp::{self, TotpSecret};
 use crate::flow::plan::{Factor, Stage};
@@ -23,7 +23,7 @@ fn page(
     flow: &Flow,
     error: &str,
     status: u16,
-    recovery: bool,
+    (recovery, email): (bool, bool),
 ) -> Result<Response, Error> {
     let token = form_token(ctx, req, id)?;
     let resp = pages::html(
@@ -34,6 +34,7 @@ fn page(
             req: id,
             csrf: &token.csrf,
             recovery_codes: recovery,
+            email,
         },
     );
     Ok(token.finish(flow, resp))
@@ -88,11 +89,17 @@ pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
         };
         let user = user_of(ctx, &flow).await?;
         let held = totp_devices::second_factors(ctx.db, &user.id).await?;
+        let email = email_code::offered(ctx, &flow, &user);
         if held.totp_devices == 0 {
-            // Only recovery codes are left.
-            return Ok(Response::redirect(303, &engine::url("/oauth2/mfa/recovery", &id)));
+            // No app: an emailed code, else the recovery codes.
+            let other = if email {
+                email_code::PATH
+            } else {
+                "/oauth2/mfa/recovery"
+            };
+            return Ok(Response::redirect(303, &engine::url(other, &id)));
         }
-        page(ctx, req, &id, &flow, "", 200, held.recovery_codes > 0)
+        page(ctx, req, &id, &flow, "", 200, (held.recovery_codes > 0, email))
     }
     .await;
     result.unwrap_or_else(Error::into_page)
@@ -107,7 +114,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             Err(page) => return Ok(page),
         };
         if !csrf_ok(ctx, req, &id, &params)? {
-            return page(ctx, req, &id, &flow, FORM_EXPIRED, 403, false);
+            return page(ctx, req, &id, &flow, FORM_EXPIRED, 403, (false, false));
         }
         if let Some(elsewhere) = at(ctx, req, &id, &flow, &[Stage::SecondFactor]).await? {
             return Ok(elsewhere);
@@ -130,7 +137,16 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             Checked::Refused(reason) => {
                 attempt.failed(ctx, &flow, &user, "totp", reason).await?;
                 let held = totp_devices::second_factors(ctx.db, &user.id).await?;
-                page(ctx, req, &id, &flow, INVALID_CODE, 401, held.recovery_codes > 0)
+                let email = email_code::offered(ctx, &flow, &user);
+                page(
+                    ctx,
+                    req,
+                    &id,
+                    &flow,
+                    INVALID_CODE,
+                    401,
+                    (held.recovery_codes > 0, email),
+                )
             }
         }
     }

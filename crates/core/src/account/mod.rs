@@ -3,7 +3,9 @@
 //! (add, remove), recovery codes (regenerate), sessions (sign out the others). Without a
 //! session the page starts a sign-in flow for itself (a purpose like an authorization request).
 //! Changing a factor needs a recent sign-in: older than [`REAUTH_WINDOW`], the user signs in
-//! again first. Every change is an event.
+//! again first. Every change is an event. The address and emailed codes are in [`email`].
+
+pub mod email;
 
 use serde_json::json;
 
@@ -116,28 +118,8 @@ fn recent(ctx: &Ctx<'_>, s: &sessions::Session) -> bool {
         .any(|p| p.factor == Factor::Password && now - p.at <= REAUTH_WINDOW)
 }
 
-/// `YYYY-MM-DD HH:MM UTC`. Hand-written (civil-from-days, Howard Hinnant's algorithm): one
-/// display does not justify a date crate in the Worker.
-fn utc(unix: i64) -> String {
-    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60
-    )
-}
-
 /// The page with a message (`notice` or `error`).
-async fn page(
+pub(crate) async fn page(
     ctx: &Ctx<'_>,
     req: &Request,
     user: &users::User,
@@ -154,7 +136,7 @@ async fn page(
         .map(|d| pages::AccountDevice {
             id: d.id,
             name: d.name,
-            last_used: d.last_used_at.map(utc),
+            last_used: d.last_used_at.map(pages::utc),
         })
         .collect();
     let held = totp_devices::second_factors(ctx.db, &user.id).await?;
@@ -162,7 +144,7 @@ async fn page(
         .await?
         .into_iter()
         .map(|s| pages::AccountSession {
-            signed_in: utc(s.auth_time),
+            signed_in: pages::utc(s.auth_time),
             current: s.id_hash == session.id_hash,
         })
         .collect();
@@ -173,6 +155,10 @@ async fn page(
             error,
             username: &user.username,
             email: &user.email,
+            email_verified: user.email_verified,
+            mail: crate::mail::available(ctx),
+            email_otp_offered: ctx.settings.email_otp && ctx.settings.mfa != MfaMode::Off,
+            email_otp: user.email_otp,
             name: user.name.as_deref(),
             csrf: &csrf,
             mfa_off: ctx.settings.mfa == MfaMode::Off,
@@ -198,6 +184,7 @@ pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
         // What a finished flow did (a fixed set: nothing from the URL is shown).
         let notice = match req.query_params().get("done")? {
             Some("password") => PASSWORD_CHANGED,
+            Some("email") => email::VERIFIED,
             _ => "",
         };
         page(ctx, req, &user, &session, notice, "", 200).await
@@ -206,7 +193,7 @@ pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
     result.unwrap_or_else(Error::into_page)
 }
 
-fn event(
+pub(crate) fn event(
     ctx: &Ctx<'_>,
     req: &Request,
     kind: EventKind,
@@ -227,7 +214,7 @@ fn event(
 }
 
 /// What a form handler does once the user, the session and the CSRF token are checked.
-enum Done {
+pub(crate) enum Done {
     /// The page again with a message.
     Page { notice: String, error: String, status: u16 },
     /// Another response (a notice page, a re-authentication).
@@ -235,7 +222,7 @@ enum Done {
 }
 
 /// Runs a POST form of the page: signed in, CSRF-checked, and (for `factor_change`) recent.
-async fn form<'r, F, Fut>(ctx: &Ctx<'r>, req: &'r Request, factor_change: bool, run: F) -> Response
+pub(crate) async fn form<'r, F, Fut>(ctx: &Ctx<'r>, req: &'r Request, factor_change: bool, run: F) -> Response
 where
     F: FnOnce(users::User, sessions::Session, crate::http::Params) -> Fut,
     Fut: std::future::Future<Output = Result<Done, Error>>,
@@ -262,7 +249,7 @@ where
     result.unwrap_or_else(Error::into_page)
 }
 
-fn refused(error: &str, status: u16) -> Done {
+pub(crate) fn refused(error: &str, status: u16) -> Done {
     Done::Page {
         notice: String::new(),
         error: error.to_owned(),
@@ -270,7 +257,7 @@ fn refused(error: &str, status: u16) -> Done {
     }
 }
 
-fn done(notice: &str) -> Done {
+pub(crate) fn done(notice: &str) -> Done {
     Done::Page {
         notice: notice.to_owned(),
         error: String::new(),
@@ -427,23 +414,4 @@ pub async fn confirm_totp(ctx: &Ctx<'_>, req: &Request) -> Response {
         Ok(Done::Other(resp))
     })
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::utc;
-
-    #[test]
-    fn utc_formats_unix_seconds_as_a_calendar_date() {
-        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
-        assert_eq!(utc(1_800_000_000), "2027-01-15 08:00 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
-        assert_eq!(utc(4_107_542_399), "2100-02-28 23:59 UTC");
-        // Century and 400-year boundaries inside an era (the corrections of the algorithm).
-        assert_eq!(utc(4_107_542_400), "2100-03-01 00:00 UTC");
-        assert_eq!(utc(10_413_791_940), "2299-12-31 23:59 UTC");
-        assert_eq!(utc(10_418_889_600), "2300-03-01 00:00 UTC");
-        assert_eq!(utc(13_574_606_400), "2400-02-29 12:00 UTC");
-        assert_eq!(utc(-1), "1969-12-31 23:59 UTC");
-    }
 }
