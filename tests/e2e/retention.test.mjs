@@ -62,6 +62,8 @@ test("the Cron Trigger deletes dead rows of every table and keeps a live login u
       VALUES ('e2e_gc', 'e2e_app', '${u}', 'e2e_s_ended', '/', 0, ${dead});
     INSERT INTO events (id, kind, created_at) VALUES ('e2e_e_old', 'login', ${now - 31 * DAY}), ('e2e_e_kept', 'login', ${now - 29 * DAY});
     INSERT INTO totp_devices (id, user_id, name, secret_sealed, created_at) VALUES ('e2e_t', '${u}', 'a', 's', ${now - 2 * DAY});
+    INSERT INTO email_tokens (id, kind, secret_hash, user_id, email, created_at, expires_at)
+      VALUES ('e2e_et', 'reset', 'h', '${u}', 'a@example.test', 0, ${dead});
   `);
   const liveEvents = await count("SELECT COUNT(*) AS n FROM events WHERE id NOT LIKE 'e2e_%'");
   assert.ok(liveEvents > 0, "the login recorded events");
@@ -70,7 +72,7 @@ test("the Cron Trigger deletes dead rows of every table and keeps a live login u
   assert.equal(
     line,
     "retention: deleted auth_requests=1 authorization_codes=1 gateway_codes=1 tokens=1 grants=1 " +
-      "app_sessions=1 sessions=2 totp_devices=1 events=1",
+      "app_sessions=1 sessions=2 totp_devices=1 email_tokens=1 events=1",
   );
   // One query: each `wrangler d1 execute` takes seconds.
   const [left] = await gh.d1(`SELECT
