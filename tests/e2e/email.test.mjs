@@ -5,6 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
+import { readFileSync } from "node:fs";
 import * as oc from "openid-client";
 import { startGatehouse, makeSecrets } from "./harness.mjs";
 import {
@@ -253,5 +254,35 @@ test("the HTTPS mail adapter posts Resend's JSON to the configured API", async (
   } finally {
     await api.stop();
     await new Promise((ok) => stub.close(ok));
+  }
+});
+
+test("the send_email binding adapter hands the mail to workerd's binding", async () => {
+  const sender = await startGatehouse({
+    vars: { GATEHOUSE_MAILER: "send_email", GATEHOUSE_MAIL_FROM: "no-reply@id.example.test" },
+    wranglerExtra: '[[send_email]]\nname = "EMAIL"',
+  });
+  try {
+    const a = adminApi(sender);
+    const user = await a.createUser({ email_verified: true });
+    const client = await a.createClient();
+    const { jar, url } = await openLoginPage(pkceAuthorizeUrl(sender, client.client_id));
+    const resetUrl = new URL(url);
+    resetUrl.pathname = "/oauth2/reset";
+    const form = parseForms(await (await send(jar, resetUrl)).text()).find((f) => f.action === "/oauth2/reset");
+    const fields = Object.fromEntries(form.inputs.filter((i) => i.type === "hidden").map((i) => [i.name, i.value]));
+    assert.equal((await postForm(jar, `${sender.url}/oauth2/reset`, { ...fields, login: user.username })).status, 200);
+    // Local workerd logs each message the binding sends, with the file holding its text.
+    let logged;
+    for (let i = 0; i < 100 && !logged; i++) {
+      logged = sender.logs().match(/send_email binding called[\s\S]*?To: (\S+)[\s\S]*?Subject: ([^\n]+)[\s\S]*?Text: (\S+\.txt)/);
+      if (!logged) await new Promise((ok) => setTimeout(ok, 100));
+    }
+    assert.ok(logged, sender.logs().slice(-2000));
+    assert.match(logged[1], new RegExp(user.email.replace(".", "\\.")));
+    assert.match(logged[2], /Reset your password/);
+    assert.ok(readFileSync(logged[3], "utf8").includes(`${sender.url}/oauth2/reset/confirm?`));
+  } finally {
+    await sender.stop();
   }
 });

@@ -63,8 +63,15 @@ const env = () => ({
  * GATEHOUSE_ISSUER on another host, /healthz is not Gatehouse's on 127.0.0.1 (pass a path under
  * /.gatehouse/, which is on every host).
  */
-export async function startGatehouse({ secrets = makeSecrets(), vars = {}, https = false, testScheduled = false, readyPath = "/healthz" } = {}) {
+export async function startGatehouse({ secrets = makeSecrets(), vars = {}, https = false, testScheduled = false, readyPath = "/healthz", wranglerExtra = "" } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-e2e-"));
+  // Extra configuration (a binding the shipped wrangler.toml leaves commented out): a copy of
+  // wrangler.toml with it appended, beside the original so its relative paths still resolve.
+  let config = null;
+  if (wranglerExtra) {
+    config = join(ROOT, `wrangler.e2e-${randomBytes(4).toString("hex")}.toml`);
+    writeFileSync(config, readFileSync(join(ROOT, "wrangler.toml"), "utf8") + "\n" + wranglerExtra + "\n");
+  }
   const state = join(dir, "state");
   const envFile = join(dir, "dev.vars");
   writeFileSync(
@@ -86,6 +93,7 @@ export async function startGatehouse({ secrets = makeSecrets(), vars = {}, https
     "--inspector-port", String(await freePort()),
   ];
   if (testScheduled) args.push("--test-scheduled");
+  if (config) args.push("--config", config);
   // `{port}` in a var stands for the port chosen here (e.g. GATEHOUSE_ISSUER).
   let certPath = null;
   if (https) {
@@ -116,6 +124,7 @@ export async function startGatehouse({ secrets = makeSecrets(), vars = {}, https
       });
     }
     rmSync(dir, { recursive: true, force: true });
+    if (config) rmSync(config, { force: true });
   };
   const deadline = Date.now() + 180_000;
   for (;;) {
