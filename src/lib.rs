@@ -13,6 +13,8 @@ pub mod counters;
 #[cfg(target_arch = "wasm32")]
 pub mod d1;
 #[cfg(target_arch = "wasm32")]
+pub mod fetch;
+#[cfg(target_arch = "wasm32")]
 pub mod mail;
 #[cfg(target_arch = "wasm32")]
 pub mod proxy;

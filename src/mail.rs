@@ -8,11 +8,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::future::{select, Either};
 use gatehouse_core::error::InternalError;
 use gatehouse_core::mail::{Courier, Mail, Outgoing};
 use gatehouse_core::ports::{MailTransport, Mailer};
-use worker::{AbortController, Delay, Env, Fetch, Headers, Method, Request, RequestInit};
+use worker::Env;
 
 use crate::adapter::{IsolateConfig, JsClock, WebRng};
 use crate::d1::D1;
@@ -57,30 +56,8 @@ impl MailTransport for Transport {
         headers: &[(String, String)],
         body: String,
     ) -> Result<(u16, Vec<u8>), InternalError> {
-        let h = Headers::new();
-        for (k, v) in headers {
-            h.set(k, v).map_err(|e| err("mail API", e))?;
-        }
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(h)
-            .with_body(Some(body.into()));
-        let req = Request::new_with_init(url, &init).map_err(|e| err("mail API", e))?;
-        let controller = AbortController::default();
-        let signal = controller.signal();
-        let fetch = Fetch::Request(req);
-        let call = async move {
-            let mut resp = fetch.send_with_signal(&signal).await?;
-            let bytes = resp.bytes().await?;
-            Ok::<_, worker::Error>((resp.status_code(), bytes))
-        };
-        match select(Box::pin(call), Delay::from(TIMEOUT)).await {
-            Either::Left((result, _)) => result.map_err(|e| err("mail API", e)),
-            Either::Right(_) => {
-                controller.abort();
-                Err(InternalError::new(format!("mail API: no answer within {TIMEOUT:?}")))
-            }
-        }
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        crate::fetch::post("mail API", url, &headers, body, TIMEOUT).await
     }
 
     async fn send_email(&self, from: &str, mail: &Mail) -> Result<(), InternalError> {

@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import * as oc from "openid-client";
 import { startGatehouse, makeSecrets } from "./harness.mjs";
 import {
-  adminApi, oidcConfig, authRequest, launchChromium, callbackServer, openLoginPage, postForm, parseForms,
+  adminApi, oidcConfig, authRequest, launchChromium, callbackServer, withPage as withPageIn, openLoginPage, postForm, parseForms,
   pkceAuthorizeUrl, send, uniq,
 } from "./helpers.mjs";
 
@@ -44,18 +44,19 @@ async function mailTo(to, kind, { after = 0 } = {}) {
 const linkIn = (mail) => mail.text_body.split("\n").map((l) => l.trim()).find((l) => l.startsWith(gh.url));
 const codeIn = (mail) => mail.text_body.split("\n").map((l) => l.trim()).find((l) => /^\d{6}$/.test(l));
 
-async function withPage(fn) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(e));
-  try {
-    await fn(page, context);
-    assert.deepEqual(errors, [], "no script errors on Gatehouse pages");
-  } finally {
-    await context.close();
-  }
+const withPage = (fn) => withPageIn(browser, fn);
+
+/** Opens a sign-in flow of `clientId` on `server` and asks for a reset for `login` (no browser). */
+async function askReset(server, clientId, login) {
+  const { jar, url } = await openLoginPage(pkceAuthorizeUrl(server, clientId));
+  const resetUrl = new URL(url);
+  resetUrl.pathname = "/oauth2/reset";
+  const form = parseForms(await (await send(jar, resetUrl)).text()).find((f) => f.action === "/oauth2/reset");
+  const fields = Object.fromEntries(form.inputs.filter((i) => i.type === "hidden").map((i) => [i.name, i.value]));
+  const res = await postForm(jar, `${server.url}/oauth2/reset`, { ...fields, login });
+  return { res, fields };
 }
+
 
 async function submit(page, selector = 'button[type="submit"]') {
   await Promise.all([page.waitForLoadState("load"), page.click(selector)]);
@@ -132,12 +133,7 @@ test("a reset request for an unknown account gets the same page and sends nothin
   const known = await admin.createUser({ email_verified: true });
   const pages = [];
   for (const login of [known.username, uniq("nobody")]) {
-    const { jar, url } = await openLoginPage(pkceAuthorizeUrl(gh, client.client_id));
-    const resetUrl = new URL(url);
-    resetUrl.pathname = "/oauth2/reset";
-    const form = parseForms(await (await send(jar, resetUrl)).text()).find((f) => f.action === "/oauth2/reset");
-    const fields = Object.fromEntries(form.inputs.filter((i) => i.type === "hidden").map((i) => [i.name, i.value]));
-    const res = await postForm(jar, `${gh.url}/oauth2/reset`, { ...fields, login });
+    const { res, fields } = await askReset(gh, client.client_id, login);
     const html = (await res.text()).replaceAll(fields.req, "REQ").replaceAll(fields.csrf, "CSRF");
     pages.push([res.status, html]);
   }
@@ -231,12 +227,7 @@ test("the HTTPS mail adapter posts Resend's JSON to the configured API", async (
     const a = adminApi(api);
     const user = await a.createUser({ email_verified: true });
     const client = await a.createClient();
-    const { jar, url } = await openLoginPage(pkceAuthorizeUrl(api, client.client_id));
-    const resetUrl = new URL(url);
-    resetUrl.pathname = "/oauth2/reset";
-    const form = parseForms(await (await send(jar, resetUrl)).text()).find((f) => f.action === "/oauth2/reset");
-    const fields = Object.fromEntries(form.inputs.filter((i) => i.type === "hidden").map((i) => [i.name, i.value]));
-    const res = await postForm(jar, `${api.url}/oauth2/reset`, { ...fields, login: user.username });
+    const { res } = await askReset(api, client.client_id, user.username);
     assert.equal(res.status, 200);
     for (let i = 0; i < 100 && received.length === 0; i++) await new Promise((ok) => setTimeout(ok, 100));
     assert.equal(received.length, 1);
@@ -266,12 +257,7 @@ test("the send_email binding adapter hands the mail to workerd's binding", async
     const a = adminApi(sender);
     const user = await a.createUser({ email_verified: true });
     const client = await a.createClient();
-    const { jar, url } = await openLoginPage(pkceAuthorizeUrl(sender, client.client_id));
-    const resetUrl = new URL(url);
-    resetUrl.pathname = "/oauth2/reset";
-    const form = parseForms(await (await send(jar, resetUrl)).text()).find((f) => f.action === "/oauth2/reset");
-    const fields = Object.fromEntries(form.inputs.filter((i) => i.type === "hidden").map((i) => [i.name, i.value]));
-    assert.equal((await postForm(jar, `${sender.url}/oauth2/reset`, { ...fields, login: user.username })).status, 200);
+    assert.equal((await askReset(sender, client.client_id, user.username)).res.status, 200);
     // Local workerd logs each message the binding sends, with the file holding its text.
     let logged;
     for (let i = 0; i < 100 && !logged; i++) {

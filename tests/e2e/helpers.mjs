@@ -417,6 +417,24 @@ export async function launchChromium() {
 }
 
 /**
+ * Runs `fn(page, context)` in a fresh browser context (no cookies), closed afterwards, and fails
+ * if a Gatehouse page threw a script error.
+ */
+export async function withPage(browser, fn) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e));
+  try {
+    const out = await fn(page, context);
+    if (errors.length) throw new Error(`script errors on Gatehouse pages: ${errors.join("; ")}`);
+    return out;
+  } finally {
+    await context.close();
+  }
+}
+
+/**
  * A relying party's redirect_uri for browser tests: a loopback server answering a small page,
  * calling `onHit(url)` for each request. Returns the server and its base URL.
  */

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import * as oc from "openid-client";
 import { startGatehouse } from "./harness.mjs";
-import { adminApi, oidcConfig, authRequest, launchChromium, callbackServer } from "./helpers.mjs";
+import { adminApi, oidcConfig, authRequest, launchChromium, callbackServer, withPage as withPageIn } from "./helpers.mjs";
 
 let gh, admin, browser, cb, cbBase;
 
@@ -53,18 +53,7 @@ after(async () => {
   await gh?.stop();
 });
 
-async function withPage(fn) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(e));
-  try {
-    await fn(page, context);
-    assert.deepEqual(errors, [], "no script errors on Gatehouse pages");
-  } finally {
-    await context.close();
-  }
-}
+const withPage = (fn) => withPageIn(browser, fn);
 
 async function signInWithPassword(page, url, user, password = user.password) {
   await page.goto(url);

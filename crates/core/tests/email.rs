@@ -138,14 +138,41 @@ fn to_email_stage(env: &TestEnv, b: &mut Browser, client_id: &str, username: &st
     email
 }
 
-#[test]
-fn an_emailed_code_signs_in_once_and_records_its_method() {
+/// Under `GATEHOUSE_MFA=required`, "ann" (verified address, no app) at the emailed-code stage:
+/// the environment, her browser, the client, her id and the stage's page.
+struct AtCodeStage {
+    env: TestEnv,
+    b: Browser,
+    client_id: String,
+    user: String,
+    page: String,
+}
+
+fn at_code_stage() -> AtCodeStage {
     let mut env = mail_env();
     env.settings.mfa = MfaMode::Required;
     let client_id = client(&env);
     let user = verified_user(&env, "ann");
     let mut b = Browser::default();
     let page = to_email_stage(&env, &mut b, &client_id, "ann");
+    AtCodeStage {
+        env,
+        b,
+        client_id,
+        user,
+        page,
+    }
+}
+
+#[test]
+fn an_emailed_code_signs_in_once_and_records_its_method() {
+    let AtCodeStage {
+        env,
+        mut b,
+        client_id,
+        user,
+        page,
+    } = at_code_stage();
     let mails = env.mailer.mails();
     assert_eq!(mails.len(), 1);
     assert_eq!(mails[0].kind, MailKind::SignInCode);
@@ -187,12 +214,9 @@ fn an_emailed_code_signs_in_once_and_records_its_method() {
 
 #[test]
 fn a_code_expires_after_ten_minutes_and_dies_after_five_wrong_tries() {
-    let mut env = mail_env();
-    env.settings.mfa = MfaMode::Required;
-    let client_id = client(&env);
-    verified_user(&env, "ann");
-    let mut b = Browser::default();
-    let page = to_email_stage(&env, &mut b, &client_id, "ann");
+    let AtCodeStage {
+        mut env, mut b, page, ..
+    } = at_code_stage();
     let code = code_of(&env.mailer.mails()[0].text);
     env.clock.advance(601);
     let r = post_form(&env, &mut b, &page, "/oauth2/mfa/email", &[("code", &code)]);
@@ -215,12 +239,7 @@ fn a_code_expires_after_ten_minutes_and_dies_after_five_wrong_tries() {
 
 #[test]
 fn a_resend_waits_for_its_cool_down_and_replaces_the_code_before() {
-    let mut env = mail_env();
-    env.settings.mfa = MfaMode::Required;
-    let client_id = client(&env);
-    verified_user(&env, "ann");
-    let mut b = Browser::default();
-    let page = to_email_stage(&env, &mut b, &client_id, "ann");
+    let AtCodeStage { env, mut b, page, .. } = at_code_stage();
     let first = code_of(&env.mailer.mails()[0].text);
     env.clock.advance(30);
     let r = post_form(&env, &mut b, &page, "/oauth2/mfa/email/send", &[]);

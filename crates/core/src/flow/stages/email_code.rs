@@ -18,7 +18,7 @@ use crate::factors::email::{self, CODE_MAX_FAILURES, CODE_TTL, RESEND_COOLDOWN};
 use crate::flow::engine::{self, email_code_usable};
 use crate::flow::plan::{Factor, Stage};
 use crate::flow::Flow;
-use crate::http::{Request, Response};
+use crate::http::{Params, Request, Response};
 use crate::mail::{self, messages, Sent};
 use crate::pages;
 use crate::policy;
@@ -153,6 +153,32 @@ async fn here(ctx: &Ctx<'_>, req: &Request, id: &str, flow: &Flow) -> Result<Res
     Ok(Ok(user))
 }
 
+/// A form posted to this stage: its flow (at this stage, where an emailed code is offered), its
+/// user, and a valid CSRF token; otherwise the answer.
+async fn posted(
+    ctx: &Ctx<'_>,
+    req: &Request,
+    params: &Params,
+) -> Result<Result<(String, Flow, users::User), Response>, Error> {
+    let (id, flow) = match flow_of(ctx, req, params).await? {
+        Ok(f) => f,
+        Err(page) => return Ok(Err(page)),
+    };
+    let user = match here(ctx, req, &id, &flow).await? {
+        Ok(u) => u,
+        Err(elsewhere) => return Ok(Err(elsewhere)),
+    };
+    if !csrf_ok(ctx, req, &id, params)? {
+        let shown = Shown {
+            notice: "",
+            error: FORM_EXPIRED,
+            status: 403,
+        };
+        return page(ctx, req, &id, &flow, &user, shown).await.map(Err);
+    }
+    Ok(Ok((id, flow, user)))
+}
+
 /// `GET /oauth2/mfa/email?req=…`: the first arrival sends a code.
 pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
     let result: Result<Response, Error> = async {
@@ -182,22 +208,10 @@ pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
 pub async fn resend(ctx: &Ctx<'_>, req: &Request) -> Response {
     let result: Result<Response, Error> = async {
         let params = req.form_params();
-        let (id, flow) = match flow_of(ctx, req, &params).await? {
-            Ok(f) => f,
-            Err(page) => return Ok(page),
+        let (id, flow, user) = match posted(ctx, req, &params).await? {
+            Ok(p) => p,
+            Err(answer) => return Ok(answer),
         };
-        let user = match here(ctx, req, &id, &flow).await? {
-            Ok(u) => u,
-            Err(elsewhere) => return Ok(elsewhere),
-        };
-        if !csrf_ok(ctx, req, &id, &params)? {
-            let shown = Shown {
-                notice: "",
-                error: FORM_EXPIRED,
-                status: 403,
-            };
-            return page(ctx, req, &id, &flow, &user, shown).await;
-        }
         let now = ctx.clock.now();
         if let Some(last) = email_tokens::last_sent_of_flow(ctx.db, &id, Kind::SignInCode).await? {
             let wait = last + RESEND_COOLDOWN - now;
@@ -225,22 +239,10 @@ pub async fn resend(ctx: &Ctx<'_>, req: &Request) -> Response {
 pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
     let result: Result<Response, Error> = async {
         let params = req.form_params();
-        let (id, mut flow) = match flow_of(ctx, req, &params).await? {
-            Ok(f) => f,
-            Err(page) => return Ok(page),
+        let (id, mut flow, user) = match posted(ctx, req, &params).await? {
+            Ok(p) => p,
+            Err(answer) => return Ok(answer),
         };
-        let user = match here(ctx, req, &id, &flow).await? {
-            Ok(u) => u,
-            Err(elsewhere) => return Ok(elsewhere),
-        };
-        if !csrf_ok(ctx, req, &id, &params)? {
-            let shown = Shown {
-                notice: "",
-                error: FORM_EXPIRED,
-                status: 403,
-            };
-            return page(ctx, req, &id, &flow, &user, shown).await;
-        }
         let typed = params.get("code")?.unwrap_or("");
         let now = ctx.clock.now();
         // Nothing to guess without a live code (expired, spent, tried too often, or sent to an

@@ -1,0 +1,45 @@
+//! One outgoing POST with a deadline, for the ports that call a service over HTTP (Turnstile's
+//! siteverify, an HTTPS mail API): the request is aborted when the deadline passes, so a slow
+//! service never holds a request (or a `waitUntil`) open for long.
+
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use gatehouse_core::error::InternalError;
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+
+/// POSTs `body` to `url` with `headers`; the status and the response body, or an error naming
+/// `what` (a network error, or no answer within `timeout`).
+pub async fn post(
+    what: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: String,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), InternalError> {
+    let err = |e: worker::Error| InternalError::new(format!("{what}: {e}"));
+    let h = Headers::new();
+    for (k, v) in headers {
+        h.set(k, v).map_err(err)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(h)
+        .with_body(Some(body.into()));
+    let req = Request::new_with_init(url, &init).map_err(err)?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(req);
+    let call = async move {
+        let mut resp = fetch.send_with_signal(&signal).await?;
+        let bytes = resp.bytes().await?;
+        Ok::<_, worker::Error>((resp.status_code(), bytes))
+    };
+    match select(Box::pin(call), Delay::from(timeout)).await {
+        Either::Left((result, _)) => result.map_err(err),
+        Either::Right(_) => {
+            controller.abort();
+            Err(InternalError::new(format!("{what}: no answer within {timeout:?}")))
+        }
+    }
+}
