@@ -681,3 +681,114 @@ fn the_dev_outbox_page_exists_on_loopback_without_an_issuer_and_keeps_a_bounded_
     );
     assert_eq!(r.status, 404);
 }
+
+// ---------------------------------------------------------------------------------------------
+// What an adversarial review found
+
+#[test]
+fn a_user_with_an_app_who_never_chose_emailed_codes_is_never_offered_one() {
+    let mut env = mail_env();
+    env.settings.mfa = MfaMode::Required;
+    let client_id = client(&env);
+    let user = verified_user(&env, "ann");
+    add_confirmed_device(&env, &user);
+    let mut b = Browser::default();
+    let login = start(&env, &mut b, &client_id);
+    let mfa = location(&submit_login(&env, &mut b, &login, "ann", PASSWORD));
+    assert!(mfa.starts_with("/oauth2/mfa?"), "{mfa}");
+    assert!(!body(&b.send(&env, b.request(Method::Get, &mfa))).contains("use-email-code"));
+    // Straight to the emailed-code page: sent elsewhere, and nothing is mailed.
+    let email = mfa.replace("/oauth2/mfa", "/oauth2/mfa/email");
+    let r = b.send(&env, b.request(Method::Get, &email));
+    assert_eq!(r.status, 303);
+    assert!(env.mailer.mails().is_empty());
+    // Once she turns codes on, they are offered beside the app.
+    env.db
+        .exec(&format!("UPDATE users SET email_otp = 1 WHERE id = '{user}'"));
+    let page = body(&b.send(&env, b.request(Method::Get, &mfa)));
+    assert!(page.contains("use-email-code"));
+}
+
+#[test]
+fn strangers_asking_for_resets_do_not_use_up_the_sign_in_codes_of_an_address() {
+    let mut env = mail_env();
+    env.settings.mfa = MfaMode::Required;
+    let client_id = client(&env);
+    verified_user(&env, "ann");
+    for _ in 0..6 {
+        let mut stranger = Browser::default();
+        let login = start(&env, &mut stranger, &client_id);
+        ask_reset(&env, &mut stranger, &login, "ann");
+    }
+    assert_eq!(env.mailer.mails().len(), 5, "the reset allowance ran out");
+    let mut b = Browser::default();
+    to_email_stage(&env, &mut b, &client_id, "ann");
+    assert_eq!(env.mailer.mails().last().unwrap().kind, MailKind::SignInCode);
+}
+
+#[test]
+fn changing_the_address_ends_a_reset_whose_link_was_opened_and_tells_the_old_address() {
+    let env = mail_env();
+    let client_id = client(&env);
+    let user = verified_user(&env, "ann");
+    // Someone with Ann's mailbox opened a reset link and stands at the new-password stage.
+    let mut thief = Browser::default();
+    let login = start(&env, &mut thief, &client_id);
+    ask_reset(&env, &mut thief, &login, "ann");
+    let link = link_of(&env.mailer.mails()[0].text);
+    let new_password = location(&thief.send(&env, thief.request(Method::Get, &link)));
+    assert!(new_password.starts_with("/oauth2/password"));
+    // Ann moves her account to another address.
+    let mut b = Browser::default();
+    let html = account_page(&env, &mut b, &client_id, "ann");
+    let r = account_post(
+        &env,
+        &mut b,
+        &html,
+        "/account/email",
+        &[("email", "ann@new.example.com")],
+    );
+    assert_eq!(r.status, 200, "{}", body(&r));
+    let notice = env.mailer.last_to("ann@example.com").unwrap();
+    assert_eq!(notice.kind, MailKind::AddressChanged);
+    assert!(notice.text.contains("ann@new.example.com"));
+    // The thief's flow is gone.
+    let r = thief.send(&env, thief.request(Method::Get, &new_password));
+    assert!(body(&r).contains("expired or is unknown"), "{}", body(&r));
+    assert!(!email_verified(&env, &user));
+}
+
+#[test]
+fn a_reset_link_opens_only_a_flow_still_waiting_for_its_password() {
+    let env = mail_env();
+    let client_id = client(&env);
+    verified_user(&env, "ann");
+    let mut b = Browser::default();
+    let login = start(&env, &mut b, &client_id);
+    ask_reset(&env, &mut b, &login, "ann");
+    let link = link_of(&env.mailer.mails()[0].text);
+    // Ann remembered her password and signed in within the same flow before opening the link
+    // (its resume was not followed yet: the flow stands complete).
+    let r = submit_login(&env, &mut b, &login, "ann", PASSWORD);
+    assert_eq!(r.status, 303);
+    let r = b.send(&env, b.request(Method::Get, &link));
+    assert_eq!(r.status, 400, "{}", body(&r));
+}
+
+#[test]
+fn the_emailed_codes_switch_is_shown_only_where_codes_are_offered() {
+    for (email_otp, mfa, shown) in [
+        (true, MfaMode::Optional, true),
+        (false, MfaMode::Optional, false),
+        (true, MfaMode::Off, false),
+    ] {
+        let mut env = mail_env();
+        env.settings.email_otp = email_otp;
+        env.settings.mfa = mfa;
+        let client_id = client(&env);
+        verified_user(&env, "ann");
+        let mut b = Browser::default();
+        let html = account_page(&env, &mut b, &client_id, "ann");
+        assert_eq!(html.contains("id=\"email-otp-toggle\""), shown, "{email_otp} {mfa:?}");
+    }
+}

@@ -14,7 +14,7 @@ use crate::http::{Request, Response};
 use crate::mail::{self, messages, Sent};
 use crate::pages;
 use crate::store::email_tokens::{self, Kind};
-use crate::store::{events, users};
+use crate::store::{auth_requests, events, users};
 use crate::types::event_kind::EventKind;
 use crate::Ctx;
 
@@ -93,10 +93,12 @@ pub async fn change(ctx: &Ctx<'_>, req: &Request) -> Response {
         }
         let now = ctx.clock.now();
         let old = std::mem::replace(&mut user.email, new.clone());
-        user.email_verified = false;
+        let was_verified = std::mem::replace(&mut user.email_verified, false);
         ctx.db
             .batch(&[
                 users::set_email_statement(&user.id, &new, now),
+                // A reset in progress (its link already opened) must not outlive the address.
+                auth_requests::delete_of_user_statement(&user.id, ""),
                 email_tokens::end_of_user_statement(&user.id, &[Kind::SignInCode, Kind::Reset, Kind::Verify], now),
                 event(
                     ctx,
@@ -107,6 +109,11 @@ pub async fn change(ctx: &Ctx<'_>, req: &Request) -> Response {
                 )?,
             ])
             .await?;
+        if was_verified {
+            let notice =
+                messages::address_changed(&old, &mail::site_name(ctx), &user.username, &new, &pages::utc(now))?;
+            mail::send(ctx, req, Some(&user.id), notice).await?;
+        }
         let sent = send_link(ctx, req, &user).await?;
         Ok(sent_page(
             sent,

@@ -11,7 +11,7 @@ use crate::http::{Request, Response};
 use crate::password;
 use crate::policy;
 use crate::store::users::{self, User, UserView};
-use crate::store::{email_tokens, sessions};
+use crate::store::{auth_requests, email_tokens, sessions};
 use crate::types::event_kind::EventKind;
 use crate::Ctx;
 
@@ -202,6 +202,10 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
     let mut statements = vec![(update.0.as_str(), update.1)];
     if disabling || password_changed {
         statements.extend(sessions::end_all_for_user_statements(&user.id, now));
+    }
+    if email_changed && !(disabling || password_changed) {
+        // A reset in progress (its link already opened) must not outlive the address.
+        statements.push(auth_requests::delete_of_user_statement(&user.id, ""));
     }
     if email_changed || password_changed || disabling {
         // Links and codes sent before (to the old address, for the old password) stop working.

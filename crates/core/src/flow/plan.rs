@@ -199,9 +199,15 @@ impl Enrolled {
     fn any_second(self, mailbox_first: bool) -> bool {
         self.totp || self.recovery_codes || (self.email && self.email_chosen && !mailbox_first)
     }
-    /// A second factor the user can pass now, chosen or not.
+    /// A second factor the user can pass now.
     fn can_pass_second(self, mailbox_first: bool) -> bool {
-        self.totp || self.recovery_codes || (self.email && !mailbox_first)
+        self.totp || self.recovery_codes || (self.email_counts() && !mailbox_first)
+    }
+    /// Whether an emailed code stands in for a second factor: the user turned codes on, or holds
+    /// no app and no recovery codes. A user with an app who never asked for codes is never
+    /// offered one: whoever has their password and their mailbox must not skip the app.
+    pub fn email_counts(self) -> bool {
+        self.email && (self.email_chosen || !(self.totp || self.recovery_codes))
     }
 }
 
@@ -244,7 +250,7 @@ pub fn next(req: &Requirements, user: Option<Enrolled>, passed: &[Passed]) -> St
     // A reset link without the password proves the mailbox only: an emailed code after it
     // would prove the same mailbox again, not a second factor.
     let mailbox_first = !passed.iter().filter(fresh).any(|p| p.factor == Factor::Password);
-    let counts = |p: &&Passed| !(mailbox_first && p.factor == Factor::EmailCode);
+    let counts = |p: &&Passed| !(p.factor == Factor::EmailCode && (mailbox_first || !enrolled.email_counts()));
     let has = |second: bool| {
         passed
             .iter()
@@ -561,6 +567,31 @@ mod tests {
         assert_eq!(next(&required, Some(MAILBOX), &[PWD]), Stage::SecondFactor);
         assert_eq!(next(&required, Some(MAILBOX), &[PWD, EMAIL_CODE]), Stage::Complete);
         assert_eq!(amr_of(&[PWD, EMAIL_CODE], None), [amr::PWD, amr::OTP, amr::MFA]);
+    }
+
+    #[test]
+    fn an_emailed_code_never_replaces_an_app_the_user_enrolled_unless_they_chose_codes() {
+        let app_and_mailbox = Enrolled {
+            email: true,
+            ..WITH_TOTP
+        };
+        for mode in [MfaMode::Optional, MfaMode::Required] {
+            let r = req(mode);
+            assert_eq!(next(&r, Some(app_and_mailbox), &[PWD]), Stage::SecondFactor);
+            assert_eq!(
+                next(&r, Some(app_and_mailbox), &[PWD, EMAIL_CODE]),
+                Stage::SecondFactor,
+                "the code does not count: the app is asked"
+            );
+            let chosen = Enrolled {
+                email_chosen: true,
+                ..app_and_mailbox
+            };
+            assert_eq!(next(&r, Some(chosen), &[PWD, EMAIL_CODE]), Stage::Complete);
+        }
+        assert!(!app_and_mailbox.email_counts());
+        assert!(MAILBOX.email_counts());
+        assert!(!NONE.email_counts());
     }
 
     #[test]

@@ -79,6 +79,24 @@ struct VerifyAddressHtml<'a> {
     hours: i64,
 }
 
+#[derive(Template)]
+#[template(path = "mail/address-changed.txt")]
+struct AddressChangedText<'a> {
+    site: &'a str,
+    username: &'a str,
+    new_address: &'a str,
+    when: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/address-changed.html")]
+struct AddressChangedHtml<'a> {
+    site: &'a str,
+    username: &'a str,
+    new_address: &'a str,
+    when: &'a str,
+}
+
 fn render(t: &impl Template) -> Result<String, InternalError> {
     t.render()
         .map_err(|e| InternalError::new(format!("mail template: {e}")))
@@ -148,6 +166,33 @@ pub fn verify_address(to: &str, site: &str, username: &str, link: &str, hours: i
             address: to,
             link,
             hours,
+        })?,
+    })
+}
+
+/// To the old address, when the user changed it: if it was not them, they learn it there.
+pub fn address_changed(
+    to: &str,
+    site: &str,
+    username: &str,
+    new_address: &str,
+    when: &str,
+) -> Result<Mail, InternalError> {
+    Ok(Mail {
+        kind: MailKind::AddressChanged,
+        to: to.to_owned(),
+        subject: format!("Your email address on {site} was changed"),
+        text: render(&AddressChangedText {
+            site,
+            username,
+            new_address,
+            when,
+        })?,
+        html: render(&AddressChangedHtml {
+            site,
+            username,
+            new_address,
+            when,
         })?,
     })
 }

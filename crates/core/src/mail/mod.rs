@@ -187,6 +187,7 @@ pub enum MailKind {
     PasswordReset,
     PasswordChanged,
     VerifyAddress,
+    AddressChanged,
 }
 
 impl MailKind {
@@ -196,6 +197,7 @@ impl MailKind {
             MailKind::PasswordReset => "password_reset",
             MailKind::PasswordChanged => "password_changed",
             MailKind::VerifyAddress => "verify_address",
+            MailKind::AddressChanged => "address_changed",
         }
     }
 }
@@ -255,10 +257,12 @@ fn hourly(n: u32) -> Tier {
     }
 }
 
-/// Counts a mail against the client IP's and the address's hourly bounds; `Ok(None)` when both
-/// admit it, else which one refused. Also called when no mail will go out (an unknown account
-/// asked for a reset), so that answer costs the same and spends the same allowance.
-pub async fn admit(ctx: &Ctx<'_>, req: &Request, address: &str) -> Result<Option<&'static str>, Error> {
+/// Counts a mail of `kind` against the client IP's and the address's hourly bounds; `Ok(None)`
+/// when both admit it, else which one refused. Each kind has its own allowance per address: a
+/// stranger who asks for resets of someone's account spends the reset allowance only, never the
+/// one their sign-in codes or verification links come from. Also called when no mail will go
+/// out (an unknown account asked for a reset), so that answer costs the same.
+pub async fn admit(ctx: &Ctx<'_>, req: &Request, address: &str, kind: MailKind) -> Result<Option<&'static str>, Error> {
     let limits = &ctx.settings.mail;
     let ip = policy::client_ip(ctx, req).key();
     let (ip_ok, _, _) = ctx
@@ -270,7 +274,7 @@ pub async fn admit(ctx: &Ctx<'_>, req: &Request, address: &str) -> Result<Option
     }
     let (address_ok, _, _) = ctx
         .counters
-        .rate_limit(&address_key(address), "mail", &[hourly(limits.per_address_hour)])
+        .rate_limit(&address_key(address), kind.as_str(), &[hourly(limits.per_address_hour)])
         .await?;
     Ok((!address_ok).then_some("address"))
 }
@@ -282,7 +286,7 @@ pub async fn send(ctx: &Ctx<'_>, req: &Request, user_id: Option<&str>, mail: Mai
     if delivery == Delivery::Off {
         return Ok(Sent::Unavailable);
     }
-    if let Some(by) = admit(ctx, req, &mail.to).await? {
+    if let Some(by) = admit(ctx, req, &mail.to, mail.kind).await? {
         let event = events::Event {
             kind: EventKind::MailLimited,
             user_id,

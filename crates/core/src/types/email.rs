@@ -5,13 +5,19 @@
 /// The longest address (RFC 5321 §4.5.3.1.3 path limit, less the angle brackets).
 pub const MAX_LEN: usize = 254;
 
-/// Whether `e` is an address: a local part, `@`, a domain with a dot; no whitespace or control
-/// characters (a header injection), at most [`MAX_LEN`] bytes.
+/// Whether `e` is one plain address (`local@domain`): one `@`, a local part, a domain with a dot;
+/// no whitespace or control characters (a header injection), and none of the characters that
+/// make a mail header more than one bare address (`Name <a@b>`, lists, comments, quoting), which
+/// a mail API or relay would parse and could deliver elsewhere; at most [`MAX_LEN`] bytes.
 pub fn is_valid(e: &str) -> bool {
+    const SPECIAL: &[char] = &[',', ';', '<', '>', '"', '(', ')', '[', ']', '\\', ':'];
     e.len() <= MAX_LEN
-        && e.split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+        && e.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty() && !d.contains('@') && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
+        })
+        && !e
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || SPECIAL.contains(&c))
 }
 
 #[cfg(test)]
@@ -29,5 +35,21 @@ mod tests {
         assert!(!is_valid("a nn@example.com"));
         assert!(!is_valid(&format!("{}@example.com", "a".repeat(250))));
         assert!(is_valid(&format!("{}@example.com", "a".repeat(242))));
+        // One bare address: nothing a mail header would read as a name, a list or a route.
+        for bad in [
+            "victim@corp.com<me@evil.com>",
+            "a@x.com,b@y.com",
+            "a@x.com;b@y.com",
+            "\"a\"@x.com",
+            "a(comment)@x.com",
+            "a@[127.0.0.1]",
+            "a@b@x.com",
+            "a\\b@x.com",
+            "a@x.com.",
+            "a:b@x.com",
+        ] {
+            assert!(!is_valid(bad), "{bad}");
+        }
+        assert!(is_valid("first.last+tag@sub.example.co.uk"));
     }
 }

@@ -15,7 +15,7 @@ use super::{at, csrf_ok, flow_at, flow_of, form_token, user_of, CodeAttempt};
 use crate::crypto::random_id;
 use crate::error::Error;
 use crate::factors::email::{self, CODE_MAX_FAILURES, CODE_TTL, RESEND_COOLDOWN};
-use crate::flow::engine::{self, email_code_usable};
+use crate::flow::engine::{self, enrolled};
 use crate::flow::plan::{Factor, Stage};
 use crate::flow::Flow;
 use crate::http::{Params, Request, Response};
@@ -45,10 +45,15 @@ pub fn masked(address: &str) -> String {
     }
 }
 
-/// Whether an emailed code can be the second factor of this flow: usable for the user, and
-/// not after a reset link alone (the mailbox again would not be a second factor).
-pub fn offered(ctx: &Ctx<'_>, flow: &Flow, user: &users::User) -> bool {
-    email_code_usable(ctx, user) && flow.passed().iter().any(|p| p.factor == Factor::Password)
+/// Whether an emailed code can be the second factor of this flow: it counts for the user
+/// (`Enrolled::email_counts`: usable, and chosen or the only factor they hold), and a fresh
+/// password was passed (after a reset link alone the mailbox again is no second factor).
+pub async fn offered(ctx: &Ctx<'_>, flow: &Flow, user: &users::User) -> Result<bool, Error> {
+    let fresh_password = flow
+        .passed()
+        .iter()
+        .any(|p| p.factor == Factor::Password && flow.fresh_after.is_none_or(|t| p.at >= t));
+    Ok(fresh_password && enrolled(ctx, user).await?.email_counts())
 }
 
 /// What the page shows besides the form.
@@ -146,7 +151,7 @@ async fn here(ctx: &Ctx<'_>, req: &Request, id: &str, flow: &Flow) -> Result<Res
         return Ok(Err(elsewhere));
     }
     let user = user_of(ctx, flow).await?;
-    if !offered(ctx, flow, &user) {
+    if !offered(ctx, flow, &user).await? {
         // The app or the recovery codes are what is left.
         return Ok(Err(Response::redirect(303, &engine::url("/oauth2/mfa/recovery", id))));
     }

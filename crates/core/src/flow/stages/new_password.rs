@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{at, csrf_ok, flow_at, flow_of, form_token, user_of};
 use crate::crypto::constant_time_eq;
-use crate::error::Error;
+use crate::error::{log_internal, Error};
 use crate::flow::plan::{Factor, Stage};
 use crate::flow::{engine, Flow};
 use crate::http::{Request, Response};
@@ -115,11 +115,18 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
         flow.new_password = false;
         flow.password_changed = true;
         let advanced = engine::advance(ctx, req, &id, flow, changes).await?;
-        // Tell the owner of the address: if it was not them, they learn it now.
+        // Tell the owner of the address: if it was not them, they learn it now. The change has
+        // landed: a notice that cannot go out is logged, and the browser still goes on.
         if user.email_verified && !user.email.is_empty() {
-            let message =
-                messages::password_changed(&user.email, &mail::site_name(ctx), &user.username, &pages::utc(now))?;
-            mail::send(ctx, req, Some(&user.id), message).await?;
+            let notice =
+                messages::password_changed(&user.email, &mail::site_name(ctx), &user.username, &pages::utc(now));
+            let sent = match notice {
+                Ok(message) => mail::send(ctx, req, Some(&user.id), message).await,
+                Err(e) => Err(e.into()),
+            };
+            if let Err(Error::Internal(e)) = sent {
+                log_internal(&e);
+            }
         }
         Ok(advanced)
     }

@@ -49,7 +49,7 @@ pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
         };
         let user = user_of(ctx, &flow).await?;
         let held = totp_devices::second_factors(ctx.db, &user.id).await?;
-        let email = email_code::offered(ctx, &flow, &user);
+        let email = email_code::offered(ctx, &flow, &user).await?;
         page(ctx, req, &id, &flow, "", 200, (held.totp_devices > 0, email))
     }
     .await;
@@ -94,7 +94,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             };
             attempt.failed(ctx, &flow, &user, "recovery_code", reason).await?;
             let held = totp_devices::second_factors(ctx.db, &user.id).await?;
-            let email = email_code::offered(ctx, &flow, &user);
+            let email = email_code::offered(ctx, &flow, &user).await?;
             return page(ctx, req, &id, &flow, INVALID_CODE, 401, (held.totp_devices > 0, email));
         }
         attempt.succeeded(ctx).await?;

@@ -20,10 +20,11 @@ use super::{csrf_ok, flow_at, flow_of, form_token};
 use crate::crypto::{random_id, random_token, token_hash};
 use crate::error::Error;
 use crate::factors::email::RESET_TTL;
+use crate::flow::engine::{self, Standing};
 use crate::flow::plan::{Factor, Stage};
-use crate::flow::{engine, load, Flow, NotHere};
+use crate::flow::{load, Flow, NotHere};
 use crate::http::{Request, Response};
-use crate::mail::{self, messages};
+use crate::mail::{self, messages, MailKind};
 use crate::pages;
 use crate::policy;
 use crate::store::email_tokens::{self, Kind};
@@ -108,7 +109,13 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             .await?
             .filter(|u| u.email_verified && !u.email.is_empty() && !u.disabled);
         // The bounds are counted whether or not a mail goes out: the same cost either way.
-        let limited = mail::admit(ctx, req, user.as_ref().map_or(&login, |u| &u.email)).await?;
+        let limited = mail::admit(
+            ctx,
+            req,
+            user.as_ref().map_or(&login, |u| &u.email),
+            MailKind::PasswordReset,
+        )
+        .await?;
         let ip = policy::client_ip(ctx, req).to_string();
         let mut statements = Vec::with_capacity(2);
         let sent = match (&user, limited) {
@@ -168,6 +175,14 @@ pub async fn confirm(ctx: &Ctx<'_>, req: &Request) -> Response {
             Err(NotHere::OtherBrowser) => return Ok(Response::error_page(400, "invalid_request", OTHER_BROWSER)),
             Err(NotHere::Gone) => return Ok(Response::error_page(400, "invalid_request", LINK_INVALID)),
         };
+        // A link opens only a flow still waiting for its password: one that went on (signed in
+        // meanwhile, or opened a link already) takes no other.
+        if !matches!(
+            engine::standing(ctx, &flow).await?,
+            Standing::At(Stage::Identify | Stage::Password)
+        ) {
+            return Ok(Response::error_page(400, "invalid_request", LINK_INVALID));
+        }
         let now = ctx.clock.now();
         let live = if token.is_empty() || token.len() > 128 {
             None

@@ -89,7 +89,7 @@ pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
         };
         let user = user_of(ctx, &flow).await?;
         let held = totp_devices::second_factors(ctx.db, &user.id).await?;
-        let email = email_code::offered(ctx, &flow, &user);
+        let email = email_code::offered(ctx, &flow, &user).await?;
         if held.totp_devices == 0 {
             // No app: an emailed code, else the recovery codes.
             let other = if email {
@@ -137,7 +137,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             Checked::Refused(reason) => {
                 attempt.failed(ctx, &flow, &user, "totp", reason).await?;
                 let held = totp_devices::second_factors(ctx.db, &user.id).await?;
-                let email = email_code::offered(ctx, &flow, &user);
+                let email = email_code::offered(ctx, &flow, &user).await?;
                 page(
                     ctx,
                     req,
