@@ -184,7 +184,6 @@ pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
         // What a finished flow did (a fixed set: nothing from the URL is shown).
         let notice = match req.query_params().get("done")? {
             Some("password") => PASSWORD_CHANGED,
-            Some("email") => email::VERIFIED,
             _ => "",
         };
         page(ctx, req, &user, &session, notice, "", 200).await

@@ -402,6 +402,28 @@ mod tests {
     }
 
     #[test]
+    fn each_mailer_value_parses_to_its_delivery_and_back() {
+        for d in [Delivery::Off, Delivery::Outbox, Delivery::SendEmail, Delivery::Api] {
+            assert_eq!(Delivery::parse(d.as_str()), Some(d));
+        }
+        assert_eq!(Delivery::parse(""), Some(Delivery::Auto));
+        assert_eq!(
+            Delivery::parse("auto"),
+            None,
+            "unset is the automatic choice, not a value"
+        );
+    }
+
+    #[test]
+    fn the_sender_is_bounded() {
+        let local = "a".repeat(MAX_FROM - "@x.example".len());
+        let longest = format!("{local}@x.example");
+        assert_eq!(longest.len(), MAX_FROM);
+        assert!(parse(&[(MAIL_FROM, &longest)]).is_ok());
+        assert!(parse(&[(MAIL_FROM, &format!("a{longest}"))]).is_err());
+    }
+
+    #[test]
     fn the_address_key_ignores_case_and_hides_the_address() {
         assert_eq!(address_key("Ann@Example.com"), address_key(" ann@example.com"));
         assert_ne!(address_key("ann@example.com"), address_key("bob@example.com"));
