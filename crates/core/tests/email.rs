@@ -792,3 +792,77 @@ fn the_emailed_codes_switch_is_shown_only_where_codes_are_offered() {
         assert_eq!(html.contains("id=\"email-otp-toggle\""), shown, "{email_otp} {mfa:?}");
     }
 }
+
+#[test]
+fn the_account_page_turns_emailed_codes_on_and_off_for_a_verified_address_only() {
+    let env = mail_env();
+    let client_id = client(&env);
+    let user = verified_user(&env, "ann");
+    let bob = env.create_user("bob", PASSWORD);
+    let setting = |id: &str| env.db.count(&format!("SELECT email_otp FROM users WHERE id = '{id}'"));
+    let mut b = Browser::default();
+    let html = account_page(&env, &mut b, &client_id, "ann");
+    let r = account_post(&env, &mut b, &html, "/account/email-otp", &[("on", "1")]);
+    assert_eq!(r.status, 200, "{}", body(&r));
+    assert_eq!(setting(&user), 1);
+    assert_eq!(events(&env, "email_otp_changed")[0]["on"], true);
+    let r = account_post(&env, &mut b, &html, "/account/email-otp", &[("on", "0")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(setting(&user), 0);
+    // An unverified address cannot receive codes, so they cannot be turned on for it.
+    let mut c = Browser::default();
+    let html = account_page(&env, &mut c, &client_id, "bob");
+    let r = account_post(&env, &mut c, &html, "/account/email-otp", &[("on", "1")]);
+    assert_eq!(r.status, 409);
+    assert_eq!(setting(&bob), 0);
+}
+
+#[test]
+fn without_gatehouse_email_otp_the_switch_is_refused() {
+    let mut env = mail_env();
+    env.settings.email_otp = false;
+    let client_id = client(&env);
+    let user = verified_user(&env, "ann");
+    let mut b = Browser::default();
+    let html = account_page(&env, &mut b, &client_id, "ann");
+    let r = account_post(&env, &mut b, &html, "/account/email-otp", &[("on", "1")]);
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        env.db
+            .count(&format!("SELECT email_otp FROM users WHERE id = '{user}'")),
+        0
+    );
+}
+
+#[test]
+fn mail_names_the_site_and_the_lifetime_of_what_it_carries() {
+    let env = mail_env();
+    let client_id = client(&env);
+    env.create_user("bob", PASSWORD);
+    let mut b = Browser::default();
+    let html = account_page(&env, &mut b, &client_id, "bob");
+    account_post(&env, &mut b, &html, "/account/email/verify-send", &[]);
+    let mail = env.mailer.last_to("bob@example.com").unwrap();
+    assert_eq!(mail.subject, "Confirm your email address for id.example.com");
+    assert!(mail.text.contains("within 24 hours"), "{}", mail.text);
+    let outbox_kinds: Vec<&str> = [
+        MailKind::SignInCode,
+        MailKind::PasswordReset,
+        MailKind::PasswordChanged,
+        MailKind::VerifyAddress,
+        MailKind::AddressChanged,
+    ]
+    .iter()
+    .map(|k| k.as_str())
+    .collect();
+    assert_eq!(
+        outbox_kinds,
+        [
+            "sign_in_code",
+            "password_reset",
+            "password_changed",
+            "verify_address",
+            "address_changed"
+        ]
+    );
+}
