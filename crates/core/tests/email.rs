@@ -866,3 +866,42 @@ fn mail_names_the_site_and_the_lifetime_of_what_it_carries() {
         ]
     );
 }
+
+#[test]
+fn an_administrator_changing_the_address_ends_the_links_sent_to_the_old_one() {
+    let env = mail_env();
+    let client_id = client(&env);
+    let user = verified_user(&env, "ann");
+    let mut b = Browser::default();
+    let login = start(&env, &mut b, &client_id);
+    ask_reset(&env, &mut b, &login, "ann");
+    let link = link_of(&env.mailer.mails()[0].text);
+    let r = env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{user}"),
+        Some(json!({ "email": "ann@new.example.com", "email_verified": true })),
+    );
+    assert_eq!(r.status, 200);
+    let r = b.send(&env, b.request(Method::Get, &link));
+    assert_eq!(r.status, 400, "the link to the old address stopped working");
+}
+
+#[test]
+fn the_admin_api_refuses_an_address_that_is_not_one_plain_address() {
+    let env = mail_env();
+    let user = verified_user(&env, "ann");
+    for bad in ["victim@corp.com<me@evil.com>", "a@x.com,b@y.com", "not an address"] {
+        let r = env.admin(
+            Method::Patch,
+            &format!("/admin/api/users/{user}"),
+            Some(json!({ "email": bad })),
+        );
+        assert_eq!(r.status, 400, "{bad}");
+    }
+    let r = env.admin(
+        Method::Post,
+        "/admin/api/users",
+        Some(json!({ "username": "eve", "email": "eve@x.com;ann@example.com", "password": PASSWORD })),
+    );
+    assert_eq!(r.status, 400);
+}

@@ -104,8 +104,45 @@ mod tests {
         assert!(!code_matches(b"k1", "flow-a", "", &h));
     }
 
+    /// Randomness that yields the given 32-bit draws, then fails.
+    struct Draws(std::cell::RefCell<Vec<u32>>);
+
+    impl Rng for Draws {
+        fn fill(&self, buf: &mut [u8]) -> Result<(), InternalError> {
+            let mut left = self.0.borrow_mut();
+            if left.is_empty() {
+                return Err(InternalError::new("no more draws"));
+            }
+            buf.copy_from_slice(&left.remove(0).to_le_bytes());
+            Ok(())
+        }
+    }
+
+    fn code_from(draws: &[u32]) -> Result<String, InternalError> {
+        new_code(&Draws(std::cell::RefCell::new(draws.to_vec()))).map(|c| c.expose().to_owned())
+    }
+
+    #[test]
+    fn draws_past_the_last_whole_million_are_drawn_again_so_no_code_is_likelier() {
+        // 4_294_000_000 is the largest multiple of 10^6 that fits: draws below it are used...
+        assert_eq!(code_from(&[4_293_999_999]).unwrap(), "999999");
+        assert_eq!(code_from(&[5]).unwrap(), "000005");
+        // ...and it and every draw above it are thrown away.
+        assert_eq!(code_from(&[4_294_000_000, 7]).unwrap(), "000007");
+        assert_eq!(code_from(&[u32::MAX, 4_294_967_000, 42]).unwrap(), "000042");
+        assert!(code_from(&[u32::MAX]).is_err(), "no randomness: no code");
+    }
+
+    #[test]
+    fn lifetimes_are_what_the_readme_says() {
+        assert_eq!((CODE_TTL, RESET_TTL, VERIFY_TTL), (600, 900, 86_400));
+        assert_eq!((CODE_MAX_FAILURES, RESEND_COOLDOWN), (5, 60));
+    }
+
     #[test]
     fn normalize_keeps_six_digits_only() {
+        assert_eq!(normalize("12345a"), None);
+        assert_eq!(normalize("1234567"), None);
         assert_eq!(normalize(" 12 34 56 ").as_deref(), Some("123456"));
         assert_eq!(normalize("١٢٣٤٥٦"), None, "only ASCII digits");
         assert_eq!(normalize("123456\n"), None);
