@@ -670,10 +670,26 @@ fn the_dev_outbox_page_exists_on_loopback_without_an_issuer_and_keeps_a_bounded_
     let r = env.send_at(local, gatehouse_core::http::Request::new(Method::Get, "/dev/outbox"));
     assert_eq!(r.status, 200);
     assert!(body(&r).contains("123456"));
-    let mut req = gatehouse_core::http::Request::new(Method::Get, "/dev/outbox");
-    req.query = "format=json&to=ANN@example.com".into();
-    let json = env.send_at(local, req).json_body();
-    assert_eq!(json["mails"].as_array().unwrap().len(), 50);
+    let bob = Outgoing {
+        delivery: Delivery::Outbox,
+        mail: mail::messages::sign_in_code("bob@example.com", "id.example.com", "654321", 10).unwrap(),
+    };
+    futures::executor::block_on(mail::deliver(&courier(&env, &transport), &bob));
+    let listed = |query: &str| {
+        let mut req = gatehouse_core::http::Request::new(Method::Get, "/dev/outbox");
+        req.query = query.into();
+        env.send_at(local, req).json_body()["mails"].as_array().unwrap().clone()
+    };
+    assert_eq!(listed("format=json&to=ANN@example.com").len(), 50);
+    let to_bob = listed("format=json&to=bob@example.com");
+    assert_eq!(to_bob.len(), 1);
+    assert_eq!(to_bob[0]["kind"], "sign_in_code");
+    assert_eq!(listed("format=json&to=").len(), 50, "an empty filter is none");
+    assert_eq!(
+        listed("format=json")[0]["to_address"],
+        "bob@example.com",
+        "newest first"
+    );
     // Not on a public host, even without an issuer (which refuses to serve there anyway).
     let r = env.send_at(
         "https://id.example.com",
@@ -904,4 +920,23 @@ fn the_admin_api_refuses_an_address_that_is_not_one_plain_address() {
         Some(json!({ "username": "eve", "email": "eve@x.com;ann@example.com", "password": PASSWORD })),
     );
     assert_eq!(r.status, 400);
+}
+
+#[test]
+fn a_reset_link_is_no_verification_link() {
+    let env = mail_env();
+    let client_id = client(&env);
+    verified_user(&env, "ann");
+    let mut b = Browser::default();
+    let login = start(&env, &mut b, &client_id);
+    ask_reset(&env, &mut b, &login, "ann");
+    let link = link_of(&env.mailer.mails()[0].text);
+    let token = query_param(&link, "token").unwrap();
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/account/email/verify")
+            .with_form(&[("token", &token)]),
+    );
+    assert_eq!(r.status, 400);
+    assert!(events(&env, "email_verified").is_empty());
 }
