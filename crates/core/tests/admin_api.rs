@@ -446,6 +446,15 @@ fn a_display_name_or_app_name_is_bounded_and_has_no_control_characters() {
         Some(json!({"name": "Ада Лавлейс"})),
     );
     assert_eq!(r.status, 200, "any script is a name");
+    assert_eq!(r.json_body()["name"], "Ада Лавлейс");
+    // A blank name clears it (no name, rather than one of spaces).
+    let r = env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{id}"),
+        Some(json!({"name": "   "})),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json_body()["name"], serde_json::Value::Null, "{}", r.json_body());
     for name in ["", "x\u{0}y", &"w".repeat(201)] {
         assert_eq!(create_app(&env, json!({"name": name})).status, 400, "{name:?}");
     }

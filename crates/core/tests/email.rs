@@ -181,6 +181,8 @@ fn an_emailed_code_signs_in_once_and_records_its_method() {
     // The page does not send another one on a reload.
     let again = b.send(&env, b.request(Method::Get, &page));
     assert!(body(&again).contains("a•••@example.com"));
+    // Ann holds no app and no recovery codes: no way to them is shown.
+    assert!(!body(&again).contains("use-authenticator") && !body(&again).contains("use-recovery-code"));
     assert_eq!(env.mailer.mails().len(), 1);
     // The code is stored only as a keyed hash.
     assert_eq!(
@@ -723,6 +725,15 @@ fn a_user_with_an_app_who_never_chose_emailed_codes_is_never_offered_one() {
         .exec(&format!("UPDATE users SET email_otp = 1 WHERE id = '{user}'"));
     let page = body(&b.send(&env, b.request(Method::Get, &mfa)));
     assert!(page.contains("use-email-code"));
+    // The emailed-code page leads back to the app (and to recovery codes only for a user who
+    // has them).
+    let page = body(&b.send(&env, b.request(Method::Get, &email)));
+    assert!(page.contains("id=\"use-authenticator\""), "{page}");
+    assert!(!page.contains("use-recovery-code"));
+    env.db.exec(&format!(
+        "INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES ('{user}', 'h', 0)"
+    ));
+    assert!(body(&b.send(&env, b.request(Method::Get, &email))).contains("id=\"use-recovery-code\""));
 }
 
 #[test]
@@ -861,6 +872,19 @@ fn mail_names_the_site_and_the_lifetime_of_what_it_carries() {
     let mail = env.mailer.last_to("bob@example.com").unwrap();
     assert_eq!(mail.subject, "Confirm your email address for id.example.com");
     assert!(mail.text.contains("within 24 hours"), "{}", mail.text);
+    // A sign-in code works for ten minutes, a reset link for fifteen: the mail says so.
+    let AtCodeStage { env, .. } = at_code_stage();
+    assert!(
+        env.mailer.mails()[0].text.contains("for 10 minutes"),
+        "{}",
+        env.mailer.mails()[0].text
+    );
+    let mut b = Browser::default();
+    verified_user(&env, "bob");
+    let login = start(&env, &mut b, &client(&env));
+    ask_reset(&env, &mut b, &login, "bob");
+    let reset = env.mailer.last_to("bob@example.com").unwrap();
+    assert!(reset.text.contains("within 15 minutes"), "{}", reset.text);
     let outbox_kinds: Vec<&str> = [
         MailKind::SignInCode,
         MailKind::PasswordReset,
@@ -900,6 +924,152 @@ fn an_administrator_changing_the_address_ends_the_links_sent_to_the_old_one() {
     assert_eq!(r.status, 200);
     let r = b.send(&env, b.request(Method::Get, &link));
     assert_eq!(r.status, 400, "the link to the old address stopped working");
+}
+
+#[test]
+fn an_administrator_changing_the_address_ends_a_reset_whose_link_was_opened_and_a_name_change_does_not() {
+    for (patch, ends) in [
+        (json!({ "name": "Ann Other" }), false),
+        (json!({ "email": "ann@new.example.com" }), true),
+    ] {
+        let env = mail_env();
+        let client_id = client(&env);
+        let user = verified_user(&env, "ann");
+        let mut b = Browser::default();
+        let login = start(&env, &mut b, &client_id);
+        ask_reset(&env, &mut b, &login, "ann");
+        let link = link_of(&env.mailer.mails()[0].text);
+        let new_password = location(&b.send(&env, b.request(Method::Get, &link)));
+        assert!(new_password.starts_with("/oauth2/password"));
+        let r = env.admin(Method::Patch, &format!("/admin/api/users/{user}"), Some(patch.clone()));
+        assert_eq!(r.status, 200, "{}", body(&r));
+        let r = b.send(&env, b.request(Method::Get, &new_password));
+        assert_eq!(
+            body(&r).contains("expired or is unknown"),
+            ends,
+            "{patch}: {}",
+            body(&r)
+        );
+    }
+}
+
+#[test]
+fn a_password_changed_from_the_account_page_is_told_to_a_verified_address_only() {
+    for verified in [true, false] {
+        let env = mail_env();
+        let client_id = client(&env);
+        if verified {
+            verified_user(&env, "ann");
+        } else {
+            env.create_user("ann", PASSWORD);
+        }
+        let mut b = Browser::default();
+        let html = account_page(&env, &mut b, &client_id, "ann");
+        let login = location(&account_post(&env, &mut b, &html, "/account/password", &[]));
+        let stage = location(&submit_login(&env, &mut b, &login, "ann", PASSWORD));
+        assert!(stage.starts_with("/oauth2/password?req="), "{stage}");
+        let new = "a much newer passphrase";
+        let r = post_form(
+            &env,
+            &mut b,
+            &stage,
+            "/oauth2/password",
+            &[("new_password", new), ("confirm_password", new)],
+        );
+        assert!(location(&r).starts_with("/account/resume"), "{}", body(&r));
+        assert_eq!(events(&env, "password_changed")[0]["by"], "user");
+        let notices = env
+            .mailer
+            .mails()
+            .iter()
+            .filter(|m| m.kind == MailKind::PasswordChanged)
+            .count();
+        assert_eq!(notices, usize::from(verified), "verified: {verified}");
+    }
+}
+
+#[test]
+fn a_sign_in_that_must_be_fresh_still_takes_an_emailed_code_after_the_fresh_password() {
+    let mut env = mail_env();
+    env.settings.mfa = MfaMode::Required;
+    let client_id = client(&env);
+    verified_user(&env, "ann");
+    let mut b = Browser::default();
+    // `max_age` makes the flow count only what is passed from now on; the password just typed is.
+    let r = b.send(
+        &env,
+        b.request(Method::Get, &format!("{}&max_age=600", authorize_url(&client_id))),
+    );
+    let login = location(&r);
+    let mfa = location(&submit_login(&env, &mut b, &login, "ann", PASSWORD));
+    let email = location(&b.send(&env, b.request(Method::Get, &mfa)));
+    assert!(email.starts_with("/oauth2/mfa/email?"), "{email}");
+    let page = b.send(&env, b.request(Method::Get, &email));
+    assert_eq!(page.status, 200, "{}", body(&page));
+    let code = code_of(&env.mailer.mails()[0].text);
+    let r = post_form(&env, &mut b, &email, "/oauth2/mfa/email", &[("code", &code)]);
+    assert!(location(&r).starts_with("/oauth2/authorize/resume"), "{}", body(&r));
+}
+
+#[test]
+fn an_administrator_setting_a_password_or_disabling_the_account_ends_the_links_sent_before() {
+    for (patch, ends) in [
+        (json!({ "name": "Ann Other" }), false),
+        (json!({ "disabled": false }), false),
+        (json!({ "password": "an administrator's new passphrase" }), true),
+        (json!({ "disabled": true }), true),
+    ] {
+        let env = mail_env();
+        let client_id = client(&env);
+        let user = verified_user(&env, "ann");
+        let mut b = Browser::default();
+        let login = start(&env, &mut b, &client_id);
+        ask_reset(&env, &mut b, &login, "ann");
+        let live = || env.db.count("SELECT COUNT(*) FROM email_tokens WHERE used_at IS NULL");
+        assert_eq!(live(), 1);
+        let r = env.admin(Method::Patch, &format!("/admin/api/users/{user}"), Some(patch.clone()));
+        assert_eq!(r.status, 200, "{}", body(&r));
+        assert_eq!(live(), i64::from(!ends), "{patch}");
+    }
+}
+
+#[test]
+fn a_reset_link_does_nothing_for_an_account_disabled_or_unproved_since_it_was_sent() {
+    // However the account changed (here straight in the database, as a change racing the click
+    // would), the link checks it again when it is opened.
+    for change in ["disabled = 1", "email_verified = 0"] {
+        let env = mail_env();
+        let client_id = client(&env);
+        let user = verified_user(&env, "ann");
+        let mut b = Browser::default();
+        let login = start(&env, &mut b, &client_id);
+        ask_reset(&env, &mut b, &login, "ann");
+        let link = link_of(&env.mailer.mails()[0].text);
+        env.db.exec(&format!("UPDATE users SET {change} WHERE id = '{user}'"));
+        let r = b.send(&env, b.request(Method::Get, &link));
+        assert_eq!(r.status, 400, "{change}: {}", body(&r));
+    }
+}
+
+#[test]
+fn a_reset_asked_for_nobody_or_for_a_name_too_long_is_a_form_error_and_sends_nothing() {
+    let env = mail_env();
+    let client_id = client(&env);
+    verified_user(&env, "ann");
+    let mut b = Browser::default();
+    let login = start(&env, &mut b, &client_id);
+    let longest = "a".repeat(gatehouse_core::limits::USERNAME_INPUT);
+    let too_long = "a".repeat(gatehouse_core::limits::USERNAME_INPUT + 1);
+    for (asked, status) in [
+        ("", 400),
+        ("   ", 400),
+        (too_long.as_str(), 400),
+        (longest.as_str(), 200),
+    ] {
+        let r = ask_reset(&env, &mut b, &login, asked);
+        assert_eq!(r.status, status, "{} characters", asked.len());
+    }
+    assert!(env.mailer.mails().is_empty());
 }
 
 #[test]

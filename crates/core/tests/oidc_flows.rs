@@ -1633,6 +1633,18 @@ fn oidc_3_1_2_1_a_sign_in_during_the_request_satisfies_prompt_login_and_max_age_
         let r = b.send(&env, b.request(Method::Get, r.header("location").unwrap()));
         let back = r.header("location").unwrap();
         assert!(back.starts_with(REDIRECT), "{extra}: sent to {back} after signing in");
-        assert!(query_param(back, "code").is_some(), "{extra}");
+        let code = query_param(back, "code").unwrap_or_else(|| panic!("{extra}: no code"));
+        // The password typed again is a new sign-in (a new session), not a step-up of the old
+        // one: `auth_time` is now.
+        let t = exchange(&env, &rp, &code).json_body();
+        let now = gatehouse_core::ports::Clock::now(&env.clock);
+        let claims = futures::executor::block_on(gatehouse_core::jwt::verify(
+            &env.signer,
+            t["id_token"].as_str().unwrap(),
+            now,
+            0,
+        ))
+        .unwrap();
+        assert_eq!(claims["auth_time"], json!(now), "{extra}");
     }
 }

@@ -203,8 +203,10 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
     if disabling || password_changed {
         statements.extend(sessions::end_all_for_user_statements(&user.id, now));
     }
-    if email_changed && !(disabling || password_changed) {
-        // A reset in progress (its link already opened) must not outlive the address.
+    if email_changed {
+        // A reset in progress (its link already opened) must not outlive the address. (With a
+        // new password or a disable the statements above delete the flows already; the second
+        // delete finds nothing.)
         statements.push(auth_requests::delete_of_user_statement(&user.id, ""));
     }
     if email_changed || password_changed || disabling {

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::db::{first, Statement, Value};
+use crate::db::{first, Statement};
 use crate::error::InternalError;
 use crate::ports::Db;
 use crate::{params, params_vec};
@@ -171,8 +171,4 @@ pub async fn spend(db: &dyn Db, id: &str, now: i64) -> Result<bool, InternalErro
         )
         .await?;
     Ok(changed == 1)
-}
-
-pub fn delete_of_user_statement(user_id: &str) -> (&'static str, Vec<Value>) {
-    ("DELETE FROM email_tokens WHERE user_id = ?1", params_vec![user_id])
 }
