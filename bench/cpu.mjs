@@ -1,5 +1,5 @@
-// Measures the CPU cost of one password verification, one token issuance and one TOTP code
-// check inside workerd.
+// Measures the CPU cost of one password verification, one token issuance, one TOTP code check
+// and one passkey assertion verification inside workerd.
 // Builds Gatehouse with the `bench` feature, starts it under wrangler dev, and reads each cost
 // as (median latency at n=N − median latency at n=0) / N over loopback.
 // Usage: node bench/cpu.mjs [--quick]
@@ -28,7 +28,7 @@ async function time(url) {
 const gh = await startGatehouse();
 const results = {};
 try {
-  for (const [what, n] of [["password", quick ? 2 : 10], ["token", quick ? 5 : 100], ["totp", quick ? 20 : 500]]) {
+  for (const [what, n] of [["password", quick ? 2 : 10], ["token", quick ? 5 : 100], ["totp", quick ? 20 : 500], ["passkey", quick ? 20 : 500]]) {
     await time(`${gh.url}/__bench/${what}?n=1`); // warm the isolate and key import
     const base = [], loaded = [];
     for (let i = 0; i < ROUNDS; i++) {
@@ -41,6 +41,7 @@ try {
       token: "token issuance (2 RS256 JWTs)",
       password: "Argon2id verification (m=19 MiB, t=2, p=1)",
       totp: "TOTP check (unseal AES-256-GCM + 3 HMAC-SHA1 steps)",
+      passkey: "passkey assertion verification (ES256, WebCrypto)",
     }[what];
     console.log(`${what.padEnd(9)} ${perOp.toFixed(3)} ms per ${unit}  [n=${n}, median of ${ROUNDS}]`);
   }

@@ -21,6 +21,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Option<Response> {
         "password" => password_verifications(ctx, n),
         "token" => token_issuances(ctx, n).await,
         "totp" => totp_verifications(ctx, n),
+        "passkey" => passkey_assertions(n).await,
         _ => return None,
     };
     Some(match result {
@@ -83,6 +84,58 @@ async fn token_issuances(ctx: &Ctx<'_>, n: u32) -> Result<u32, String> {
         jwt::sign(ctx.signer, SigningAlg::RS256, &id, Some(jwt::typ::ID_TOKEN))
             .await
             .map_err(|e| e.to_string())?;
+    }
+    Ok(n)
+}
+
+/// One passkey sign-in's verification: the client data and authenticator data checked, the
+/// COSE key read, the ES256 signature converted from DER and checked by WebCrypto. A fixed
+/// assertion made by the tests' software authenticator (`gatehouse_core::testing::webauthn`,
+/// P-256 seed 7, challenge 32 bytes of 0x42, counter 42).
+async fn passkey_assertions(n: u32) -> Result<u32, String> {
+    use gatehouse_core::factors::webauthn::{
+        verify_assertion, Assertion, Ceremony, StoredCredential, UserVerification,
+    };
+    const COSE: &str = "a5010203262001215820ff6b25fb80730cc422fe9e0e888b2a981b4060503d9f4511067ccc1fe66c762922582041842c799f4d18625d094cb83a0d45fdac4452ab4cfdc4b1e07f983986d3473e";
+    const AUTH_DATA: &str = "2659104ec00a76b88ca84f381c5d0b512aa0891a9f4000f1664421f1f7b1a6991d0000002a";
+    const SIGNATURE: &str = "3045022100a3ad83d9997453c0aeeb82636e3d53d8272bf504ac8634af3400747a2a289475022018270ee9187f3b0a283f581c8c74199d23ac55bdcc3c9df4b8aba1872e363d3d";
+    const CLIENT_DATA: &str = r#"{"type":"webauthn.get","challenge":"QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI","origin":"https://id.example.com","crossOrigin":false}"#;
+    let hex = |s: &str| -> Result<Vec<u8>, String> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(s.get(i..i + 2).unwrap_or(""), 16).map_err(|e| e.to_string()))
+            .collect()
+    };
+    let (cose, auth_data, signature) = (hex(COSE)?, hex(AUTH_DATA)?, hex(SIGNATURE)?);
+    let ceremony = Ceremony {
+        challenge: &[0x42; 32],
+        origin: "https://id.example.com",
+        rp_id: "id.example.com",
+        user_verification: UserVerification::Required,
+    };
+    let stored = StoredCredential {
+        public_key: &cose,
+        sign_count: 41,
+        backup_eligible: true,
+        user_handle: b"bench",
+    };
+    let assertion = Assertion {
+        client_data_json: CLIENT_DATA.as_bytes(),
+        authenticator_data: &auth_data,
+        signature: &signature,
+        user_handle: Some(b"bench"),
+    };
+    for _ in 0..n {
+        verify_assertion(
+            &crate::webauthn::WebCryptoVerifier,
+            &ceremony,
+            &stored,
+            &assertion,
+            true,
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|r| format!("refused: {}", r.as_str()))?;
     }
     Ok(n)
 }

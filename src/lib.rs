@@ -22,3 +22,5 @@ pub mod proxy;
 pub mod scheduled;
 #[cfg(target_arch = "wasm32")]
 pub mod signing;
+#[cfg(target_arch = "wasm32")]
+pub mod webauthn;

@@ -170,7 +170,7 @@ impl Signer for WebCryptoSigner {
 }
 
 /// `crypto.subtle` from the global scope, so it works in workerd and in a browser window.
-fn subtle() -> Result<SubtleCrypto, InternalError> {
+pub(crate) fn subtle() -> Result<SubtleCrypto, InternalError> {
     let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))
         .ok()
         .filter(JsValue::is_object)
@@ -185,7 +185,7 @@ fn subtle() -> Result<SubtleCrypto, InternalError> {
 
 /// Awaits a WebCrypto call, turning a synchronous throw or a rejection into an InternalError.
 /// WebCrypto's messages describe the failure, never the key bytes.
-async fn call(promise: Result<Promise, JsValue>, what: &str) -> Result<JsValue, InternalError> {
+pub(crate) async fn call(promise: Result<Promise, JsValue>, what: &str) -> Result<JsValue, InternalError> {
     let promise = promise.map_err(|e| js_error(what, &e))?;
     JsFuture::from(promise).await.map_err(|e| js_error(what, &e))
 }
@@ -204,7 +204,7 @@ fn js_error(what: &str, e: &JsValue) -> InternalError {
     InternalError::new(format!("{what}: {detail}"))
 }
 
-fn object(members: &[(&str, &str)]) -> Result<Object, InternalError> {
+pub(crate) fn object(members: &[(&str, &str)]) -> Result<Object, InternalError> {
     let obj = Object::new();
     for (name, value) in members {
         Reflect::set(&obj, &JsValue::from_str(name), &JsValue::from_str(value))
@@ -221,7 +221,7 @@ fn js_object(members: &Map<String, Value>) -> Result<Object, InternalError> {
     object(&pairs)
 }
 
-fn usages(usage: &str) -> JsValue {
+pub(crate) fn usages(usage: &str) -> JsValue {
     Array::of1(&JsValue::from_str(usage)).into()
 }
 

@@ -67,6 +67,20 @@ pub struct PublicKey {
     pub active: bool,
 }
 
+/// Checks a WebAuthn credential's signature (`crate::factors::webauthn`). The core has parsed the
+/// key and put the signature in WebCrypto's form: raw r||s (64 bytes) for ES256, 64 bytes for
+/// Ed25519, PKCS#1 v1.5 for RS256. A key the implementation cannot load, or a signature of the
+/// wrong length, is `Ok(false)`, never an error: it is the credential's fault, not the service's.
+#[async_trait(?Send)]
+pub trait SignatureVerifier {
+    async fn verify(
+        &self,
+        key: &crate::factors::webauthn::CredentialKey,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, InternalError>;
+}
+
 /// Signing keys. Private keys never leave the implementation.
 #[async_trait(?Send)]
 pub trait Signer {

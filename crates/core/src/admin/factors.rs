@@ -1,13 +1,14 @@
-//! A user's second factors through the admin API: see them, remove one device, or reset them all
-//! (a user who lost their phone and their recovery codes enrolls again at their next sign-in).
-//! Secrets never leave: a device shows its name and times, recovery codes only their counts.
+//! A user's second factors through the admin API: see them, remove one device or passkey, or
+//! reset them all (a user who lost their phone and their recovery codes enrolls again at their
+//! next sign-in). Secrets never leave: a device shows its name and times, recovery codes only
+//! their counts, a passkey its id, name, algorithm and flags (its public key stays in the table).
 
 use serde::Serialize;
 
 use super::{audit_detail_statement, not_found};
 use crate::error::Error;
 use crate::http::Response;
-use crate::store::{recovery_codes, totp_devices, users};
+use crate::store::{passkeys, recovery_codes, totp_devices, users};
 use crate::types::event_kind::EventKind;
 use crate::Ctx;
 
@@ -16,6 +17,20 @@ struct DeviceView {
     id: String,
     name: String,
     confirmed: bool,
+    created_at: i64,
+    last_used_at: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct PasskeyView {
+    /// The credential id, base64url.
+    id: String,
+    name: String,
+    /// COSE algorithm: -7 ES256, -8 EdDSA, -257 RS256.
+    alg: i64,
+    transports: Vec<String>,
+    backup_eligible: bool,
+    backed_up: bool,
     created_at: i64,
     last_used_at: Option<i64>,
 }
@@ -31,6 +46,7 @@ struct FactorsView {
     /// The user has a second factor to sign in with (a confirmed device or unused codes).
     mfa_enrolled: bool,
     totp_devices: Vec<DeviceView>,
+    passkeys: Vec<PasskeyView>,
     recovery_codes: CodesView,
 }
 
@@ -49,6 +65,20 @@ pub async fn list(ctx: &Ctx<'_>, user_id: &str) -> Result<Response, Error> {
                 name: d.name,
                 created_at: d.created_at,
                 last_used_at: d.last_used_at,
+            })
+            .collect(),
+        passkeys: passkeys::of_user(ctx.db, user_id)
+            .await?
+            .into_iter()
+            .map(|p| PasskeyView {
+                id: p.id,
+                name: p.name,
+                alg: p.alg,
+                transports: p.transports,
+                backup_eligible: p.backup_eligible,
+                backed_up: p.backed_up,
+                created_at: p.created_at,
+                last_used_at: p.last_used_at,
             })
             .collect(),
         recovery_codes: CodesView {
@@ -74,11 +104,32 @@ pub async fn remove_device(ctx: &Ctx<'_>, user_id: &str, device_id: &str) -> Res
     Ok(Response::new(204))
 }
 
-/// `DELETE /admin/api/users/{id}/factors`: every device and every recovery code, spent ones
+/// `DELETE /admin/api/users/{id}/factors/passkeys/{credential id}`.
+pub async fn remove_passkey(ctx: &Ctx<'_>, user_id: &str, credential_id: &str) -> Result<Response, Error> {
+    let held = passkeys::by_id(ctx.db, credential_id)
+        .await?
+        .filter(|p| p.user_id == user_id);
+    if held.is_none() {
+        return Err(not_found("passkey"));
+    }
+    let detail = serde_json::json!({ "passkey": credential_id });
+    ctx.db
+        .batch(&[
+            passkeys::delete_statement(user_id, credential_id),
+            audit_detail_statement(ctx, EventKind::AdminPasskeyRemoved, Some(user_id), None, detail)?,
+        ])
+        .await?;
+    Ok(Response::new(204))
+}
+
+/// `DELETE /admin/api/users/{id}/factors`: every device, passkey and recovery code, spent codes
 /// included, so the user counts as never having enrolled and sets a factor up again.
 pub async fn reset(ctx: &Ctx<'_>, user_id: &str) -> Result<Response, Error> {
     users::by_id(ctx.db, user_id).await?.ok_or_else(|| not_found("user"))?;
-    let mut statements = vec![totp_devices::delete_all_of_user_statement(user_id)];
+    let mut statements = vec![
+        totp_devices::delete_all_of_user_statement(user_id),
+        passkeys::delete_all_of_user_statement(user_id),
+    ];
     statements.extend(recovery_codes::replace_statements(user_id, &[], ctx.clock.now()));
     statements.push(audit_detail_statement(
         ctx,

@@ -43,6 +43,9 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
         (Method::Get, ["users", id, "factors"]) => factors::list(ctx, id).await,
         (Method::Delete, ["users", id, "factors"]) => factors::reset(ctx, id).await,
         (Method::Delete, ["users", id, "factors", "totp", device]) => factors::remove_device(ctx, id, device).await,
+        (Method::Delete, ["users", id, "factors", "passkeys", credential]) => {
+            factors::remove_passkey(ctx, id, credential).await
+        }
         (Method::Get, ["apps"]) => apps::list(ctx).await,
         (Method::Post, ["apps"]) => apps::create(ctx, req).await,
         (Method::Get, ["apps", id]) => apps::get(ctx, id).await,
@@ -62,6 +65,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
             | ["users", _]
             | ["users", _, "factors"]
             | ["users", _, "factors", "totp", _]
+            | ["users", _, "factors", "passkeys", _]
             | ["clients"]
             | ["clients", _]
             | ["clients", _, "secret"],

@@ -12,6 +12,7 @@ pub mod email_tokens;
 pub mod events;
 pub mod gateway_codes;
 pub mod grants;
+pub mod passkeys;
 pub mod recovery_codes;
 pub mod retention;
 pub mod sessions;

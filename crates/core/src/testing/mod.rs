@@ -14,6 +14,7 @@ use crate::policy::counter::{apply, forgettable, Op, Record, Reply};
 use crate::ports::{Captcha, Clock, Counters, MailTransport, Mailer, Rng};
 
 pub mod signer;
+pub mod webauthn;
 pub use signer::RustCryptoSigner;
 
 /// A clock that only moves when told to. Clones share the time (the counters' clock is the

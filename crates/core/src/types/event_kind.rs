@@ -72,10 +72,12 @@ pub enum EventKind {
     AdminTotpRemoved,
     /// An administrator removed all of a user's second factors.
     AdminFactorsReset,
+    /// An administrator removed one of a user's passkeys.
+    AdminPasskeyRemoved,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 38] = [
+    pub const ALL: [EventKind; 39] = [
         EventKind::LoginSucceeded,
         EventKind::LoginSteppedUp,
         EventKind::LoginFailed,
@@ -114,6 +116,7 @@ impl EventKind {
         EventKind::AdminAppDeleted,
         EventKind::AdminTotpRemoved,
         EventKind::AdminFactorsReset,
+        EventKind::AdminPasskeyRemoved,
     ];
 
     /// Its stored name.
@@ -156,6 +159,7 @@ impl EventKind {
             EventKind::AdminAppReplaced => "admin_app_replaced",
             EventKind::AdminAppDeleted => "admin_app_deleted",
             EventKind::AdminTotpRemoved => "admin_totp_removed",
+            EventKind::AdminPasskeyRemoved => "admin_passkey_removed",
             EventKind::AdminFactorsReset => "admin_factors_reset",
         }
     }
