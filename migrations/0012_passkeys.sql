@@ -13,7 +13,9 @@ CREATE TABLE passkeys (
     transports         TEXT NOT NULL DEFAULT '[]',
     backup_eligible    INTEGER NOT NULL,
     backed_up          INTEGER NOT NULL,
-    -- Authenticator model (16 bytes, hex; all zeros for most passkeys) and attestation format.
+    -- Authenticator model (16 bytes, hex; all zeros for most passkeys) and attestation format,
+    -- as the authenticator claims them: unverified beyond a packed self attestation, and nothing
+    -- is decided on them.
     aaguid             TEXT NOT NULL,
     attestation_format TEXT NOT NULL,
     name               TEXT NOT NULL,

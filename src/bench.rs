@@ -94,7 +94,7 @@ async fn token_issuances(ctx: &Ctx<'_>, n: u32) -> Result<u32, String> {
 /// P-256 seed 7, challenge 32 bytes of 0x42, counter 42).
 async fn passkey_assertions(n: u32) -> Result<u32, String> {
     use gatehouse_core::factors::webauthn::{
-        verify_assertion, Assertion, Ceremony, StoredCredential, UserVerification,
+        verify_assertion, Assertion, Ceremony, Identified, StoredCredential, UserVerification,
     };
     const COSE: &str = "a5010203262001215820ff6b25fb80730cc422fe9e0e888b2a981b4060503d9f4511067ccc1fe66c762922582041842c799f4d18625d094cb83a0d45fdac4452ab4cfdc4b1e07f983986d3473e";
     const AUTH_DATA: &str = "2659104ec00a76b88ca84f381c5d0b512aa0891a9f4000f1664421f1f7b1a6991d0000002a";
@@ -131,7 +131,7 @@ async fn passkey_assertions(n: u32) -> Result<u32, String> {
             &ceremony,
             &stored,
             &assertion,
-            true,
+            Identified::Nobody,
         )
         .await
         .map_err(|e| e.to_string())?

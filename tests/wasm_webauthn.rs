@@ -10,8 +10,8 @@
 use gatehouse::webauthn::WebCryptoVerifier;
 use gatehouse_core::factors::webauthn::key::ACCEPTED_ALGS;
 use gatehouse_core::factors::webauthn::{
-    verify_assertion, verify_registration, Assertion, Ceremony, CredentialKey, Refusal, Registration, StoredCredential,
-    UserVerification,
+    verify_assertion, verify_registration, Assertion, Ceremony, CredentialKey, Identified, Refusal, Registration,
+    StoredCredential, UserVerification,
 };
 use gatehouse_core::ports::SignatureVerifier;
 use gatehouse_core::testing::webauthn::{client_data, RustCryptoVerifier, SoftAuthenticator, SoftKey};
@@ -64,7 +64,7 @@ async fn each_key_type_registers_and_signs_in_with_webcrypto() {
             signature: &sig,
             user_handle: Some(HANDLE),
         };
-        let asserted = verify_assertion(&WebCryptoVerifier, &ceremony(), &stored, &assertion, true)
+        let asserted = verify_assertion(&WebCryptoVerifier, &ceremony(), &stored, &assertion, Identified::Nobody)
             .await
             .expect("no internal error");
         assert_eq!(asserted.map(|a| a.sign_count), Ok(2), "alg {alg}");
@@ -76,7 +76,7 @@ async fn each_key_type_registers_and_signs_in_with_webcrypto() {
             signature: &bad,
             ..assertion
         };
-        let refused = verify_assertion(&WebCryptoVerifier, &ceremony(), &stored, &assertion, true)
+        let refused = verify_assertion(&WebCryptoVerifier, &ceremony(), &stored, &assertion, Identified::Nobody)
             .await
             .expect("no internal error");
         assert_eq!(refused, Err(Refusal::BadSignature), "alg {alg}");

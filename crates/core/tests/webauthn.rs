@@ -5,8 +5,8 @@ use futures::executor::block_on;
 use gatehouse_core::factors::webauthn::authenticator_data::{BE, BS, UV};
 use gatehouse_core::factors::webauthn::key::ACCEPTED_ALGS;
 use gatehouse_core::factors::webauthn::{
-    verify_assertion, verify_registration, Asserted, Assertion, Ceremony, NewCredential, Refusal, Registration,
-    StoredCredential, UserVerification,
+    verify_assertion, verify_registration, Asserted, Assertion, Ceremony, Identified, NewCredential, Refusal,
+    Registration, StoredCredential, UserVerification,
 };
 use gatehouse_core::testing::webauthn::{
     attestation_object, client_data, RustCryptoVerifier, SoftAuthenticator, SoftKey,
@@ -81,7 +81,7 @@ fn check(
     auth_data: &[u8],
     signature: &[u8],
     user_handle: Option<&[u8]>,
-    usernameless: bool,
+    identified: Identified<'_>,
 ) -> Result<Asserted, Refusal> {
     block_on(verify_assertion(
         &RustCryptoVerifier,
@@ -93,7 +93,7 @@ fn check(
             signature,
             user_handle,
         },
-        usernameless,
+        identified,
     ))
     .expect("no internal error")
 }
@@ -102,7 +102,7 @@ fn check(
 fn sign_in(auth: &SoftAuthenticator, held: &Held, uv: UserVerification) -> Result<Asserted, Refusal> {
     let cd = client_data("webauthn.get", &CHALLENGE, ORIGIN);
     let (ad, sig) = assertion_of(auth, &cd);
-    check(held, &ceremony(uv), &cd, &ad, &sig, Some(HANDLE), true)
+    check(held, &ceremony(uv), &cd, &ad, &sig, Some(HANDLE), Identified::Nobody)
 }
 
 fn held(auth: &SoftAuthenticator) -> Held {
@@ -355,7 +355,7 @@ fn wrong_origin_stops_a_phishing_site_relaying_a_sign_in() {
         &ad,
         &sig,
         Some(HANDLE),
-        true,
+        Identified::Nobody,
     );
     assert_eq!(r, Err(Refusal::WrongOrigin));
 }
@@ -373,7 +373,7 @@ fn wrong_rp_id_hash_stops_an_assertion_for_another_site() {
         &ad,
         &sig,
         Some(HANDLE),
-        true,
+        Identified::Nobody,
     );
     assert_eq!(r, Err(Refusal::WrongRpId));
 }
@@ -393,7 +393,7 @@ fn a_replayed_expired_or_other_flows_challenge_stops_an_assertion() {
         &ad,
         &sig,
         Some(HANDLE),
-        true,
+        Identified::Nobody,
     );
     assert_eq!(r, Err(Refusal::WrongChallenge));
 }
@@ -411,7 +411,7 @@ fn a_registrations_client_data_is_no_assertion() {
         &ad,
         &sig,
         Some(HANDLE),
-        true,
+        Identified::Nobody,
     );
     assert_eq!(r, Err(Refusal::WrongCeremony));
 }
@@ -437,12 +437,15 @@ fn a_credential_of_another_user_is_refused_by_its_user_handle() {
     let (ad, sig) = assertion_of(&auth, &cd);
     let c = ceremony(UserVerification::Required);
     assert_eq!(
-        check(&h, &c, &cd, &ad, &sig, Some(b"someone-else"), false),
+        check(&h, &c, &cd, &ad, &sig, Some(b"someone-else"), Identified::User(HANDLE)),
         Err(Refusal::WrongUser)
     );
     // Usernameless sign-in needs the handle; a second factor (user known) does not.
-    assert_eq!(check(&h, &c, &cd, &ad, &sig, None, true), Err(Refusal::WrongUser));
-    assert!(check(&h, &c, &cd, &ad, &sig, None, false).is_ok());
+    assert_eq!(
+        check(&h, &c, &cd, &ad, &sig, None, Identified::Nobody),
+        Err(Refusal::WrongUser)
+    );
+    assert!(check(&h, &c, &cd, &ad, &sig, None, Identified::User(HANDLE)).is_ok());
 }
 
 #[test]
@@ -463,7 +466,7 @@ fn a_tampered_client_data_json_breaks_the_signature() {
         &ad,
         &sig,
         Some(HANDLE),
-        true,
+        Identified::Nobody,
     );
     assert_eq!(r, Err(Refusal::BadSignature));
 }
@@ -478,23 +481,31 @@ fn a_tampered_authenticator_data_or_signature_breaks_the_signature() {
         let (mut ad, sig) = assertion_of(&auth, &cd);
         ad[36] ^= 1; // the counter's last byte
         assert_eq!(
-            check(&h, &c, &cd, &ad, &sig, Some(HANDLE), true),
+            check(&h, &c, &cd, &ad, &sig, Some(HANDLE), Identified::Nobody),
             Err(Refusal::BadSignature)
         );
         let (ad, mut sig) = assertion_of(&auth, &cd);
         let last = sig.len() - 1;
         sig[last] ^= 1;
         assert_eq!(
-            check(&h, &c, &cd, &ad, &sig, Some(HANDLE), true),
+            check(&h, &c, &cd, &ad, &sig, Some(HANDLE), Identified::Nobody),
             Err(Refusal::BadSignature)
         );
         let (ad, sig) = assertion_of(&auth, &cd);
         assert_eq!(
-            check(&h, &c, &cd, &ad, &sig[..sig.len() - 1], Some(HANDLE), true),
+            check(
+                &h,
+                &c,
+                &cd,
+                &ad,
+                &sig[..sig.len() - 1],
+                Some(HANDLE),
+                Identified::Nobody
+            ),
             Err(Refusal::BadSignature),
             "a short signature"
         );
-        assert!(check(&h, &c, &cd, &ad, &sig, Some(HANDLE), true).is_ok());
+        assert!(check(&h, &c, &cd, &ad, &sig, Some(HANDLE), Identified::Nobody).is_ok());
     }
 }
 
@@ -589,34 +600,34 @@ fn an_assertion_carrying_credential_data_or_over_its_bounds_is_malformed() {
     signed.extend(gatehouse_core::crypto::sha256(&cd));
     let sig = auth.key.sign(&signed);
     assert_eq!(
-        check(&h, &c, &cd, &ad, &sig, Some(HANDLE), true),
+        check(&h, &c, &cd, &ad, &sig, Some(HANDLE), Identified::Nobody),
         Err(Refusal::Malformed)
     );
     let (ad, sig) = assertion_of(&auth, &cd);
     assert_eq!(
-        check(&h, &c, &cd, &ad[..20], &sig, Some(HANDLE), true),
+        check(&h, &c, &cd, &ad[..20], &sig, Some(HANDLE), Identified::Nobody),
         Err(Refusal::Malformed)
     );
     assert_eq!(
-        check(&h, &c, &cd, &ad, &vec![0; 513], Some(HANDLE), true),
+        check(&h, &c, &cd, &ad, &vec![0; 513], Some(HANDLE), Identified::Nobody),
         Err(Refusal::Malformed)
     );
     assert_eq!(
-        check(&h, &c, &cd, &ad, &sig, Some(&[7; 65]), true),
+        check(&h, &c, &cd, &ad, &sig, Some(&[7; 65]), Identified::Nobody),
         Err(Refusal::Malformed)
     );
     assert_eq!(
-        check(&h, &c, &cd, &vec![0; 4097], &sig, Some(HANDLE), true),
+        check(&h, &c, &cd, &vec![0; 4097], &sig, Some(HANDLE), Identified::Nobody),
         Err(Refusal::Malformed)
     );
     let mut long_cd = cd.clone();
     long_cd.resize(4097, b' ');
     assert_eq!(
-        check(&h, &c, &long_cd, &ad, &sig, Some(HANDLE), true),
+        check(&h, &c, &long_cd, &ad, &sig, Some(HANDLE), Identified::Nobody),
         Err(Refusal::Malformed)
     );
     assert_eq!(
-        check(&h, &c, b"{", &ad, &sig, Some(HANDLE), true),
+        check(&h, &c, b"{", &ad, &sig, Some(HANDLE), Identified::Nobody),
         Err(Refusal::Malformed)
     );
 }
@@ -690,7 +701,7 @@ fn each_size_bound_lets_its_largest_value_through_to_the_next_check() {
     far.resize(MAX_CLIENT_DATA, b' ');
     let (ad, sig) = assertion_of(&auth, &far);
     assert_eq!(
-        check(&h, &c, &far, &ad, &sig, Some(HANDLE), true),
+        check(&h, &c, &far, &ad, &sig, Some(HANDLE), Identified::Nobody),
         Err(Refusal::WrongOrigin)
     );
     let mut far_create = client_data("webauthn.create", &CHALLENGE, "https://evil.test");
@@ -706,17 +717,33 @@ fn each_size_bound_lets_its_largest_value_through_to_the_next_check() {
         Err(Refusal::WrongOrigin)
     );
     assert_eq!(
-        check(&h, &c, &far, &vec![0; MAX_AUTHENTICATOR_DATA], &sig, Some(HANDLE), true),
+        check(
+            &h,
+            &c,
+            &far,
+            &vec![0; MAX_AUTHENTICATOR_DATA],
+            &sig,
+            Some(HANDLE),
+            Identified::Nobody
+        ),
         Err(Refusal::WrongOrigin)
     );
     let cd = client_data("webauthn.get", &CHALLENGE, ORIGIN);
     let (ad, _) = assertion_of(&auth, &cd);
     assert_eq!(
-        check(&h, &c, &cd, &ad, &vec![0x30; MAX_SIGNATURE], Some(HANDLE), true),
+        check(
+            &h,
+            &c,
+            &cd,
+            &ad,
+            &vec![0x30; MAX_SIGNATURE],
+            Some(HANDLE),
+            Identified::Nobody
+        ),
         Err(Refusal::BadSignature)
     );
     assert_eq!(
-        check(&h, &c, &cd, &ad, &sig, Some(&[7; MAX_USER_HANDLE]), true),
+        check(&h, &c, &cd, &ad, &sig, Some(&[7; MAX_USER_HANDLE]), Identified::Nobody),
         Err(Refusal::WrongUser)
     );
 }
@@ -736,4 +763,128 @@ fn an_attestation_with_a_certificate_chain_of_several_kb_is_read() {
         register_with(&auth, &ceremony(UserVerification::Required), &cd, &att).map(|n| n.attestation_format),
         Ok("packed".to_owned())
     );
+}
+
+#[test]
+fn a_credential_of_another_user_than_the_one_identified_is_refused_whatever_handle_it_sends() {
+    let auth = SoftAuthenticator::new(SoftKey::p256(42), b"c42");
+    let h = held(&auth);
+    let cd = client_data("webauthn.get", &CHALLENGE, ORIGIN);
+    let (ad, sig) = assertion_of(&auth, &cd);
+    let c = ceremony(UserVerification::Preferred);
+    // The flow identified Bob; the credential is Ann's (HANDLE).
+    let bob = Identified::User(b"bobs-handle");
+    for returned in [None, Some(HANDLE), Some(&b"bobs-handle"[..])] {
+        assert_eq!(
+            check(&h, &c, &cd, &ad, &sig, returned, bob),
+            Err(Refusal::WrongUser),
+            "{returned:?}"
+        );
+    }
+}
+
+#[test]
+fn an_empty_user_handle_counts_as_none_and_an_empty_stored_one_matches_nothing() {
+    let auth = SoftAuthenticator::new(SoftKey::p256(43), b"c43");
+    let h = held(&auth);
+    let cd = client_data("webauthn.get", &CHALLENGE, ORIGIN);
+    let (ad, sig) = assertion_of(&auth, &cd);
+    let c = ceremony(UserVerification::Required);
+    assert!(check(&h, &c, &cd, &ad, &sig, Some(b""), Identified::User(HANDLE)).is_ok());
+    assert_eq!(
+        check(&h, &c, &cd, &ad, &sig, Some(b""), Identified::Nobody),
+        Err(Refusal::WrongUser)
+    );
+    let stored = StoredCredential {
+        user_handle: b"",
+        ..h.stored()
+    };
+    let r = block_on(verify_assertion(
+        &RustCryptoVerifier,
+        &c,
+        &stored,
+        &Assertion {
+            client_data_json: &cd,
+            authenticator_data: &ad,
+            signature: &sig,
+            user_handle: Some(b""),
+        },
+        Identified::User(b""),
+    ))
+    .unwrap();
+    assert_eq!(r, Err(Refusal::WrongUser));
+}
+
+#[test]
+fn each_size_bound_is_checked_before_anything_is_read() {
+    use gatehouse_core::factors::webauthn::{MAX_ATTESTATION_OBJECT, MAX_AUTHENTICATOR_DATA};
+    // Client data for another origin: were the bound not checked first, the refusal would be
+    // the origin's.
+    let auth = SoftAuthenticator::new(SoftKey::p256(44), b"c44");
+    let h = held(&auth);
+    let c = ceremony(UserVerification::Required);
+    let far_create = client_data("webauthn.create", &CHALLENGE, "https://evil.test");
+    let mut big = auth.attestation_none(RP_ID);
+    big.resize(MAX_ATTESTATION_OBJECT + 1, 0);
+    assert_eq!(register_with(&auth, &c, &far_create, &big), Err(Refusal::Malformed));
+    let far = client_data("webauthn.get", &CHALLENGE, "https://evil.test");
+    let (mut ad, sig) = assertion_of(&auth, &far);
+    ad.resize(MAX_AUTHENTICATOR_DATA + 1, 0);
+    assert_eq!(
+        check(&h, &c, &far, &ad, &sig, Some(HANDLE), Identified::Nobody),
+        Err(Refusal::Malformed)
+    );
+}
+
+#[test]
+fn a_credential_registered_without_backup_eligibility_cannot_gain_it() {
+    let auth = SoftAuthenticator::new(SoftKey::p256(45), b"c45");
+    auth.flags.set(UV);
+    let h = held(&auth);
+    assert!(!h.credential.backup_eligible);
+    auth.flags.set(UV | BE);
+    assert_eq!(
+        sign_in(&auth, &h, UserVerification::Required),
+        Err(Refusal::InconsistentBackupFlags)
+    );
+    auth.flags.set(UV);
+    assert!(sign_in(&auth, &h, UserVerification::Required).is_ok());
+}
+
+#[test]
+fn a_compound_attestation_or_one_with_a_key_twice_is_refused() {
+    let auth = SoftAuthenticator::new(SoftKey::p256(46), b"c46");
+    let cd = client_data("webauthn.create", &CHALLENGE, ORIGIN);
+    let c = ceremony(UserVerification::Required);
+    let att = attestation_object("compound", vec![], auth.authenticator_data(RP_ID, true));
+    assert_eq!(
+        register_with(&auth, &c, &cd, &att),
+        Err(Refusal::UnsupportedAttestation)
+    );
+    // {"fmt": "none", "fmt": "packed", "attStmt": {}, "authData": ...}: which format is it?
+    let twice = ciborium::Value::Map(vec![
+        (ciborium::Value::from("fmt"), ciborium::Value::from("none")),
+        (ciborium::Value::from("fmt"), ciborium::Value::from("packed")),
+        (ciborium::Value::from("attStmt"), ciborium::Value::Map(vec![])),
+        (
+            ciborium::Value::from("authData"),
+            ciborium::Value::Bytes(auth.authenticator_data(RP_ID, true)),
+        ),
+    ]);
+    let mut bytes = Vec::new();
+    ciborium::ser::into_writer(&twice, &mut bytes).unwrap();
+    assert_eq!(register_with(&auth, &c, &cd, &bytes), Err(Refusal::Malformed));
+    // A key that is not text is no attestation object either.
+    let odd_key = ciborium::Value::Map(vec![
+        (ciborium::Value::from("fmt"), ciborium::Value::from("none")),
+        (ciborium::Value::from(1), ciborium::Value::from("x")),
+        (ciborium::Value::from("attStmt"), ciborium::Value::Map(vec![])),
+        (
+            ciborium::Value::from("authData"),
+            ciborium::Value::Bytes(auth.authenticator_data(RP_ID, true)),
+        ),
+    ]);
+    let mut bytes = Vec::new();
+    ciborium::ser::into_writer(&odd_key, &mut bytes).unwrap();
+    assert_eq!(register_with(&auth, &c, &cd, &bytes), Err(Refusal::Malformed));
 }

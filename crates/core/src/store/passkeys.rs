@@ -116,8 +116,10 @@ pub async fn by_id(db: &dyn Db, id: &str) -> Result<Option<Passkey>, InternalErr
 }
 
 /// Records a verified use: the new counter and backup state, but only if the counter is still the
-/// one the verification compared against. Of two assertions racing with one counter value, only
-/// one changes the row (the other is a replay or a clone).
+/// one the verification compared against. For an authenticator that counts, of two assertions
+/// racing with one counter value only one changes the row (the other is a replay or a clone),
+/// and a caller refuses the one that changed nothing. One that never counts stays at 0, so the
+/// statement tells nothing for it: single-use challenges are what stop its replays.
 pub fn record_use_statement(
     id: &str,
     seen_count: i64,

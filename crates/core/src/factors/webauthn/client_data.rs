@@ -47,7 +47,9 @@ pub fn check(json: &[u8], kind: Kind, challenge: &[u8], origin: &str) -> Result<
         return Err(Refusal::WrongCeremony);
     }
     let sent = b64url_decode(&data.challenge).ok_or(Refusal::WrongChallenge)?;
-    if !constant_time_eq(&sent, challenge) {
+    // A challenge shorter than §13.4.3's 16 bytes is no challenge (a lost one read as empty
+    // would match an empty one sent).
+    if challenge.len() < 16 || !constant_time_eq(&sent, challenge) {
         return Err(Refusal::WrongChallenge);
     }
     if data.origin != origin {
@@ -101,6 +103,21 @@ mod tests {
         assert_eq!(
             check(&json("webauthn.get", "not base64!", ORIGIN, ""), Kind::Get, &c, ORIGIN),
             Err(Refusal::WrongChallenge)
+        );
+        // An empty or short challenge issued matches nothing, not even itself.
+        assert_eq!(
+            check(&json("webauthn.get", "", ORIGIN, ""), Kind::Get, &[], ORIGIN),
+            Err(Refusal::WrongChallenge)
+        );
+        let short = crate::crypto::b64url(&[9; 15]);
+        assert_eq!(
+            check(&json("webauthn.get", &short, ORIGIN, ""), Kind::Get, &[9; 15], ORIGIN),
+            Err(Refusal::WrongChallenge)
+        );
+        let sixteen = crate::crypto::b64url(&[9; 16]);
+        assert_eq!(
+            check(&json("webauthn.get", &sixteen, ORIGIN, ""), Kind::Get, &[9; 16], ORIGIN),
+            Ok(())
         );
         for other in [
             "https://evil.example.com",

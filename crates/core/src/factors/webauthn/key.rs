@@ -12,11 +12,11 @@ pub const ES256: i64 = -7;
 pub const EDDSA: i64 = -8;
 pub const RS256: i64 = -257;
 
-/// RSA keys shorter than this are refused (NIST SP 800-131A: 2048 bits at least).
-pub const RSA_MIN_MODULUS_BYTES: usize = 256;
+/// RSA moduli shorter than this are refused (NIST SP 800-131A: 2048 bits at least).
+pub const RSA_MIN_MODULUS_BITS: usize = 2048;
 /// And longer than this: 4096 bits is the largest an authenticator makes, and a larger one only
 /// costs verification time.
-pub const RSA_MAX_MODULUS_BYTES: usize = 512;
+pub const RSA_MAX_MODULUS_BITS: usize = 4096;
 
 /// A public key in the form the signature check takes.
 #[derive(Clone, PartialEq, Eq)]
@@ -88,7 +88,8 @@ impl CredentialKey {
                 let n = strip_leading_zeros(bytes_of(iana::RsaKeyParameter::N.to_i64())?);
                 let e = strip_leading_zeros(bytes_of(iana::RsaKeyParameter::E.to_i64())?);
                 let odd = |v: &[u8]| v.last().is_some_and(|b| b & 1 == 1);
-                if !(RSA_MIN_MODULUS_BYTES..=RSA_MAX_MODULUS_BYTES).contains(&n.len()) || !odd(n) {
+                let bits = n.first().map_or(0, |top| n.len() * 8 - top.leading_zeros() as usize);
+                if !(RSA_MIN_MODULUS_BITS..=RSA_MAX_MODULUS_BITS).contains(&bits) || !odd(n) {
                     return None;
                 }
                 // e is odd and small (65537 in practice); WebCrypto takes at most 4 bytes.
@@ -248,6 +249,22 @@ mod tests {
         assert!(CredentialKey::from_cose(&rsa(n(512), e.clone())).is_some());
         assert!(CredentialKey::from_cose(&rsa(n(255), e.clone())).is_none(), "2040 bits");
         assert!(CredentialKey::from_cose(&rsa(n(513), e.clone())).is_none());
+        // Bits, not bytes: 256 bytes whose top byte is 0x01 are a 2041-bit modulus.
+        let mut short_top = n(256);
+        short_top[0] = 0x01;
+        assert!(
+            CredentialKey::from_cose(&rsa(short_top, e.clone())).is_none(),
+            "2041 bits"
+        );
+        let mut full_top = n(256);
+        full_top[0] = 0x80;
+        assert!(
+            CredentialKey::from_cose(&rsa(full_top, e.clone())).is_some(),
+            "2048 bits"
+        );
+        let mut over = n(513);
+        over[0] = 0x01;
+        assert!(CredentialKey::from_cose(&rsa(over, e.clone())).is_none(), "4097 bits");
         let mut even = n(256);
         even[255] = 0x02;
         assert!(CredentialKey::from_cose(&rsa(even, e.clone())).is_none());

@@ -143,7 +143,9 @@ pub struct NewCredential {
 /// attestation root, so beyond `none` it verifies only what needs no root: a `packed` self
 /// attestation. The others are accepted as unverified, exactly like `none`; nothing is derived from
 /// them. A format outside the registry is refused.
-const REGISTERED_FORMATS: [&str; 8] = [
+/// (`compound`, registered too, nests statements in an array; no authenticator a browser
+/// reaches sends it, and it is refused as unsupported.)
+const REGISTERED_FORMATS: [&str; 7] = [
     "none",
     "packed",
     "tpm",
@@ -151,7 +153,6 @@ const REGISTERED_FORMATS: [&str; 8] = [
     "android-safetynet",
     "fido-u2f",
     "apple",
-    "compound",
 ];
 
 /// §7.1, "Registering a New Credential", steps 5 to 25. `accepted_algs` are the algorithms the
@@ -258,15 +259,29 @@ pub struct Asserted {
     pub backed_up: bool,
 }
 
-/// §7.2, "Verifying an Authentication Assertion", steps 6 to 22. `usernameless` is a sign-in
-/// that did not identify the user before (discoverable credentials): the user handle is then
-/// required (step 6).
+/// Who the sign-in says the user is before the assertion (§7.2 step 6).
+#[derive(Debug, Clone, Copy)]
+pub enum Identified<'a> {
+    /// Nobody yet (a usernameless sign-in with a discoverable credential): the response's user
+    /// handle must be there, and be the credential owner's.
+    Nobody,
+    /// The user whose handle this is (a passkey as a second factor, after the password): the
+    /// credential must be theirs, whatever the response's handle says.
+    User(&'a [u8]),
+}
+
+/// §7.2, "Verifying an Authentication Assertion", steps 6 to 22.
+///
+/// The refusals before the signature check (`WrongUser`, `WrongCeremony`..., `UserNotPresent`,
+/// `UserNotVerified`, `InconsistentBackupFlags`) can be caused by anyone who knows a credential
+/// id; only `BadSignature` and `CounterRegression` say something about the key. A caller counts
+/// the first ones as failed attempts, never as evidence against the credential.
 pub async fn verify_assertion(
     verifier: &dyn SignatureVerifier,
     ceremony: &Ceremony<'_>,
     stored: &StoredCredential<'_>,
     response: &Assertion<'_>,
-    usernameless: bool,
+    identified: Identified<'_>,
 ) -> Verdict<Asserted> {
     if response.client_data_json.len() > MAX_CLIENT_DATA
         || response.authenticator_data.len() > MAX_AUTHENTICATOR_DATA
@@ -275,11 +290,16 @@ pub async fn verify_assertion(
     {
         return Ok(Err(Refusal::Malformed));
     }
-    // Step 6: the user handle, when given (and always without a username), is the owner's.
-    match response.user_handle {
-        Some(handle) if !constant_time_eq(handle, stored.user_handle) => return Ok(Err(Refusal::WrongUser)),
-        None if usernameless => return Ok(Err(Refusal::WrongUser)),
-        _ => {}
+    // Step 6: the credential is the identified user's, and the user handle, when given (always,
+    // without a username), is its owner's. Some clients send an empty handle for "none".
+    let returned = response.user_handle.filter(|h| !h.is_empty());
+    let owner_ok = match identified {
+        Identified::User(handle) => constant_time_eq(handle, stored.user_handle),
+        Identified::Nobody => returned.is_some(),
+    };
+    let returned_ok = returned.is_none_or(|h| constant_time_eq(h, stored.user_handle));
+    if stored.user_handle.is_empty() || !owner_ok || !returned_ok {
+        return Ok(Err(Refusal::WrongUser));
     }
     // Steps 9-14: the client data.
     if let Err(r) = client_data::check(
@@ -385,6 +405,11 @@ impl AttestationObject {
         let Ok(Value::Map(entries)) = ciborium::de::from_reader::<Value, _>(item) else {
             return None;
         };
+        // CTAP2's canonical CBOR has no duplicate keys; a map with two "fmt"s reads two ways.
+        let keys: Vec<&str> = entries.iter().filter_map(|(k, _)| k.as_text()).collect();
+        if keys.len() != entries.len() || (1..keys.len()).any(|i| keys[..i].contains(&keys[i])) {
+            return None;
+        }
         let field = |name: &str| entries.iter().find(|(k, _)| k.as_text() == Some(name)).map(|(_, v)| v);
         let fmt = field("fmt")?.as_text()?.to_owned();
         let auth_data = field("authData")?.as_bytes()?.clone();
