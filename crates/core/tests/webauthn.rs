@@ -98,6 +98,19 @@ fn check(
     .expect("no internal error")
 }
 
+/// A usernameless sign-in (user verification required) with the owner's handle returned.
+fn usernameless(held: &Held, client_data_json: &[u8], auth_data: &[u8], signature: &[u8]) -> Result<Asserted, Refusal> {
+    check(
+        held,
+        &ceremony(UserVerification::Required),
+        client_data_json,
+        auth_data,
+        signature,
+        Some(HANDLE),
+        Identified::Nobody,
+    )
+}
+
 /// A full assertion with the authenticator's current state.
 fn sign_in(auth: &SoftAuthenticator, held: &Held, uv: UserVerification) -> Result<Asserted, Refusal> {
     let cd = client_data("webauthn.get", &CHALLENGE, ORIGIN);
@@ -348,15 +361,7 @@ fn wrong_origin_stops_a_phishing_site_relaying_a_sign_in() {
     let h = held(&auth);
     let cd = client_data("webauthn.get", &CHALLENGE, "https://evil.test");
     let (ad, sig) = assertion_of(&auth, &cd);
-    let r = check(
-        &h,
-        &ceremony(UserVerification::Required),
-        &cd,
-        &ad,
-        &sig,
-        Some(HANDLE),
-        Identified::Nobody,
-    );
+    let r = usernameless(&h, &cd, &ad, &sig);
     assert_eq!(r, Err(Refusal::WrongOrigin));
 }
 
@@ -366,15 +371,7 @@ fn wrong_rp_id_hash_stops_an_assertion_for_another_site() {
     let h = held(&auth);
     let cd = client_data("webauthn.get", &CHALLENGE, ORIGIN);
     let (ad, sig) = auth.assert("example.com", &cd);
-    let r = check(
-        &h,
-        &ceremony(UserVerification::Required),
-        &cd,
-        &ad,
-        &sig,
-        Some(HANDLE),
-        Identified::Nobody,
-    );
+    let r = usernameless(&h, &cd, &ad, &sig);
     assert_eq!(r, Err(Refusal::WrongRpId));
 }
 
@@ -386,15 +383,7 @@ fn a_replayed_expired_or_other_flows_challenge_stops_an_assertion() {
     // does not match. (Expiry and single use are the stage's: it forgets the challenge.)
     let cd = client_data("webauthn.get", &[0x33; 32], ORIGIN);
     let (ad, sig) = assertion_of(&auth, &cd);
-    let r = check(
-        &h,
-        &ceremony(UserVerification::Required),
-        &cd,
-        &ad,
-        &sig,
-        Some(HANDLE),
-        Identified::Nobody,
-    );
+    let r = usernameless(&h, &cd, &ad, &sig);
     assert_eq!(r, Err(Refusal::WrongChallenge));
 }
 
@@ -404,15 +393,7 @@ fn a_registrations_client_data_is_no_assertion() {
     let h = held(&auth);
     let cd = client_data("webauthn.create", &CHALLENGE, ORIGIN);
     let (ad, sig) = assertion_of(&auth, &cd);
-    let r = check(
-        &h,
-        &ceremony(UserVerification::Required),
-        &cd,
-        &ad,
-        &sig,
-        Some(HANDLE),
-        Identified::Nobody,
-    );
+    let r = usernameless(&h, &cd, &ad, &sig);
     assert_eq!(r, Err(Refusal::WrongCeremony));
 }
 
@@ -459,15 +440,7 @@ fn a_tampered_client_data_json_breaks_the_signature() {
         .unwrap()
         .replacen(',', ", ", 1)
         .into_bytes();
-    let r = check(
-        &h,
-        &ceremony(UserVerification::Required),
-        &tampered,
-        &ad,
-        &sig,
-        Some(HANDLE),
-        Identified::Nobody,
-    );
+    let r = usernameless(&h, &tampered, &ad, &sig);
     assert_eq!(r, Err(Refusal::BadSignature));
 }
 
