@@ -296,6 +296,13 @@ fn emailed_codes_are_asked_in_optional_mode_only_when_the_user_turned_them_on() 
 // ---------------------------------------------------------------------------------------------
 // Password reset
 
+/// A new flow in `b`, "forgot your password?" for `login`, and the link mailed for it.
+fn reset_link(env: &TestEnv, b: &mut Browser, client_id: &str, login: &str) -> String {
+    let login_url = start(env, b, client_id);
+    ask_reset(env, b, &login_url, login);
+    link_of(&env.mailer.mails()[0].text)
+}
+
 fn ask_reset(env: &TestEnv, b: &mut Browser, login_url: &str, login: &str) -> Response {
     let page = b.send(env, b.request(Method::Get, login_url));
     assert!(body(&page).contains("id=\"forgot-password\""));
@@ -344,9 +351,7 @@ fn a_reset_link_works_once_in_the_browser_that_asked_and_ends_every_other_sessio
     assert_eq!(sessions_of(&env, &user), 1);
 
     let mut b = Browser::default();
-    let login = start(&env, &mut b, &client_id);
-    ask_reset(&env, &mut b, &login, "ann");
-    let link = link_of(&env.mailer.mails()[0].text);
+    let link = reset_link(&env, &mut b, &client_id, "ann");
     assert!(link.starts_with("https://id.example.com/oauth2/reset/confirm?req="));
     // Another browser (a mail scanner, another device) gets nothing from it.
     let mut scanner = Browser::default();
@@ -386,9 +391,7 @@ fn a_reset_link_expires_after_fifteen_minutes() {
     let client_id = client(&env);
     verified_user(&env, "ann");
     let mut b = Browser::default();
-    let login = start(&env, &mut b, &client_id);
-    ask_reset(&env, &mut b, &login, "ann");
-    let link = link_of(&env.mailer.mails()[0].text);
+    let link = reset_link(&env, &mut b, &client_id, "ann");
     env.clock.advance(15 * 60);
     let r = b.send(&env, b.request(Method::Get, &link));
     assert_eq!(r.status, 400);
@@ -404,9 +407,7 @@ fn a_reset_still_asks_for_the_authenticator_app_and_not_for_an_emailed_code() {
         .exec(&format!("UPDATE users SET email_otp = 1 WHERE id = '{user}'"));
     let secret = add_confirmed_device(&env, &user);
     let mut b = Browser::default();
-    let login = start(&env, &mut b, &client_id);
-    ask_reset(&env, &mut b, &login, "ann");
-    let link = link_of(&env.mailer.mails()[0].text);
+    let link = reset_link(&env, &mut b, &client_id, "ann");
     let mfa = location(&b.send(&env, b.request(Method::Get, &link)));
     assert!(mfa.starts_with("/oauth2/mfa?"), "{mfa}");
     let page = body(&b.send(&env, b.request(Method::Get, &mfa)));
@@ -760,9 +761,7 @@ fn changing_the_address_ends_a_reset_whose_link_was_opened_and_tells_the_old_add
     let user = verified_user(&env, "ann");
     // Someone with Ann's mailbox opened a reset link and stands at the new-password stage.
     let mut thief = Browser::default();
-    let login = start(&env, &mut thief, &client_id);
-    ask_reset(&env, &mut thief, &login, "ann");
-    let link = link_of(&env.mailer.mails()[0].text);
+    let link = reset_link(&env, &mut thief, &client_id, "ann");
     let new_password = location(&thief.send(&env, thief.request(Method::Get, &link)));
     assert!(new_password.starts_with("/oauth2/password"));
     // Ann moves her account to another address.
@@ -913,9 +912,7 @@ fn an_administrator_changing_the_address_ends_the_links_sent_to_the_old_one() {
     let client_id = client(&env);
     let user = verified_user(&env, "ann");
     let mut b = Browser::default();
-    let login = start(&env, &mut b, &client_id);
-    ask_reset(&env, &mut b, &login, "ann");
-    let link = link_of(&env.mailer.mails()[0].text);
+    let link = reset_link(&env, &mut b, &client_id, "ann");
     let r = env.admin(
         Method::Patch,
         &format!("/admin/api/users/{user}"),
@@ -936,9 +933,7 @@ fn an_administrator_changing_the_address_ends_a_reset_whose_link_was_opened_and_
         let client_id = client(&env);
         let user = verified_user(&env, "ann");
         let mut b = Browser::default();
-        let login = start(&env, &mut b, &client_id);
-        ask_reset(&env, &mut b, &login, "ann");
-        let link = link_of(&env.mailer.mails()[0].text);
+        let link = reset_link(&env, &mut b, &client_id, "ann");
         let new_password = location(&b.send(&env, b.request(Method::Get, &link)));
         assert!(new_password.starts_with("/oauth2/password"));
         let r = env.admin(Method::Patch, &format!("/admin/api/users/{user}"), Some(patch.clone()));
@@ -1042,9 +1037,7 @@ fn a_reset_link_does_nothing_for_an_account_disabled_or_unproved_since_it_was_se
         let client_id = client(&env);
         let user = verified_user(&env, "ann");
         let mut b = Browser::default();
-        let login = start(&env, &mut b, &client_id);
-        ask_reset(&env, &mut b, &login, "ann");
-        let link = link_of(&env.mailer.mails()[0].text);
+        let link = reset_link(&env, &mut b, &client_id, "ann");
         env.db.exec(&format!("UPDATE users SET {change} WHERE id = '{user}'"));
         let r = b.send(&env, b.request(Method::Get, &link));
         assert_eq!(r.status, 400, "{change}: {}", body(&r));
@@ -1098,9 +1091,7 @@ fn a_reset_link_is_no_verification_link() {
     let client_id = client(&env);
     verified_user(&env, "ann");
     let mut b = Browser::default();
-    let login = start(&env, &mut b, &client_id);
-    ask_reset(&env, &mut b, &login, "ann");
-    let link = link_of(&env.mailer.mails()[0].text);
+    let link = reset_link(&env, &mut b, &client_id, "ann");
     let token = query_param(&link, "token").unwrap();
     let r = b.send(
         &env,

@@ -45,14 +45,18 @@ fn register_with(
     .inspect(|n| assert_eq!(n.id, auth.credential_id))
 }
 
-fn register(auth: &SoftAuthenticator) -> Result<NewCredential, Refusal> {
-    let cd = client_data("webauthn.create", &CHALLENGE, ORIGIN);
+/// A passkey registration (user verification required, `none` attestation) with this client data.
+fn register_for(auth: &SoftAuthenticator, client_data_json: &[u8]) -> Result<NewCredential, Refusal> {
     register_with(
         auth,
         &ceremony(UserVerification::Required),
-        &cd,
+        client_data_json,
         &auth.attestation_none(RP_ID),
     )
+}
+
+fn register(auth: &SoftAuthenticator) -> Result<NewCredential, Refusal> {
+    register_for(auth, &client_data("webauthn.create", &CHALLENGE, ORIGIN))
 }
 
 struct Held {
@@ -224,12 +228,7 @@ fn attestation_formats_gatehouse_does_not_verify_are_accepted_as_none_and_unknow
 fn wrong_origin_stops_a_phishing_site_relaying_a_registration() {
     let auth = SoftAuthenticator::new(SoftKey::p256(5), b"c5");
     let cd = client_data("webauthn.create", &CHALLENGE, "https://id.example.com.evil.test");
-    let r = register_with(
-        &auth,
-        &ceremony(UserVerification::Required),
-        &cd,
-        &auth.attestation_none(RP_ID),
-    );
+    let r = register_for(&auth, &cd);
     assert_eq!(r, Err(Refusal::WrongOrigin));
 }
 
@@ -250,12 +249,7 @@ fn wrong_rp_id_hash_stops_a_credential_scoped_to_another_site() {
 fn a_replayed_or_other_flows_challenge_stops_a_registration() {
     let auth = SoftAuthenticator::new(SoftKey::p256(7), b"c7");
     let cd = client_data("webauthn.create", &[0x11; 32], ORIGIN);
-    let r = register_with(
-        &auth,
-        &ceremony(UserVerification::Required),
-        &cd,
-        &auth.attestation_none(RP_ID),
-    );
+    let r = register_for(&auth, &cd);
     assert_eq!(r, Err(Refusal::WrongChallenge));
 }
 
@@ -263,12 +257,7 @@ fn a_replayed_or_other_flows_challenge_stops_a_registration() {
 fn an_assertions_client_data_is_no_registration() {
     let auth = SoftAuthenticator::new(SoftKey::p256(8), b"c8");
     let cd = client_data("webauthn.get", &CHALLENGE, ORIGIN);
-    let r = register_with(
-        &auth,
-        &ceremony(UserVerification::Required),
-        &cd,
-        &auth.attestation_none(RP_ID),
-    );
+    let r = register_for(&auth, &cd);
     assert_eq!(r, Err(Refusal::WrongCeremony));
 }
 
@@ -277,12 +266,7 @@ fn user_verification_missing_stops_a_passkey_registration_and_presence_is_always
     let auth = SoftAuthenticator::new(SoftKey::p256(9), b"c9");
     auth.flags.set(0);
     let cd = client_data("webauthn.create", &CHALLENGE, ORIGIN);
-    let r = register_with(
-        &auth,
-        &ceremony(UserVerification::Required),
-        &cd,
-        &auth.attestation_none(RP_ID),
-    );
+    let r = register_for(&auth, &cd);
     assert_eq!(r, Err(Refusal::UserNotVerified));
     let n = register_with(
         &auth,
@@ -305,12 +289,7 @@ fn backed_up_without_backup_eligible_is_inconsistent() {
     let auth = SoftAuthenticator::new(SoftKey::p256(10), b"c10");
     auth.flags.set(UV | BS);
     let cd = client_data("webauthn.create", &CHALLENGE, ORIGIN);
-    let r = register_with(
-        &auth,
-        &ceremony(UserVerification::Required),
-        &cd,
-        &auth.attestation_none(RP_ID),
-    );
+    let r = register_for(&auth, &cd);
     assert_eq!(r, Err(Refusal::InconsistentBackupFlags));
 }
 

@@ -52,7 +52,7 @@ pub fn parse(bytes: &[u8]) -> Option<AuthenticatorData<'_>> {
             return None;
         }
         let (credential_id, after) = split(after, len)?;
-        let (public_key, after) = one_cbor_item(after)?;
+        let (_, public_key, after) = one_cbor_item(after)?;
         rest = after;
         Some(AttestedCredential {
             aaguid: aaguid.try_into().ok()?,
@@ -63,11 +63,8 @@ pub fn parse(bytes: &[u8]) -> Option<AuthenticatorData<'_>> {
         None
     };
     if flags & ED != 0 {
-        let (extensions, after) = one_cbor_item(rest)?;
-        if !matches!(
-            ciborium::de::from_reader::<ciborium::Value, _>(extensions),
-            Ok(ciborium::Value::Map(_))
-        ) {
+        let (extensions, _, after) = one_cbor_item(rest)?;
+        if !extensions.is_map() {
             return None;
         }
         rest = after;
@@ -90,13 +87,14 @@ fn split(bytes: &[u8], n: usize) -> Option<(&[u8], &[u8])> {
 /// Nesting deeper than this in the key or the extensions is refused (a COSE key is one map).
 const CBOR_DEPTH: usize = 16;
 
-/// The first CBOR data item of `bytes` and what follows it. The decoder reads exactly the item
-/// (it never reads ahead), so the rest of the slice is what is left.
-pub(crate) fn one_cbor_item(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+/// The first CBOR data item of `bytes`: its value, its own bytes, and what follows it. The
+/// decoder reads exactly the item (it never reads ahead), so the rest of the slice is what is
+/// left.
+pub(crate) fn one_cbor_item(bytes: &[u8]) -> Option<(ciborium::Value, &[u8], &[u8])> {
     let mut rest = bytes;
-    ciborium::de::from_reader_with_recursion_limit::<ciborium::Value, _>(&mut rest, CBOR_DEPTH).ok()?;
-    let used = bytes.len() - rest.len();
-    Some(bytes.split_at(used))
+    let value = ciborium::de::from_reader_with_recursion_limit::<ciborium::Value, _>(&mut rest, CBOR_DEPTH).ok()?;
+    let (item, rest) = bytes.split_at(bytes.len() - rest.len());
+    Some((value, item, rest))
 }
 
 #[cfg(test)]
@@ -184,6 +182,8 @@ mod tests {
         let mut shallow = vec![0x81; 3];
         shallow.push(0x01);
         shallow.push(0xff);
-        assert_eq!(one_cbor_item(&shallow), Some((&shallow[..4], &shallow[4..])));
+        let (value, item, rest) = one_cbor_item(&shallow).unwrap();
+        assert_eq!((item, rest), (&shallow[..4], &shallow[4..]));
+        assert!(value.is_array());
     }
 }

@@ -8,8 +8,8 @@
 //! in the tests). Each check names the spec step it is; each refusal names what it stops.
 //!
 //! What the stages around it own: issuing the challenge (random, single use, bound to the flow
-//! and the browser, short-lived), finding the credential by its id, refusing a credential of
-//! another user than the one the flow identified, and storing the result.
+//! and the browser, short-lived), finding the credential by its id, saying who the flow
+//! identified ([`Identified`]), and storing the result.
 
 pub mod authenticator_data;
 pub mod client_data;
@@ -65,7 +65,8 @@ pub enum Refusal {
     BadSignature,
     /// The signature counter did not go up: a cloned authenticator, possibly.
     CounterRegression,
-    /// The user handle returned is not the credential owner's.
+    /// The credential is not the identified user's, or the user handle returned is not its
+    /// owner's (or is missing where no user was identified).
     WrongUser,
 }
 
@@ -397,12 +398,7 @@ struct PackedSelf {
 
 impl AttestationObject {
     fn parse(bytes: &[u8]) -> Option<AttestationObject> {
-        use ciborium::Value;
-        let (item, rest) = authenticator_data::one_cbor_item(bytes)?;
-        if !rest.is_empty() {
-            return None;
-        }
-        let Ok(Value::Map(entries)) = ciborium::de::from_reader::<Value, _>(item) else {
+        let (ciborium::Value::Map(entries), _, []) = authenticator_data::one_cbor_item(bytes)? else {
             return None;
         };
         // CTAP2's canonical CBOR has no duplicate keys; a map with two "fmt"s reads two ways.
@@ -410,16 +406,10 @@ impl AttestationObject {
         if keys.len() != entries.len() || (1..keys.len()).any(|i| keys[..i].contains(&keys[i])) {
             return None;
         }
-        let field = |name: &str| entries.iter().find(|(k, _)| k.as_text() == Some(name)).map(|(_, v)| v);
-        let fmt = field("fmt")?.as_text()?.to_owned();
-        let auth_data = field("authData")?.as_bytes()?.clone();
-        let statement = field("attStmt")?.as_map()?;
-        let stmt = |name: &str| {
-            statement
-                .iter()
-                .find(|(k, _)| k.as_text() == Some(name))
-                .map(|(_, v)| v)
-        };
+        let fmt = text_key(&entries, "fmt")?.as_text()?.to_owned();
+        let auth_data = text_key(&entries, "authData")?.as_bytes()?.clone();
+        let statement = text_key(&entries, "attStmt")?.as_map()?;
+        let stmt = |name: &str| text_key(statement, name);
         let packed_self = if fmt == "packed" && stmt("x5c").is_none() {
             let alg = stmt("alg")?.as_integer().and_then(|i| i64::try_from(i).ok())?;
             let sig = stmt("sig")?.as_bytes()?.clone();
@@ -434,4 +424,9 @@ impl AttestationObject {
             packed_self,
         })
     }
+}
+
+/// The value under the text key `name` of a CBOR map.
+fn text_key<'v>(map: &'v [(ciborium::Value, ciborium::Value)], name: &str) -> Option<&'v ciborium::Value> {
+    map.iter().find(|(k, _)| k.as_text() == Some(name)).map(|(_, v)| v)
 }
