@@ -336,6 +336,7 @@ pub async fn fetch(req: worker::Request, env: Env, worker_ctx: Context) -> worke
         counters: counters.as_ref(),
         captcha: &crate::captcha::FetchCaptcha,
         mailer: &mail_queue,
+        webauthn: &crate::webauthn::WebCryptoVerifier,
         clock: &JsClock,
         rng: &rng,
     };

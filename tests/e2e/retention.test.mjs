@@ -64,6 +64,8 @@ test("the Cron Trigger deletes dead rows of every table and keeps a live login u
     INSERT INTO totp_devices (id, user_id, name, secret_sealed, created_at) VALUES ('e2e_t', '${u}', 'a', 's', ${now - 2 * DAY});
     INSERT INTO email_tokens (id, kind, secret_hash, user_id, email, created_at, expires_at)
       VALUES ('e2e_et', 'reset', 'h', '${u}', 'a@example.test', 0, ${dead});
+    INSERT INTO webauthn_challenges (owner, ceremony, challenge, user_id, expires_at)
+      VALUES ('e2e_wc', 'sign_in', 'c', NULL, ${dead});
   `);
   const liveEvents = await count("SELECT COUNT(*) AS n FROM events WHERE id NOT LIKE 'e2e_%'");
   assert.ok(liveEvents > 0, "the login recorded events");
@@ -72,7 +74,7 @@ test("the Cron Trigger deletes dead rows of every table and keeps a live login u
   assert.equal(
     line,
     "retention: deleted auth_requests=1 authorization_codes=1 gateway_codes=1 tokens=1 grants=1 " +
-      "app_sessions=1 sessions=2 totp_devices=1 email_tokens=1 events=1",
+      "app_sessions=1 sessions=2 totp_devices=1 email_tokens=1 webauthn_challenges=1 events=1",
   );
   // One query: each `wrangler d1 execute` takes seconds.
   const [left] = await gh.d1(`SELECT
@@ -83,12 +85,13 @@ test("the Cron Trigger deletes dead rows of every table and keeps a live login u
     (SELECT COUNT(*) FROM sessions WHERE id_hash LIKE 'e2e_%') AS sessions,
     (SELECT COUNT(*) FROM app_sessions WHERE id_hash LIKE 'e2e_%') AS app_sessions,
     (SELECT COUNT(*) FROM gateway_codes WHERE code_hash LIKE 'e2e_%') AS gateway_codes,
+    (SELECT COUNT(*) FROM webauthn_challenges WHERE owner LIKE 'e2e_%') AS webauthn_challenges,
     (SELECT group_concat(id) FROM events WHERE id LIKE 'e2e_%') AS seeded_events,
     (SELECT COUNT(*) FROM sessions) AS all_sessions,
     (SELECT COUNT(*) FROM grants) AS all_grants,
     (SELECT COUNT(*) FROM events WHERE id NOT LIKE 'e2e_%') AS login_events`);
   assert.deepEqual(left, {
-    auth_requests: 0, grants: 0, tokens: 0, authorization_codes: 0, sessions: 0, app_sessions: 0, gateway_codes: 0,
+    auth_requests: 0, grants: 0, tokens: 0, authorization_codes: 0, sessions: 0, app_sessions: 0, gateway_codes: 0, webauthn_challenges: 0,
     seeded_events: "e2e_e_kept",
     // The real login is untouched: its session, its grant and its events.
     all_sessions: 1, all_grants: 1, login_events: liveEvents,

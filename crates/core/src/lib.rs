@@ -33,7 +33,7 @@ pub mod web;
 
 use config::{Secrets, Settings};
 use http::{Method, Request, Response};
-use ports::{Captcha, Clock, Counters, Db, Mailer, Rng, Signer};
+use ports::{Captcha, Clock, Counters, Db, Mailer, Rng, SignatureVerifier, Signer};
 use web::router::{Handler, Shape};
 
 /// Everything a request handler may use. Built per request by the adapter (or a test).
@@ -50,6 +50,8 @@ pub struct Ctx<'a> {
     pub captcha: &'a dyn Captcha,
     /// Where mail is queued for delivery after the response (`mail::send`).
     pub mailer: &'a dyn Mailer,
+    /// Checks passkey signatures (`factors::webauthn`).
+    pub webauthn: &'a dyn SignatureVerifier,
     pub clock: &'a dyn Clock,
     pub rng: &'a dyn Rng,
 }
@@ -133,6 +135,8 @@ async fn call(ctx: &Ctx<'_>, req: &Request, handler: Handler) -> Response {
         Handler::ConsentSubmit => stages::consent::submit(ctx, req).await,
         Handler::TotpShow => stages::totp::show(ctx, req).await,
         Handler::TotpSubmit => stages::totp::submit(ctx, req).await,
+        Handler::PasskeyOptions => stages::passkey::options(ctx, req).await,
+        Handler::PasskeySubmit => stages::passkey::submit(ctx, req).await,
         Handler::RecoveryCodeShow => stages::recovery_code::show(ctx, req).await,
         Handler::RecoveryCodeSubmit => stages::recovery_code::submit(ctx, req).await,
         Handler::ResetShow => stages::reset::show(ctx, req).await,
@@ -163,6 +167,9 @@ async fn call(ctx: &Ctx<'_>, req: &Request, handler: Handler) -> Response {
         Handler::AccountTotpNew => account::new_totp(ctx, req).await,
         Handler::AccountTotpConfirm => account::confirm_totp(ctx, req).await,
         Handler::AccountTotpRemove => account::remove_totp(ctx, req).await,
+        Handler::AccountPasskeyOptions => account::passkeys::options(ctx, req).await,
+        Handler::AccountPasskeyAdd => account::passkeys::add(ctx, req).await,
+        Handler::AccountPasskeyRemove => account::passkeys::remove(ctx, req).await,
         Handler::AccountRecoveryCodes => account::regenerate_codes(ctx, req).await,
         Handler::AccountEmailChange => account::email::change(ctx, req).await,
         Handler::AccountEmailVerifySend => account::email::send_verification(ctx, req).await,

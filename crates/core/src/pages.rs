@@ -23,13 +23,13 @@ pub struct Login<'a> {
     pub reset: bool,
     /// The Turnstile widget, when the form asks for it.
     pub captcha: Option<Captcha<'a>>,
+    /// This response's CSP nonce (`csp_nonce`), for the passkey script and the widget's.
+    pub nonce: String,
 }
 
-/// What the Turnstile widget in the login form needs.
+/// What the Turnstile widget in the login form needs (its script carries `Login::nonce`).
 pub struct Captcha<'a> {
     pub site_key: &'a str,
-    /// This response's CSP nonce (`csp_nonce`), for the widget's script.
-    pub nonce: String,
 }
 
 #[derive(Template)]
@@ -54,10 +54,27 @@ pub struct Totp<'a> {
     pub error: &'a str,
     pub req: &'a str,
     pub csrf: &'a str,
+    /// Ask for a code from an authenticator app.
+    pub totp: bool,
+    /// Offer the user's passkey (the script, with `nonce`).
+    pub passkey: bool,
+    /// This response's CSP nonce, for the passkey script.
+    pub nonce: String,
     /// Offer the recovery-code page.
     pub recovery_codes: bool,
     /// Offer an emailed code.
     pub email: bool,
+}
+
+impl Totp<'_> {
+    /// The page; with a passkey offered, the response allows its script (by nonce).
+    pub fn response(&self, status: u16) -> Response {
+        let mut resp = html(status, self);
+        if self.passkey {
+            resp.csp_nonce = Some(self.nonce.clone());
+        }
+        resp
+    }
 }
 
 /// The emailed-code stage.
@@ -146,6 +163,27 @@ pub struct Account<'a> {
     pub devices: Vec<AccountDevice>,
     pub recovery_remaining: i64,
     pub sessions: Vec<AccountSession>,
+    pub passkeys: Vec<AccountPasskey>,
+    /// This response's CSP nonce, for the passkey script.
+    pub nonce: String,
+}
+
+impl Account<'_> {
+    /// The page, allowing the passkey script (by nonce).
+    pub fn response(&self, status: u16) -> Response {
+        let mut resp = html(status, self);
+        resp.csp_nonce = Some(self.nonce.clone());
+        resp
+    }
+}
+
+pub struct AccountPasskey {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    pub last_used: Option<String>,
+    /// Backup eligible: a synced passkey.
+    pub synced: bool,
 }
 
 pub struct AccountDevice {
@@ -250,8 +288,8 @@ impl Login<'_> {
     /// The login form; with the widget, the response allows its script (by nonce) and its frame.
     pub fn response(&self, status: u16) -> Response {
         let mut resp = html(status, self);
-        if let Some(captcha) = &self.captcha {
-            resp.csp_nonce = Some(captcha.nonce.clone());
+        resp.csp_nonce = Some(self.nonce.clone());
+        if self.captcha.is_some() {
             resp.frame_src = vec![turnstile::CHALLENGE_ORIGIN.to_owned()];
         }
         resp
@@ -279,6 +317,7 @@ mod tests {
             username,
             reset: false,
             captcha,
+            nonce: "n0nce".into(),
         }
     }
 
@@ -289,15 +328,12 @@ mod tests {
             page.contains("value=\"x{{ csrf }}{% if true %}&#60;script&#62;&#34;&#39;&#38;\""),
             "{page}"
         );
-        assert!(!page.contains("<script"));
+        assert!(!page.contains("<script>"), "no inline script");
     }
 
     #[test]
     fn the_widget_escapes_the_site_key_and_carries_the_nonce() {
-        let captcha = Captcha {
-            site_key: "k\"x",
-            nonce: "n0nce".into(),
-        };
+        let captcha = Captcha { site_key: "k\"x" };
         let resp = login("", Some(captcha)).response(200);
         let page = String::from_utf8(resp.body).unwrap();
         assert!(
@@ -313,12 +349,15 @@ mod tests {
     }
 
     #[test]
-    fn a_form_without_the_widget_allows_no_script_and_no_frame() {
+    fn a_form_without_the_widget_runs_only_the_passkey_script_and_frames_nothing() {
         let resp = login("", None).response(401);
         assert_eq!(resp.status, 401);
-        assert!(resp.csp_nonce.is_none());
+        assert_eq!(resp.csp_nonce.as_deref(), Some("n0nce"));
         assert!(resp.frame_src.is_empty());
-        assert!(!String::from_utf8(resp.body).unwrap().contains("<script"));
+        let page = String::from_utf8(resp.body).unwrap();
+        assert_eq!(page.matches("<script").count(), 1, "{page}");
+        assert!(page.contains("<script src=\"/.gatehouse/static/passkey.js\" nonce=\"n0nce\" defer>"));
+        assert!(page.contains("autocomplete=\"username webauthn\""));
     }
 
     #[test]

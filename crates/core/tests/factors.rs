@@ -193,7 +193,8 @@ fn second_factors_count_confirmed_devices_unused_codes_and_codes_ever_issued() {
         SecondFactors {
             totp_devices: 0,
             recovery_codes: 0,
-            recovery_codes_issued: 0
+            recovery_codes_issued: 0,
+            passkeys: 0
         }
     );
     enroll(&db, &key, &rng, "usr_alice", "dev_pending");
@@ -202,12 +203,17 @@ fn second_factors_count_confirmed_devices_unused_codes_and_codes_ever_issued() {
     let hashes = hashes_of("usr_alice", &recovery_codes::generate(&rng).unwrap());
     block_on(db.batch(&stored_codes::replace_statements("usr_alice", &hashes, NOW))).unwrap();
     assert!(block_on(stored_codes::spend(&db, "usr_alice", &hashes[0], NOW)).unwrap());
+    db.exec(
+        "INSERT INTO passkeys (id, user_id, public_key, alg, sign_count, backup_eligible, backed_up, aaguid, \
+         attestation_format, name, created_at) VALUES ('cred', 'usr_alice', 'k', -7, 0, 0, 0, '', 'none', 'Key', 0)",
+    );
     assert_eq!(
         count("usr_alice"),
         SecondFactors {
             totp_devices: 1,
             recovery_codes: 9,
-            recovery_codes_issued: 10
+            recovery_codes_issued: 10,
+            passkeys: 1
         }
     );
     assert_eq!(
@@ -215,7 +221,8 @@ fn second_factors_count_confirmed_devices_unused_codes_and_codes_ever_issued() {
         SecondFactors {
             totp_devices: 0,
             recovery_codes: 0,
-            recovery_codes_issued: 0
+            recovery_codes_issued: 0,
+            passkeys: 0
         }
     );
 }

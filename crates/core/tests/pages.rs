@@ -56,10 +56,12 @@ fn csp_nonce(r: &Response) -> Option<String> {
     rest.split('\'').next().map(str::to_owned)
 }
 
-/// The page has Gatehouse's one widget and one script, and no markup from a reflected value.
+/// The page has Gatehouse's one widget and two scripts (the widget's and the passkey one), and
+/// no markup from a reflected value.
 fn assert_only_gatehouse_markup(html: &str) {
     assert_eq!(html.matches("class=\"cf-turnstile\"").count(), 1, "{html}");
-    assert_eq!(html.matches("<script").count(), 1, "{html}");
+    assert_eq!(html.matches("<script").count(), 2, "{html}");
+    assert_eq!(html.matches("<script src=\"/.gatehouse/static/passkey.js\"").count(), 1, "{html}");
     assert!(!html.contains("<b>"), "{html}");
 }
 
@@ -103,8 +105,13 @@ fn a_reflected_nonce_placeholder_is_not_replaced_with_the_real_nonce() {
         let html = body(&page);
         let nonce = csp_nonce(&page).expect("the widget's page has a script nonce");
         assert!(html.contains(&format!("value=\"{placeholder}\"")), "{html}");
-        // The nonce appears only in the nonce attribute of Gatehouse's own script tag.
-        assert_eq!(html.matches(nonce.as_str()).count(), 1, "{html}");
+        // The nonce appears only in the nonce attributes of Gatehouse's own two script tags.
+        assert_eq!(html.matches(nonce.as_str()).count(), 2, "{html}");
+        assert_eq!(
+            html.matches(&format!("<script src=\"/.gatehouse/static/passkey.js\" nonce=\"{nonce}\""))
+                .count(),
+            1
+        );
         assert_eq!(
             html.matches(&format!(
                 "<script src=\"https://challenges.cloudflare.com/turnstile/v0/api.js\" nonce=\"{nonce}\""
@@ -116,16 +123,22 @@ fn a_reflected_nonce_placeholder_is_not_replaced_with_the_real_nonce() {
 }
 
 #[test]
-fn pages_without_a_script_allow_none() {
+fn pages_without_a_script_allow_none_and_the_login_page_only_its_own() {
     let (mut env, client_id) = env_with_captcha_for_everyone();
     env.settings.policy.turnstile = None;
-    let mut b = Browser::default();
-    let (_, login) = login_page(&env, &mut b, &client_id, "alice");
     let error = env.send(Request::new(Method::Get, "/oauth2/authorize?client_id=nobody"));
     assert_eq!(error.status, 400);
-    for page in [login, error] {
-        let csp = page.header("content-security-policy").unwrap();
-        assert!(csp.contains("script-src 'none';") && !csp.contains("nonce"), "{csp}");
-        assert!(!body(&page).contains("<script"));
-    }
+    let csp = error.header("content-security-policy").unwrap();
+    assert!(csp.contains("script-src 'none';") && !csp.contains("nonce"), "{csp}");
+    assert!(!body(&error).contains("<script"));
+    // The login form runs the passkey script, by this response's nonce, and frames nothing.
+    let mut b = Browser::default();
+    let (_, login) = login_page(&env, &mut b, &client_id, "alice");
+    let nonce = csp_nonce(&login).expect("a nonce for the passkey script");
+    let csp = login.header("content-security-policy").unwrap();
+    assert!(csp.contains(&format!("script-src 'nonce-{nonce}' 'strict-dynamic';")), "{csp}");
+    assert!(!csp.contains("frame-src"), "{csp}");
+    let html = body(&login);
+    assert_eq!(html.matches("<script").count(), 1, "{html}");
+    assert!(html.contains(&format!("<script src=\"/.gatehouse/static/passkey.js\" nonce=\"{nonce}\" defer>")));
 }

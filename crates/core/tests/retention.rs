@@ -155,6 +155,14 @@ fn dead_rows_of_every_table_go_and_live_ones_stay() {
     sql(
         &env,
         &format!(
+            "INSERT INTO webauthn_challenges (owner, ceremony, challenge, user_id, expires_at) VALUES \
+             ('wc_dead', 'sign_in', 'c1', NULL, {now}), ('wc_live', 'register', 'c2', 'u1', {})",
+            now + 1
+        ),
+    );
+    sql(
+        &env,
+        &format!(
             "INSERT INTO events (id, kind, created_at) VALUES ('e_old', 'login', {}), ('e_recent', 'login', {}), \
              ('e_edge', 'login', {})",
             now - 90 * DAY - 1,
@@ -201,6 +209,7 @@ fn dead_rows_of_every_table_go_and_live_ones_stay() {
     assert_eq!(ids("events", "id"), ["e_edge", "e_recent"]);
     assert_eq!(ids("totp_devices", "id"), ["t_old_confirmed", "t_pending"]);
     assert_eq!(ids("email_tokens", "id"), ["et_live"]);
+    assert_eq!(ids("webauthn_challenges", "owner"), ["wc_live"]);
     assert_eq!(
         report,
         Report {
@@ -213,6 +222,7 @@ fn dead_rows_of_every_table_go_and_live_ones_stay() {
             sessions: 3,
             totp_devices: 1,
             email_tokens: 1,
+            webauthn_challenges: 1,
             events: 1,
             unfinished: vec![],
             failed: vec![],
@@ -681,6 +691,6 @@ fn the_report_is_one_line_naming_every_table() {
     assert_eq!(
         line,
         "retention: deleted auth_requests=0 authorization_codes=0 gateway_codes=0 tokens=3 grants=0 \
-         app_sessions=0 sessions=0 totp_devices=0 email_tokens=0 events=0; budget used up, next run continues: old events"
+         app_sessions=0 sessions=0 totp_devices=0 email_tokens=0 webauthn_challenges=0 events=0; budget used up, next run continues: old events"
     );
 }

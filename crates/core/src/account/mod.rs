@@ -6,6 +6,7 @@
 //! again first. Every change is an event. The address and emailed codes are in [`email`].
 
 pub mod email;
+pub mod passkeys;
 
 use serde_json::json;
 
@@ -28,12 +29,15 @@ use crate::Ctx;
 /// during a sign-in.
 pub const REAUTH_WINDOW: i64 = plan::FRESH_PASSWORD_TO_ENROLL;
 /// The CSRF purpose of the account page's forms.
-const CSRF_PURPOSE: &str = "account";
+pub(crate) const CSRF_PURPOSE: &str = "account";
 const NEW_TOTP: &str = "/account/totp/new";
 pub const PASSWORD_CHANGED: &str = "Your password was changed. Your other sessions were signed out.";
 
 /// The signed-in user and their session, or the response that signs them in first.
-async fn signed_in(ctx: &Ctx<'_>, req: &Request) -> Result<Result<(users::User, sessions::Session), Response>, Error> {
+pub(crate) async fn signed_in(
+    ctx: &Ctx<'_>,
+    req: &Request,
+) -> Result<Result<(users::User, sessions::Session), Response>, Error> {
     let session = match cookies::session_hash(ctx, req) {
         Some(h) => sessions::active(ctx.db, &h, ctx.clock.now()).await?,
         None => None,
@@ -110,12 +114,15 @@ pub async fn resume(ctx: &Ctx<'_>, req: &Request) -> Response {
     result.unwrap_or_else(Error::into_page)
 }
 
-/// Whether the session passed its password within [`REAUTH_WINDOW`].
-fn recent(ctx: &Ctx<'_>, s: &sessions::Session) -> bool {
+/// Whether the session passed its password, or a passkey that verified the user, within
+/// [`REAUTH_WINDOW`]. (A reset link is not a sign-in to change factors with: the session it made
+/// also passed the new password.)
+pub(crate) fn recent(ctx: &Ctx<'_>, s: &sessions::Session) -> bool {
     let now = ctx.clock.now();
-    plan::parse_passed(&s.factors, s.auth_time)
-        .iter()
-        .any(|p| p.factor == Factor::Password && now - p.at <= REAUTH_WINDOW)
+    plan::parse_passed(&s.factors, s.auth_time).iter().any(|p| {
+        (p.factor == Factor::Password || matches!(p.factor, Factor::Passkey(k) if k.verified))
+            && now - p.at <= REAUTH_WINDOW
+    })
 }
 
 /// The page with a message (`notice` or `error`).
@@ -148,25 +155,36 @@ pub(crate) async fn page(
             current: s.id_hash == session.id_hash,
         })
         .collect();
-    let mut resp = pages::html(
-        status,
-        &pages::Account {
-            notice,
-            error,
-            username: &user.username,
-            email: &user.email,
-            email_verified: user.email_verified,
-            mail: crate::mail::available(ctx),
-            email_otp_offered: ctx.settings.email_otp && ctx.settings.mfa != MfaMode::Off,
-            email_otp: user.email_otp,
-            name: user.name.as_deref(),
-            csrf: &csrf,
-            mfa_off: ctx.settings.mfa == MfaMode::Off,
-            devices,
-            recovery_remaining: held.recovery_codes,
-            sessions: list,
-        },
-    );
+    let passkeys: Vec<pages::AccountPasskey> = crate::store::passkeys::of_user(ctx.db, &user.id)
+        .await?
+        .into_iter()
+        .map(|p| pages::AccountPasskey {
+            id: p.id,
+            name: p.name,
+            created: pages::utc(p.created_at),
+            last_used: p.last_used_at.map(pages::utc),
+            synced: p.backup_eligible,
+        })
+        .collect();
+    let mut resp = pages::Account {
+        notice,
+        error,
+        username: &user.username,
+        email: &user.email,
+        email_verified: user.email_verified,
+        mail: crate::mail::available(ctx),
+        email_otp_offered: ctx.settings.email_otp && ctx.settings.mfa != MfaMode::Off,
+        email_otp: user.email_otp,
+        name: user.name.as_deref(),
+        csrf: &csrf,
+        mfa_off: ctx.settings.mfa == MfaMode::Off,
+        devices,
+        recovery_remaining: held.recovery_codes,
+        sessions: list,
+        passkeys,
+        nonce: pages::csp_nonce(ctx.rng)?,
+    }
+    .response(status);
     resp.set_header("cache-control", "no-store");
     if let Some(c) = set_cookie {
         resp.add_header("set-cookie", &c);

@@ -43,7 +43,8 @@ struct CodesView {
 
 #[derive(Serialize)]
 struct FactorsView {
-    /// The user has a second factor to sign in with (a confirmed device or unused codes).
+    /// The user has a second factor to sign in with (a confirmed device, a passkey or unused
+    /// codes).
     mfa_enrolled: bool,
     totp_devices: Vec<DeviceView>,
     passkeys: Vec<PasskeyView>,
@@ -56,7 +57,7 @@ pub async fn list(ctx: &Ctx<'_>, user_id: &str) -> Result<Response, Error> {
     let devices = totp_devices::of_user(ctx.db, user_id).await?;
     let held = totp_devices::second_factors(ctx.db, user_id).await?;
     let view = FactorsView {
-        mfa_enrolled: held.totp_devices > 0 || held.recovery_codes > 0,
+        mfa_enrolled: held.totp_devices > 0 || held.recovery_codes > 0 || held.passkeys > 0,
         totp_devices: devices
             .into_iter()
             .map(|d| DeviceView {

@@ -6,6 +6,16 @@
 pub const PWD: &str = "pwd";
 /// A one-time password: TOTP or an email code (`otp`).
 pub const OTP: &str = "otp";
+/// Proof of possession of a hardware-secured key (`hwk`): a passkey that cannot leave its
+/// authenticator (not backup eligible).
+pub const HWK: &str = "hwk";
+/// Proof of possession of a software-secured key (`swk`): a synced passkey (backup eligible),
+/// whose private key a password manager or platform account can copy.
+pub const SWK: &str = "swk";
+/// A user-presence test (`user`): the authenticator's touch or click. A PIN or a biometric
+/// (user verification) is not named further: the authenticator does not say which it was, so
+/// neither `pin` nor `fpt` would be honest; it shows as `mfa` instead.
+pub const USER: &str = "user";
 /// More than one factor (`mfa`).
 pub const MFA: &str = "mfa";
 

@@ -75,6 +75,7 @@ pub async fn enrolled(ctx: &Ctx<'_>, user: &users::User) -> Result<Enrolled, Err
         recovery_codes: f.recovery_codes > 0,
         email: email_code_usable(ctx, user),
         email_chosen: user.email_otp,
+        passkeys: f.passkeys > 0,
         // A held device counts above; what is left to know is whether codes were ever issued
         // (every first enrollment issues a set, and only an administrator's reset deletes it).
         had_second_factor: f.recovery_codes_issued > 0,
@@ -223,11 +224,9 @@ fn persist_session(
         return Ok(None);
     };
     let now = ctx.clock.now();
-    // A first factor passed here (a password, a reset link) is a new sign-in.
-    let step_up = flow
-        .carried_session
-        .clone()
-        .filter(|_| !flow.passed_here(plan::Factor::Password) && !flow.passed_here(plan::Factor::EmailLink));
+    // A first factor passed here (a password, a reset link, a verified passkey) is a new
+    // sign-in.
+    let step_up = flow.carried_session.clone().filter(|_| !flow.passed_first_here());
     let (hash, set_cookie) = match step_up {
         Some(hash) => {
             changes.push(sessions::set_factors_statement(&hash, &flow.passed));

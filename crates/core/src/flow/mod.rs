@@ -205,6 +205,15 @@ impl Flow {
         self.passed_here.iter().any(|f| f == factor.as_str())
     }
 
+    /// Whether a first factor (a password, a reset link, a verified passkey) was passed in this
+    /// flow: then the flow is a new sign-in, not a step-up of the session it began with.
+    pub fn passed_first_here(&self) -> bool {
+        self.passed_here
+            .iter()
+            .filter_map(|f| Factor::parse(f))
+            .any(Factor::is_first)
+    }
+
     /// The purpose's data, parsed.
     pub fn payload<T: serde::de::DeserializeOwned>(&self) -> Result<T, InternalError> {
         serde_json::from_value(self.payload.clone()).map_err(|e| InternalError::new(format!("flow payload: {e}")))

@@ -14,6 +14,20 @@ pub enum Factor {
     /// A password-reset link opened in the browser that asked for it: it stands in for the
     /// password (a first factor), and the flow then sets a new one.
     EmailLink,
+    /// A WebAuthn assertion of one of the user's passkeys.
+    Passkey(PasskeyUse),
+}
+
+/// How a passkey was used: what its `amr` and its place in the plan depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasskeyUse {
+    /// The authenticator verified the user (a PIN or a biometric, the UV flag): the key and the
+    /// verification are two factors, and the passkey is a whole sign-in by itself. Without it
+    /// (presence only) it is a second factor after a password.
+    pub verified: bool,
+    /// The credential is backup eligible (a synced passkey): a software-secured key (`swk`),
+    /// else a hardware-secured one (`hwk`).
+    pub synced: bool,
 }
 
 impl Factor {
@@ -25,6 +39,12 @@ impl Factor {
             Factor::RecoveryCode => "recovery_code",
             Factor::EmailCode => "email_code",
             Factor::EmailLink => "email_link",
+            Factor::Passkey(p) => match (p.verified, p.synced) {
+                (true, false) => "passkey_uv",
+                (true, true) => "passkey_uv_synced",
+                (false, false) => "passkey_up",
+                (false, true) => "passkey_up_synced",
+            },
         }
     }
 
@@ -35,22 +55,47 @@ impl Factor {
             "recovery_code" => Some(Factor::RecoveryCode),
             "email_code" => Some(Factor::EmailCode),
             "email_link" => Some(Factor::EmailLink),
+            "passkey_uv" | "passkey_uv_synced" | "passkey_up" | "passkey_up_synced" => {
+                Some(Factor::Passkey(PasskeyUse {
+                    verified: name.starts_with("passkey_uv"),
+                    synced: name.ends_with("_synced"),
+                }))
+            }
             _ => None,
         }
     }
 
-    /// Its RFC 8176 method: a recovery code, an emailed code and an emailed link are one-time
-    /// passwords too (the session records which one: `sessions.factors`).
-    pub fn amr(self) -> &'static str {
+    /// Its RFC 8176 methods: a recovery code, an emailed code and an emailed link are one-time
+    /// passwords too (the session records which one: `sessions.factors`); a passkey is a key
+    /// (`hwk` or `swk`) with a presence test (`user`).
+    pub fn amr(self) -> &'static [&'static str] {
         match self {
-            Factor::Password => amr::PWD,
-            Factor::Totp | Factor::RecoveryCode | Factor::EmailCode | Factor::EmailLink => amr::OTP,
+            Factor::Password => &[amr::PWD],
+            Factor::Totp | Factor::RecoveryCode | Factor::EmailCode | Factor::EmailLink => &[amr::OTP],
+            Factor::Passkey(PasskeyUse { synced: false, .. }) => &[amr::HWK, amr::USER],
+            Factor::Passkey(PasskeyUse { synced: true, .. }) => &[amr::SWK, amr::USER],
         }
     }
 
     /// Whether it counts as a second factor (something the user has, beside the password).
     pub fn is_second(self) -> bool {
         !matches!(self, Factor::Password | Factor::EmailLink)
+    }
+
+    /// Whether it identifies the user by itself (a first factor): a password, a reset link, or
+    /// a passkey whose authenticator verified the user (which is a second factor too).
+    pub fn is_first(self) -> bool {
+        match self {
+            Factor::Password | Factor::EmailLink => true,
+            Factor::Passkey(p) => p.verified,
+            Factor::Totp | Factor::RecoveryCode | Factor::EmailCode => false,
+        }
+    }
+
+    /// Whether it proves the user is who they say without the mailbox: a password or a verified
+    /// passkey (an emailed code after either is a second factor).
+    fn is_knowledge_or_key(self) -> bool {
+        self.is_first() && !self.is_mailbox()
     }
 
     /// Whether it proves the mailbox: two of these are one factor, not two.
@@ -107,13 +152,15 @@ pub fn amr_of(factors: &[Passed], fresh_after: Option<i64>) -> Vec<&'static str>
         .collect();
     let mut out: Vec<&'static str> = Vec::new();
     for p in &fresh {
-        if !out.contains(&p.factor.amr()) {
-            out.push(p.factor.amr());
+        for m in p.factor.amr() {
+            if !out.contains(m) {
+                out.push(m);
+            }
         }
     }
-    let first = fresh.iter().any(|p| !p.factor.is_second());
+    let first = fresh.iter().any(|p| p.factor.is_first());
     // As in `next`: after a reset link alone, an emailed code proves the same mailbox again.
-    let mailbox_first = !fresh.iter().any(|p| p.factor == Factor::Password);
+    let mailbox_first = !fresh.iter().any(|p| p.factor.is_knowledge_or_key());
     let second = fresh
         .iter()
         .any(|p| p.factor.is_second() && !(mailbox_first && p.factor == Factor::EmailCode));
@@ -187,6 +234,9 @@ pub struct Enrolled {
     pub email: bool,
     /// The user turned emailed codes on: asked for at every sign-in (when `email`).
     pub email_chosen: bool,
+    /// A registered passkey: asked for after a password (it is a second factor there), and a
+    /// whole sign-in by itself when the authenticator verifies the user.
+    pub passkeys: bool,
     /// The user set up a second factor and has not removed it themselves (or been reset by an
     /// administrator): with none usable now (the codes spent, the device gone), a password alone
     /// must not enroll a new one, or a password thief would.
@@ -197,17 +247,17 @@ impl Enrolled {
     /// A second factor the user chose to be asked for; an emailed code does not follow a
     /// password-reset link (both prove the mailbox only).
     fn any_second(self, mailbox_first: bool) -> bool {
-        self.totp || self.recovery_codes || (self.email && self.email_chosen && !mailbox_first)
+        self.totp || self.recovery_codes || self.passkeys || (self.email && self.email_chosen && !mailbox_first)
     }
     /// A second factor the user can pass now.
     fn can_pass_second(self, mailbox_first: bool) -> bool {
-        self.totp || self.recovery_codes || (self.email_counts() && !mailbox_first)
+        self.totp || self.recovery_codes || self.passkeys || (self.email_counts() && !mailbox_first)
     }
     /// Whether an emailed code stands in for a second factor: the user turned codes on, or holds
-    /// no app and no recovery codes. A user with an app who never asked for codes is never
-    /// offered one: whoever has their password and their mailbox must not skip the app.
+    /// no app, recovery codes or passkey. A user with one who never asked for codes is never
+    /// offered one: whoever has their password and their mailbox must not skip the app or key.
     pub fn email_counts(self) -> bool {
-        self.email && (self.email_chosen || !(self.totp || self.recovery_codes))
+        self.email && (self.email_chosen || !(self.totp || self.recovery_codes || self.passkeys))
     }
 }
 
@@ -249,14 +299,17 @@ pub fn next(req: &Requirements, user: Option<Enrolled>, passed: &[Passed]) -> St
     let fresh = |p: &&Passed| req.fresh_after.is_none_or(|t| p.at >= t);
     // A reset link without the password proves the mailbox only: an emailed code after it
     // would prove the same mailbox again, not a second factor.
-    let mailbox_first = !passed.iter().filter(fresh).any(|p| p.factor == Factor::Password);
+    let mailbox_first = !passed.iter().filter(fresh).any(|p| p.factor.is_knowledge_or_key());
     let counts = |p: &&Passed| !(p.factor == Factor::EmailCode && (mailbox_first || !enrolled.email_counts()));
+    // A verified passkey is both: the key, and the PIN or biometric that unlocked it.
     let has = |second: bool| {
-        passed
-            .iter()
-            .filter(fresh)
-            .filter(counts)
-            .any(|p| p.factor.is_second() == second)
+        passed.iter().filter(fresh).filter(counts).any(|p| {
+            if second {
+                p.factor.is_second()
+            } else {
+                p.factor.is_first()
+            }
+        })
     };
     if !has(false) {
         return Stage::Password;
@@ -274,7 +327,7 @@ pub fn next(req: &Requirements, user: Option<Enrolled>, passed: &[Passed]) -> St
     if needs_second && !has(true) {
         let recent_password = passed
             .iter()
-            .any(|p| !p.factor.is_second() && req.enroll_after.is_none_or(|t| p.at >= t));
+            .any(|p| p.factor.is_first() && req.enroll_after.is_none_or(|t| p.at >= t));
         return if enrolled.can_pass_second(mailbox_first) {
             Stage::SecondFactor
         } else if enrolled.had_second_factor {
@@ -312,6 +365,7 @@ mod tests {
         email: false,
         email_chosen: false,
         had_second_factor: false,
+        passkeys: false,
     };
     const WITH_TOTP: Enrolled = Enrolled {
         totp: true,
@@ -319,6 +373,7 @@ mod tests {
         email: false,
         email_chosen: false,
         had_second_factor: true,
+        passkeys: false,
     };
 
     fn req(mfa: MfaMode) -> Requirements {
@@ -355,6 +410,7 @@ mod tests {
             email: false,
             email_chosen: false,
             had_second_factor: true,
+            passkeys: false,
         };
         assert_eq!(
             next(&req(MfaMode::Optional), Some(codes_only), &[PWD]),
@@ -491,6 +547,7 @@ mod tests {
             email: false,
             email_chosen: false,
             had_second_factor: true,
+            passkeys: false,
         };
         for mode in [MfaMode::Optional, MfaMode::Required] {
             assert_eq!(

@@ -18,6 +18,7 @@ pub mod retention;
 pub mod sessions;
 pub mod totp_devices;
 pub mod users;
+pub mod webauthn_challenges;
 
 use serde::{Deserialize, Deserializer};
 

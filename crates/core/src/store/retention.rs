@@ -20,6 +20,7 @@
 //!   left behind;
 //! - TOTP enrollments never confirmed (a QR code shown, no code typed): [`PENDING_ENROLLMENT_KEPT`]
 //!   after they began;
+//! - WebAuthn challenges: at `expires_at` (a used one is deleted when it is used);
 //! - events: after `settings.event_retention_days`; CSP reports (sent by anyone's browser) after
 //!   [`CSP_REPORT_KEPT`], whatever that setting says.
 //!
@@ -37,7 +38,7 @@ use crate::ports::Db;
 
 /// Rows one statement may delete.
 pub const ROWS_PER_BATCH: i64 = 1000;
-/// Statements per step and run. With the steps below a run makes at most 39 D1 queries, under
+/// Statements per step and run. With the steps below a run makes at most 42 D1 queries, under
 /// the 50 a Workers Free invocation may make.
 pub const BATCHES_PER_STEP: u32 = 3;
 /// Seconds a revoked grant is kept, so replays right after a revocation are still recorded.
@@ -59,6 +60,7 @@ pub enum Table {
     Sessions,
     TotpDevices,
     EmailTokens,
+    WebauthnChallenges,
     Events,
 }
 
@@ -188,6 +190,13 @@ pub const STEPS: &[Step] = &[
               (SELECT rowid FROM email_tokens WHERE expires_at <= ?2 LIMIT ?1)",
     },
     Step {
+        name: "expired webauthn_challenges",
+        table: Table::WebauthnChallenges,
+        cutoffs: &[Cutoff::Now],
+        sql: "DELETE FROM webauthn_challenges WHERE rowid IN \
+              (SELECT rowid FROM webauthn_challenges WHERE expires_at <= ?2 LIMIT ?1)",
+    },
+    Step {
         name: "old events",
         table: Table::Events,
         cutoffs: &[Cutoff::EventRetention],
@@ -214,6 +223,7 @@ pub struct Report {
     pub sessions: u64,
     pub totp_devices: u64,
     pub email_tokens: u64,
+    pub webauthn_challenges: u64,
     pub events: u64,
     /// Steps that used their whole budget: rows may be left for the next run.
     pub unfinished: Vec<&'static str>,
@@ -233,6 +243,7 @@ impl Report {
             Table::Sessions => &mut self.sessions,
             Table::TotpDevices => &mut self.totp_devices,
             Table::EmailTokens => &mut self.email_tokens,
+            Table::WebauthnChallenges => &mut self.webauthn_challenges,
             Table::Events => &mut self.events,
         }
     }
@@ -244,7 +255,7 @@ impl fmt::Display for Report {
         write!(
             f,
             "retention: deleted auth_requests={} authorization_codes={} gateway_codes={} tokens={} grants={} \
-             app_sessions={} sessions={} totp_devices={} email_tokens={} events={}",
+             app_sessions={} sessions={} totp_devices={} email_tokens={} webauthn_challenges={} events={}",
             self.auth_requests,
             self.authorization_codes,
             self.gateway_codes,
@@ -254,6 +265,7 @@ impl fmt::Display for Report {
             self.sessions,
             self.totp_devices,
             self.email_tokens,
+            self.webauthn_challenges,
             self.events
         )?;
         if !self.unfinished.is_empty() {

@@ -156,6 +156,9 @@ pub struct SecondFactors {
     /// second factor (and did not turn it off, nor was reset by an administrator).
     #[serde(deserialize_with = "super::int")]
     pub recovery_codes_issued: i64,
+    /// Registered passkeys (`passkeys`): a second factor too.
+    #[serde(deserialize_with = "super::int")]
+    pub passkeys: i64,
 }
 
 pub async fn second_factors(db: &dyn Db, user_id: &str) -> Result<SecondFactors, InternalError> {
@@ -163,7 +166,8 @@ pub async fn second_factors(db: &dyn Db, user_id: &str) -> Result<SecondFactors,
         db.query(
             "SELECT (SELECT COUNT(*) FROM totp_devices WHERE user_id = ?1 AND confirmed_at IS NOT NULL) AS totp_devices, \
              (SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL) AS recovery_codes, \
-             (SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?1) AS recovery_codes_issued",
+             (SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?1) AS recovery_codes_issued, \
+             (SELECT COUNT(*) FROM passkeys WHERE user_id = ?1) AS passkeys",
             &params![user_id],
         )
         .await?,

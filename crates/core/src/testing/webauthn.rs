@@ -228,6 +228,51 @@ impl SoftAuthenticator {
     }
 }
 
+impl SoftAuthenticator {
+    /// What `www/static/passkey.js` posts after `navigator.credentials.create(options)` at
+    /// `origin`: `options` is the `publicKey` member of an options endpoint's answer.
+    pub fn registration_json(&self, options: &serde_json::Value, origin: &str) -> String {
+        let challenge = crate::crypto::b64url_decode(options["challenge"].as_str().unwrap_or("")).unwrap_or_default();
+        let rp_id = options["rp"]["id"].as_str().unwrap_or("");
+        let cd = client_data("webauthn.create", &challenge, origin);
+        serde_json::json!({
+            "id": b64url(&self.credential_id),
+            "rawId": b64url(&self.credential_id),
+            "type": "public-key",
+            "response": {
+                "clientDataJSON": b64url(&cd),
+                "attestationObject": b64url(&self.attestation_none(rp_id)),
+                "transports": ["internal", "hybrid"],
+            },
+        })
+        .to_string()
+    }
+
+    /// What the script posts after `navigator.credentials.get(options)` at `origin`, returning
+    /// `user_handle` (a discoverable credential's user handle; `None` for a second factor).
+    pub fn assertion_json(&self, options: &serde_json::Value, origin: &str, user_handle: Option<&[u8]>) -> String {
+        let challenge = crate::crypto::b64url_decode(options["challenge"].as_str().unwrap_or("")).unwrap_or_default();
+        let rp_id = options["rpId"].as_str().unwrap_or("");
+        let cd = client_data("webauthn.get", &challenge, origin);
+        let (auth_data, sig) = self.assert(rp_id, &cd);
+        let mut response = serde_json::json!({
+            "clientDataJSON": b64url(&cd),
+            "authenticatorData": b64url(&auth_data),
+            "signature": b64url(&sig),
+        });
+        if let Some(h) = user_handle {
+            response["userHandle"] = serde_json::json!(b64url(h));
+        }
+        serde_json::json!({
+            "id": b64url(&self.credential_id),
+            "rawId": b64url(&self.credential_id),
+            "type": "public-key",
+            "response": response,
+        })
+        .to_string()
+    }
+}
+
 /// An attestation object: `{ "fmt", "attStmt", "authData" }` in CBOR.
 pub fn attestation_object(
     fmt: &str,

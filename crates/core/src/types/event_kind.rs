@@ -25,6 +25,15 @@ pub enum EventKind {
     TotpEnrolled,
     /// The user removed an authenticator app.
     TotpRemoved,
+    /// The user registered a passkey (`credential`, `name`, `synced`).
+    PasskeyAdded,
+    /// A passkey signed the user in or passed as their second factor (`credential`, `verified`).
+    PasskeyUsed,
+    /// The user removed one of their passkeys (`credential`).
+    PasskeyRemoved,
+    /// A passkey's signature counter did not go up: possibly a cloned authenticator. The
+    /// assertion was refused (`credential`, `stored`, `presented`).
+    PasskeyCounterRegressed,
     /// A recovery code replaced a second factor.
     RecoveryCodeUsed,
     /// The user replaced their recovery codes.
@@ -77,7 +86,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 39] = [
+    pub const ALL: [EventKind; 43] = [
         EventKind::LoginSucceeded,
         EventKind::LoginSteppedUp,
         EventKind::LoginFailed,
@@ -87,6 +96,10 @@ impl EventKind {
         EventKind::RateLimited,
         EventKind::TotpEnrolled,
         EventKind::TotpRemoved,
+        EventKind::PasskeyAdded,
+        EventKind::PasskeyUsed,
+        EventKind::PasskeyRemoved,
+        EventKind::PasskeyCounterRegressed,
         EventKind::RecoveryCodeUsed,
         EventKind::RecoveryCodesRegenerated,
         EventKind::PasswordChanged,
@@ -131,6 +144,10 @@ impl EventKind {
             EventKind::RateLimited => "rate_limited",
             EventKind::TotpEnrolled => "totp_enrolled",
             EventKind::TotpRemoved => "totp_removed",
+            EventKind::PasskeyAdded => "passkey_added",
+            EventKind::PasskeyUsed => "passkey_used",
+            EventKind::PasskeyRemoved => "passkey_removed",
+            EventKind::PasskeyCounterRegressed => "passkey_counter_regressed",
             EventKind::RecoveryCodeUsed => "recovery_code_used",
             EventKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
             EventKind::PasswordChanged => "password_changed",

@@ -233,6 +233,7 @@ impl TestEnv {
             counters: &self.counters,
             captcha: &self.captcha,
             mailer: &self.mailer,
+            webauthn: &gatehouse_core::testing::webauthn::RustCryptoVerifier,
             clock: &self.clock,
             rng: &self.rng,
         }

@@ -12,6 +12,7 @@
 //! identified ([`Identified`]), and storing the result.
 
 pub mod authenticator_data;
+pub mod browser;
 pub mod client_data;
 pub mod key;
 

@@ -7,6 +7,7 @@ pub mod consent;
 pub mod email_code;
 pub mod enroll_totp;
 pub mod new_password;
+pub mod passkey;
 pub mod password;
 pub mod recovery_code;
 pub mod reset;

@@ -51,10 +51,7 @@ impl Shown<'static> {
 fn form(ctx: &Ctx<'_>, req: &Request, id: &str, flow: &Flow, shown: Shown<'_>) -> Result<Response, Error> {
     let token = form_token(ctx, req, id)?;
     let captcha = match (&ctx.settings.policy.turnstile, shown.captcha) {
-        (Some(t), true) => Some(pages::Captcha {
-            site_key: &t.site_key,
-            nonce: pages::csp_nonce(ctx.rng)?,
-        }),
+        (Some(t), true) => Some(pages::Captcha { site_key: &t.site_key }),
         _ => None,
     };
     let resp = pages::Login {
@@ -65,9 +62,28 @@ fn form(ctx: &Ctx<'_>, req: &Request, id: &str, flow: &Flow, shown: Shown<'_>) -
         username: shown.username,
         reset: crate::mail::available(ctx),
         captcha,
+        nonce: pages::csp_nonce(ctx.rng)?,
     }
     .response(shown.status);
     Ok(token.finish(flow, resp))
+}
+
+/// The sign-in form with an error (a passkey that did not sign in), nothing typed kept.
+pub(crate) fn form_with_error(
+    ctx: &Ctx<'_>,
+    req: &Request,
+    id: &str,
+    flow: &Flow,
+    error: &str,
+    status: u16,
+) -> Result<Response, Error> {
+    let shown = Shown {
+        username: "",
+        error,
+        status,
+        captcha: false,
+    };
+    form(ctx, req, id, flow, shown)
 }
 
 /// The username the form offers: the one the flow identified, else the purpose's hint.

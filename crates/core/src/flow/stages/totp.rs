@@ -16,27 +16,49 @@ use crate::Ctx;
 pub const INVALID_CODE: &str = "That code is not valid. Each code works once: wait for the next one and try again.";
 const FORM_EXPIRED: &str = "Your session expired. Please try again.";
 
-fn page(
+/// The second factors the stage's page offers the user.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Offers {
+    pub totp: bool,
+    pub passkey: bool,
+    pub recovery: bool,
+    pub email: bool,
+}
+
+/// What `user` can pass at this stage of `flow`.
+pub(crate) async fn offers(ctx: &Ctx<'_>, flow: &Flow, user: &crate::store::users::User) -> Result<Offers, Error> {
+    let held = totp_devices::second_factors(ctx.db, &user.id).await?;
+    Ok(Offers {
+        totp: held.totp_devices > 0,
+        passkey: held.passkeys > 0,
+        recovery: held.recovery_codes > 0,
+        email: email_code::offered(ctx, flow, user).await?,
+    })
+}
+
+/// The stage's page: a code from the app and/or the passkey, and links to the other ways.
+pub(crate) fn page(
     ctx: &Ctx<'_>,
     req: &Request,
     id: &str,
     flow: &Flow,
     error: &str,
     status: u16,
-    (recovery, email): (bool, bool),
+    offers: Offers,
 ) -> Result<Response, Error> {
     let token = form_token(ctx, req, id)?;
-    let resp = pages::html(
-        status,
-        &pages::Totp {
-            client: &flow.audience,
-            error,
-            req: id,
-            csrf: &token.csrf,
-            recovery_codes: recovery,
-            email,
-        },
-    );
+    let resp = pages::Totp {
+        client: &flow.audience,
+        error,
+        req: id,
+        csrf: &token.csrf,
+        totp: offers.totp,
+        passkey: offers.passkey,
+        nonce: pages::csp_nonce(ctx.rng)?,
+        recovery_codes: offers.recovery,
+        email: offers.email,
+    }
+    .response(status);
     Ok(token.finish(flow, resp))
 }
 
@@ -88,18 +110,17 @@ pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
             Err(elsewhere) => return Ok(elsewhere),
         };
         let user = user_of(ctx, &flow).await?;
-        let held = totp_devices::second_factors(ctx.db, &user.id).await?;
-        let email = email_code::offered(ctx, &flow, &user).await?;
-        if held.totp_devices == 0 {
-            // No app: an emailed code, else the recovery codes.
-            let other = if email {
+        let offers = offers(ctx, &flow, &user).await?;
+        if !offers.totp && !offers.passkey {
+            // No app and no passkey: an emailed code, else the recovery codes.
+            let other = if offers.email {
                 email_code::PATH
             } else {
                 "/oauth2/mfa/recovery"
             };
             return Ok(Response::redirect(303, &engine::url(other, &id)));
         }
-        page(ctx, req, &id, &flow, "", 200, (held.recovery_codes > 0, email))
+        page(ctx, req, &id, &flow, "", 200, offers)
     }
     .await;
     result.unwrap_or_else(Error::into_page)
@@ -114,7 +135,11 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             Err(page) => return Ok(page),
         };
         if !csrf_ok(ctx, req, &id, &params)? {
-            return page(ctx, req, &id, &flow, FORM_EXPIRED, 403, (false, false));
+            let offers = Offers {
+                totp: true,
+                ..Offers::default()
+            };
+            return page(ctx, req, &id, &flow, FORM_EXPIRED, 403, offers);
         }
         if let Some(elsewhere) = at(ctx, req, &id, &flow, &[Stage::SecondFactor]).await? {
             return Ok(elsewhere);
@@ -136,17 +161,8 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             }
             Checked::Refused(reason) => {
                 attempt.failed(ctx, &flow, &user, "totp", reason).await?;
-                let held = totp_devices::second_factors(ctx.db, &user.id).await?;
-                let email = email_code::offered(ctx, &flow, &user).await?;
-                page(
-                    ctx,
-                    req,
-                    &id,
-                    &flow,
-                    INVALID_CODE,
-                    401,
-                    (held.recovery_codes > 0, email),
-                )
+                let offers = offers(ctx, &flow, &user).await?;
+                page(ctx, req, &id, &flow, INVALID_CODE, 401, offers)
             }
         }
     }

@@ -1,0 +1,638 @@
+//! Passkeys in the sign-in flows, end to end through `gatehouse_core::handle` on real SQLite with
+//! a fake clock and a software authenticator playing the browser's part (what
+//! `www/static/passkey.js` posts): registration from the account page, usernameless sign-in, a
+//! passkey as the second factor, and the attacks each check stops (a replayed, expired or other
+//! flow's challenge, another user's passkey, a missing user verification, a counter that went
+//! back, an unknown credential, a phishing origin), with the lockout and events they leave.
+
+mod support;
+
+use gatehouse_core::crypto::b64url;
+use gatehouse_core::factors::webauthn::authenticator_data::{BE, BS, UV};
+use gatehouse_core::http::{Method, Response};
+use gatehouse_core::testing::webauthn::{SoftAuthenticator, SoftKey};
+use serde_json::{json, Value};
+use support::*;
+
+const PASSWORD: &str = "correct horse battery staple";
+const ORIGIN: &str = "https://id.example.com";
+
+fn client(env: &TestEnv) -> String {
+    env.create_client(json!({
+        "client_name": "Relying Party",
+        "redirect_uris": [REDIRECT],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_method": "client_secret_basic",
+        "scope": "openid profile email",
+        "first_party": true,
+    }))
+    .0
+}
+
+fn authorize_url(client_id: &str) -> String {
+    format!(
+        "/oauth2/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256",
+        gatehouse_core::http::form_encode(REDIRECT)
+    )
+}
+
+fn location(r: &Response) -> String {
+    r.header("location")
+        .unwrap_or_else(|| panic!("no location ({}): {}", r.status, body(r)))
+        .to_owned()
+}
+
+fn body(r: &Response) -> String {
+    String::from_utf8_lossy(&r.body).to_string()
+}
+
+/// Follows redirects inside Gatehouse until the client's redirect URI (or a page).
+fn follow(env: &TestEnv, b: &mut Browser, mut r: Response) -> Response {
+    for _ in 0..6 {
+        match r.header("location") {
+            Some(l) if !l.starts_with(REDIRECT) => {
+                let l = l.to_owned();
+                r = b.send(env, b.request(Method::Get, &l));
+            }
+            _ => break,
+        }
+    }
+    r
+}
+
+fn grant_amr(env: &TestEnv) -> String {
+    env.db
+        .text("SELECT amr FROM grants ORDER BY created_at DESC, rowid DESC LIMIT 1")
+}
+
+fn events(env: &TestEnv, kind: &str) -> i64 {
+    env.db
+        .count(&format!("SELECT COUNT(*) FROM events WHERE kind = '{kind}'"))
+}
+
+/// A browser signed in to the account page with the password; returns the page's HTML.
+fn account_signed_in(env: &TestEnv, b: &mut Browser, username: &str) -> String {
+    let r = b.send(env, b.request(Method::Get, "/account"));
+    let login = location(&r);
+    assert!(login.starts_with("/oauth2/login"), "{login}");
+    let r = submit_login(env, b, &login, username, PASSWORD);
+    let r = follow(env, b, r);
+    assert_eq!(r.status, 200, "{}", body(&r));
+    body(&r)
+}
+
+/// A browser signed in to the account page with `auth`'s passkey alone (usernameless).
+fn account_by_passkey(env: &TestEnv, b: &mut Browser, auth: &SoftAuthenticator, user_id: &str) -> String {
+    let r = b.send(env, b.request(Method::Get, "/account"));
+    let f = stage_form(env, b, &location(&r));
+    let o = sign_in_options(env, b, &f);
+    let r = post_assertion(
+        env,
+        b,
+        &f,
+        &auth.assertion_json(&o, ORIGIN, Some(&handle_of(env, user_id))),
+    );
+    let r = follow(env, b, r);
+    assert_eq!(r.status, 200, "{}", body(&r));
+    body(&r)
+}
+
+/// Posts the account page's passkey options request.
+fn account_options(env: &TestEnv, b: &mut Browser, html: &str) -> Response {
+    let form = b
+        .request(Method::Post, "/account/passkeys/options")
+        .with_form(&[("csrf", hidden(html, "csrf").as_str()), ("name", "")]);
+    b.send(env, form)
+}
+
+/// Registers `auth`'s credential from the account page; returns the answer to the form.
+fn register(env: &TestEnv, b: &mut Browser, html: &str, auth: &SoftAuthenticator, name: &str) -> Response {
+    let options = account_options(env, b, html);
+    assert_eq!(options.status, 200, "{}", body(&options));
+    let credential = auth.registration_json(&options.json_body()["publicKey"], ORIGIN);
+    let form = b.request(Method::Post, "/account/passkeys").with_form(&[
+        ("csrf", hidden(html, "csrf").as_str()),
+        ("name", name),
+        ("credential", &credential),
+    ]);
+    b.send(env, form)
+}
+
+/// A user `username` with `auth`'s passkey registered from the account page.
+fn user_with_passkey(env: &TestEnv, username: &str, auth: &SoftAuthenticator) -> String {
+    let id = env.create_user(username, PASSWORD);
+    let mut b = Browser::default();
+    let html = account_signed_in(env, &mut b, username);
+    let r = register(env, &mut b, &html, auth, "Laptop");
+    assert_eq!(r.status, 200, "{}", body(&r));
+    assert!(body(&r).contains("Your passkey was added"), "{}", body(&r));
+    id
+}
+
+fn handle_of(env: &TestEnv, user_id: &str) -> Vec<u8> {
+    let h = env
+        .db
+        .text(&format!("SELECT webauthn_handle FROM users WHERE id = '{user_id}'"));
+    gatehouse_core::crypto::b64url_decode(&h).unwrap()
+}
+
+/// A stage page's passkey form: its `req` and `csrf`.
+struct StageForm {
+    req: String,
+    csrf: String,
+}
+
+fn stage_form(env: &TestEnv, b: &mut Browser, url: &str) -> StageForm {
+    let page = b.send(env, b.request(Method::Get, url));
+    assert_eq!(page.status, 200, "{url}: {}", body(&page));
+    let html = body(&page);
+    assert!(html.contains("id=\"passkey-form\""), "{html}");
+    StageForm {
+        req: hidden(&html, "req"),
+        csrf: hidden(&html, "csrf"),
+    }
+}
+
+/// The sign-in options for the form's flow (`publicKey`).
+fn sign_in_options(env: &TestEnv, b: &mut Browser, f: &StageForm) -> Value {
+    let r = b.send(
+        env,
+        b.request(Method::Post, "/oauth2/passkey/options")
+            .with_form(&[("req", f.req.as_str()), ("csrf", f.csrf.as_str())]),
+    );
+    assert_eq!(r.status, 200, "{}", body(&r));
+    r.json_body()["publicKey"].clone()
+}
+
+fn post_assertion(env: &TestEnv, b: &mut Browser, f: &StageForm, credential: &str) -> Response {
+    b.send(
+        env,
+        b.request(Method::Post, "/oauth2/passkey").with_form(&[
+            ("req", f.req.as_str()),
+            ("csrf", f.csrf.as_str()),
+            ("credential", credential),
+        ]),
+    )
+}
+
+/// Opens an authorization request's login page in a new browser.
+fn login_page(env: &TestEnv, rp: &str) -> (Browser, StageForm) {
+    let mut b = Browser::default();
+    let r = b.send(env, b.request(Method::Get, &authorize_url(rp)));
+    let login = location(&r);
+    let f = stage_form(env, &mut b, &login);
+    (b, f)
+}
+
+fn authenticator(seed: u8) -> SoftAuthenticator {
+    SoftAuthenticator::new(SoftKey::p256(seed), format!("credential-{seed}").as_bytes())
+}
+
+#[test]
+fn a_passkey_registered_on_the_account_page_signs_in_without_a_username_or_password() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    let auth = authenticator(1);
+    let ann = user_with_passkey(&env, "ann", &auth);
+    assert_eq!(events(&env, "passkey_added"), 1);
+    let stored = env
+        .db
+        .text("SELECT name || ' ' || transports || ' ' || backup_eligible FROM passkeys");
+    assert_eq!(stored, "Laptop [\"internal\",\"hybrid\"] 1");
+
+    let (mut b, f) = login_page(&env, &rp);
+    let options = sign_in_options(&env, &mut b, &f);
+    assert_eq!(options["rpId"], "id.example.com");
+    assert_eq!(options["userVerification"], "required");
+    assert_eq!(options["allowCredentials"], json!([]), "any discoverable passkey");
+    let credential = auth.assertion_json(&options, ORIGIN, Some(&handle_of(&env, &ann)));
+    let r = post_assertion(&env, &mut b, &f, &credential);
+    let r = follow(&env, &mut b, r);
+    assert!(location(&r).starts_with(REDIRECT), "{}", location(&r));
+    // A synced passkey (backup eligible) that verified the user: a software key, presence, and
+    // two factors in one.
+    assert_eq!(grant_amr(&env), "swk user mfa");
+    assert_eq!(events(&env, "passkey_used"), 1);
+    assert_eq!(
+        env.db.text(
+            "SELECT user_id FROM events WHERE kind = 'login_succeeded' ORDER BY created_at DESC, rowid DESC LIMIT 1"
+        ),
+        ann
+    );
+    assert_eq!(env.db.count("SELECT last_used_at FROM passkeys"), T0);
+}
+
+#[test]
+fn registration_names_the_user_by_an_opaque_handle_and_excludes_the_passkeys_they_hold() {
+    let env = TestEnv::new();
+    let auth = authenticator(2);
+    let ann = user_with_passkey(&env, "ann", &auth);
+    let mut b = Browser::default();
+    // A sign-in with the passkey is recent enough to add another.
+    let html = account_by_passkey(&env, &mut b, &auth, &ann);
+    let r = account_options(&env, &mut b, &html);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let o = &r.json_body()["publicKey"];
+    assert_eq!(o["rp"]["id"], "id.example.com");
+    assert_eq!(o["user"]["id"], b64url(&handle_of(&env, &ann)));
+    assert_eq!(handle_of(&env, &ann).len(), 32, "32 random bytes");
+    assert_ne!(o["user"]["id"], b64url(b"ann"));
+    assert_eq!(o["user"]["name"], "ann");
+    assert_eq!(o["excludeCredentials"][0]["id"], b64url(b"credential-2"));
+    assert_eq!(o["authenticatorSelection"]["residentKey"], "required");
+    assert_eq!(o["authenticatorSelection"]["userVerification"], "required");
+    // The same authenticator again is refused (the browser would refuse it too).
+    let again = register(&env, &mut b, &html, &auth, "Again");
+    assert_eq!(again.status, 409);
+    assert!(body(&again).contains("already registered"));
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM passkeys"), 1);
+    assert_eq!(events(&env, "passkey_added"), 1, "nothing added, nothing recorded");
+}
+
+#[test]
+fn registering_needs_a_recent_sign_in_and_a_verified_user() {
+    let env = TestEnv::new();
+    env.create_user("ann", PASSWORD);
+    let mut b = Browser::default();
+    let html = account_signed_in(&env, &mut b, "ann");
+    env.clock.advance(gatehouse_core::account::REAUTH_WINDOW + 1);
+    let r = account_options(&env, &mut b, &html);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json_body()["error"], "reauthenticate");
+    // The script then submits the form as it is: its handler signs the user in again.
+    let form = b.request(Method::Post, "/account/passkeys").with_form(&[
+        ("csrf", hidden(&html, "csrf").as_str()),
+        ("name", "x"),
+        ("credential", ""),
+    ]);
+    let r = b.send(&env, form);
+    assert!(location(&r).starts_with("/oauth2/login"), "{}", location(&r));
+    let r = submit_login(&env, &mut b, &location(&r), "ann", PASSWORD);
+    let html = body(&follow(&env, &mut b, r));
+
+    // An authenticator that did not verify the user makes no passkey.
+    let auth = authenticator(3);
+    auth.flags.set(BE | BS);
+    let r = register(&env, &mut b, &html, &auth, "No PIN");
+    assert_eq!(r.status, 400);
+    assert!(body(&r).contains("could not be added"));
+    // Nor does one made for another site.
+    let auth = authenticator(4);
+    let options = account_options(&env, &mut b, &html).json_body()["publicKey"].clone();
+    let credential = auth.registration_json(&options, "https://id.example.com.evil.test");
+    let form = b.request(Method::Post, "/account/passkeys").with_form(&[
+        ("csrf", hidden(&html, "csrf").as_str()),
+        ("name", "Phish"),
+        ("credential", &credential),
+    ]);
+    assert_eq!(b.send(&env, form).status, 400);
+    // Without this page's form token, nothing is issued.
+    let forged = b
+        .request(Method::Post, "/account/passkeys/options")
+        .with_form(&[("csrf", "forged")]);
+    assert_eq!(b.send(&env, forged).status, 403);
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM passkeys"), 0);
+    assert_eq!(
+        env.db.count("SELECT COUNT(*) FROM webauthn_challenges"),
+        0,
+        "each challenge was spent by the attempt that used it, and the forged request got none"
+    );
+}
+
+#[test]
+fn a_registration_challenge_works_once_and_only_for_its_session() {
+    let env = TestEnv::new();
+    env.create_user("ann", PASSWORD);
+    env.create_user("bob", PASSWORD);
+    let mut ann = Browser::default();
+    let ann_html = account_signed_in(&env, &mut ann, "ann");
+    let mut bob = Browser::default();
+    let bob_html = account_signed_in(&env, &mut bob, "bob");
+    let auth = authenticator(5);
+    // Bob's browser gets the options; the credential is posted from Ann's session.
+    let options = account_options(&env, &mut bob, &bob_html).json_body()["publicKey"].clone();
+    let credential = auth.registration_json(&options, ORIGIN);
+    let post = |b: &mut Browser, html: &str| {
+        let form = b.request(Method::Post, "/account/passkeys").with_form(&[
+            ("csrf", hidden(html, "csrf").as_str()),
+            ("name", "Key"),
+            ("credential", &credential),
+        ]);
+        b.send(&env, form)
+    };
+    let r = post(&mut ann, &ann_html);
+    assert_eq!(r.status, 400);
+    assert!(body(&r).contains("expired"));
+    // In Bob's session it works, once.
+    assert_eq!(post(&mut bob, &bob_html).status, 200);
+    let replay = post(&mut bob, &bob_html);
+    assert_eq!(replay.status, 400);
+    assert!(body(&replay).contains("expired"));
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM passkeys"), 1);
+}
+
+#[test]
+fn a_sign_in_challenge_works_once_for_its_own_flow_and_not_after_five_minutes() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    let auth = authenticator(6).not_counting();
+    let ann = user_with_passkey(&env, "ann", &auth);
+    let handle = handle_of(&env, &ann);
+
+    // A challenge issued to one flow is refused in another (both have one outstanding).
+    let (mut b1, f1) = login_page(&env, &rp);
+    let (mut b2, f2) = login_page(&env, &rp);
+    let o1 = sign_in_options(&env, &mut b1, &f1);
+    sign_in_options(&env, &mut b2, &f2);
+    let for_flow1 = auth.assertion_json(&o1, ORIGIN, Some(&handle));
+    let r = post_assertion(&env, &mut b2, &f2, &for_flow1);
+    assert_eq!(r.status, 401, "{}", body(&r));
+    assert!(body(&r).contains("did not sign you in"));
+    assert_eq!(
+        env.db
+            .text("SELECT json_extract(detail, '$.reason') FROM events WHERE kind = 'login_failed'"),
+        "wrong_challenge"
+    );
+
+    // Its own flow takes it, once: the replay finds no challenge.
+    let r = post_assertion(&env, &mut b1, &f1, &for_flow1);
+    assert_eq!(r.status, 303, "{}", body(&r));
+    let replay = post_assertion(&env, &mut b1, &f1, &for_flow1);
+    assert!(replay.status == 303 || replay.status == 400);
+
+    // Five minutes later a challenge is dead.
+    let (mut b3, f3) = login_page(&env, &rp);
+    let o3 = sign_in_options(&env, &mut b3, &f3);
+    env.clock.advance(gatehouse_core::store::webauthn_challenges::TTL);
+    let r = post_assertion(&env, &mut b3, &f3, &auth.assertion_json(&o3, ORIGIN, Some(&handle)));
+    assert_eq!(r.status, 400);
+    assert!(body(&r).contains("expired"));
+}
+
+#[test]
+fn a_replayed_assertion_is_refused_even_in_a_flow_with_a_new_challenge() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    let auth = authenticator(7).not_counting();
+    let ann = user_with_passkey(&env, "ann", &auth);
+    let (mut b, f) = login_page(&env, &rp);
+    let o = sign_in_options(&env, &mut b, &f);
+    let first = auth.assertion_json(&o, ORIGIN, Some(&handle_of(&env, &ann)));
+    // The options are asked again (the autofill request, then the button): the first
+    // challenge is replaced, and an assertion over it is refused.
+    sign_in_options(&env, &mut b, &f);
+    let r = post_assertion(&env, &mut b, &f, &first);
+    assert_eq!(r.status, 401);
+    assert_eq!(events(&env, "passkey_used"), 0);
+}
+
+#[test]
+fn usernameless_sign_in_requires_user_verification_and_this_sites_origin() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    let auth = authenticator(8);
+    let ann = user_with_passkey(&env, "ann", &auth);
+    let handle = handle_of(&env, &ann);
+    // Touched, not verified.
+    auth.flags.set(BE | BS);
+    let (mut b, f) = login_page(&env, &rp);
+    let o = sign_in_options(&env, &mut b, &f);
+    let r = post_assertion(&env, &mut b, &f, &auth.assertion_json(&o, ORIGIN, Some(&handle)));
+    assert_eq!(r.status, 401);
+    // A phishing page relaying the ceremony.
+    auth.flags.set(UV | BE | BS);
+    let o = sign_in_options(&env, &mut b, &f);
+    let phished = auth.assertion_json(&o, "https://id-example.com", Some(&handle));
+    assert_eq!(post_assertion(&env, &mut b, &f, &phished).status, 401);
+    // Without the user handle, a usernameless sign-in knows nobody.
+    let o = sign_in_options(&env, &mut b, &f);
+    assert_eq!(
+        post_assertion(&env, &mut b, &f, &auth.assertion_json(&o, ORIGIN, None)).status,
+        401
+    );
+    let reasons = env.db.text(
+        "SELECT group_concat(json_extract(detail, '$.reason'), ' ') FROM \
+         (SELECT detail FROM events WHERE kind = 'login_failed' ORDER BY created_at, rowid)",
+    );
+    assert_eq!(reasons, "user_not_verified wrong_origin wrong_user");
+    assert_eq!(
+        env.db.count(&format!(
+            "SELECT COUNT(*) FROM events WHERE kind = 'login_failed' AND user_id = '{ann}'"
+        )),
+        3,
+        "each charged to the credential's owner"
+    );
+    // Garbage is refused as such.
+    sign_in_options(&env, &mut b, &f);
+    assert_eq!(post_assertion(&env, &mut b, &f, "{not json").status, 400);
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM events WHERE json_extract(detail, '$.reason') = 'malformed'"),
+        1
+    );
+}
+
+#[test]
+fn a_passkey_is_the_second_factor_after_the_password_with_verification_only_preferred() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    // A security key: not synced, no PIN asked.
+    let auth = authenticator(9);
+    user_with_passkey(&env, "ann", &auth);
+    auth.flags.set(0);
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp)));
+    let login = location(&r);
+    let mfa = location(&submit_login(&env, &mut b, &login, "ann", PASSWORD));
+    assert!(mfa.starts_with("/oauth2/mfa"), "{mfa}");
+    let page = b.send(&env, b.request(Method::Get, &mfa));
+    let html = body(&page);
+    assert!(html.contains("id=\"passkey-verify\""), "{html}");
+    assert!(!html.contains("name=\"code\""), "no authenticator app to ask a code of");
+    assert!(page.csp_nonce.is_some(), "the passkey script may run");
+    let f = StageForm {
+        req: hidden(&html, "req"),
+        csrf: hidden(&html, "csrf"),
+    };
+    let o = sign_in_options(&env, &mut b, &f);
+    assert_eq!(o["userVerification"], "preferred");
+    assert_eq!(o["allowCredentials"][0]["id"], b64url(b"credential-9"));
+    // The passkey was registered backup eligible (synced); an assertion saying otherwise is
+    // refused: eligibility is fixed when a credential is made.
+    let r = post_assertion(&env, &mut b, &f, &auth.assertion_json(&o, ORIGIN, None));
+    assert_eq!(r.status, 401, "backup eligibility cannot change");
+    auth.flags.set(BE | BS);
+    let o = sign_in_options(&env, &mut b, &f);
+    let r = post_assertion(&env, &mut b, &f, &auth.assertion_json(&o, ORIGIN, None));
+    let r = follow(&env, &mut b, r);
+    assert!(location(&r).starts_with(REDIRECT), "{}", body(&r));
+    assert_eq!(grant_amr(&env), "pwd swk user mfa");
+}
+
+#[test]
+fn a_hardware_key_verified_after_a_password_is_hwk() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    let auth = authenticator(10);
+    auth.flags.set(UV);
+    user_with_passkey(&env, "ann", &auth);
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp)));
+    let mfa = location(&submit_login(&env, &mut b, &location(&r), "ann", PASSWORD));
+    let f = stage_form(&env, &mut b, &mfa);
+    let o = sign_in_options(&env, &mut b, &f);
+    let r = post_assertion(&env, &mut b, &f, &auth.assertion_json(&o, ORIGIN, None));
+    let r = follow(&env, &mut b, r);
+    assert!(location(&r).starts_with(REDIRECT));
+    assert_eq!(grant_amr(&env), "pwd hwk user mfa");
+}
+
+#[test]
+fn another_users_passkey_is_refused_as_the_second_factor_and_counts_toward_the_lockout() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    let ann_key = authenticator(11);
+    let bob_key = authenticator(12);
+    let ann = user_with_passkey(&env, "ann", &ann_key);
+    user_with_passkey(&env, "bob", &bob_key);
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp)));
+    let mfa = location(&submit_login(&env, &mut b, &location(&r), "ann", PASSWORD));
+    let f = stage_form(&env, &mut b, &mfa);
+    for _ in 0..5 {
+        let o = sign_in_options(&env, &mut b, &f);
+        let r = post_assertion(&env, &mut b, &f, &bob_key.assertion_json(&o, ORIGIN, None));
+        assert_eq!(r.status, 401);
+        assert!(body(&r).contains("did not sign you in"));
+    }
+    assert_eq!(
+        env.db.count(&format!(
+            "SELECT COUNT(*) FROM events WHERE kind = 'mfa_failed' AND user_id = '{ann}' \
+             AND json_extract(detail, '$.reason') = 'wrong_user' AND json_extract(detail, '$.method') = 'passkey'"
+        )),
+        5
+    );
+    assert_eq!(events(&env, "account_locked"), 1);
+    // Locked: Ann's own passkey is refused too, with the same answer.
+    let o = sign_in_options(&env, &mut b, &f);
+    let r = post_assertion(&env, &mut b, &f, &ann_key.assertion_json(&o, ORIGIN, None));
+    assert_eq!(r.status, 401);
+    assert_eq!(events(&env, "passkey_used"), 0);
+}
+
+#[test]
+fn a_counter_that_went_back_is_refused_and_recorded_as_a_possible_clone() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    let auth = authenticator(13);
+    let ann = user_with_passkey(&env, "ann", &auth);
+    let handle = handle_of(&env, &ann);
+    let (mut b, f) = login_page(&env, &rp);
+    let o = sign_in_options(&env, &mut b, &f);
+    assert_eq!(
+        post_assertion(&env, &mut b, &f, &auth.assertion_json(&o, ORIGIN, Some(&handle))).status,
+        303
+    );
+    assert_eq!(env.db.count("SELECT sign_count FROM passkeys"), 2);
+    // A copy of the key whose counter is behind.
+    auth.counter.set(0);
+    let (mut b, f) = login_page(&env, &rp);
+    let o = sign_in_options(&env, &mut b, &f);
+    let r = post_assertion(&env, &mut b, &f, &auth.assertion_json(&o, ORIGIN, Some(&handle)));
+    assert_eq!(r.status, 401);
+    assert_eq!(events(&env, "passkey_counter_regressed"), 1);
+    assert_eq!(
+        env.db
+            .count("SELECT json_extract(detail, '$.stored') FROM events WHERE kind = 'passkey_counter_regressed'"),
+        2
+    );
+    assert_eq!(env.db.count("SELECT sign_count FROM passkeys"), 2, "unchanged");
+}
+
+#[test]
+fn an_unknown_credential_signs_nobody_in_and_counts_against_the_ip() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    let stranger = authenticator(14);
+    let (mut b, f) = login_page(&env, &rp);
+    let o = sign_in_options(&env, &mut b, &f);
+    let r = post_assertion(&env, &mut b, &f, &stranger.assertion_json(&o, ORIGIN, Some(&[1u8; 32])));
+    assert_eq!(r.status, 401);
+    assert!(body(&r).contains("did not sign you in"));
+    assert_eq!(
+        env.db
+            .text("SELECT json_extract(detail, '$.reason') FROM events WHERE kind = 'login_failed'"),
+        "unknown_credential"
+    );
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM events WHERE kind = 'login_failed' AND user_id IS NULL"),
+        1
+    );
+}
+
+#[test]
+fn the_passkey_endpoints_answer_only_the_flows_browser_and_form() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    let (mut b, f) = login_page(&env, &rp);
+    // Another browser (no binding cookie) gets nothing for this flow.
+    let mut other = Browser::default();
+    let r = other.send(
+        &env,
+        other
+            .request(Method::Post, "/oauth2/passkey/options")
+            .with_form(&[("req", f.req.as_str()), ("csrf", f.csrf.as_str())]),
+    );
+    assert_eq!(r.status, 400);
+    // The flow's browser without the form's token neither.
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/passkey/options")
+            .with_form(&[("req", f.req.as_str()), ("csrf", "forged")]),
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM webauthn_challenges"), 0);
+}
+
+#[test]
+fn a_removed_passkey_signs_in_no_more() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    let auth = authenticator(15);
+    let ann = user_with_passkey(&env, "ann", &auth);
+    let handle = handle_of(&env, &ann);
+    let mut b = Browser::default();
+    let html = account_by_passkey(&env, &mut b, &auth, &ann);
+    assert!(html.contains(&format!("data-passkey-id=\"{}\"", b64url(b"credential-15"))));
+    let form = b.request(Method::Post, "/account/passkeys/remove").with_form(&[
+        ("csrf", hidden(&html, "csrf").as_str()),
+        ("credential", &b64url(b"credential-15")),
+    ]);
+    let r = b.send(&env, form);
+    assert_eq!(r.status, 200);
+    assert!(body(&r).contains("The passkey was removed"));
+    assert_eq!(events(&env, "passkey_removed"), 1);
+    let (mut b, f) = login_page(&env, &rp);
+    let o = sign_in_options(&env, &mut b, &f);
+    assert_eq!(
+        post_assertion(&env, &mut b, &f, &auth.assertion_json(&o, ORIGIN, Some(&handle))).status,
+        401
+    );
+}
+
+#[test]
+fn a_user_cannot_remove_another_users_passkey() {
+    let env = TestEnv::new();
+    user_with_passkey(&env, "ann", &authenticator(16));
+    env.create_user("bob", PASSWORD);
+    let mut b = Browser::default();
+    let html = account_signed_in(&env, &mut b, "bob");
+    let form = b.request(Method::Post, "/account/passkeys/remove").with_form(&[
+        ("csrf", hidden(&html, "csrf").as_str()),
+        ("credential", &b64url(b"credential-16")),
+    ]);
+    assert_eq!(b.send(&env, form).status, 404);
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM passkeys"), 1);
+}
