@@ -85,7 +85,10 @@ async function registerFromAccount(page, user, name) {
   assert.equal(new URL(page.url()).pathname, "/account");
   await page.fill("#passkey-name", name);
   await Promise.all([page.waitForURL(/\/account\/passkeys$/), page.click("#add-passkey")]);
-  assert.match(await page.textContent("#account-notice"), /Your passkey was added/);
+  // The first passkey of a user without recovery codes comes with a set, shown once.
+  assert.equal(await page.textContent("h1"), "Passkey added");
+  assert.equal((await page.locator("#recovery-codes li").allTextContents()).length, 10);
+  await Promise.all([page.waitForURL(/\/account$/), page.click("#continue")]);
   assert.match(await page.textContent("#passkeys"), new RegExp(name));
 }
 
@@ -123,16 +126,17 @@ test("browser: register a passkey on the account page, sign in with it without a
     assert.deepEqual([...claims.amr].sort(), ["hwk", "mfa", "user"], "a device-bound key that verified the user");
     assert.equal(claims.acr, `${local}/acr/mfa`);
 
-    // Signed out, and the user does not pick from the autofill: the button asks instead.
+    // From here on the browser offers no autofill (as browsers without conditional mediation):
+    // the buttons are the way.
+    await page.addInitScript(() => {
+      PublicKeyCredential.isConditionalMediationAvailable = async () => false;
+    });
+
+    // Signed out: the button on the login page, no username typed.
     await context.clearCookies();
-    await cdp.send("WebAuthn.setAutomaticPresenceSimulation", { authenticatorId, enabled: false });
     const byButton = await localAuthRequest(config, redirectUri);
-    await Promise.all([
-      page.waitForResponse((r) => new URL(r.url()).pathname === "/oauth2/passkey/options"),
-      page.goto(byButton.href),
-    ]);
+    await page.goto(byButton.href);
     assert.equal(new URL(page.url()).pathname, "/oauth2/login");
-    await cdp.send("WebAuthn.setAutomaticPresenceSimulation", { authenticatorId, enabled: true });
     await Promise.all([
       page.waitForURL((u) => u.href.startsWith(redirectUri), { timeout: 15_000 }),
       page.click("#passkey-sign-in"),
@@ -141,12 +145,10 @@ test("browser: register a passkey on the account page, sign in with it without a
 
     // Signed out again, the password typed: the passkey is then asked as the second factor.
     await context.clearCookies();
-    await cdp.send("WebAuthn.setAutomaticPresenceSimulation", { authenticatorId, enabled: false });
     const req2 = await localAuthRequest(config, redirectUri);
     await page.goto(req2.href);
     await signInWithPassword(page, user);
     assert.equal(new URL(page.url()).pathname, "/oauth2/mfa");
-    await cdp.send("WebAuthn.setAutomaticPresenceSimulation", { authenticatorId, enabled: true });
     await Promise.all([
       page.waitForURL((u) => u.href.startsWith(redirectUri), { timeout: 15_000 }),
       page.click("#passkey-verify"),
@@ -157,6 +159,47 @@ test("browser: register a passkey on the account page, sign in with it without a
       `SELECT COUNT(*) AS n FROM events WHERE kind = 'passkey_used' AND user_id = '${user.id}'`,
     );
     assert.equal(used.n, 3, "each use recorded");
+
+    // Made passkey-only by an administrator: the right password is refused like a wrong one,
+    // and the passkey still signs in.
+    const patched = await admin.call("PATCH", `/admin/api/users/${user.id}`, { passkey_only: true });
+    assert.equal(patched.status, 200);
+    await context.clearCookies();
+    const req3 = await localAuthRequest(config, redirectUri);
+    await page.goto(req3.href);
+    await signInWithPassword(page, user);
+    assert.equal(new URL(page.url()).pathname, "/oauth2/login");
+    assert.match(await page.textContent("#login-error"), /Invalid username or password/);
+    await Promise.all([
+      page.waitForURL((u) => u.href.startsWith(redirectUri), { timeout: 15_000 }),
+      page.click("#passkey-sign-in"),
+    ]);
+    assert.deepEqual([...(await tokensFrom(page, config, req3)).claims().amr].sort(), ["hwk", "mfa", "user"]);
+  });
+});
+
+test("browser: a passkey-only user set up by an administrator's link signs in with that passkey", async () => {
+  const user = await admin.createUser({ passkey_only: true });
+  const link = await admin.call("POST", `/admin/api/users/${user.id}/passkey-setup`);
+  assert.equal(link.status, 201, link.text);
+  const redirectUri = `${cbBase}/callback`;
+  const client = await admin.createClient({ redirect_uris: [redirectUri] });
+  const config = await oidcConfig({ ...gh, url: local }, client);
+  await withAuthenticator(async ({ page, cdp, authenticatorId }) => {
+    // The link names the issuer the request came to (127.0.0.1); the pages go on localhost.
+    await page.goto(link.json.url.replace(gh.url, local));
+    assert.equal(await page.textContent("#setup-username"), user.username);
+    await page.fill("#passkey-name", "Work laptop");
+    await Promise.all([page.waitForURL(/\/account\/passkey-setup$/), page.click("#set-up-passkey")]);
+    assert.match(await page.textContent("#notice"), /Your passkey is set up/);
+    assert.equal((await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials.length, 1);
+    // The link is spent.
+    await page.goto(link.json.url.replace(gh.url, local));
+    assert.match(await page.textContent("#error-detail"), /Ask your administrator for a new one/);
+    const req = await localAuthRequest(config, redirectUri);
+    await page.goto(req.href, { waitUntil: "commit" });
+    await page.waitForURL((u) => u.href.startsWith(redirectUri), { timeout: 15_000 });
+    assert.equal((await tokensFrom(page, config, req)).claims().sub, user.id);
   });
 });
 
@@ -173,4 +216,38 @@ test("browser: an authenticator without a passkey for this site signs nobody in,
     });
     assert.equal(new URL(page.url()).pathname, "/oauth2/login", "still on the login page");
   });
+});
+
+test("browser: where a second factor is required, a passkey is enrolled at sign-in and then asked for", async () => {
+  const required = await startGatehouse({ vars: { GATEHOUSE_MFA: "required" } });
+  try {
+    const requiredAdmin = adminApi(required);
+    const requiredLocal = required.url.replace("127.0.0.1", "localhost");
+    const user = await requiredAdmin.createUser();
+    const redirectUri = `${cbBase}/callback`;
+    const client = await requiredAdmin.createClient({ redirect_uris: [redirectUri] });
+    const config = await oidcConfig({ ...required, url: requiredLocal }, client);
+    await withAuthenticator(async ({ page }) => {
+      await page.addInitScript(() => {
+        PublicKeyCredential.isConditionalMediationAvailable = async () => false;
+      });
+      const req = await authRequest(config, { scope: "openid", redirectUri });
+      await page.goto(req.url.href);
+      await signInWithPassword(page, user);
+      assert.equal(new URL(page.url()).pathname, "/oauth2/mfa/enroll");
+      await page.fill("#passkey-name", "Laptop");
+      await Promise.all([page.waitForURL(/\/oauth2\/mfa\/enroll\/passkey$/), page.click("#enroll-passkey")]);
+      assert.equal((await page.locator("#recovery-codes li").allTextContents()).length, 10);
+      // Registering proved nothing yet: the new passkey is asked for once.
+      await Promise.all([page.waitForURL(/\/oauth2\/mfa\?/), page.click("#continue")]);
+      await Promise.all([
+        page.waitForURL((u) => u.href.startsWith(redirectUri), { timeout: 15_000 }),
+        page.click("#passkey-verify"),
+      ]);
+      const claims = (await tokensFrom(page, config, req)).claims();
+      assert.deepEqual([...claims.amr].sort(), ["hwk", "mfa", "pwd", "user"]);
+    });
+  } finally {
+    await required.stop();
+  }
 });

@@ -128,6 +128,10 @@ pub struct Settings {
     pub mail: crate::mail::MailSettings,
     /// `GATEHOUSE_EMAIL_OTP`: a code sent to a verified address is a second factor.
     pub email_otp: bool,
+    /// `GATEHOUSE_PASSKEY_ONLY`: every user signs in with a passkey; no password form.
+    pub passkey_only: bool,
+    /// `GATEHOUSE_PASSKEY_ONLY_GROUPS`: members of these groups sign in with a passkey only.
+    pub passkey_only_groups: Vec<String>,
 }
 
 impl Default for Settings {
@@ -151,6 +155,8 @@ impl Default for Settings {
             mfa_required_groups: Vec::new(),
             mail: crate::mail::MailSettings::default(),
             email_otp: false,
+            passkey_only: false,
+            passkey_only_groups: Vec::new(),
         }
     }
 }
@@ -200,13 +206,17 @@ impl Settings {
             Some(v) => crate::flow::plan::MfaMode::parse(v)
                 .ok_or_else(|| InternalError::new(format!("{MFA} must be off, optional or required (got {v:?})")))?,
         };
-        s.mfa_required_groups = get(MFA_REQUIRED_GROUPS)
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|g| !g.is_empty())
-            .map(str::to_owned)
-            .collect();
+        s.mfa_required_groups = group_list(get(MFA_REQUIRED_GROUPS));
+        s.passkey_only = match get(PASSKEY_ONLY).as_deref().map(str::trim) {
+            None | Some("" | "off") => false,
+            Some("on") => true,
+            Some(v) => {
+                return Err(InternalError::new(format!(
+                    "{PASSKEY_ONLY} must be on or off (got {v:?})"
+                )))
+            }
+        };
+        s.passkey_only_groups = group_list(get(PASSKEY_ONLY_GROUPS));
         s.mail = crate::mail::MailSettings::from_lookup(&get)?;
         s.email_otp = match get(EMAIL_OTP).as_deref().map(str::trim) {
             None | Some("" | "off") => false,
@@ -270,6 +280,18 @@ pub const MIN_TLS: &str = "GATEHOUSE_MIN_TLS";
 pub const MFA: &str = "GATEHOUSE_MFA";
 pub const MFA_REQUIRED_GROUPS: &str = "GATEHOUSE_MFA_REQUIRED_GROUPS";
 pub const EMAIL_OTP: &str = "GATEHOUSE_EMAIL_OTP";
+pub const PASSKEY_ONLY: &str = "GATEHOUSE_PASSKEY_ONLY";
+pub const PASSKEY_ONLY_GROUPS: &str = "GATEHOUSE_PASSKEY_ONLY_GROUPS";
+
+/// A comma-separated list of group names, blanks dropped.
+fn group_list(v: Option<String>) -> Vec<String> {
+    v.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
 
 /// `1.0` to `1.3`. Anything else is a typo to report, not a reason to fall back to a default
 /// that the operator did not choose.

@@ -21,6 +21,8 @@ pub struct Login<'a> {
     pub username: &'a str,
     /// Offer "Forgot your password?" (mail can leave).
     pub reset: bool,
+    /// Show the username and password form (not with `GATEHOUSE_PASSKEY_ONLY=on`).
+    pub password: bool,
     /// The Turnstile widget, when the form asks for it.
     pub captcha: Option<Captcha<'a>>,
     /// This response's CSP nonce (`csp_nonce`), for the passkey script and the widget's.
@@ -130,6 +132,17 @@ pub struct Enroll<'a> {
     pub action: &'a str,
     pub req: &'a str,
     pub csrf: &'a str,
+    /// Offer a passkey instead (in a sign-in), with this response's CSP nonce for its script.
+    pub passkey_nonce: Option<String>,
+}
+
+impl Enroll<'_> {
+    /// The page; with a passkey offered, the response allows its script (by nonce).
+    pub fn response(&self, status: u16) -> Response {
+        let mut resp = html(status, self);
+        resp.csp_nonce = self.passkey_nonce.clone();
+        resp
+    }
 }
 
 /// A message with a Continue link (and, once, a new set of recovery codes).
@@ -140,6 +153,28 @@ pub struct Notice<'a> {
     pub message: &'a str,
     pub codes: &'a [&'a str],
     pub next: &'a str,
+}
+
+/// A passkey setup link's page (`account::passkey_setup`).
+#[derive(Template)]
+#[template(path = "passkey-setup.html")]
+pub struct PasskeySetup<'a> {
+    pub username: &'a str,
+    pub token: &'a str,
+    pub csrf: &'a str,
+    pub error: &'a str,
+    /// This response's CSP nonce, for the passkey script.
+    pub nonce: String,
+}
+
+impl PasskeySetup<'_> {
+    /// The page, allowing the passkey script (by nonce), never cached (its link is a secret).
+    pub fn response(&self, status: u16) -> Response {
+        let mut resp = html(status, self);
+        resp.csp_nonce = Some(self.nonce.clone());
+        resp.set_header("cache-control", "no-store");
+        resp
+    }
 }
 
 /// The account page.
@@ -164,6 +199,8 @@ pub struct Account<'a> {
     pub recovery_remaining: i64,
     pub sessions: Vec<AccountSession>,
     pub passkeys: Vec<AccountPasskey>,
+    /// The user signs in with a passkey only: no password section.
+    pub passkey_only: bool,
     /// This response's CSP nonce, for the passkey script.
     pub nonce: String,
 }
@@ -316,6 +353,7 @@ mod tests {
             csrf: "c",
             username,
             reset: false,
+            password: true,
             captcha,
             nonce: "n0nce".into(),
         }

@@ -61,7 +61,11 @@ fn csp_nonce(r: &Response) -> Option<String> {
 fn assert_only_gatehouse_markup(html: &str) {
     assert_eq!(html.matches("class=\"cf-turnstile\"").count(), 1, "{html}");
     assert_eq!(html.matches("<script").count(), 2, "{html}");
-    assert_eq!(html.matches("<script src=\"/.gatehouse/static/passkey.js\"").count(), 1, "{html}");
+    assert_eq!(
+        html.matches("<script src=\"/.gatehouse/static/passkey.js\"").count(),
+        1,
+        "{html}"
+    );
     assert!(!html.contains("<b>"), "{html}");
 }
 
@@ -108,8 +112,10 @@ fn a_reflected_nonce_placeholder_is_not_replaced_with_the_real_nonce() {
         // The nonce appears only in the nonce attributes of Gatehouse's own two script tags.
         assert_eq!(html.matches(nonce.as_str()).count(), 2, "{html}");
         assert_eq!(
-            html.matches(&format!("<script src=\"/.gatehouse/static/passkey.js\" nonce=\"{nonce}\""))
-                .count(),
+            html.matches(&format!(
+                "<script src=\"/.gatehouse/static/passkey.js\" nonce=\"{nonce}\""
+            ))
+            .count(),
             1
         );
         assert_eq!(
@@ -136,9 +142,14 @@ fn pages_without_a_script_allow_none_and_the_login_page_only_its_own() {
     let (_, login) = login_page(&env, &mut b, &client_id, "alice");
     let nonce = csp_nonce(&login).expect("a nonce for the passkey script");
     let csp = login.header("content-security-policy").unwrap();
-    assert!(csp.contains(&format!("script-src 'nonce-{nonce}' 'strict-dynamic';")), "{csp}");
+    assert!(
+        csp.contains(&format!("script-src 'nonce-{nonce}' 'strict-dynamic';")),
+        "{csp}"
+    );
     assert!(!csp.contains("frame-src"), "{csp}");
     let html = body(&login);
     assert_eq!(html.matches("<script").count(), 1, "{html}");
-    assert!(html.contains(&format!("<script src=\"/.gatehouse/static/passkey.js\" nonce=\"{nonce}\" defer>")));
+    assert!(html.contains(&format!(
+        "<script src=\"/.gatehouse/static/passkey.js\" nonce=\"{nonce}\" defer>"
+    )));
 }

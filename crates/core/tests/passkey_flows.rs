@@ -125,7 +125,10 @@ fn user_with_passkey(env: &TestEnv, username: &str, auth: &SoftAuthenticator) ->
     let html = account_signed_in(env, &mut b, username);
     let r = register(env, &mut b, &html, auth, "Laptop");
     assert_eq!(r.status, 200, "{}", body(&r));
-    assert!(body(&r).contains("Your passkey was added"), "{}", body(&r));
+    // The first passkey of a user without recovery codes comes with a set, shown once.
+    assert!(body(&r).contains("Passkey added"), "{}", body(&r));
+    assert_eq!(body(&r).matches("<li><code>").count(), 10);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
     id
 }
 
@@ -635,4 +638,366 @@ fn a_user_cannot_remove_another_users_passkey() {
     ]);
     assert_eq!(b.send(&env, form).status, 404);
     assert_eq!(env.db.count("SELECT COUNT(*) FROM passkeys"), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Passkey-only accounts and the administrator's setup link
+
+fn set_passkey_only(env: &TestEnv, user_id: &str, on: bool) {
+    let r = env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{user_id}"),
+        Some(json!({ "passkey_only": on })),
+    );
+    assert_eq!(r.status, 200, "{}", body(&r));
+    assert_eq!(r.json_body()["passkey_only"], on);
+}
+
+/// The password form submitted on a new authorization request's login page.
+fn password_attempt(env: &TestEnv, rp: &str, username: &str, password: &str) -> Response {
+    let mut b = Browser::default();
+    let r = b.send(env, b.request(Method::Get, &authorize_url(rp)));
+    submit_login(env, &mut b, &location(&r), username, password)
+}
+
+fn usernameless(env: &TestEnv, rp: &str, auth: &SoftAuthenticator, user_id: &str) -> Response {
+    let (mut b, f) = login_page(env, rp);
+    let o = sign_in_options(env, &mut b, &f);
+    let r = post_assertion(
+        env,
+        &mut b,
+        &f,
+        &auth.assertion_json(&o, ORIGIN, Some(&handle_of(env, user_id))),
+    );
+    follow(env, &mut b, r)
+}
+
+#[test]
+fn a_passkey_only_user_is_refused_the_right_password_without_being_locked_out() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    let auth = authenticator(20);
+    let ann = user_with_passkey(&env, "ann", &auth);
+    set_passkey_only(&env, &ann, true);
+    assert_eq!(
+        env.db.count(&format!(
+            "SELECT COUNT(*) FROM sessions WHERE user_id = '{ann}' AND ended_at IS NULL"
+        )),
+        0,
+        "the password sessions ended with the change"
+    );
+    for _ in 0..6 {
+        let r = password_attempt(&env, &rp, "ann", PASSWORD);
+        assert_eq!(r.status, 401);
+        assert!(body(&r).contains("Invalid username or password."));
+    }
+    assert_eq!(
+        env.db.count(
+            "SELECT COUNT(*) FROM events WHERE kind = 'login_failed' AND json_extract(detail, '$.reason') = 'passkey_only'"
+        ),
+        6
+    );
+    assert_eq!(
+        events(&env, "account_locked"),
+        0,
+        "a password it does not use locks nothing"
+    );
+    // The passkey signs in.
+    let r = usernameless(&env, &rp, &auth, &ann);
+    assert!(location(&r).starts_with(REDIRECT), "{}", body(&r));
+    assert_eq!(grant_amr(&env), "swk user mfa");
+    // Off again, the password works.
+    set_passkey_only(&env, &ann, false);
+    let r = password_attempt(&env, &rp, "ann", PASSWORD);
+    assert_eq!(r.status, 303);
+}
+
+#[test]
+fn gatehouse_passkey_only_shows_no_password_form_and_refuses_passwords_for_everyone() {
+    let mut env = TestEnv::new();
+    env.settings.passkey_only = true;
+    let rp = client(&env);
+    env.create_user("bob", PASSWORD);
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp)));
+    let page = b.send(&env, b.request(Method::Get, &location(&r)));
+    let html = body(&page);
+    assert!(!html.contains("name=\"password\""), "{html}");
+    assert!(!html.contains("forgot-password"));
+    assert!(html.contains("id=\"passkey-sign-in\""));
+    // A form posted anyway is refused like a wrong password.
+    let form = b.request(Method::Post, "/oauth2/login").with_form(&[
+        ("req", hidden(&html, "req").as_str()),
+        ("csrf", hidden(&html, "csrf").as_str()),
+        ("username", "bob"),
+        ("password", PASSWORD),
+    ]);
+    assert_eq!(b.send(&env, form).status, 401);
+}
+
+#[test]
+fn members_of_a_passkey_only_group_are_refused_a_password_and_others_are_not() {
+    let mut env = TestEnv::new();
+    env.settings.passkey_only_groups = vec!["staff".into()];
+    let rp = client(&env);
+    let r = env.admin(
+        Method::Post,
+        "/admin/api/users",
+        Some(json!({"username": "carol", "email": "carol@example.com", "password": PASSWORD, "groups": ["staff"]})),
+    );
+    assert_eq!(r.status, 201);
+    env.create_user("dave", PASSWORD);
+    assert_eq!(password_attempt(&env, &rp, "carol", PASSWORD).status, 401);
+    assert_eq!(password_attempt(&env, &rp, "dave", PASSWORD).status, 303);
+}
+
+#[test]
+fn a_passkey_only_account_has_no_password_to_reset_or_change_and_keeps_its_last_passkey() {
+    let mut env = TestEnv::new();
+    env.settings.mail.delivery = gatehouse_core::mail::Delivery::SendEmail;
+    env.settings.mail.from = "Gatehouse <no-reply@id.example.com>".into();
+    let rp = client(&env);
+    let auth = authenticator(21);
+    let ann = user_with_passkey(&env, "ann", &auth);
+    env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{ann}"),
+        Some(json!({ "email_verified": true })),
+    );
+    set_passkey_only(&env, &ann, true);
+    // "Forgot your password?" answers as always, and sends nothing.
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp)));
+    let reset_url = location(&r).replace("/oauth2/login", "/oauth2/reset");
+    let page = b.send(&env, b.request(Method::Get, &reset_url));
+    let html = body(&page);
+    let form = b.request(Method::Post, "/oauth2/reset").with_form(&[
+        ("req", hidden(&html, "req").as_str()),
+        ("csrf", hidden(&html, "csrf").as_str()),
+        ("login", "ann"),
+    ]);
+    assert_eq!(b.send(&env, form).status, 200);
+    assert!(
+        env.mailer.mails().is_empty(),
+        "no reset link for a passkey-only account"
+    );
+    assert_eq!(
+        env.db
+            .text("SELECT json_extract(detail, '$.reason') FROM events WHERE kind = 'password_reset_requested'"),
+        "passkey_only"
+    );
+    // The account page has no password to change, and keeps the last passkey.
+    let mut b = Browser::default();
+    let html = account_by_passkey(&env, &mut b, &auth, &ann);
+    assert!(html.contains("id=\"passkey-only\"") && !html.contains("id=\"change-password\""));
+    let form = b
+        .request(Method::Post, "/account/password")
+        .with_form(&[("csrf", hidden(&html, "csrf").as_str())]);
+    let r = b.send(&env, form);
+    assert_eq!(r.status, 409);
+    let form = b.request(Method::Post, "/account/passkeys/remove").with_form(&[
+        ("csrf", hidden(&html, "csrf").as_str()),
+        ("credential", &b64url(b"credential-21")),
+    ]);
+    let r = b.send(&env, form);
+    assert_eq!(r.status, 409);
+    assert!(body(&r).contains("add another before removing"));
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM passkeys"), 1);
+    // With a second one, the first can go.
+    let second = authenticator(22);
+    assert_eq!(register(&env, &mut b, &html, &second, "Phone").status, 200);
+    let form = b.request(Method::Post, "/account/passkeys/remove").with_form(&[
+        ("csrf", hidden(&html, "csrf").as_str()),
+        ("credential", &b64url(b"credential-21")),
+    ]);
+    assert_eq!(b.send(&env, form).status, 200);
+}
+
+/// The administrator's setup link for `user_id`: its path and token.
+fn setup_link(env: &TestEnv, user_id: &str) -> (String, String) {
+    let r = env.admin(Method::Post, &format!("/admin/api/users/{user_id}/passkey-setup"), None);
+    assert_eq!(r.status, 201, "{}", body(&r));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let url = r.json_body()["url"].as_str().unwrap().to_owned();
+    assert!(
+        url.starts_with("https://id.example.com/account/passkey-setup?token="),
+        "{url}"
+    );
+    assert_eq!(r.json_body()["expires_at"], T0 + 24 * 3600);
+    let token = query_param(&url, "token").unwrap();
+    (url.strip_prefix(ISSUER).unwrap().to_owned(), token)
+}
+
+/// Opens the link and registers `auth` with it; returns the finish's answer.
+fn set_up_with(env: &TestEnv, b: &mut Browser, path: &str, auth: &SoftAuthenticator) -> Response {
+    let page = b.send(env, b.request(Method::Get, path));
+    assert_eq!(page.status, 200, "{}", body(&page));
+    let html = body(&page);
+    let (token, csrf) = (hidden(&html, "token"), hidden(&html, "csrf"));
+    let o = b.send(
+        env,
+        b.request(Method::Post, "/account/passkey-setup/options")
+            .with_form(&[("token", token.as_str()), ("csrf", csrf.as_str())]),
+    );
+    assert_eq!(o.status, 200, "{}", body(&o));
+    let credential = auth.registration_json(&o.json_body()["publicKey"], ORIGIN);
+    b.send(
+        env,
+        b.request(Method::Post, "/account/passkey-setup").with_form(&[
+            ("token", token.as_str()),
+            ("csrf", csrf.as_str()),
+            ("name", "New phone"),
+            ("credential", &credential),
+        ]),
+    )
+}
+
+#[test]
+fn an_administrators_setup_link_registers_one_passkey_once_for_a_passkey_only_user() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    // A new passkey-only account: no passkey yet, so no way in but the link.
+    let r = env.admin(
+        Method::Post,
+        "/admin/api/users",
+        Some(json!({"username": "erin", "email": "erin@example.com", "password": PASSWORD, "passkey_only": true})),
+    );
+    assert_eq!(r.status, 201);
+    let erin = r.json_body()["id"].as_str().unwrap().to_owned();
+    assert_eq!(password_attempt(&env, &rp, "erin", PASSWORD).status, 401);
+
+    let (first_path, _) = setup_link(&env, &erin);
+    let (path, _) = setup_link(&env, &erin);
+    let mut b = Browser::default();
+    // A newer link ends the older one.
+    assert_eq!(b.send(&env, b.request(Method::Get, &first_path)).status, 400);
+    let auth = authenticator(23);
+    let r = set_up_with(&env, &mut b, &path, &auth);
+    assert_eq!(r.status, 200, "{}", body(&r));
+    assert!(body(&r).contains("Your passkey is set up"));
+    assert_eq!(
+        env.db
+            .text("SELECT json_extract(detail, '$.by') FROM events WHERE kind = 'passkey_added'"),
+        "setup_link"
+    );
+    assert_eq!(events(&env, "admin_passkey_setup_issued"), 2);
+    // Once: the link is spent.
+    let again = b.send(&env, b.request(Method::Get, &path));
+    assert_eq!(again.status, 400);
+    assert!(body(&again).contains("Ask your administrator for a new one"));
+    // And the passkey signs in.
+    let r = usernameless(&env, &rp, &auth, &erin);
+    assert!(location(&r).starts_with(REDIRECT));
+}
+
+#[test]
+fn a_setup_link_expires_after_a_day_needs_its_page_token_and_is_refused_for_a_disabled_user() {
+    let env = TestEnv::new();
+    let frank = env.create_user("frank", PASSWORD);
+    let (path, token) = setup_link(&env, &frank);
+    // Another browser than the one that opened the page cannot use its form.
+    let mut b = Browser::default();
+    assert_eq!(b.send(&env, b.request(Method::Get, &path)).status, 200);
+    let mut other = Browser::default();
+    let r = other.send(
+        &env,
+        other
+            .request(Method::Post, "/account/passkey-setup/options")
+            .with_form(&[("token", token.as_str()), ("csrf", "forged")]),
+    );
+    assert_eq!(r.status, 403);
+    // A made-up token finds nothing.
+    let r = b.send(&env, b.request(Method::Get, "/account/passkey-setup?token=made-up"));
+    assert_eq!(r.status, 400);
+    env.clock.advance(24 * 3600);
+    assert_eq!(b.send(&env, b.request(Method::Get, &path)).status, 400, "expired");
+    let r = env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{frank}"),
+        Some(json!({ "disabled": true })),
+    );
+    assert_eq!(r.status, 200);
+    let r = env.admin(Method::Post, &format!("/admin/api/users/{frank}/passkey-setup"), None);
+    assert_eq!(r.status, 409);
+}
+
+#[test]
+fn a_sign_in_that_requires_a_second_factor_may_enroll_a_passkey_which_is_then_asked_for_once() {
+    let mut env = TestEnv::new();
+    env.settings.mfa = gatehouse_core::flow::plan::MfaMode::Required;
+    let rp = client(&env);
+    env.create_user("gus", PASSWORD);
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp)));
+    let enroll = location(&submit_login(&env, &mut b, &location(&r), "gus", PASSWORD));
+    assert!(enroll.starts_with("/oauth2/mfa/enroll"), "{enroll}");
+    let page = b.send(&env, b.request(Method::Get, &enroll));
+    let html = body(&page);
+    assert!(html.contains("id=\"passkey-enroll-form\""), "{html}");
+    assert!(page.csp_nonce.is_some());
+    let (req, csrf) = (hidden(&html, "req"), hidden(&html, "csrf"));
+    let o = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/mfa/enroll/passkey/options")
+            .with_form(&[("req", req.as_str()), ("csrf", csrf.as_str())]),
+    );
+    assert_eq!(o.status, 200, "{}", body(&o));
+    let auth = authenticator(24);
+    let credential = auth.registration_json(&o.json_body()["publicKey"], ORIGIN);
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/mfa/enroll/passkey").with_form(&[
+            ("req", req.as_str()),
+            ("csrf", csrf.as_str()),
+            ("name", "Laptop"),
+            ("credential", &credential),
+        ]),
+    );
+    assert_eq!(r.status, 200, "{}", body(&r));
+    let notice = body(&r);
+    assert_eq!(notice.matches("<li><code>").count(), 10, "recovery codes shown once");
+    assert_eq!(
+        env.db.count("SELECT COUNT(*) FROM sessions"),
+        0,
+        "registering passed no factor: no session yet"
+    );
+    // The plan now asks for the new passkey.
+    let start = notice.find("id=\"continue\" href=\"").unwrap() + 20;
+    let next = notice[start..start + notice[start..].find('"').unwrap()].replace("&#38;", "&");
+    assert!(next.starts_with("/oauth2/mfa?"), "{next}");
+    let f = stage_form(&env, &mut b, &next);
+    let o = sign_in_options(&env, &mut b, &f);
+    let r = post_assertion(&env, &mut b, &f, &auth.assertion_json(&o, ORIGIN, None));
+    let r = follow(&env, &mut b, r);
+    assert!(location(&r).starts_with(REDIRECT), "{}", body(&r));
+    assert_eq!(grant_amr(&env), "pwd swk user mfa");
+    assert_eq!(
+        env.db
+            .text("SELECT json_extract(detail, '$.by') FROM events WHERE kind = 'passkey_added'"),
+        "sign_in"
+    );
+}
+
+#[test]
+fn the_passkey_enrollment_answers_only_a_flow_at_its_stage() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    let (mut b, f) = login_page(&env, &rp);
+    // Nobody is identified yet: there is nothing to enroll.
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/mfa/enroll/passkey/options")
+            .with_form(&[("req", f.req.as_str()), ("csrf", f.csrf.as_str())]),
+    );
+    assert_eq!(r.status, 409);
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/mfa/enroll/passkey").with_form(&[
+            ("req", f.req.as_str()),
+            ("csrf", f.csrf.as_str()),
+            ("credential", "{}"),
+        ]),
+    );
+    assert_eq!(r.status, 303, "sent to where the flow stands");
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM passkeys"), 0);
 }

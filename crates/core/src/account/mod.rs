@@ -6,6 +6,7 @@
 //! again first. Every change is an event. The address and emailed codes are in [`email`].
 
 pub mod email;
+pub mod passkey_setup;
 pub mod passkeys;
 
 use serde_json::json;
@@ -31,6 +32,7 @@ pub const REAUTH_WINDOW: i64 = plan::FRESH_PASSWORD_TO_ENROLL;
 /// The CSRF purpose of the account page's forms.
 pub(crate) const CSRF_PURPOSE: &str = "account";
 const NEW_TOTP: &str = "/account/totp/new";
+pub const NO_PASSWORD: &str = "Your account signs in with a passkey only: it has no password to change.";
 pub const PASSWORD_CHANGED: &str = "Your password was changed. Your other sessions were signed out.";
 
 /// The signed-in user and their session, or the response that signs them in first.
@@ -182,6 +184,7 @@ pub(crate) async fn page(
         recovery_remaining: held.recovery_codes,
         sessions: list,
         passkeys,
+        passkey_only: engine::passkey_only(ctx, user),
         nonce: pages::csp_nonce(ctx.rng)?,
     }
     .response(status);
@@ -286,6 +289,9 @@ pub(crate) fn done(notice: &str) -> Done {
 /// they have one) and ends with the new-password stage, which also ends the other sessions.
 pub async fn change_password(ctx: &Ctx<'_>, req: &Request) -> Response {
     form(ctx, req, false, |user, _, _| async move {
+        if engine::passkey_only(ctx, &user) {
+            return Ok(refused(NO_PASSWORD, 409));
+        }
         Ok(Done::Other(sign_in(ctx, req, Some(&user), true).await?))
     })
     .await

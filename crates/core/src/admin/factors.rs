@@ -6,8 +6,10 @@
 use serde::Serialize;
 
 use super::{audit_detail_statement, not_found};
-use crate::error::Error;
-use crate::http::Response;
+use crate::crypto::{random_id, random_token, token_hash};
+use crate::error::{Error, ErrorCode, OAuthError};
+use crate::http::{form_encode, Response};
+use crate::store::email_tokens::{self, Kind};
 use crate::store::{passkeys, recovery_codes, totp_devices, users};
 use crate::types::event_kind::EventKind;
 use crate::Ctx;
@@ -141,4 +143,51 @@ pub async fn reset(ctx: &Ctx<'_>, user_id: &str) -> Result<Response, Error> {
     )?);
     ctx.db.batch(&statements).await?;
     Ok(Response::new(204))
+}
+
+/// How long a passkey setup link works: a day for the administrator to hand it over.
+pub const PASSKEY_SETUP_TTL: i64 = 24 * 3600;
+
+/// `POST /admin/api/users/{id}/passkey-setup`: a one-time link (24 hours) with which the user
+/// registers a passkey without signing in. It is how a passkey-only user gets their first passkey,
+/// or a new one after losing all of them: an administrator's decision, handed over out of band,
+/// never a mailbox or a password. A new link ends the user's earlier one.
+pub async fn passkey_setup(ctx: &Ctx<'_>, user_id: &str) -> Result<Response, Error> {
+    let user = users::by_id(ctx.db, user_id).await?.ok_or_else(|| not_found("user"))?;
+    if user.disabled {
+        return Err(OAuthError::new(ErrorCode::Conflict, "the user is disabled").into());
+    }
+    let now = ctx.clock.now();
+    let token = random_token(ctx.rng)?;
+    let expires_at = now + PASSKEY_SETUP_TTL;
+    let statements = vec![
+        email_tokens::end_of_user_statement(&user.id, &[Kind::PasskeySetup], now),
+        email_tokens::insert_statement(&email_tokens::New {
+            id: &random_id(ctx.rng, "etk_")?,
+            kind: Kind::PasskeySetup,
+            secret_hash: &token_hash(&token),
+            user_id: &user.id,
+            email: &user.email,
+            flow_id: None,
+            now,
+            ttl: PASSKEY_SETUP_TTL,
+        }),
+        audit_detail_statement(
+            ctx,
+            EventKind::AdminPasskeySetupIssued,
+            Some(&user.id),
+            None,
+            serde_json::json!({ "expires_at": expires_at }),
+        )?,
+    ];
+    ctx.db.batch(&statements).await?;
+    let url = format!(
+        "{}{}?token={}",
+        ctx.issuer(),
+        crate::account::passkey_setup::PATH,
+        form_encode(&token)
+    );
+    let mut resp = Response::json(201, &serde_json::json!({ "url": url, "expires_at": expires_at }));
+    resp.set_header("cache-control", "no-store");
+    Ok(resp)
 }

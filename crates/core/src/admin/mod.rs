@@ -46,6 +46,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
         (Method::Delete, ["users", id, "factors", "passkeys", credential]) => {
             factors::remove_passkey(ctx, id, credential).await
         }
+        (Method::Post, ["users", id, "passkey-setup"]) => factors::passkey_setup(ctx, id).await,
         (Method::Get, ["apps"]) => apps::list(ctx).await,
         (Method::Post, ["apps"]) => apps::create(ctx, req).await,
         (Method::Get, ["apps", id]) => apps::get(ctx, id).await,
@@ -66,6 +67,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
             | ["users", _, "factors"]
             | ["users", _, "factors", "totp", _]
             | ["users", _, "factors", "passkeys", _]
+            | ["users", _, "passkey-setup"]
             | ["clients"]
             | ["clients", _]
             | ["clients", _, "secret"],

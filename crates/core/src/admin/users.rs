@@ -29,6 +29,9 @@ struct NewUser {
     email_verified: bool,
     #[serde(default)]
     groups: Vec<String>,
+    /// Password sign-in refused: the user needs a passkey (a setup link gives the first one).
+    #[serde(default)]
+    passkey_only: bool,
 }
 
 #[derive(Deserialize)]
@@ -41,6 +44,7 @@ struct UserPatch {
     email_verified: Option<bool>,
     groups: Option<Vec<String>>,
     disabled: Option<bool>,
+    passkey_only: Option<bool>,
 }
 
 fn check_username(u: &str) -> Result<(), Error> {
@@ -122,6 +126,7 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
         password_hash: password::hash(&new.password, ctx.rng)?,
         groups: check_groups(new.groups)?,
         disabled: false,
+        passkey_only: new.passkey_only,
         created_at: now,
         updated_at: now,
     };
@@ -187,9 +192,15 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
         changed.set("password_hash", &user.password_hash);
     }
     let disabling = p.disabled == Some(true) && !user.disabled;
+    // Sessions signed in with a password do not meet the new rule: they end too.
+    let to_passkey_only = p.passkey_only == Some(true) && !user.passkey_only;
     if let Some(d) = p.disabled {
         changed.set("disabled", d);
         user.disabled = d;
+    }
+    if let Some(p) = p.passkey_only {
+        changed.set("passkey_only", p);
+        user.passkey_only = p;
     }
     user.updated_at = now;
     changed.set("updated_at", now);
@@ -200,7 +211,7 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
     // revoking every token, nor without its audit entry.
     let update = changed.statement(&user.id);
     let mut statements = vec![(update.0.as_str(), update.1)];
-    if disabling || password_changed {
+    if disabling || password_changed || to_passkey_only {
         statements.extend(sessions::end_all_for_user_statements(&user.id, now));
     }
     if email_changed {

@@ -82,6 +82,14 @@ pub async fn enrolled(ctx: &Ctx<'_>, user: &users::User) -> Result<Enrolled, Err
     })
 }
 
+/// Whether the user signs in with a passkey only: the deployment says so for everyone
+/// (`GATEHOUSE_PASSKEY_ONLY`), one of their groups does, or an administrator set it on them.
+pub fn passkey_only(ctx: &Ctx<'_>, user: &users::User) -> bool {
+    ctx.settings.passkey_only
+        || user.passkey_only
+        || plan::in_listed_group(&ctx.settings.passkey_only_groups, &user.groups)
+}
+
 /// Whether a sign-in code can be sent to the user: the deployment offers emailed codes, mail can
 /// leave, and the address is verified (an unverified one never receives a code to sign in).
 pub fn email_code_usable(ctx: &Ctx<'_>, user: &users::User) -> bool {
@@ -145,12 +153,13 @@ async fn assess(ctx: &Ctx<'_>, flow: &Flow) -> Result<(Standing, Option<sessions
     let mut requirements = Requirements {
         mfa: ctx.settings.mfa,
         mfa_required_here: flow.mfa_required_here
-            || plan::group_requires_mfa(&ctx.settings.mfa_required_groups, &user.groups),
+            || plan::in_listed_group(&ctx.settings.mfa_required_groups, &user.groups),
         acr_mfa: flow.acr_mfa,
         fresh_after: flow.fresh_after,
         enroll_after: Some(now - plan::FRESH_PASSWORD_TO_ENROLL),
         consent: false,
         new_password: flow.new_password,
+        passkey_only: passkey_only(ctx, &user),
     };
     let factors = Some(enrolled(ctx, &user).await?);
     let passed = flow.passed();

@@ -174,9 +174,9 @@ pub fn amr_of(factors: &[Passed], fresh_after: Option<i64>) -> Vec<&'static str>
 /// asks for it again after this long, and so does a sign-in that would enroll one.
 pub const FRESH_PASSWORD_TO_ENROLL: i64 = 10 * 60;
 
-/// Whether a user in `user_groups` always needs a second factor (`GATEHOUSE_MFA_REQUIRED_GROUPS`
-/// names `required`).
-pub fn group_requires_mfa(required: &[String], user_groups: &[String]) -> bool {
+/// Whether a user in `user_groups` is in one of the groups `required` lists (those that need a
+/// second factor, `GATEHOUSE_MFA_REQUIRED_GROUPS`, or a passkey, `GATEHOUSE_PASSKEY_ONLY_GROUPS`).
+pub fn in_listed_group(required: &[String], user_groups: &[String]) -> bool {
     user_groups.iter().any(|g| required.contains(g))
 }
 
@@ -220,6 +220,8 @@ pub struct Requirements {
     pub consent: bool,
     /// The user must set a new password before finishing (account page, reset, expiry).
     pub new_password: bool,
+    /// The user signs in with a passkey only: a password (or a reset link) is no first factor.
+    pub passkey_only: bool,
 }
 
 /// The factors the identified user has enrolled.
@@ -302,14 +304,19 @@ pub fn next(req: &Requirements, user: Option<Enrolled>, passed: &[Passed]) -> St
     let mailbox_first = !passed.iter().filter(fresh).any(|p| p.factor.is_knowledge_or_key());
     let counts = |p: &&Passed| !(p.factor == Factor::EmailCode && (mailbox_first || !enrolled.email_counts()));
     // A verified passkey is both: the key, and the PIN or biometric that unlocked it.
+    let first = |f: Factor| {
+        if req.passkey_only {
+            matches!(f, Factor::Passkey(k) if k.verified)
+        } else {
+            f.is_first()
+        }
+    };
     let has = |second: bool| {
-        passed.iter().filter(fresh).filter(counts).any(|p| {
-            if second {
-                p.factor.is_second()
-            } else {
-                p.factor.is_first()
-            }
-        })
+        passed
+            .iter()
+            .filter(fresh)
+            .filter(counts)
+            .any(|p| if second { p.factor.is_second() } else { first(p.factor) })
     };
     if !has(false) {
         return Stage::Password;

@@ -270,7 +270,7 @@ pub async fn route(ctx: &Ctx<'_>, req: &Request) -> Option<Outcome> {
 async fn signed_in_user(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Option<users::User>, InternalError> {
     let now = ctx.clock.now();
     let needs_second =
-        |u: &users::User| app.require_mfa || plan::group_requires_mfa(&ctx.settings.mfa_required_groups, &u.groups);
+        |u: &users::User| app.require_mfa || plan::in_listed_group(&ctx.settings.mfa_required_groups, &u.groups);
     if let Some(hash) = cookies::app_session_hash(ctx, req) {
         if let Some(user) = users::by_app_session(ctx.db, &hash, &app.host, now).await? {
             if needs_second(&user) && !passed_second_factor(app_sessions::sso_session(ctx.db, &hash, now).await?) {

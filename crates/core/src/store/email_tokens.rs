@@ -1,6 +1,7 @@
 //! Secrets sent by mail (`email_tokens`): sign-in codes, password-reset links and
-//! address-verification links, stored as hashes (`crate::factors::email`). Each works once:
-//! spending one is a compare-and-set on `used_at`.
+//! address-verification links, stored as hashes (`crate::factors::email`); and the passkey setup
+//! links an administrator hands to a user. Each works once: spending one is a compare-and-set on
+//! `used_at`.
 
 use serde::Deserialize;
 
@@ -15,6 +16,9 @@ pub enum Kind {
     SignInCode,
     Reset,
     Verify,
+    /// An administrator's link to register a passkey without signing in (a passkey-only user's
+    /// recovery, or first passkey). Not sent by mail: the administrator hands it over.
+    PasskeySetup,
 }
 
 impl Kind {
@@ -23,6 +27,7 @@ impl Kind {
             Kind::SignInCode => "sign_in_code",
             Kind::Reset => "reset",
             Kind::Verify => "verify",
+            Kind::PasskeySetup => "passkey_setup",
         }
     }
 }

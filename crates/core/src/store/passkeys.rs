@@ -147,6 +147,16 @@ pub fn delete_statement(user_id: &str, id: &str) -> (&'static str, Vec<Value>) {
     )
 }
 
+/// Deletes the passkey only if the user keeps another (a passkey-only account's last one stays);
+/// the condition is in the statement, so two removals racing cannot both pass it.
+pub fn delete_keeping_one_statement(user_id: &str, id: &str) -> (&'static str, Vec<Value>) {
+    (
+        "DELETE FROM passkeys WHERE id = ?1 AND user_id = ?2 \
+         AND (SELECT COUNT(*) FROM passkeys WHERE user_id = ?2) > 1",
+        params_vec![id, user_id],
+    )
+}
+
 /// Every passkey of the user (an administrator's reset of the user's factors).
 pub fn delete_all_of_user_statement(user_id: &str) -> (&'static str, Vec<Value>) {
     ("DELETE FROM passkeys WHERE user_id = ?1", params_vec![user_id])

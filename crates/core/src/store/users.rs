@@ -24,6 +24,10 @@ pub struct User {
     /// The user asked for an emailed code at every sign-in (`GATEHOUSE_EMAIL_OTP`).
     #[serde(default, deserialize_with = "super::bool_from_int")]
     pub email_otp: bool,
+    /// The user signs in with a passkey only (set by an administrator; see also the
+    /// deployment-wide and group settings, `flow::engine::passkey_only`).
+    #[serde(default, deserialize_with = "super::bool_from_int")]
+    pub passkey_only: bool,
     #[serde(deserialize_with = "super::int")]
     pub created_at: i64,
     #[serde(deserialize_with = "super::int")]
@@ -40,6 +44,8 @@ pub struct UserView {
     pub name: Option<String>,
     pub groups: Vec<String>,
     pub disabled: bool,
+    /// Set on the user (the deployment or a group may make them passkey-only too).
+    pub passkey_only: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -54,6 +60,7 @@ impl From<&User> for UserView {
             name: u.name.clone(),
             groups: u.groups.clone(),
             disabled: u.disabled,
+            passkey_only: u.passkey_only,
             created_at: u.created_at,
             updated_at: u.updated_at,
         }
@@ -61,7 +68,8 @@ impl From<&User> for UserView {
 }
 
 const COLUMNS: &str =
-    "id, username, email, email_verified, name, password_hash, groups, disabled, email_otp, created_at, updated_at";
+    "id, username, email, email_verified, name, password_hash, groups, disabled, email_otp, passkey_only, created_at, \
+     updated_at";
 
 pub fn groups_json(u: &User) -> String {
     serde_json::to_string(&u.groups).unwrap_or_else(|_| "[]".into())
@@ -204,7 +212,7 @@ pub async fn username_taken(db: &dyn Db, username: &str, except_id: &str) -> Res
 pub fn insert_statement(u: &User) -> (&'static str, Vec<Value>) {
     (
         "INSERT INTO users (id, username, email, email_verified, name, password_hash, groups, disabled, created_at, \
-         updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         updated_at, passkey_only) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params_vec![
             &u.id,
             &u.username,
@@ -215,7 +223,8 @@ pub fn insert_statement(u: &User) -> (&'static str, Vec<Value>) {
             groups_json(u),
             u.disabled,
             u.created_at,
-            u.updated_at
+            u.updated_at,
+            u.passkey_only
         ],
     )
 }

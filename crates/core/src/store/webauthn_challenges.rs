@@ -39,6 +39,11 @@ pub fn flow_owner(flow_id: &str) -> String {
     format!("flow:{flow_id}")
 }
 
+/// The owner key of a passkey setup link's challenges (the link's token hash).
+pub fn setup_owner(token_hash: &str) -> String {
+    format!("setup:{token_hash}")
+}
+
 /// The owner key of an account session's challenges (`sessions.id_hash`).
 pub fn session_owner(session_hash: &str) -> String {
     format!("session:{session_hash}")

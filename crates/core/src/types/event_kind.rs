@@ -83,10 +83,12 @@ pub enum EventKind {
     AdminFactorsReset,
     /// An administrator removed one of a user's passkeys.
     AdminPasskeyRemoved,
+    /// An administrator issued a passkey setup link for a user (`expires_at`).
+    AdminPasskeySetupIssued,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 43] = [
+    pub const ALL: [EventKind; 44] = [
         EventKind::LoginSucceeded,
         EventKind::LoginSteppedUp,
         EventKind::LoginFailed,
@@ -130,6 +132,7 @@ impl EventKind {
         EventKind::AdminTotpRemoved,
         EventKind::AdminFactorsReset,
         EventKind::AdminPasskeyRemoved,
+        EventKind::AdminPasskeySetupIssued,
     ];
 
     /// Its stored name.
@@ -177,6 +180,7 @@ impl EventKind {
             EventKind::AdminAppDeleted => "admin_app_deleted",
             EventKind::AdminTotpRemoved => "admin_totp_removed",
             EventKind::AdminPasskeyRemoved => "admin_passkey_removed",
+            EventKind::AdminPasskeySetupIssued => "admin_passkey_setup_issued",
             EventKind::AdminFactorsReset => "admin_factors_reset",
         }
     }

@@ -22,6 +22,8 @@ pub enum Handler {
     TotpSubmit,
     PasskeyOptions,
     PasskeySubmit,
+    EnrollPasskeyOptions,
+    EnrollPasskeySubmit,
     RecoveryCodeShow,
     RecoveryCodeSubmit,
     EmailCodeShow,
@@ -55,6 +57,9 @@ pub enum Handler {
     AccountPasskeyOptions,
     AccountPasskeyAdd,
     AccountPasskeyRemove,
+    PasskeySetupShow,
+    PasskeySetupOptions,
+    PasskeySetupFinish,
     AccountRecoveryCodes,
     AccountEmailChange,
     AccountEmailVerifySend,
@@ -250,6 +255,20 @@ pub const ROUTES: &[Route] = &[
         secret("passkey"),
         Shape::Page,
     ),
+    route(
+        Exact("/oauth2/mfa/enroll/passkey/options"),
+        POST,
+        H::EnrollPasskeyOptions,
+        page("passkey_options"),
+        Shape::Json,
+    ),
+    route(
+        Exact("/oauth2/mfa/enroll/passkey"),
+        POST,
+        H::EnrollPasskeySubmit,
+        secret("passkey"),
+        Shape::Page,
+    ),
     // Showing the stage sends the first code (a mail and a stored token), like the resend.
     route(
         Exact("/oauth2/mfa/email"),
@@ -429,6 +448,28 @@ pub const ROUTES: &[Route] = &[
         POST,
         H::AccountPasskeyAdd,
         secret("passkey"),
+        Shape::Page,
+    ),
+    // An administrator's setup link: each request checks its token, a secret.
+    route(
+        Exact("/account/passkey-setup"),
+        GET_ONLY,
+        H::PasskeySetupShow,
+        secret("passkey_setup"),
+        Shape::Page,
+    ),
+    route(
+        Exact("/account/passkey-setup/options"),
+        POST,
+        H::PasskeySetupOptions,
+        secret("passkey_setup"),
+        Shape::Json,
+    ),
+    route(
+        Exact("/account/passkey-setup"),
+        POST,
+        H::PasskeySetupFinish,
+        secret("passkey_setup"),
         Shape::Page,
     ),
     route(

@@ -72,19 +72,25 @@ pub(crate) fn page_for(
     let secret = super::totp::secret_of(ctx, device)?;
     let uri = secret.otpauth_uri(&issuer_name(ctx), &user.username);
     let svg = qr::svg(&uri, 200)?;
-    let mut resp = pages::html(
-        status,
-        &pages::Enroll {
-            qr_base64: &b64_encode(svg.as_bytes()),
-            secret: &group(&secret.to_base32()),
-            uri: &uri,
-            name,
-            error,
-            action,
-            req,
-            csrf,
-        },
-    );
+    // In a sign-in, a passkey may be enrolled instead (`enroll_passkey`); the account page has
+    // its own passkey section.
+    let passkey_nonce = if action == ACTION {
+        Some(pages::csp_nonce(ctx.rng)?)
+    } else {
+        None
+    };
+    let mut resp = pages::Enroll {
+        qr_base64: &b64_encode(svg.as_bytes()),
+        secret: &group(&secret.to_base32()),
+        uri: &uri,
+        name,
+        error,
+        action,
+        req,
+        csrf,
+        passkey_nonce,
+    }
+    .response(status);
     // The secret is on this page: no cache keeps it.
     resp.set_header("cache-control", "no-store");
     Ok(resp)

@@ -5,9 +5,11 @@
 
 pub mod consent;
 pub mod email_code;
+pub mod enroll_passkey;
 pub mod enroll_totp;
 pub mod new_password;
 pub mod passkey;
+pub mod passkey_registration;
 pub mod password;
 pub mod recovery_code;
 pub mod reset;

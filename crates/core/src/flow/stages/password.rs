@@ -60,7 +60,8 @@ fn form(ctx: &Ctx<'_>, req: &Request, id: &str, flow: &Flow, shown: Shown<'_>) -
         req: id,
         csrf: &token.csrf,
         username: shown.username,
-        reset: crate::mail::available(ctx),
+        reset: crate::mail::available(ctx) && !ctx.settings.passkey_only,
+        password: !ctx.settings.passkey_only,
         captcha,
         nonce: pages::csp_nonce(ctx.rng)?,
     }
@@ -207,6 +208,26 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
         } else {
             users::by_username(ctx.db, &username).await?
         };
+        // A passkey-only user's password is not a way in: it is not checked (the same work is
+        // done on the dummy hash), the answer is the usual one, and the attempt is not charged to
+        // the account: guessing a password it does not use must not lock its passkey out.
+        let passkey_only = user.as_ref().is_some_and(|u| engine::passkey_only(ctx, u));
+        if passkey_only {
+            ctx.counters.release_attempt(&user_key).await?;
+            password::verify(given.expose(), password::DUMMY_HASH)?;
+            ctx.counters
+                .record_attempt(&ip_key, false, None, &rules.reputation)
+                .await?;
+            let detail = json!({ "username": username, "reason": "passkey_only" });
+            event(ctx, now, EventKind::LoginFailed, None, &flow, ip, detail).await?;
+            let shown = Shown {
+                username: &username,
+                error: INVALID_CREDENTIALS,
+                status: 401,
+                captcha: false,
+            };
+            return form(ctx, req, &id, &flow, shown);
+        }
         let verified = match (&user, admission) {
             (Some(u), Admission::Admitted) => password::verify(given.expose(), &u.password_hash)? && !u.disabled,
             _ => {

@@ -117,9 +117,12 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
         )
         .await?;
         let ip = policy::client_ip(ctx, req).to_string();
+        // A passkey-only account has no password to reset: its recovery is an administrator's
+        // passkey setup link, never the mailbox. The page says the same as for anyone else.
+        let passkey_only = user.as_ref().is_some_and(|u| engine::passkey_only(ctx, u));
         let mut statements = Vec::with_capacity(2);
         let sent = match (&user, limited) {
-            (Some(u), None) => {
+            (Some(u), None) if !passkey_only => {
                 let token = random_token(ctx.rng)?;
                 let link = messages::link(ctx.issuer(), CONFIRM_PATH, &[("req", &id), ("token", &token)]);
                 let message =
@@ -141,6 +144,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
         };
         let why = match (&user, limited) {
             (None, _) => "no_account",
+            (Some(_), _) if passkey_only => "passkey_only",
             (Some(_), Some(by)) => by,
             (Some(_), None) => "sent",
         };
@@ -192,7 +196,7 @@ pub async fn confirm(ctx: &Ctx<'_>, req: &Request) -> Response {
         // The account must still be what it was when the link was sent.
         let user = users::by_id(ctx.db, &live.user_id)
             .await?
-            .filter(|u| u.email == live.email && u.email_verified && !u.disabled);
+            .filter(|u| u.email == live.email && u.email_verified && !u.disabled && !engine::passkey_only(ctx, u));
         let Some(user) = user else {
             return Ok(Response::error_page(400, "invalid_request", LINK_INVALID));
         };
