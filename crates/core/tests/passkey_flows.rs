@@ -550,6 +550,12 @@ fn a_counter_that_went_back_is_refused_and_recorded_as_a_possible_clone() {
             .count("SELECT json_extract(detail, '$.stored') FROM events WHERE kind = 'passkey_counter_regressed'"),
         2
     );
+    assert_eq!(
+        env.db
+            .count("SELECT json_extract(detail, '$.presented') FROM events WHERE kind = 'passkey_counter_regressed'"),
+        1,
+        "the copy's counter"
+    );
     assert_eq!(env.db.count("SELECT sign_count FROM passkeys"), 2, "unchanged");
 }
 

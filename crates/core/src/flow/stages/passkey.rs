@@ -50,6 +50,11 @@ pub(crate) fn rp_origin(ctx: &Ctx<'_>) -> String {
     format!("{scheme}://{}", crate::http::host_of(issuer))
 }
 
+/// The signature counter an assertion's authenticator data claims (for the event).
+fn presented_count(authenticator_data: &[u8]) -> Option<u32> {
+    crate::factors::webauthn::authenticator_data::parse(authenticator_data).map(|d| d.sign_count)
+}
+
 /// A fresh challenge.
 pub(crate) fn new_challenge(ctx: &Ctx<'_>) -> Result<[u8; CHALLENGE_BYTES], InternalError> {
     let mut c = [0u8; CHALLENGE_BYTES];
@@ -314,7 +319,11 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
                         user_id: Some(&stored.user_id),
                         client_id: flow.event_client.as_deref(),
                         ip: Some(&policy::client_ip(ctx, req).to_string()),
-                        detail: json!({ "credential": credential_id, "stored": stored.sign_count }),
+                        detail: json!({
+                            "credential": credential_id,
+                            "stored": stored.sign_count,
+                            "presented": presented_count(&response.authenticator_data),
+                        }),
                     };
                     events::record(ctx.db, ctx.rng, now, regressed).await?;
                 }
