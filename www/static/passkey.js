@@ -48,10 +48,10 @@
 
   class Reauthenticate extends Error {}
 
-  const fetchOptions = async (form) => {
+  const fetchOptions = async (form, signal) => {
     const body = new URLSearchParams(new FormData(form));
     body.delete("credential");
-    const resp = await fetch(form.dataset.options, { method: "POST", body, credentials: "same-origin" });
+    const resp = await fetch(form.dataset.options, { method: "POST", body, credentials: "same-origin", signal });
     const answer = await resp.json().catch(() => ({}));
     if (answer.error === "reauthenticate") throw new Reauthenticate();
     if (!resp.ok) throw new Error(answer.error_description || "The passkey request failed.");
@@ -69,13 +69,16 @@
     form.submit();
   };
 
-  // One ceremony at a time: the autofill request is cancelled before the button's runs.
+  // One ceremony at a time: the autofill request is cancelled before the button's runs, its
+  // options request too (the server keeps one challenge per sign-in: a late answer to the
+  // cancelled request would replace the button's).
   let pending = null;
   const ceremony = async (form, mediation) => {
     if (pending) pending.abort();
     const controller = new AbortController();
     pending = controller;
-    const options = await fetchOptions(form);
+    const options = await fetchOptions(form, controller.signal);
+    if (controller.signal.aborted) throw new DOMException("replaced", "AbortError");
     if (form.dataset.passkey === "create") {
       return navigator.credentials.create({ publicKey: creationOptions(options), signal: controller.signal });
     }

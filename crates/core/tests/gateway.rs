@@ -1078,3 +1078,21 @@ fn a_gateway_code_lives_sixty_seconds_and_the_app_session_as_long_as_the_sso_ses
     assert_eq!(late.status, 400);
     assert_eq!(env.db.count("SELECT COUNT(*) FROM app_sessions"), 1);
 }
+
+#[test]
+fn a_password_session_is_not_taken_behind_the_gateway_once_its_user_is_passkey_only() {
+    let mut env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    app(&env, json!({}));
+    let b = sign_in(&env, "/wiki/");
+    forward(env.route_at(APP, &b.request(Method::Get, "/wiki/")));
+    // The deployment goes passkey-only: the app session from a password sign-in is sent to sign
+    // in again, where only a passkey will do.
+    env.settings.passkey_only = true;
+    let r = respond(env.route_at(APP, &b.request(Method::Get, "/wiki/")));
+    assert_eq!(r.status, 302);
+    assert!(r
+        .header("location")
+        .unwrap()
+        .starts_with(&format!("{ISSUER}/oauth2/gateway?")));
+}

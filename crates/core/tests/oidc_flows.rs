@@ -432,6 +432,27 @@ fn refresh_tokens_rotate_and_reuse_revokes_the_whole_family() {
 }
 
 #[test]
+fn a_refresh_family_from_a_password_sign_in_ends_when_the_deployment_goes_passkey_only() {
+    let mut env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let rt1 = exchange(&env, &rp, &code).json_body()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A passkey-only group the user is not in changes nothing for them.
+    env.settings.passkey_only_groups = vec!["staff".into()];
+    let t2 = token(&env, &rp, &[("grant_type", "refresh_token"), ("refresh_token", &rt1)]);
+    assert_eq!(t2.status, 200);
+    let rt2 = t2.json_body()["refresh_token"].as_str().unwrap().to_owned();
+    // Everyone passkey-only: the family from a password sign-in goes no further.
+    env.settings.passkey_only = true;
+    let t3 = token(&env, &rp, &[("grant_type", "refresh_token"), ("refresh_token", &rt2)]);
+    assert_eq!(t3.status, 400);
+    assert_eq!(t3.json_body()["error"], "invalid_grant");
+}
+
+#[test]
 fn refresh_tokens_expire_when_idle() {
     let env = TestEnv::new();
     let rp = confidential(&env, json!({}));

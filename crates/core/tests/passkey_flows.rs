@@ -1007,3 +1007,282 @@ fn the_passkey_enrollment_answers_only_a_flow_at_its_stage() {
     assert_eq!(r.status, 303, "sent to where the flow stands");
     assert_eq!(env.db.count("SELECT COUNT(*) FROM passkeys"), 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// From the adversarial review
+
+#[test]
+fn refusals_anyone_can_make_with_a_credential_id_never_lock_a_passkey_only_account() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    let auth = authenticator(30);
+    let ann = user_with_passkey(&env, "ann", &auth);
+    set_passkey_only(&env, &ann, true);
+    // Someone who saw the credential id signs with their own key, without a user handle, and
+    // with it.
+    let forger = SoftAuthenticator::new(SoftKey::p256(99), b"credential-30");
+    for handle in [None, Some(handle_of(&env, &ann))] {
+        for _ in 0..5 {
+            let (mut b, f) = login_page(&env, &rp);
+            let o = sign_in_options(&env, &mut b, &f);
+            let r = post_assertion(&env, &mut b, &f, &forger.assertion_json(&o, ORIGIN, handle.as_deref()));
+            assert_eq!(r.status, 401);
+        }
+    }
+    assert_eq!(events(&env, "account_locked"), 0);
+    assert_eq!(
+        env.db.count(&format!(
+            "SELECT COUNT(*) FROM events WHERE kind = 'login_failed' AND user_id = '{ann}' \
+             AND json_extract(detail, '$.reason') IN ('wrong_user', 'bad_signature')"
+        )),
+        10,
+        "recorded against the account, not charged to it"
+    );
+    let r = usernameless(&env, &rp, &auth, &ann);
+    assert!(location(&r).starts_with(REDIRECT), "the real passkey still signs in");
+}
+
+#[test]
+fn refusals_with_a_credential_id_count_toward_the_lockout_of_an_account_with_a_password() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    let auth = authenticator(31);
+    let ann = user_with_passkey(&env, "ann", &auth);
+    let forger = SoftAuthenticator::new(SoftKey::p256(98), b"credential-31");
+    for _ in 0..5 {
+        let (mut b, f) = login_page(&env, &rp);
+        let o = sign_in_options(&env, &mut b, &f);
+        let r = post_assertion(
+            &env,
+            &mut b,
+            &f,
+            &forger.assertion_json(&o, ORIGIN, Some(&handle_of(&env, &ann))),
+        );
+        assert_eq!(r.status, 401);
+    }
+    assert_eq!(events(&env, "account_locked"), 1);
+    let r = usernameless(&env, &rp, &auth, &ann);
+    assert_eq!(r.status, 401, "locked, like after five wrong passwords");
+}
+
+#[test]
+fn joining_a_passkey_only_group_ends_the_password_sessions_and_the_account_page_asks_for_the_passkey() {
+    let mut env = TestEnv::new();
+    env.settings.passkey_only_groups = vec!["staff".into()];
+    let auth = authenticator(32);
+    let dave = user_with_passkey(&env, "dave", &auth);
+    let mut b = Browser::default();
+    account_signed_in(&env, &mut b, "dave");
+    let r = env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{dave}"),
+        Some(json!({ "groups": ["staff"] })),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        env.db.count(&format!(
+            "SELECT COUNT(*) FROM sessions WHERE user_id = '{dave}' AND ended_at IS NULL"
+        )),
+        0
+    );
+    // A password session made before the rule (the deployment's setting turned on) is no
+    // sign-in on the account page either: it asks for the passkey.
+    let mut env2 = TestEnv::new();
+    let auth2 = authenticator(33);
+    let erin = user_with_passkey(&env2, "erin", &auth2);
+    let mut b2 = Browser::default();
+    let html = account_signed_in(&env2, &mut b2, "erin");
+    env2.settings.passkey_only = true;
+    let r = b2.send(&env2, b2.request(Method::Get, "/account"));
+    assert!(location(&r).starts_with("/oauth2/login"), "{}", body(&r));
+    let r = account_options(&env2, &mut b2, &html);
+    assert_eq!(r.status, 401, "no passkey registered by a password session");
+    let _ = erin;
+}
+
+#[test]
+fn a_passkey_used_as_the_second_factor_steps_the_session_up_instead_of_replacing_it() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    let auth = authenticator(34);
+    let ann = env.create_user("ann", PASSWORD);
+    let mut b = Browser::default();
+    let html = account_signed_in(&env, &mut b, "ann");
+    assert_eq!(register(&env, &mut b, &html, &auth, "Laptop").status, 200);
+    let session = env.db.text(&format!(
+        "SELECT id_hash FROM sessions WHERE user_id = '{ann}' AND ended_at IS NULL"
+    ));
+    // The password session now needs the passkey (a second factor the user holds).
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp)));
+    let mfa = location(&r);
+    assert!(mfa.starts_with("/oauth2/mfa"), "{mfa}");
+    let f = stage_form(&env, &mut b, &mfa);
+    let o = sign_in_options(&env, &mut b, &f);
+    let r = post_assertion(&env, &mut b, &f, &auth.assertion_json(&o, ORIGIN, None));
+    let r = follow(&env, &mut b, r);
+    assert!(location(&r).starts_with(REDIRECT));
+    assert_eq!(
+        env.db.count(&format!(
+            "SELECT COUNT(*) FROM sessions WHERE id_hash = '{session}' AND ended_at IS NULL"
+        )),
+        1,
+        "the same session, stepped up"
+    );
+    assert_eq!(events(&env, "login_stepped_up"), 1);
+}
+
+#[test]
+fn a_reset_link_alone_enrolls_no_passkey_at_sign_in() {
+    let mut env = TestEnv::new();
+    env.settings.mfa = gatehouse_core::flow::plan::MfaMode::Required;
+    env.settings.mail.delivery = gatehouse_core::mail::Delivery::SendEmail;
+    env.settings.mail.from = "Gatehouse <no-reply@id.example.com>".into();
+    let rp = client(&env);
+    let gus = env.create_user("gus", PASSWORD);
+    env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{gus}"),
+        Some(json!({ "email_verified": true })),
+    );
+    // "Forgot your password?": the link from the mail, opened in the same browser.
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp)));
+    let reset_url = location(&r).replace("/oauth2/login", "/oauth2/reset");
+    let html = body(&b.send(&env, b.request(Method::Get, &reset_url)));
+    let form = b.request(Method::Post, "/oauth2/reset").with_form(&[
+        ("req", hidden(&html, "req").as_str()),
+        ("csrf", hidden(&html, "csrf").as_str()),
+        ("login", "gus"),
+    ]);
+    assert_eq!(b.send(&env, form).status, 200);
+    let mail = env.mailer.last_to("gus@example.com").expect("the reset link");
+    let link = mail
+        .text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(ISSUER))
+        .expect("a link")
+        .to_owned();
+    let r = b.send(&env, b.request(Method::Get, &link));
+    let enroll = location(&r);
+    assert!(enroll.starts_with("/oauth2/mfa/enroll"), "{enroll}");
+    // The mailbox alone enrolls an app (which still needs the new password), never a passkey.
+    let page = b.send(&env, b.request(Method::Get, &enroll));
+    let html = body(&page);
+    let (req, csrf) = (hidden(&html, "req"), hidden(&html, "csrf"));
+    let o = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/mfa/enroll/passkey/options")
+            .with_form(&[("req", req.as_str()), ("csrf", csrf.as_str())]),
+    );
+    assert_eq!(o.status, 409, "{}", body(&o));
+    assert_eq!(o.json_body()["error"], "password_required");
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/mfa/enroll/passkey").with_form(&[
+            ("req", req.as_str()),
+            ("csrf", csrf.as_str()),
+            ("credential", "{}"),
+        ]),
+    );
+    assert_eq!(r.status, 409);
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM webauthn_challenges"), 0);
+}
+
+#[test]
+fn adding_a_passkey_tells_the_owner_of_a_verified_address() {
+    let mut env = TestEnv::new();
+    env.settings.mail.delivery = gatehouse_core::mail::Delivery::SendEmail;
+    env.settings.mail.from = "Gatehouse <no-reply@id.example.com>".into();
+    let ann = env.create_user("ann", PASSWORD);
+    env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{ann}"),
+        Some(json!({ "email_verified": true })),
+    );
+    let mut b = Browser::default();
+    let html = account_signed_in(&env, &mut b, "ann");
+    assert_eq!(
+        register(&env, &mut b, &html, &authenticator(35), "Work laptop").status,
+        200
+    );
+    let mail = env.mailer.last_to("ann@example.com").expect("a notice");
+    assert_eq!(mail.subject, "A passkey was added to your account on id.example.com");
+    assert!(mail.text.contains("\"Work laptop\""), "{}", mail.text);
+}
+
+#[test]
+fn a_setup_link_survives_a_passkey_that_could_not_be_stored_and_dies_with_a_disable_or_a_reset() {
+    let env = TestEnv::new();
+    let hal = env.create_user("hal", PASSWORD);
+    // A passkey already registered (to this user): storing it again fails, the link is given back.
+    let auth = authenticator(36);
+    let (path, _) = setup_link(&env, &hal);
+    let mut b = Browser::default();
+    assert_eq!(set_up_with(&env, &mut b, &path, &auth).status, 200);
+    let (path, _) = setup_link(&env, &hal);
+    let r = set_up_with(&env, &mut b, &path, &auth);
+    assert_eq!(r.status, 409, "{}", body(&r));
+    assert_eq!(b.send(&env, b.request(Method::Get, &path)).status, 200, "still usable");
+    // Disabled and enabled again: the link is dead.
+    for disabled in [true, false] {
+        let r = env.admin(
+            Method::Patch,
+            &format!("/admin/api/users/{hal}"),
+            Some(json!({ "disabled": disabled })),
+        );
+        assert_eq!(r.status, 200);
+    }
+    assert_eq!(b.send(&env, b.request(Method::Get, &path)).status, 400);
+    // A factor reset ends a link too.
+    let (path, _) = setup_link(&env, &hal);
+    assert_eq!(
+        env.admin(Method::Delete, &format!("/admin/api/users/{hal}/factors"), None)
+            .status,
+        204
+    );
+    assert_eq!(b.send(&env, b.request(Method::Get, &path)).status, 400);
+}
+
+#[test]
+fn with_second_factors_off_a_verified_passkey_still_meets_a_client_that_requires_mfa() {
+    let mut env = TestEnv::new();
+    let auth = authenticator(37);
+    let ann = user_with_passkey(&env, "ann", &auth);
+    env.settings.mfa = gatehouse_core::flow::plan::MfaMode::Off;
+    let strict = env
+        .create_client(json!({
+            "client_name": "Payroll",
+            "redirect_uris": [REDIRECT],
+            "grant_types": ["authorization_code"],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "scope": "openid",
+            "first_party": true,
+            "require_mfa": true,
+        }))
+        .0;
+    let r = usernameless(&env, &strict, &auth, &ann);
+    assert!(location(&r).starts_with(REDIRECT), "{}", body(&r));
+    assert!(!location(&r).contains("error="), "{}", location(&r));
+}
+
+#[test]
+fn a_second_factor_page_answered_without_its_form_token_still_offers_the_passkey() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    user_with_passkey(&env, "ann", &authenticator(38));
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp)));
+    let mfa = location(&submit_login(&env, &mut b, &location(&r), "ann", PASSWORD));
+    let page = body(&b.send(&env, b.request(Method::Get, &mfa)));
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/mfa").with_form(&[
+            ("req", hidden(&page, "req").as_str()),
+            ("csrf", "forged"),
+            ("code", "123456"),
+        ]),
+    );
+    assert_eq!(r.status, 403);
+    assert!(body(&r).contains("id=\"passkey-verify\""), "{}", body(&r));
+}

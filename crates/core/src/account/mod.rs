@@ -46,7 +46,12 @@ pub(crate) async fn signed_in(
     };
     if let Some(s) = session {
         if let Some(u) = users::by_id(ctx.db, &s.user_id).await? {
-            return Ok(Ok((u, s)));
+            // A passkey-only user's session made with a password (before the rule) is no
+            // sign-in here: the flow asks for the passkey.
+            let passed = plan::parse_passed(&s.factors, s.auth_time);
+            if !engine::passkey_only(ctx, &u) || plan::passed_verified_passkey(&passed) {
+                return Ok(Ok((u, s)));
+            }
         }
     }
     sign_in(ctx, req, None, false).await.map(Err)
@@ -118,12 +123,17 @@ pub async fn resume(ctx: &Ctx<'_>, req: &Request) -> Response {
 
 /// Whether the session passed its password, or a passkey that verified the user, within
 /// [`REAUTH_WINDOW`]. (A reset link is not a sign-in to change factors with: the session it made
-/// also passed the new password.)
-pub(crate) fn recent(ctx: &Ctx<'_>, s: &sessions::Session) -> bool {
+/// also passed the new password.) For a passkey-only user, only the passkey counts.
+pub(crate) fn recent(ctx: &Ctx<'_>, user: &users::User, s: &sessions::Session) -> bool {
     let now = ctx.clock.now();
+    let passkey_only = engine::passkey_only(ctx, user);
     plan::parse_passed(&s.factors, s.auth_time).iter().any(|p| {
-        (p.factor == Factor::Password || matches!(p.factor, Factor::Passkey(k) if k.verified))
-            && now - p.at <= REAUTH_WINDOW
+        let counts = match p.factor {
+            Factor::Passkey(k) => k.verified,
+            Factor::Password => !passkey_only,
+            _ => false,
+        };
+        counts && now - p.at <= REAUTH_WINDOW
     })
 }
 
@@ -257,7 +267,7 @@ where
             let e = "The form expired. Please try again.";
             return page(ctx, req, &user, &session, "", e, 403).await;
         }
-        if factor_change && !recent(ctx, &session) {
+        if factor_change && !recent(ctx, &user, &session) {
             return sign_in(ctx, req, Some(&user), false).await;
         }
         match run(user.clone(), session.clone(), params).await? {
@@ -371,7 +381,7 @@ pub async fn new_totp(ctx: &Ctx<'_>, req: &Request) -> Response {
         if ctx.settings.mfa == MfaMode::Off {
             return page(ctx, req, &user, &session, "", "Second factors are turned off.", 409).await;
         }
-        if !recent(ctx, &session) {
+        if !recent(ctx, &user, &session) {
             return sign_in(ctx, req, Some(&user), false).await;
         }
         let (device, statements) = enroll_totp::new_device(ctx, &user)?;

@@ -135,15 +135,19 @@ pub async fn finish(ctx: &Ctx<'_>, req: &Request) -> Response {
             Ok(v) => v,
             Err(why) => return page(ctx, req, &user, &token, why, 400),
         };
-        // The link is spent first: of two registrations racing with it, one goes on.
-        if !email_tokens::spend(ctx.db, &live.id, ctx.clock.now()).await? {
+        // The link is spent first: of two registrations racing with it, one goes on. If the
+        // passkey cannot be stored after all, the link is given back, so the user is not
+        // stranded without one.
+        let spent_at = ctx.clock.now();
+        if !email_tokens::spend(ctx.db, &live.id, spent_at).await? {
             return Ok(invalid());
         }
         if let Err(why) = registration::store(ctx, req, &user, &verified, &name, ("setup_link", None)).await? {
+            email_tokens::unspend(ctx.db, &live.id, spent_at).await?;
             let mut resp = Response::error_page(
                 409,
                 "conflict",
-                &format!("{why} Ask your administrator for a new link."),
+                &format!("{why} Open the link again to try another passkey."),
             );
             resp.set_header("cache-control", "no-store");
             return Ok(resp);

@@ -36,7 +36,7 @@ pub async fn options(ctx: &Ctx<'_>, req: &Request) -> Response {
                 "The form expired. Please reload the page.",
             ));
         }
-        if !recent(ctx, &session) {
+        if !recent(ctx, &user, &session) {
             return Ok(reauthenticate());
         }
         let owner = challenges::session_owner(&session.id_hash);

@@ -134,6 +134,12 @@ pub async fn reset(ctx: &Ctx<'_>, user_id: &str) -> Result<Response, Error> {
         passkeys::delete_all_of_user_statement(user_id),
     ];
     statements.extend(recovery_codes::replace_statements(user_id, &[], ctx.clock.now()));
+    // A setup link issued before the reset would register a passkey after it.
+    statements.push(email_tokens::end_of_user_statement(
+        user_id,
+        &[Kind::PasskeySetup],
+        ctx.clock.now(),
+    ));
     statements.push(audit_detail_statement(
         ctx,
         EventKind::AdminFactorsReset,

@@ -152,6 +152,7 @@ pub async fn get(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
 pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, Error> {
     let p: UserPatch = json_body(req)?;
     let mut user = users::by_id(ctx.db, id).await?.ok_or_else(|| not_found("user"))?;
+    let was_passkey_only = crate::flow::engine::passkey_only(ctx, &user);
     let now = ctx.clock.now();
     // Only the fields asked for are written: a whole-row write would undo a disable or a
     // password reset that landed between this read and this write.
@@ -192,8 +193,6 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
         changed.set("password_hash", &user.password_hash);
     }
     let disabling = p.disabled == Some(true) && !user.disabled;
-    // Sessions signed in with a password do not meet the new rule: they end too.
-    let to_passkey_only = p.passkey_only == Some(true) && !user.passkey_only;
     if let Some(d) = p.disabled {
         changed.set("disabled", d);
         user.disabled = d;
@@ -204,6 +203,9 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
     }
     user.updated_at = now;
     changed.set("updated_at", now);
+    // Made passkey-only (by the flag, or by joining a passkey-only group): sessions signed in
+    // with a password do not meet the new rule, and they end with the tokens issued from them.
+    let to_passkey_only = !was_passkey_only && crate::flow::engine::passkey_only(ctx, &user);
     if users::username_taken(ctx.db, &user.username, &user.id).await? {
         return Err(conflict());
     }
@@ -229,6 +231,14 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
                 email_tokens::Kind::Reset,
                 email_tokens::Kind::Verify,
             ],
+            now,
+        ));
+    }
+    if disabling {
+        // A setup link must not come back to life when the user is enabled again.
+        statements.push(email_tokens::end_of_user_statement(
+            &user.id,
+            &[email_tokens::Kind::PasskeySetup],
             now,
         ));
     }

@@ -233,9 +233,9 @@ fn persist_session(
         return Ok(None);
     };
     let now = ctx.clock.now();
-    // A first factor passed here (a password, a reset link, a verified passkey) is a new
-    // sign-in.
-    let step_up = flow.carried_session.clone().filter(|_| !flow.passed_first_here());
+    // A flow that identified the user itself (a password, a reset link, a usernameless passkey)
+    // is a new sign-in.
+    let step_up = flow.carried_session.clone().filter(|_| !flow.signed_in_here());
     let (hash, set_cookie) = match step_up {
         Some(hash) => {
             changes.push(sessions::set_factors_statement(&hash, &flow.passed));

@@ -127,6 +127,9 @@ pub struct Flow {
     /// A new password was set in this flow (the purpose says so when it completes).
     #[serde(default)]
     pub password_changed: bool,
+    /// A passkey identified the user in this flow (a usernameless sign-in), as a password would.
+    #[serde(default)]
+    pub signed_in_by_passkey: bool,
     pub refused: Option<Refusal>,
 }
 
@@ -157,6 +160,7 @@ impl Flow {
             consented: false,
             enrolling: None,
             password_changed: false,
+            signed_in_by_passkey: false,
             refused: None,
         }
     }
@@ -197,6 +201,7 @@ impl Flow {
             self.session = None;
             self.consented = false;
             self.enrolling = None;
+            self.signed_in_by_passkey = false;
         }
     }
 
@@ -205,13 +210,11 @@ impl Flow {
         self.passed_here.iter().any(|f| f == factor.as_str())
     }
 
-    /// Whether a first factor (a password, a reset link, a verified passkey) was passed in this
-    /// flow: then the flow is a new sign-in, not a step-up of the session it began with.
-    pub fn passed_first_here(&self) -> bool {
-        self.passed_here
-            .iter()
-            .filter_map(|f| Factor::parse(f))
-            .any(Factor::is_first)
+    /// Whether this flow identified the user itself (a password, a reset link, a usernameless
+    /// passkey): then it is a new sign-in, not a step-up of the session it began with. A passkey
+    /// used as the second factor steps the session up, whether or not it verified the user.
+    pub fn signed_in_here(&self) -> bool {
+        self.passed_here(Factor::Password) || self.passed_here(Factor::EmailLink) || self.signed_in_by_passkey
     }
 
     /// The purpose's data, parsed.

@@ -170,6 +170,14 @@ pub fn amr_of(factors: &[Passed], fresh_after: Option<i64>) -> Vec<&'static str>
     out
 }
 
+/// Whether `factors` include a passkey that verified the user: what a passkey-only user's
+/// session must have passed (a password or a reset link does not count for them).
+pub fn passed_verified_passkey(factors: &[Passed]) -> bool {
+    factors
+        .iter()
+        .any(|p| matches!(p.factor, Factor::Passkey(k) if k.verified))
+}
+
 /// How recent a password must be to enroll or change a second factor (seconds): the account page
 /// asks for it again after this long, and so does a sign-in that would enroll one.
 pub const FRESH_PASSWORD_TO_ENROLL: i64 = 10 * 60;
@@ -324,7 +332,10 @@ pub fn next(req: &Requirements, user: Option<Enrolled>, passed: &[Passed]) -> St
     let needs_second = match req.mfa {
         // `acr_values` is a request the provider may decline (OIDC Core §3.1.2.1; the token's
         // `acr` then says what was done); a client or group that requires a second factor is not.
-        MfaMode::Off if req.mfa_required_here => return Stage::Denied(Denied::SecondFactorRequiredButOff),
+        // A passkey that verified the user is two factors by itself, whatever the setting.
+        MfaMode::Off if req.mfa_required_here && !has(true) => {
+            return Stage::Denied(Denied::SecondFactorRequiredButOff)
+        }
         MfaMode::Off => false,
         MfaMode::Optional => {
             enrolled.any_second(mailbox_first) || enrolled.had_second_factor || req.mfa_required_here || req.acr_mfa

@@ -264,16 +264,25 @@ pub async fn route(ctx: &Ctx<'_>, req: &Request) -> Option<Outcome> {
 /// The signed-in user on this request: the app-host session, or the SSO session itself when the
 /// app shares Gatehouse's host.
 /// Where a second factor is required (the app's `require_mfa`, or one of the user's groups in
-/// `GATEHOUSE_MFA_REQUIRED_GROUPS`), only a session that passed one is taken: any other (made
-/// before the rule, or for another app on the host) is sent to sign in, where the flow steps it
-/// up.
+/// `GATEHOUSE_MFA_REQUIRED_GROUPS`), only a session that passed one is taken, and for a
+/// passkey-only user only one that passed a passkey: any other (made before the rule, or for
+/// another app on the host) is sent to sign in, where the flow steps it up.
 async fn signed_in_user(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Option<users::User>, InternalError> {
     let now = ctx.clock.now();
     let needs_second =
         |u: &users::User| app.require_mfa || plan::in_listed_group(&ctx.settings.mfa_required_groups, &u.groups);
+    // Most users need neither rule: their session is not read again.
+    let ruled = |u: &users::User| needs_second(u) || crate::flow::engine::passkey_only(ctx, u);
+    let meets_rules = |u: &users::User, session: Option<sessions::Session>| {
+        let passed = session
+            .map(|s| plan::parse_passed(&s.factors, s.auth_time))
+            .unwrap_or_default();
+        (!needs_second(u) || passed.iter().any(|p| p.factor.is_second()))
+            && (!crate::flow::engine::passkey_only(ctx, u) || plan::passed_verified_passkey(&passed))
+    };
     if let Some(hash) = cookies::app_session_hash(ctx, req) {
         if let Some(user) = users::by_app_session(ctx.db, &hash, &app.host, now).await? {
-            if needs_second(&user) && !passed_second_factor(app_sessions::sso_session(ctx.db, &hash, now).await?) {
+            if ruled(&user) && !meets_rules(&user, app_sessions::sso_session(ctx.db, &hash, now).await?) {
                 return Ok(None);
             }
             return Ok(Some(user));
@@ -284,21 +293,13 @@ async fn signed_in_user(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Optio
             let Some(user) = users::by_sso_session(ctx.db, &hash, now).await? else {
                 return Ok(None);
             };
-            if needs_second(&user) && !passed_second_factor(sessions::active(ctx.db, &hash, now).await?) {
+            if ruled(&user) && !meets_rules(&user, sessions::active(ctx.db, &hash, now).await?) {
                 return Ok(None);
             }
             return Ok(Some(user));
         }
     }
     Ok(None)
-}
-
-fn passed_second_factor(session: Option<sessions::Session>) -> bool {
-    session.is_some_and(|s| {
-        plan::parse_passed(&s.factors, s.auth_time)
-            .iter()
-            .any(|p| p.factor.is_second())
-    })
 }
 
 /// Removes from an origin's response what would let it act for Gatehouse on a shared host: a

@@ -60,6 +60,24 @@ struct PasswordChangedHtml<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "mail/passkey-added.txt")]
+struct PasskeyAddedText<'a> {
+    site: &'a str,
+    username: &'a str,
+    name: &'a str,
+    when: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/passkey-added.html")]
+struct PasskeyAddedHtml<'a> {
+    site: &'a str,
+    username: &'a str,
+    name: &'a str,
+    when: &'a str,
+}
+
+#[derive(Template)]
 #[template(path = "mail/verify-address.txt")]
 struct VerifyAddressText<'a> {
     site: &'a str,
@@ -145,6 +163,28 @@ pub fn password_changed(to: &str, site: &str, username: &str, when: &str) -> Res
         subject: format!("Your password on {site} was changed"),
         text: render(&PasswordChangedText { site, username, when })?,
         html: render(&PasswordChangedHtml { site, username, when })?,
+    })
+}
+
+/// A passkey signs in without the password: whoever added one with a stolen password keeps a way
+/// in after a reset, so the owner of the address is told at once.
+pub fn passkey_added(to: &str, site: &str, username: &str, name: &str, when: &str) -> Result<Mail, InternalError> {
+    Ok(Mail {
+        kind: MailKind::PasskeyAdded,
+        to: to.to_owned(),
+        subject: format!("A passkey was added to your account on {site}"),
+        text: render(&PasskeyAddedText {
+            site,
+            username,
+            name,
+            when,
+        })?,
+        html: render(&PasskeyAddedHtml {
+            site,
+            username,
+            name,
+            when,
+        })?,
     })
 }
 

@@ -188,6 +188,7 @@ pub enum MailKind {
     PasswordChanged,
     VerifyAddress,
     AddressChanged,
+    PasskeyAdded,
 }
 
 impl MailKind {
@@ -198,6 +199,7 @@ impl MailKind {
             MailKind::PasswordChanged => "password_changed",
             MailKind::VerifyAddress => "verify_address",
             MailKind::AddressChanged => "address_changed",
+            MailKind::PasskeyAdded => "passkey_added",
         }
     }
 }

@@ -206,10 +206,27 @@ pub struct Failure {
 /// (its reputation). Passwords and second-factor codes count alike: guessing either locks the
 /// account.
 pub async fn failed_attempt(ctx: &Ctx<'_>, user_key: &str, ip_key: &str) -> Result<Failure, InternalError> {
+    counted_failure(ctx, user_key, ip_key, true).await
+}
+
+/// A failed password for an account that must not be locked by it (a passkey-only account, whose
+/// password is no way in): both reputations move as for any failure, so the CAPTCHA comes and
+/// goes the same and the answer does not tell such an account apart, but the lockout is not
+/// counted.
+pub async fn failed_attempt_without_lockout(
+    ctx: &Ctx<'_>,
+    user_key: &str,
+    ip_key: &str,
+) -> Result<Failure, InternalError> {
+    counted_failure(ctx, user_key, ip_key, false).await
+}
+
+async fn counted_failure(ctx: &Ctx<'_>, user_key: &str, ip_key: &str, lock: bool) -> Result<Failure, InternalError> {
     let rules = &ctx.settings.policy;
+    let lockout = lock.then_some(&rules.lockout);
     let (newly_locked, user_score) = ctx
         .counters
-        .record_attempt(user_key, false, Some(&rules.lockout), &rules.reputation)
+        .record_attempt(user_key, false, lockout, &rules.reputation)
         .await?;
     let (_, ip_score) = ctx
         .counters

@@ -14,6 +14,17 @@ use crate::store::webauthn_challenges as challenges;
 use crate::Ctx;
 
 const STAGE: &[Stage] = &[Stage::EnrollSecondFactor];
+pub const AFTER_RESET: &str = "After a reset link, set up an authenticator app here. You can add a passkey from your \
+                               account page once your new password is set.";
+
+/// Whether the flow passed the password recently enough to enroll: a passkey signs in by itself,
+/// so a reset link (the mailbox alone) must not leave one behind.
+fn password_passed(ctx: &Ctx<'_>, flow: &crate::flow::Flow) -> bool {
+    let after = ctx.clock.now() - crate::flow::plan::FRESH_PASSWORD_TO_ENROLL;
+    flow.passed()
+        .iter()
+        .any(|p| p.factor == crate::flow::plan::Factor::Password && p.at >= after)
+}
 
 /// `POST /oauth2/mfa/enroll/passkey/options` (`req`, `csrf`).
 pub async fn options(ctx: &Ctx<'_>, req: &Request) -> Response {
@@ -38,6 +49,9 @@ pub async fn options(ctx: &Ctx<'_>, req: &Request) -> Response {
                 "wrong_stage",
                 "this sign-in does not enroll a second factor now",
             ));
+        }
+        if !password_passed(ctx, &flow) {
+            return Ok(json_error(409, "password_required", AFTER_RESET));
         }
         let user = user_of(ctx, &flow).await?;
         Ok(
@@ -67,6 +81,9 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
         }
         if let Some(elsewhere) = at(ctx, req, &id, &flow, STAGE).await? {
             return Ok(elsewhere);
+        }
+        if !password_passed(ctx, &flow) {
+            return Ok(back(AFTER_RESET, 409));
         }
         let user = user_of(ctx, &flow).await?;
         let Some(name) = passkey_name(params.get("name")?.unwrap_or("")) else {

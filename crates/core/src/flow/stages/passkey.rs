@@ -155,20 +155,23 @@ async fn again(
     }
 }
 
-/// A failed attempt, counted and recorded: against the credential's owner (lockout and
-/// reputation) when the credential is known, always against the IP.
+/// A failed attempt, counted and recorded. `charged` is the account whose lockout and reputation
+/// it counts toward (a passkey-only account is never charged: see `submit`); the IP's reputation
+/// always pays. `user_id` is the user the event names.
+#[allow(clippy::too_many_arguments)]
 async fn failed(
     ctx: &Ctx<'_>,
     req: &Request,
     flow: &Flow,
     kind: Kind,
-    owner: Option<&users::User>,
+    charged: Option<&users::User>,
+    user_id: Option<&str>,
     reason: &str,
     detail: serde_json::Value,
 ) -> Result<(), Error> {
     let client = policy::client_ip(ctx, req);
     let rules = &ctx.settings.policy;
-    let newly_locked = match owner {
+    let newly_locked = match charged {
         Some(u) => {
             policy::failed_attempt(ctx, &policy::user_key(&u.username), &client.key())
                 .await?
@@ -183,7 +186,7 @@ async fn failed(
     };
     let now = ctx.clock.now();
     let ip = client.to_string();
-    let record = |event: EventKind, user_id: Option<&str>, detail: serde_json::Value| {
+    let record = |event: EventKind, detail: serde_json::Value| {
         events::record_statement(
             ctx.rng,
             now,
@@ -203,13 +206,11 @@ async fn failed(
         Kind::SecondFactor => EventKind::MfaFailed,
         _ => EventKind::LoginFailed,
     };
-    let user_id = owner.map(|u| u.id.as_str());
-    let mut statements = vec![record(event, user_id, detail)?];
-    if let (true, Some(u)) = (newly_locked, owner) {
+    let mut statements = vec![record(event, detail)?];
+    if let (true, Some(u)) = (newly_locked, charged) {
         let locked_for = rules.lockout.duration_ms / 1000;
         statements.push(record(
             EventKind::AccountLocked,
-            user_id,
             json!({ "username": u.username, "locked_for": locked_for }),
         )?);
     }
@@ -244,7 +245,17 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
         let challenge = b64url_decode(&issued.challenge).ok_or_else(|| InternalError::new("stored challenge"))?;
         let typed = params.get("credential")?.unwrap_or("");
         let Some(response) = AssertionResponse::parse(typed) else {
-            failed(ctx, req, &flow, kind, None, Refusal::Malformed.as_str(), json!({})).await?;
+            failed(
+                ctx,
+                req,
+                &flow,
+                kind,
+                None,
+                None,
+                Refusal::Malformed.as_str(),
+                json!({}),
+            )
+            .await?;
             return again(ctx, req, &id, &flow, kind, NOT_SIGNED_IN, 400).await;
         };
         let credential_id = b64url(&response.credential_id);
@@ -254,7 +265,18 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
                 Kind::SecondFactor => Some(super::user_of(ctx, &flow).await?),
                 _ => None,
             };
-            failed(ctx, req, &flow, kind, owner.as_ref(), "unknown_credential", json!({})).await?;
+            let user_id = owner.as_ref().map(|u| u.id.as_str());
+            failed(
+                ctx,
+                req,
+                &flow,
+                kind,
+                owner.as_ref(),
+                user_id,
+                "unknown_credential",
+                json!({}),
+            )
+            .await?;
             return again(ctx, req, &id, &flow, kind, NOT_SIGNED_IN, 401).await;
         };
         // The account the attempt is charged to: the flow's user for a second factor (whoever's
@@ -280,14 +302,25 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             Kind::SecondFactor => Identified::User(&flow_handle),
             _ => Identified::Nobody,
         };
+        // Failures count toward the account's lockout like wrong passwords, except for a
+        // passkey-only account: its credential ids are not secret (anyone who saw one can make
+        // refusals), and a lock would shut its only way in. A signature cannot be guessed, so
+        // nothing is lost by not locking it; the IP still pays.
+        let account = (!engine::passkey_only(ctx, &charged)).then_some(&charged);
         let user_key = policy::user_key(&charged.username);
-        let admission = ctx
-            .counters
-            .begin_attempt(&user_key, &ctx.settings.policy.lockout)
-            .await?;
+        let admitted = match account {
+            Some(_) => {
+                ctx.counters
+                    .begin_attempt(&user_key, &ctx.settings.policy.lockout)
+                    .await?
+                    == Admission::Admitted
+            }
+            None => true,
+        };
         let detail = json!({ "credential": credential_id });
-        if admission != Admission::Admitted || charged.disabled {
-            failed(ctx, req, &flow, kind, Some(&charged), "locked", detail).await?;
+        let user_id = Some(charged.id.as_str());
+        if !admitted || charged.disabled {
+            failed(ctx, req, &flow, kind, account, user_id, "locked", detail).await?;
             return again(ctx, req, &id, &flow, kind, NOT_SIGNED_IN, 401).await;
         }
         let public_key = b64url_decode(&stored.public_key).ok_or_else(|| InternalError::new("stored passkey key"))?;
@@ -327,7 +360,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
                     };
                     events::record(ctx.db, ctx.rng, now, regressed).await?;
                 }
-                failed(ctx, req, &flow, kind, Some(&charged), refusal.as_str(), detail).await?;
+                failed(ctx, req, &flow, kind, account, user_id, refusal.as_str(), detail).await?;
                 return again(ctx, req, &id, &flow, kind, NOT_SIGNED_IN, 401).await;
             }
         };
@@ -341,17 +374,15 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             now,
         );
         if ctx.db.execute(sql, &values).await? == 0 {
-            failed(ctx, req, &flow, kind, Some(&charged), "replayed", detail).await?;
+            failed(ctx, req, &flow, kind, account, user_id, "replayed", detail).await?;
             return again(ctx, req, &id, &flow, kind, NOT_SIGNED_IN, 401).await;
         }
-        ctx.counters
-            .record_attempt(
-                &user_key,
-                true,
-                Some(&ctx.settings.policy.lockout),
-                &ctx.settings.policy.reputation,
-            )
-            .await?;
+        if account.is_some() {
+            let rules = &ctx.settings.policy;
+            ctx.counters
+                .record_attempt(&user_key, true, Some(&rules.lockout), &rules.reputation)
+                .await?;
+        }
         let used = events::record_statement(
             ctx.rng,
             now,
@@ -365,6 +396,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
         )?;
         if kind == Kind::SignIn {
             flow.identify(&stored.user_id);
+            flow.signed_in_by_passkey = true;
         }
         flow.pass(
             Factor::Passkey(PasskeyUse {

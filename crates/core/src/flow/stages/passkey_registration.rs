@@ -172,6 +172,21 @@ pub(crate) async fn store(
         },
     )?;
     ctx.db.execute(added.0, &added.1).await?;
+    // A passkey signs in without the password: if it was not the user who added it (a stolen
+    // password, a session left open), the owner of the address learns it now. The passkey has
+    // landed: a notice that cannot go out is logged, and the page still answers.
+    if user.email_verified && !user.email.is_empty() {
+        let site = crate::mail::site_name(ctx);
+        let notice =
+            crate::mail::messages::passkey_added(&user.email, &site, &user.username, name, &crate::pages::utc(now));
+        let sent = match notice {
+            Ok(message) => crate::mail::send(ctx, req, Some(&user.id), message).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(Error::Internal(e)) = sent {
+            crate::error::log_internal(&e);
+        }
+    }
     Ok(Ok(()))
 }
 

@@ -213,18 +213,19 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
         // the account: guessing a password it does not use must not lock its passkey out.
         let passkey_only = user.as_ref().is_some_and(|u| engine::passkey_only(ctx, u));
         if passkey_only {
-            ctx.counters.release_attempt(&user_key).await?;
+            // Only an admitted attempt was counted: a refused one must not give back another's.
+            if admission == Admission::Admitted {
+                ctx.counters.release_attempt(&user_key).await?;
+            }
             password::verify(given.expose(), password::DUMMY_HASH)?;
-            ctx.counters
-                .record_attempt(&ip_key, false, None, &rules.reputation)
-                .await?;
+            let failure = policy::failed_attempt_without_lockout(ctx, &user_key, &ip_key).await?;
             let detail = json!({ "username": username, "reason": "passkey_only" });
             event(ctx, now, EventKind::LoginFailed, None, &flow, ip, detail).await?;
             let shown = Shown {
                 username: &username,
                 error: INVALID_CREDENTIALS,
                 status: 401,
-                captcha: false,
+                captcha: failure.needs_captcha,
             };
             return form(ctx, req, &id, &flow, shown);
         }

@@ -135,9 +135,12 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             Err(page) => return Ok(page),
         };
         if !csrf_ok(ctx, req, &id, &params)? {
-            let offers = Offers {
-                totp: true,
-                ..Offers::default()
+            let offers = match flow.user_id {
+                Some(_) => offers(ctx, &flow, &user_of(ctx, &flow).await?).await?,
+                None => Offers {
+                    totp: true,
+                    ..Offers::default()
+                },
             };
             return page(ctx, req, &id, &flow, FORM_EXPIRED, 403, offers);
         }

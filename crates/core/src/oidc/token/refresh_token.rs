@@ -17,6 +17,29 @@ use crate::Ctx;
 
 use super::{Issued, Source};
 
+/// Whether a family may go on under the passkey-only rule: a user made passkey-only by the
+/// deployment or a group setting after signing in with a password keeps no refresh family from
+/// that sign-in. (An administrator's change to the user ends their families at once; the
+/// settings change with a deploy, so they are checked here, and only when one is set.)
+async fn meets_passkey_rule(ctx: &Ctx<'_>, grant: &grants::Grant) -> Result<bool, Error> {
+    if !ctx.settings.passkey_only && ctx.settings.passkey_only_groups.is_empty() {
+        return Ok(true);
+    }
+    let Some(user_id) = &grant.user_id else {
+        return Ok(true);
+    };
+    let Some(user) = crate::store::users::by_id(ctx.db, user_id).await? else {
+        return Ok(false);
+    };
+    if !crate::flow::engine::passkey_only(ctx, &user) {
+        return Ok(true);
+    }
+    let methods = grant.amr.as_deref().map(crate::factors::amr::parse).unwrap_or_default();
+    Ok(methods
+        .iter()
+        .any(|m| *m == crate::factors::amr::HWK || *m == crate::factors::amr::SWK))
+}
+
 pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<Response, Error> {
     if !client.allows_grant(GrantType::RefreshToken) {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "grant not allowed for this client").into());
@@ -56,6 +79,9 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
     let Some(grant) = &found.grant else {
         return Err(invalid());
     };
+    if !meets_passkey_rule(ctx, grant).await? {
+        return Err(invalid());
+    }
     // What the family may still carry: its scope, narrowed to what the client is allowed today
     // (an operator who removes a scope from a client removes it from live families too).
     let kept: Vec<String> = scope::split(&token.scope)
