@@ -1286,3 +1286,55 @@ fn a_second_factor_page_answered_without_its_form_token_still_offers_the_passkey
     assert_eq!(r.status, 403);
     assert!(body(&r).contains("id=\"passkey-verify\""), "{}", body(&r));
 }
+
+#[test]
+fn a_flow_that_identifies_the_user_again_replaces_the_session_it_began_with() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    let auth = authenticator(39);
+    let ann = user_with_passkey(&env, "ann", &auth);
+    // The live sessions of this browser (the one that registered the passkey has its own).
+    let elsewhere = env
+        .db
+        .text(&format!("SELECT id_hash FROM sessions WHERE user_id = '{ann}'"));
+    let live = || {
+        env.db.text(&format!(
+            "SELECT group_concat(id_hash) FROM sessions WHERE user_id = '{ann}' AND ended_at IS NULL \
+             AND id_hash != '{elsewhere}'"
+        ))
+    };
+    // A browser with a session; a client asks for a sign-in no older than 5 seconds.
+    let mut b = Browser::default();
+    account_by_passkey(&env, &mut b, &auth, &ann);
+    let first = live();
+    env.clock.advance(10);
+    let fresh = format!("{}&max_age=5", authorize_url(&rp));
+    // The passkey identifies the user again: a new session (no fixation), the old one ends.
+    let r = b.send(&env, b.request(Method::Get, &fresh));
+    let f = stage_form(&env, &mut b, &location(&r));
+    let o = sign_in_options(&env, &mut b, &f);
+    let r = post_assertion(
+        &env,
+        &mut b,
+        &f,
+        &auth.assertion_json(&o, ORIGIN, Some(&handle_of(&env, &ann))),
+    );
+    let r = follow(&env, &mut b, r);
+    assert!(location(&r).starts_with(REDIRECT), "{}", body(&r));
+    let second = live();
+    assert_ne!(second, first);
+    assert!(!second.contains(','), "one live session: {second}");
+    // So does the password (then the passkey as second factor, in the same flow).
+    env.clock.advance(10);
+    let r = b.send(&env, b.request(Method::Get, &fresh));
+    let r = submit_login(&env, &mut b, &location(&r), "ann", PASSWORD);
+    let f = stage_form(&env, &mut b, &location(&r));
+    let o = sign_in_options(&env, &mut b, &f);
+    let r = post_assertion(&env, &mut b, &f, &auth.assertion_json(&o, ORIGIN, None));
+    let r = follow(&env, &mut b, r);
+    assert!(location(&r).starts_with(REDIRECT), "{}", body(&r));
+    let third = live();
+    assert_ne!(third, second);
+    assert!(!third.contains(','), "one live session: {third}");
+    assert_eq!(events(&env, "login_stepped_up"), 0);
+}
