@@ -1096,3 +1096,55 @@ fn a_password_session_is_not_taken_behind_the_gateway_once_its_user_is_passkey_o
         .unwrap()
         .starts_with(&format!("{ISSUER}/oauth2/gateway?")));
 }
+
+#[test]
+fn on_the_issuers_host_a_session_that_meets_the_second_factor_rule_is_taken_and_one_that_does_not_is_not() {
+    use gatehouse_core::ports::Clock;
+    let mut env = TestEnv::new();
+    env.settings.mfa_required_groups = vec!["ops".into()];
+    for name in ["alice", "bob"] {
+        let r = env.admin(
+            Method::Post,
+            "/admin/api/users",
+            Some(json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD})),
+        );
+        assert_eq!(r.status, 201);
+    }
+    let alice = env.user_id("alice");
+    let secret = add_confirmed_device(&env, &alice);
+    env.db
+        .exec(&format!("UPDATE users SET groups = '[\"ops\"]' WHERE id = '{alice}'"));
+    legacy_app_on_issuer_host(&env, "app_local", "/app/", "http://127.0.0.1:9");
+    let rp = env.create_client(json!({"redirect_uris": [REDIRECT], "first_party": true}));
+    let authorize = format!(
+        "/oauth2/authorize?response_type=code&client_id={}&redirect_uri={}&scope=openid",
+        rp.0,
+        gatehouse_core::http::form_encode(REDIRECT)
+    );
+    // Alice passes her password and a code: the app on the issuer's host takes her session.
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, &authorize));
+    let r = submit_login(&env, &mut b, r.header("location").unwrap(), "alice", PASSWORD);
+    let mfa = r.header("location").unwrap().to_owned();
+    assert!(mfa.starts_with("/oauth2/mfa"), "{mfa}");
+    let page = String::from_utf8_lossy(&b.send(&env, b.request(Method::Get, &mfa)).body).to_string();
+    b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/mfa").with_form(&[
+            ("req", hidden(&page, "req").as_str()),
+            ("csrf", hidden(&page, "csrf").as_str()),
+            ("code", &secret.code_at(env.clock.now() as u64).unwrap()),
+        ]),
+    );
+    let f = forward(env.route_at(ISSUER, &b.request(Method::Get, "/app/x")));
+    assert_eq!(f.url, "http://127.0.0.1:9/app/x");
+    // Bob signed in with a password before his group came to need a second factor: not taken.
+    let mut bob = Browser::default();
+    let r = bob.send(&env, bob.request(Method::Get, &authorize));
+    submit_login(&env, &mut bob, r.header("location").unwrap(), "bob", PASSWORD);
+    forward(env.route_at(ISSUER, &bob.request(Method::Get, "/app/x")));
+    env.db
+        .exec("UPDATE users SET groups = '[\"ops\"]' WHERE username = 'bob'");
+    let r = respond(env.route_at(ISSUER, &bob.request(Method::Get, "/app/x")));
+    assert_eq!(r.status, 302);
+}
