@@ -13,10 +13,11 @@
 
 use serde_json::json;
 
+use super::passkey_registration::{descriptors, json_error, options_response};
 use super::{csrf_ok, flow_of, totp};
 use crate::crypto::{b64url, b64url_decode};
 use crate::error::{Error, InternalError};
-use crate::factors::webauthn::browser::{self, AssertionResponse, Descriptor};
+use crate::factors::webauthn::browser::{self, AssertionResponse};
 use crate::factors::webauthn::{
     verify_assertion, Ceremony, Identified, Refusal, StoredCredential, UserVerification, CHALLENGE_BYTES,
 };
@@ -72,10 +73,6 @@ fn ceremony_at(standing: Standing) -> Option<Kind> {
     }
 }
 
-fn json_error(status: u16, error: &str, description: &str) -> Response {
-    Response::json(status, &json!({ "error": error, "error_description": description }))
-}
-
 /// `POST /oauth2/passkey/options` (`req`, `csrf`): the request options for the stage the flow
 /// stands at, with a new challenge (replacing the flow's last one).
 pub async fn options(ctx: &Ctx<'_>, req: &Request) -> Response {
@@ -111,13 +108,7 @@ pub async fn options(ctx: &Ctx<'_>, req: &Request) -> Response {
             }
             _ => (None, Vec::new()),
         };
-        let allow: Vec<Descriptor<'_>> = held
-            .iter()
-            .map(|p| Descriptor {
-                id: &p.id,
-                transports: &p.transports,
-            })
-            .collect();
+        let allow = descriptors(&held);
         let verification = match kind {
             Kind::SecondFactor => UserVerification::Preferred,
             _ => UserVerification::Required,
@@ -126,10 +117,12 @@ pub async fn options(ctx: &Ctx<'_>, req: &Request) -> Response {
         let (sql, values) =
             challenges::issue_statement(&owner, kind, &b64url(&challenge), user_id.as_deref(), ctx.clock.now());
         ctx.db.execute(sql, &values).await?;
-        let options = browser::request_options(&rp_id(ctx), &challenge, &allow, verification);
-        let mut resp = Response::json(200, &json!({ "publicKey": options }));
-        resp.set_header("cache-control", "no-store");
-        Ok(resp)
+        Ok(options_response(browser::request_options(
+            &rp_id(ctx),
+            &challenge,
+            &allow,
+            verification,
+        )))
     }
     .await;
     result.unwrap_or_else(Error::into_json)

@@ -51,6 +51,16 @@ pub(crate) fn options_response(options: Value) -> Response {
     resp
 }
 
+/// The browser's descriptors of `held` passkeys (`excludeCredentials`, `allowCredentials`).
+pub(crate) fn descriptors(held: &[passkeys::Passkey]) -> Vec<Descriptor<'_>> {
+    held.iter()
+        .map(|p| Descriptor {
+            id: &p.id,
+            transports: &p.transports,
+        })
+        .collect()
+}
+
 /// The creation options for `user`, with a new challenge issued to `owner` (replacing its last
 /// one); `Err(TOO_MANY)` when the user holds the most passkeys allowed.
 pub(crate) async fn creation_options(
@@ -67,13 +77,7 @@ pub(crate) async fn creation_options(
         .and_then(|h| b64url_decode(&h))
         .ok_or_else(|| InternalError::new("webauthn user handle"))?;
     let challenge = new_challenge(ctx)?;
-    let exclude: Vec<Descriptor<'_>> = held
-        .iter()
-        .map(|p| Descriptor {
-            id: &p.id,
-            transports: &p.transports,
-        })
-        .collect();
+    let exclude = descriptors(&held);
     let display_name = user.name.as_deref().filter(|n| !n.is_empty()).unwrap_or(&user.username);
     let rp = rp_id(ctx);
     let options = browser::creation_options(
