@@ -1338,3 +1338,24 @@ fn a_flow_that_identifies_the_user_again_replaces_the_session_it_began_with() {
     assert!(!third.contains(','), "one live session: {third}");
     assert_eq!(events(&env, "login_stepped_up"), 0);
 }
+
+#[test]
+fn a_passkey_alone_is_a_second_factor_the_password_asks_for_and_administrators_see() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    // A passkey from a setup link: no recovery codes come with it.
+    let ivy = env.create_user("ivy", PASSWORD);
+    let (path, _) = setup_link(&env, &ivy);
+    assert_eq!(
+        set_up_with(&env, &mut Browser::default(), &path, &authenticator(40)).status,
+        200
+    );
+    let view = env
+        .admin(Method::Get, &format!("/admin/api/users/{ivy}/factors"), None)
+        .json_body();
+    assert_eq!(view["recovery_codes"]["issued"], 0);
+    assert_eq!(view["mfa_enrolled"], true, "{view}");
+    // The password is not enough any more: the passkey is asked after it.
+    let r = password_attempt(&env, &rp, "ivy", PASSWORD);
+    assert!(location(&r).starts_with("/oauth2/mfa"), "{}", location(&r));
+}
