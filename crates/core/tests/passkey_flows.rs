@@ -1359,3 +1359,59 @@ fn a_passkey_alone_is_a_second_factor_the_password_asks_for_and_administrators_s
     let r = password_attempt(&env, &rp, "ivy", PASSWORD);
     assert!(location(&r).starts_with("/oauth2/mfa"), "{}", location(&r));
 }
+
+#[test]
+fn a_challenge_made_for_an_older_setup_link_does_not_serve_the_newer_one() {
+    let env = TestEnv::new();
+    let jay = env.create_user("jay", PASSWORD);
+    let (old_path, _) = setup_link(&env, &jay);
+    let mut b = Browser::default();
+    let html = body(&b.send(&env, b.request(Method::Get, &old_path)));
+    let csrf = hidden(&html, "csrf");
+    let o = b.send(
+        &env,
+        b.request(Method::Post, "/account/passkey-setup/options")
+            .with_form(&[("token", hidden(&html, "token").as_str()), ("csrf", csrf.as_str())]),
+    );
+    let credential = authenticator(41).registration_json(&o.json_body()["publicKey"], ORIGIN);
+    // The administrator issues a new link; the credential made for the old one is posted with it.
+    let (_, new_token) = setup_link(&env, &jay);
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/account/passkey-setup").with_form(&[
+            ("token", new_token.as_str()),
+            ("csrf", csrf.as_str()),
+            ("name", "Old"),
+            ("credential", &credential),
+        ]),
+    );
+    assert_eq!(r.status, 400, "{}", body(&r));
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM passkeys"), 0);
+}
+
+#[test]
+fn a_user_whose_second_factor_is_a_passkey_is_never_offered_an_emailed_code_instead() {
+    let mut env = TestEnv::new();
+    env.settings.mail.delivery = gatehouse_core::mail::Delivery::SendEmail;
+    env.settings.mail.from = "Gatehouse <no-reply@id.example.com>".into();
+    env.settings.email_otp = true;
+    let rp = client(&env);
+    let kim = env.create_user("kim", PASSWORD);
+    env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{kim}"),
+        Some(json!({ "email_verified": true })),
+    );
+    // A passkey without recovery codes (a setup link): the mailbox must not skip it.
+    let (path, _) = setup_link(&env, &kim);
+    assert_eq!(
+        set_up_with(&env, &mut Browser::default(), &path, &authenticator(42)).status,
+        200
+    );
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp)));
+    let mfa = location(&submit_login(&env, &mut b, &location(&r), "kim", PASSWORD));
+    let page = body(&b.send(&env, b.request(Method::Get, &mfa)));
+    assert!(page.contains("id=\"passkey-verify\""), "{page}");
+    assert!(!page.contains("use-email-code"), "{page}");
+}

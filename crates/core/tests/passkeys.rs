@@ -258,3 +258,46 @@ fn the_user_handle_is_made_once_and_never_shared() {
         None
     );
 }
+
+#[test]
+fn a_challenge_is_taken_once_only_for_its_owner_and_ceremony_and_not_after_five_minutes() {
+    use gatehouse_core::store::webauthn_challenges::{self as challenges, Ceremony, TTL};
+    let env = TestEnv::new();
+    let issue = |owner: &str, ceremony: Ceremony, challenge: &str| {
+        let (sql, params) = challenges::issue_statement(owner, ceremony, challenge, None, T0);
+        block_on(gatehouse_core::ports::Db::execute(&env.db, sql, &params)).unwrap();
+    };
+    let take = |owner: &str, ceremony: Ceremony, now: i64| {
+        block_on(challenges::take(&env.db, owner, ceremony, now))
+            .unwrap()
+            .map(|c| c.challenge)
+    };
+    let flow = challenges::flow_owner("f1");
+    issue(&flow, Ceremony::Register, "c-register");
+    issue(&flow, Ceremony::SignIn, "c-sign-in");
+    issue(&flow, Ceremony::SecondFactor, "c-second");
+    // Each ceremony keeps its own; another owner has none.
+    assert_eq!(take(&challenges::flow_owner("f2"), Ceremony::SignIn, T0), None);
+    assert_eq!(take(&flow, Ceremony::SignIn, T0).as_deref(), Some("c-sign-in"));
+    assert_eq!(take(&flow, Ceremony::SignIn, T0), None, "once");
+    assert_eq!(take(&flow, Ceremony::Register, T0).as_deref(), Some("c-register"));
+    // A new one replaces the last; it lives five minutes.
+    issue(&flow, Ceremony::SignIn, "c-newer");
+    assert_eq!(take(&flow, Ceremony::SignIn, T0 + TTL).as_deref(), None, "expired");
+    assert_eq!(
+        take(&flow, Ceremony::SecondFactor, T0 + TTL - 1).as_deref(),
+        Some("c-second")
+    );
+    // Owners of the three kinds never meet.
+    let owners = [
+        challenges::flow_owner("x"),
+        challenges::session_owner("x"),
+        challenges::setup_owner("x"),
+    ];
+    assert_eq!(
+        owners.iter().collect::<std::collections::HashSet<_>>().len(),
+        3,
+        "{owners:?}"
+    );
+    assert_eq!(challenges::setup_owner("h1") == challenges::setup_owner("h2"), false);
+}

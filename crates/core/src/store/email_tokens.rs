@@ -168,16 +168,15 @@ pub async fn fail(db: &dyn Db, id: &str) -> Result<(), InternalError> {
 }
 
 /// Spends the token now; `false` if another request spent it first.
-/// Gives back a token this request spent at `spent_at` (what it was spent for failed): only the
-/// request that spent it can, and only until someone else's use.
-pub async fn unspend(db: &dyn Db, id: &str, spent_at: i64) -> Result<bool, InternalError> {
-    let changed = db
-        .execute(
-            "UPDATE email_tokens SET used_at = NULL WHERE id = ?1 AND used_at = ?2",
-            &params![id, spent_at],
-        )
-        .await?;
-    Ok(changed == 1)
+/// Gives back a token this request spent at `spent_at` (what it was spent for failed). Only a
+/// token still marked with that time changes: one ended since (a new link, a disable) stays ended.
+pub async fn unspend(db: &dyn Db, id: &str, spent_at: i64) -> Result<(), InternalError> {
+    db.execute(
+        "UPDATE email_tokens SET used_at = NULL WHERE id = ?1 AND used_at = ?2",
+        &params![id, spent_at],
+    )
+    .await?;
+    Ok(())
 }
 
 pub async fn spend(db: &dyn Db, id: &str, now: i64) -> Result<bool, InternalError> {

@@ -94,8 +94,3 @@ pub async fn take(
         .await?;
     Ok((removed == 1 && found.expires_at > now).then_some(found))
 }
-
-/// Every challenge of an owner (its flow or session ended).
-pub fn delete_of_owner_statement(owner: &str) -> Statement {
-    ("DELETE FROM webauthn_challenges WHERE owner = ?1", params_vec![owner])
-}

@@ -259,6 +259,26 @@ mod tests {
     }
 
     #[test]
+    fn a_credential_of_exactly_40_kib_is_read_and_one_byte_more_is_not() {
+        assert_eq!(MAX_CREDENTIAL_JSON, 40 * 1024, "the README's bound");
+        let id = b64url(b"cred");
+        let base = assertion_json(&id, None, "public-key");
+        // Padding in a member Gatehouse ignores, to the exact length.
+        let with_pad = |n: usize| {
+            let mut v: Value = serde_json::from_str(&base).unwrap();
+            v["clientExtensionResults"] = json!({ "pad": "" });
+            let empty = v.to_string().len();
+            v["clientExtensionResults"] = json!({ "pad": "x".repeat(n - empty) });
+            v.to_string()
+        };
+        let exact = with_pad(MAX_CREDENTIAL_JSON);
+        assert_eq!(exact.len(), MAX_CREDENTIAL_JSON);
+        assert!(AssertionResponse::parse(&exact).is_some());
+        let over = with_pad(MAX_CREDENTIAL_JSON + 1);
+        assert_eq!(AssertionResponse::parse(&over), None);
+    }
+
+    #[test]
     fn options_ask_for_a_discoverable_verified_credential_and_name_the_known_ones() {
         let transports = vec!["internal".to_owned()];
         let known = [Descriptor {
