@@ -299,5 +299,5 @@ fn a_challenge_is_taken_once_only_for_its_owner_and_ceremony_and_not_after_five_
         3,
         "{owners:?}"
     );
-    assert_eq!(challenges::setup_owner("h1") == challenges::setup_owner("h2"), false);
+    assert_ne!(challenges::setup_owner("h1"), challenges::setup_owner("h2"));
 }
