@@ -508,6 +508,8 @@ fn another_users_passkey_is_refused_as_the_second_factor_and_counts_toward_the_l
         let r = post_assertion(&env, &mut b, &f, &bob_key.assertion_json(&o, ORIGIN, None));
         assert_eq!(r.status, 401);
         assert!(body(&r).contains("did not sign you in"));
+        // The second-factor page again, not the login form.
+        assert!(body(&r).contains("id=\"passkey-verify\"") && !body(&r).contains("name=\"password\""));
     }
     assert_eq!(
         env.db.count(&format!(
@@ -538,8 +540,8 @@ fn a_counter_that_went_back_is_refused_and_recorded_as_a_possible_clone() {
         303
     );
     assert_eq!(env.db.count("SELECT sign_count FROM passkeys"), 2);
-    // A copy of the key whose counter is behind.
-    auth.counter.set(0);
+    // A copy of the key whose counter is behind: its next signature says 2 again.
+    auth.counter.set(1);
     let (mut b, f) = login_page(&env, &rp);
     let o = sign_in_options(&env, &mut b, &f);
     let r = post_assertion(&env, &mut b, &f, &auth.assertion_json(&o, ORIGIN, Some(&handle)));
@@ -553,7 +555,7 @@ fn a_counter_that_went_back_is_refused_and_recorded_as_a_possible_clone() {
     assert_eq!(
         env.db
             .count("SELECT json_extract(detail, '$.presented') FROM events WHERE kind = 'passkey_counter_regressed'"),
-        1,
+        2,
         "the copy's counter"
     );
     assert_eq!(env.db.count("SELECT sign_count FROM passkeys"), 2, "unchanged");
@@ -1061,6 +1063,12 @@ fn refusals_with_a_credential_id_count_toward_the_lockout_of_an_account_with_a_p
         assert_eq!(r.status, 401);
     }
     assert_eq!(events(&env, "account_locked"), 1);
+    assert_eq!(
+        env.db
+            .count("SELECT json_extract(detail, '$.locked_for') FROM events WHERE kind = 'account_locked'"),
+        900,
+        "the lock's length in seconds"
+    );
     let r = usernameless(&env, &rp, &auth, &ann);
     assert_eq!(r.status, 401, "locked, like after five wrong passwords");
 }
@@ -1414,4 +1422,87 @@ fn a_user_whose_second_factor_is_a_passkey_is_never_offered_an_emailed_code_inst
     let page = body(&b.send(&env, b.request(Method::Get, &mfa)));
     assert!(page.contains("id=\"passkey-verify\""), "{page}");
     assert!(!page.contains("use-email-code"), "{page}");
+}
+
+#[test]
+fn a_second_factor_challenge_serves_only_the_user_it_was_issued_for() {
+    let env = TestEnv::new();
+    let rp = client(&env);
+    let ann_key = authenticator(43);
+    let bob_key = authenticator(44);
+    user_with_passkey(&env, "ann", &ann_key);
+    user_with_passkey(&env, "bob", &bob_key);
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp)));
+    let login = location(&r);
+    let mfa = location(&submit_login(&env, &mut b, &login, "ann", PASSWORD));
+    let f = stage_form(&env, &mut b, &mfa);
+    let for_ann = sign_in_options(&env, &mut b, &f);
+    // The same flow now signs Bob in with his password (the login form is taken at any stage);
+    // Ann's challenge is no use to him.
+    let _ = login;
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/login").with_form(&[
+            ("req", f.req.as_str()),
+            ("csrf", f.csrf.as_str()),
+            ("username", "bob"),
+            ("password", PASSWORD),
+        ]),
+    );
+    let f = stage_form(&env, &mut b, &location(&r));
+    let r = post_assertion(&env, &mut b, &f, &bob_key.assertion_json(&for_ann, ORIGIN, None));
+    assert_eq!(r.status, 400, "{}", body(&r));
+    assert!(body(&r).contains("expired"));
+    assert_eq!(events(&env, "passkey_used"), 0);
+}
+
+#[test]
+fn a_password_carried_from_an_old_session_does_not_let_a_reset_link_enroll_a_passkey() {
+    let mut env = TestEnv::new();
+    env.settings.mail.delivery = gatehouse_core::mail::Delivery::SendEmail;
+    env.settings.mail.from = "Gatehouse <no-reply@id.example.com>".into();
+    let rp = client(&env);
+    let lee = env.create_user("lee", PASSWORD);
+    env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{lee}"),
+        Some(json!({ "email_verified": true })),
+    );
+    // A password session from before second factors were required, an hour old.
+    let mut b = Browser::default();
+    account_signed_in(&env, &mut b, "lee");
+    env.clock.advance(3600);
+    env.settings.mfa = gatehouse_core::flow::plan::MfaMode::Required;
+    // A sign-in carries that old password; a reset link then passes the first factor afresh.
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp)));
+    let reset_url = location(&r).replace("/oauth2/login", "/oauth2/reset");
+    let html = body(&b.send(&env, b.request(Method::Get, &reset_url)));
+    let form = b.request(Method::Post, "/oauth2/reset").with_form(&[
+        ("req", hidden(&html, "req").as_str()),
+        ("csrf", hidden(&html, "csrf").as_str()),
+        ("login", "lee"),
+    ]);
+    assert_eq!(b.send(&env, form).status, 200);
+    let mail = env.mailer.last_to("lee@example.com").expect("the reset link");
+    let link = mail
+        .text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(ISSUER))
+        .expect("a link")
+        .to_owned();
+    let enroll = location(&b.send(&env, b.request(Method::Get, &link)));
+    assert!(enroll.starts_with("/oauth2/mfa/enroll"), "{enroll}");
+    let html = body(&b.send(&env, b.request(Method::Get, &enroll)));
+    let o = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/mfa/enroll/passkey/options")
+            .with_form(&[
+                ("req", hidden(&html, "req").as_str()),
+                ("csrf", hidden(&html, "csrf").as_str()),
+            ]),
+    );
+    assert_eq!(o.status, 409, "{}", body(&o));
+    assert_eq!(o.json_body()["error"], "password_required");
 }
