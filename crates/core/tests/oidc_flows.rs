@@ -445,7 +445,9 @@ fn a_refresh_family_from_a_password_sign_in_ends_when_the_deployment_goes_passke
     let t2 = token(&env, &rp, &[("grant_type", "refresh_token"), ("refresh_token", &rt1)]);
     assert_eq!(t2.status, 200);
     let rt2 = t2.json_body()["refresh_token"].as_str().unwrap().to_owned();
-    // Everyone passkey-only: the family from a password sign-in goes no further.
+    // Everyone passkey-only (and no group named): the family from a password sign-in goes no
+    // further.
+    env.settings.passkey_only_groups.clear();
     env.settings.passkey_only = true;
     let t3 = token(&env, &rp, &[("grant_type", "refresh_token"), ("refresh_token", &rt2)]);
     assert_eq!(t3.status, 400);

@@ -1298,6 +1298,18 @@ fn a_second_factor_page_answered_without_its_form_token_still_offers_the_passkey
     );
     assert_eq!(r.status, 403);
     assert!(body(&r).contains("id=\"passkey-verify\""), "{}", body(&r));
+    // A flow that has identified nobody yet gets the code form back with the message.
+    let (mut b, f) = login_page(&env, &rp);
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/mfa").with_form(&[
+            ("req", f.req.as_str()),
+            ("csrf", "forged"),
+            ("code", "123456"),
+        ]),
+    );
+    assert_eq!(r.status, 403);
+    assert!(body(&r).contains("name=\"code\""), "{}", body(&r));
 }
 
 #[test]
