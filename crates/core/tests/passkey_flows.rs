@@ -1543,3 +1543,66 @@ fn a_second_passkey_keeps_the_recovery_codes_the_user_saved() {
     ));
     assert_eq!(codes_after, codes_before);
 }
+
+#[test]
+fn under_gatehouse_passkey_only_a_family_from_a_passkey_sign_in_refreshes() {
+    use base64::Engine;
+    let mut env = TestEnv::new();
+    env.settings.passkey_only = true;
+    let (id, secret) = env.create_client(json!({
+        "client_name": "Relying Party",
+        "redirect_uris": [REDIRECT],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_method": "client_secret_basic",
+        "scope": "openid offline_access",
+        "first_party": true,
+    }));
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{}", secret.unwrap()))
+    );
+    let token = |form: &[(&str, &str)]| {
+        env.send(
+            gatehouse_core::http::Request::new(Method::Post, "/oauth2/token")
+                .with_header("authorization", &basic)
+                .with_form(form),
+        )
+    };
+    // A synced passkey (swk) and a device-bound one (hwk).
+    let synced = authenticator(47);
+    let bound = authenticator(48);
+    bound.flags.set(UV);
+    for (name, auth) in [("mia", &synced), ("ned", &bound)] {
+        let r = env.admin(
+            Method::Post,
+            "/admin/api/users",
+            Some(json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD})),
+        );
+        let user = r.json_body()["id"].as_str().unwrap().to_owned();
+        let (path, _) = setup_link(&env, &user);
+        assert_eq!(set_up_with(&env, &mut Browser::default(), &path, auth).status, 200);
+        let url = authorize_url(&id).replace("scope=openid", "scope=openid%20offline_access");
+        let mut b = Browser::default();
+        let r = b.send(&env, b.request(Method::Get, &url));
+        let f = stage_form(&env, &mut b, &location(&r));
+        let o = sign_in_options(&env, &mut b, &f);
+        let r = post_assertion(
+            &env,
+            &mut b,
+            &f,
+            &auth.assertion_json(&o, ORIGIN, Some(&handle_of(&env, &user))),
+        );
+        let callback = location(&follow(&env, &mut b, r));
+        let code = query_param(&callback, "code").expect("a code");
+        let t = token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ]);
+        assert_eq!(t.status, 200, "{}", body(&t));
+        let rt = t.json_body()["refresh_token"].as_str().unwrap().to_owned();
+        let again = token(&[("grant_type", "refresh_token"), ("refresh_token", &rt)]);
+        assert_eq!(again.status, 200, "{name}: {}", body(&again));
+    }
+}
