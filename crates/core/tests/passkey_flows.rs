@@ -187,6 +187,42 @@ fn login_page(env: &TestEnv, rp: &str) -> (Browser, StageForm) {
     (b, f)
 }
 
+/// Mail can leave (the in-memory mailer stands in for the `send_email` binding).
+fn mailing(env: &mut TestEnv) {
+    env.settings.mail.delivery = gatehouse_core::mail::Delivery::SendEmail;
+    env.settings.mail.from = "Gatehouse <no-reply@id.example.com>".into();
+}
+
+fn verify_address(env: &TestEnv, user_id: &str) {
+    let r = env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{user_id}"),
+        Some(json!({ "email_verified": true })),
+    );
+    assert_eq!(r.status, 200);
+}
+
+/// "Forgot your password?" on a new authorization request's login page in `b`, for `login`:
+/// the link from the mail.
+fn reset_link(env: &TestEnv, b: &mut Browser, rp: &str, login: &str) -> String {
+    let r = b.send(env, b.request(Method::Get, &authorize_url(rp)));
+    let reset_url = location(&r).replace("/oauth2/login", "/oauth2/reset");
+    let html = body(&b.send(env, b.request(Method::Get, &reset_url)));
+    let form = b.request(Method::Post, "/oauth2/reset").with_form(&[
+        ("req", hidden(&html, "req").as_str()),
+        ("csrf", hidden(&html, "csrf").as_str()),
+        ("login", login),
+    ]);
+    assert_eq!(b.send(env, form).status, 200);
+    let mail = env.mailer.mails().pop().expect("the reset link");
+    mail.text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(ISSUER))
+        .expect("a link")
+        .to_owned()
+}
+
 fn authenticator(seed: u8) -> SoftAuthenticator {
     SoftAuthenticator::new(SoftKey::p256(seed), format!("credential-{seed}").as_bytes())
 }
@@ -767,16 +803,11 @@ fn members_of_a_passkey_only_group_are_refused_a_password_and_others_are_not() {
 #[test]
 fn a_passkey_only_account_has_no_password_to_reset_or_change_and_keeps_its_last_passkey() {
     let mut env = TestEnv::new();
-    env.settings.mail.delivery = gatehouse_core::mail::Delivery::SendEmail;
-    env.settings.mail.from = "Gatehouse <no-reply@id.example.com>".into();
+    mailing(&mut env);
     let rp = client(&env);
     let auth = authenticator(21);
     let ann = user_with_passkey(&env, "ann", &auth);
-    env.admin(
-        Method::Patch,
-        &format!("/admin/api/users/{ann}"),
-        Some(json!({ "email_verified": true })),
-    );
+    verify_address(&env, &ann);
     set_passkey_only(&env, &ann, true);
     // "Forgot your password?" answers as always, and sends nothing.
     let mut b = Browser::default();
@@ -1148,34 +1179,13 @@ fn a_passkey_used_as_the_second_factor_steps_the_session_up_instead_of_replacing
 fn a_reset_link_alone_enrolls_no_passkey_at_sign_in() {
     let mut env = TestEnv::new();
     env.settings.mfa = gatehouse_core::flow::plan::MfaMode::Required;
-    env.settings.mail.delivery = gatehouse_core::mail::Delivery::SendEmail;
-    env.settings.mail.from = "Gatehouse <no-reply@id.example.com>".into();
+    mailing(&mut env);
     let rp = client(&env);
     let gus = env.create_user("gus", PASSWORD);
-    env.admin(
-        Method::Patch,
-        &format!("/admin/api/users/{gus}"),
-        Some(json!({ "email_verified": true })),
-    );
+    verify_address(&env, &gus);
     // "Forgot your password?": the link from the mail, opened in the same browser.
     let mut b = Browser::default();
-    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp)));
-    let reset_url = location(&r).replace("/oauth2/login", "/oauth2/reset");
-    let html = body(&b.send(&env, b.request(Method::Get, &reset_url)));
-    let form = b.request(Method::Post, "/oauth2/reset").with_form(&[
-        ("req", hidden(&html, "req").as_str()),
-        ("csrf", hidden(&html, "csrf").as_str()),
-        ("login", "gus"),
-    ]);
-    assert_eq!(b.send(&env, form).status, 200);
-    let mail = env.mailer.last_to("gus@example.com").expect("the reset link");
-    let link = mail
-        .text
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with(ISSUER))
-        .expect("a link")
-        .to_owned();
+    let link = reset_link(&env, &mut b, &rp, "gus");
     let r = b.send(&env, b.request(Method::Get, &link));
     let enroll = location(&r);
     assert!(enroll.starts_with("/oauth2/mfa/enroll"), "{enroll}");
@@ -1205,14 +1215,9 @@ fn a_reset_link_alone_enrolls_no_passkey_at_sign_in() {
 #[test]
 fn adding_a_passkey_tells_the_owner_of_a_verified_address() {
     let mut env = TestEnv::new();
-    env.settings.mail.delivery = gatehouse_core::mail::Delivery::SendEmail;
-    env.settings.mail.from = "Gatehouse <no-reply@id.example.com>".into();
+    mailing(&mut env);
     let ann = env.create_user("ann", PASSWORD);
-    env.admin(
-        Method::Patch,
-        &format!("/admin/api/users/{ann}"),
-        Some(json!({ "email_verified": true })),
-    );
+    verify_address(&env, &ann);
     let mut b = Browser::default();
     let html = account_signed_in(&env, &mut b, "ann");
     assert_eq!(
@@ -1417,16 +1422,11 @@ fn a_challenge_made_for_an_older_setup_link_does_not_serve_the_newer_one() {
 #[test]
 fn a_user_whose_second_factor_is_a_passkey_is_never_offered_an_emailed_code_instead() {
     let mut env = TestEnv::new();
-    env.settings.mail.delivery = gatehouse_core::mail::Delivery::SendEmail;
-    env.settings.mail.from = "Gatehouse <no-reply@id.example.com>".into();
+    mailing(&mut env);
     env.settings.email_otp = true;
     let rp = client(&env);
     let kim = env.create_user("kim", PASSWORD);
-    env.admin(
-        Method::Patch,
-        &format!("/admin/api/users/{kim}"),
-        Some(json!({ "email_verified": true })),
-    );
+    verify_address(&env, &kim);
     // A passkey without recovery codes (a setup link): the mailbox must not skip it.
     let (path, _) = setup_link(&env, &kim);
     assert_eq!(
@@ -1477,38 +1477,17 @@ fn a_second_factor_challenge_serves_only_the_user_it_was_issued_for() {
 #[test]
 fn a_password_carried_from_an_old_session_does_not_let_a_reset_link_enroll_a_passkey() {
     let mut env = TestEnv::new();
-    env.settings.mail.delivery = gatehouse_core::mail::Delivery::SendEmail;
-    env.settings.mail.from = "Gatehouse <no-reply@id.example.com>".into();
+    mailing(&mut env);
     let rp = client(&env);
     let lee = env.create_user("lee", PASSWORD);
-    env.admin(
-        Method::Patch,
-        &format!("/admin/api/users/{lee}"),
-        Some(json!({ "email_verified": true })),
-    );
+    verify_address(&env, &lee);
     // A password session from before second factors were required, an hour old.
     let mut b = Browser::default();
     account_signed_in(&env, &mut b, "lee");
     env.clock.advance(3600);
     env.settings.mfa = gatehouse_core::flow::plan::MfaMode::Required;
     // A sign-in carries that old password; a reset link then passes the first factor afresh.
-    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp)));
-    let reset_url = location(&r).replace("/oauth2/login", "/oauth2/reset");
-    let html = body(&b.send(&env, b.request(Method::Get, &reset_url)));
-    let form = b.request(Method::Post, "/oauth2/reset").with_form(&[
-        ("req", hidden(&html, "req").as_str()),
-        ("csrf", hidden(&html, "csrf").as_str()),
-        ("login", "lee"),
-    ]);
-    assert_eq!(b.send(&env, form).status, 200);
-    let mail = env.mailer.last_to("lee@example.com").expect("the reset link");
-    let link = mail
-        .text
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with(ISSUER))
-        .expect("a link")
-        .to_owned();
+    let link = reset_link(&env, &mut b, &rp, "lee");
     let enroll = location(&b.send(&env, b.request(Method::Get, &link)));
     assert!(enroll.starts_with("/oauth2/mfa/enroll"), "{enroll}");
     let html = body(&b.send(&env, b.request(Method::Get, &enroll)));
