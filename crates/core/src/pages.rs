@@ -71,11 +71,7 @@ pub struct Totp<'a> {
 impl Totp<'_> {
     /// The page; with a passkey offered, the response allows its script (by nonce).
     pub fn response(&self, status: u16) -> Response {
-        let mut resp = html(status, self);
-        if self.passkey {
-            resp.csp_nonce = Some(self.nonce.clone());
-        }
-        resp
+        html_with_script(status, self, self.passkey.then_some(self.nonce.as_str()))
     }
 }
 
@@ -139,9 +135,7 @@ pub struct Enroll<'a> {
 impl Enroll<'_> {
     /// The page; with a passkey offered, the response allows its script (by nonce).
     pub fn response(&self, status: u16) -> Response {
-        let mut resp = html(status, self);
-        resp.csp_nonce = self.passkey_nonce.clone();
-        resp
+        html_with_script(status, self, self.passkey_nonce.as_deref())
     }
 }
 
@@ -170,8 +164,7 @@ pub struct PasskeySetup<'a> {
 impl PasskeySetup<'_> {
     /// The page, allowing the passkey script (by nonce), never cached (its link is a secret).
     pub fn response(&self, status: u16) -> Response {
-        let mut resp = html(status, self);
-        resp.csp_nonce = Some(self.nonce.clone());
+        let mut resp = html_with_script(status, self, Some(&self.nonce));
         resp.set_header("cache-control", "no-store");
         resp
     }
@@ -208,9 +201,7 @@ pub struct Account<'a> {
 impl Account<'_> {
     /// The page, allowing the passkey script (by nonce).
     pub fn response(&self, status: u16) -> Response {
-        let mut resp = html(status, self);
-        resp.csp_nonce = Some(self.nonce.clone());
-        resp
+        html_with_script(status, self, Some(&self.nonce))
     }
 }
 
@@ -321,11 +312,17 @@ pub fn html(status: u16, page: &impl Template) -> Response {
     }
 }
 
+/// `page` as an HTML response whose CSP lets the scripts carrying `nonce` run (none without one).
+pub fn html_with_script(status: u16, page: &impl Template, nonce: Option<&str>) -> Response {
+    let mut resp = html(status, page);
+    resp.csp_nonce = nonce.map(str::to_owned);
+    resp
+}
+
 impl Login<'_> {
     /// The login form; with the widget, the response allows its script (by nonce) and its frame.
     pub fn response(&self, status: u16) -> Response {
-        let mut resp = html(status, self);
-        resp.csp_nonce = Some(self.nonce.clone());
+        let mut resp = html_with_script(status, self, Some(&self.nonce));
         if self.captcha.is_some() {
             resp.frame_src = vec![turnstile::CHALLENGE_ORIGIN.to_owned()];
         }

@@ -31,8 +31,6 @@ use crate::store::{events, passkeys, users};
 use crate::types::event_kind::EventKind;
 use crate::Ctx;
 
-pub const PATH: &str = "/oauth2/passkey";
-pub const OPTIONS_PATH: &str = "/oauth2/passkey/options";
 pub const NOT_SIGNED_IN: &str = "That passkey did not sign you in. Try again, or use another way.";
 pub const EXPIRED: &str = "The passkey request expired. Please try again.";
 const FORM_EXPIRED: &str = "Your session expired. Please try again.";
@@ -73,6 +71,14 @@ fn ceremony_at(standing: Standing) -> Option<Kind> {
     }
 }
 
+/// User verification: required when the passkey is the whole sign-in, preferred after a password.
+fn verification(kind: Kind) -> UserVerification {
+    match kind {
+        Kind::SecondFactor => UserVerification::Preferred,
+        _ => UserVerification::Required,
+    }
+}
+
 /// `POST /oauth2/passkey/options` (`req`, `csrf`): the request options for the stage the flow
 /// stands at, with a new challenge (replacing the flow's last one).
 pub async fn options(ctx: &Ctx<'_>, req: &Request) -> Response {
@@ -109,10 +115,6 @@ pub async fn options(ctx: &Ctx<'_>, req: &Request) -> Response {
             _ => (None, Vec::new()),
         };
         let allow = descriptors(&held);
-        let verification = match kind {
-            Kind::SecondFactor => UserVerification::Preferred,
-            _ => UserVerification::Required,
-        };
         let owner = challenges::flow_owner(&id);
         let (sql, values) =
             challenges::issue_statement(&owner, kind, &b64url(&challenge), user_id.as_deref(), ctx.clock.now());
@@ -121,7 +123,7 @@ pub async fn options(ctx: &Ctx<'_>, req: &Request) -> Response {
             &rp_id(ctx),
             &challenge,
             &allow,
-            verification,
+            verification(kind),
         )))
     }
     .await;
@@ -324,10 +326,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             challenge: &challenge,
             origin: &origin,
             rp_id: &rp,
-            user_verification: match kind {
-                Kind::SecondFactor => UserVerification::Preferred,
-                _ => UserVerification::Required,
-            },
+            user_verification: verification(kind),
         };
         let held = StoredCredential {
             public_key: &public_key,
