@@ -337,6 +337,7 @@ pub async fn fetch(req: worker::Request, env: Env, worker_ctx: Context) -> worke
         captcha: &crate::captcha::FetchCaptcha,
         mailer: &mail_queue,
         webauthn: &crate::webauthn::WebCryptoVerifier,
+        pwned: &crate::pwned::FetchPwned,
         clock: &JsClock,
         rng: &rng,
     };

@@ -1,6 +1,6 @@
-//! One outgoing POST with a deadline, for the ports that call a service over HTTP (Turnstile's
-//! siteverify, an HTTPS mail API): the request is aborted when the deadline passes, so a slow
-//! service never holds a request (or a `waitUntil`) open for long.
+//! One outgoing request with a deadline, for the ports that call a service over HTTP (Turnstile's
+//! siteverify, an HTTPS mail API, Pwned Passwords): the request is aborted when the deadline
+//! passes, so a slow service never holds a request (or a `waitUntil`) open for long.
 
 use std::time::Duration;
 
@@ -17,15 +17,34 @@ pub async fn post(
     body: String,
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), InternalError> {
+    send(what, Method::Post, url, headers, Some(body), timeout).await
+}
+
+/// GETs `url` with `headers`, like [`post`].
+pub async fn get(
+    what: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), InternalError> {
+    send(what, Method::Get, url, headers, None, timeout).await
+}
+
+async fn send(
+    what: &str,
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<String>,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), InternalError> {
     let err = |e: worker::Error| InternalError::new(format!("{what}: {e}"));
     let h = Headers::new();
     for (k, v) in headers {
         h.set(k, v).map_err(err)?;
     }
     let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(h)
-        .with_body(Some(body.into()));
+    init.with_method(method).with_headers(h).with_body(body.map(Into::into));
     let req = Request::new_with_init(url, &init).map_err(err)?;
     let controller = AbortController::default();
     let signal = controller.signal();

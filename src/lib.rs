@@ -19,6 +19,8 @@ pub mod mail;
 #[cfg(target_arch = "wasm32")]
 pub mod proxy;
 #[cfg(target_arch = "wasm32")]
+pub mod pwned;
+#[cfg(target_arch = "wasm32")]
 pub mod scheduled;
 #[cfg(target_arch = "wasm32")]
 pub mod signing;

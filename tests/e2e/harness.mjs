@@ -108,8 +108,9 @@ export async function startGatehouse({ secrets = makeSecrets(), vars = {}, https
     args.push("--local-protocol", "https", "--https-key-path", keyPath, "--https-cert-path", certPath);
   }
   // Every suite shares 127.0.0.1, so the per-IP limiter is off unless a suite turns it on
-  // (tests/e2e/ratelimit.test.mjs does).
-  for (const [k, v] of Object.entries({ GATEHOUSE_RATE_LIMIT_RPS: "0", ...vars })) args.push("--var", `${k}:${String(v).replaceAll("{port}", port)}`);
+  // (tests/e2e/ratelimit.test.mjs does). Tests never reach the real Pwned Passwords API: the
+  // check is off unless a suite points it at its stub (tests/e2e/password-policy.test.mjs).
+  for (const [k, v] of Object.entries({ GATEHOUSE_RATE_LIMIT_RPS: "0", GATEHOUSE_HIBP_URL: "", ...vars })) args.push("--var", `${k}:${String(v).replaceAll("{port}", port)}`);
   const child = spawn(WRANGLER, args, { cwd: ROOT, env: env(), stdio: ["ignore", "pipe", "pipe"], detached: true });
   let output = "";
   child.stdout.on("data", (d) => (output += d));

@@ -132,6 +132,8 @@ pub struct Settings {
     pub passkey_only: bool,
     /// `GATEHOUSE_PASSKEY_ONLY_GROUPS`: members of these groups sign in with a passkey only.
     pub passkey_only_groups: Vec<String>,
+    /// What a new password must be and how long one lasts (`crate::policy::password`).
+    pub password: crate::policy::password::PasswordPolicy,
 }
 
 impl Default for Settings {
@@ -157,6 +159,7 @@ impl Default for Settings {
             email_otp: false,
             passkey_only: false,
             passkey_only_groups: Vec::new(),
+            password: crate::policy::password::PasswordPolicy::default(),
         }
     }
 }
@@ -218,6 +221,7 @@ impl Settings {
         };
         s.passkey_only_groups = group_list(get(PASSKEY_ONLY_GROUPS));
         s.mail = crate::mail::MailSettings::from_lookup(&get)?;
+        s.password = crate::policy::password::PasswordPolicy::from_lookup(&get)?;
         s.email_otp = match get(EMAIL_OTP).as_deref().map(str::trim) {
             None | Some("" | "off") => false,
             Some("on") => true,
@@ -253,6 +257,27 @@ pub fn is_loopback(origin: &str) -> bool {
         Ok(ip) => ip.is_loopback(),
         Err(_) => host == "localhost",
     }
+}
+
+/// Whether a service URL the Worker calls (Turnstile siteverify, Pwned Passwords) is https, or
+/// http on loopback only (the tests' stubs).
+pub fn service_url_ok(url: &str) -> bool {
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    if let Some(rest) = url.strip_prefix("https://") {
+        return !rest.is_empty() && !rest.starts_with('/');
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority
+        .rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map(|(h, _)| h)
+        .unwrap_or(authority);
+    matches!(host, "127.0.0.1" | "[::1]" | "localhost")
 }
 
 pub const EVENT_RETENTION_DAYS: &str = "GATEHOUSE_EVENT_RETENTION_DAYS";

@@ -100,6 +100,10 @@ pub struct NewPassword<'a> {
     pub req: &'a str,
     pub csrf: &'a str,
     pub min_length: usize,
+    /// The password rules in a sentence (`PasswordRules::describe`).
+    pub rules: &'a str,
+    /// The old password expired (rather than the user asking to change it).
+    pub expired: bool,
 }
 
 /// The recovery-code stage.

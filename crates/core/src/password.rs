@@ -11,7 +11,8 @@ use crate::ports::Rng;
 pub const MEMORY_KIB: u32 = 19 * 1024;
 pub const ITERATIONS: u32 = 2;
 pub const PARALLELISM: u32 = 1;
-pub const MIN_LENGTH: usize = 8;
+/// The most bytes of a password Argon2 is given: a bound on the work a request can ask for. The
+/// password policy's maximum (`policy::password::rules`) is at most this.
 pub const MAX_LENGTH: usize = 1024;
 
 fn hasher(memory_kib: u32, iterations: u32) -> Result<Argon2<'static>, InternalError> {
@@ -84,18 +85,6 @@ pub fn needs_rehash(stored: &str) -> bool {
 /// username costs the same time as a wrong password.
 pub const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$Z2F0ZWhvdXNlLWR1bW15$QkVdZ2VnYl5Hd0S3E1KZ8nC8m4vjXl6dM3Gv9l2cQ8Y";
-
-/// Rejects passwords outside the allowed length (policy rules come later, in their own module).
-pub fn check_length(password: &str) -> Result<(), String> {
-    let n = password.chars().count();
-    if n < MIN_LENGTH {
-        return Err(format!("password must be at least {MIN_LENGTH} characters"));
-    }
-    if password.len() > MAX_LENGTH {
-        return Err(format!("password must be at most {MAX_LENGTH} bytes"));
-    }
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {

@@ -113,6 +113,14 @@ pub trait Captcha {
     async fn siteverify(&self, url: &str, body: String) -> Result<(u16, Vec<u8>), InternalError>;
 }
 
+/// Have I Been Pwned's range API (`policy::password::pwned`): the core builds the URL, which
+/// holds only a 5-character hash prefix, and searches the answer.
+#[async_trait(?Send)]
+pub trait PwnedPasswords {
+    /// GETs `url` with `headers`; returns the status and the response body.
+    async fn range(&self, url: &str, headers: &[(&str, &str)]) -> Result<(u16, Vec<u8>), InternalError>;
+}
+
 /// Where a request leaves the mail it sends. A request never waits for a mail server: the
 /// endpoint queues the message here (`crate::mail::send`), and the adapter delivers it after the
 /// response with `crate::mail::deliver` (the Worker's `waitUntil`).

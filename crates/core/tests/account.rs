@@ -171,7 +171,7 @@ fn changing_the_password_signs_in_again_then_sets_it_and_signs_out_the_other_ses
     assert!(body(&r).contains("do not match"));
     let r = set_password(&env, &mut b, &stage, "short", "short");
     assert_eq!(r.status, 400);
-    assert!(body(&r).contains("at least 8 characters"));
+    assert!(body(&r).contains("at least 15 characters"));
     assert_eq!(changed(&env), 0);
 
     let r = set_password(&env, &mut b, &stage, new, new);

@@ -41,7 +41,7 @@ fn user_crud_never_returns_password_hashes() {
     let dup = env.admin(
         Method::Post,
         "/admin/api/users",
-        Some(json!({"username": "BOB", "email": "b@example.com", "password": "long enough pw"})),
+        Some(json!({"username": "BOB", "email": "b@example.com", "password": "a long enough password"})),
     );
     assert_eq!(dup.status, 409, "usernames are case-insensitive");
     let short = env.admin(

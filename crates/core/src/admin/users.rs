@@ -11,7 +11,7 @@ use crate::http::{Request, Response};
 use crate::password;
 use crate::policy;
 use crate::store::users::{self, User, UserView};
-use crate::store::{auth_requests, email_tokens, sessions};
+use crate::store::{auth_requests, email_tokens, password_history, sessions};
 use crate::types::event_kind::EventKind;
 use crate::Ctx;
 
@@ -89,8 +89,25 @@ fn check_groups(groups: Vec<String>) -> Result<Vec<String>, Error> {
     }
 }
 
-fn check_password(p: &str) -> Result<(), Error> {
-    password::check_length(p).map_err(|m| OAuthError::invalid_request(m).into())
+/// An administrator's password meets the same policy as any other (`policy::password`): the
+/// shorter minimum when the user has a second factor, the history of an existing user, the
+/// breach check. A breach check that cannot be made is 503: the same request may pass later.
+async fn check_password(ctx: &Ctx<'_>, password: &str, user: Option<&User>) -> Result<(), Error> {
+    let has_second_factor = match user {
+        Some(u) => crate::flow::engine::enrolled(ctx, u).await?.has_second_factor(),
+        None => false,
+    };
+    let owner = policy::password::Owner {
+        user,
+        has_second_factor,
+    };
+    match policy::password::check_new(ctx, password, owner).await? {
+        Ok(()) => Ok(()),
+        Err(refusal @ policy::password::Refusal::Unchecked) => {
+            Err(OAuthError::new(ErrorCode::TemporarilyUnavailable, refusal.message()).into())
+        }
+        Err(refusal) => Err(OAuthError::invalid_request(refusal.message()).into()),
+    }
 }
 
 fn conflict() -> Error {
@@ -111,10 +128,11 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
     let new: NewUser = json_body(req)?;
     check_username(&new.username)?;
     check_email(&new.email)?;
-    check_password(&new.password)?;
     if let Some(n) = &new.name {
         check_name(n)?;
     }
+    let groups = check_groups(new.groups)?;
+    check_password(ctx, &new.password, None).await?;
     let now = ctx.clock.now();
     let user = User {
         id: random_id(ctx.rng, USER_ID_PREFIX)?,
@@ -124,11 +142,12 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
         email_otp: false,
         name: new.name.filter(|n| !n.trim().is_empty()),
         password_hash: password::hash(&new.password, ctx.rng)?,
-        groups: check_groups(new.groups)?,
+        groups,
         disabled: false,
         passkey_only: new.passkey_only,
         created_at: now,
         updated_at: now,
+        password_changed_at: now,
     };
     if users::username_taken(ctx.db, &user.username, &user.id).await? {
         return Err(conflict());
@@ -187,10 +206,15 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
         user.email_verified = v;
     }
     let password_changed = p.password.is_some();
+    let mut history = Vec::new();
     if let Some(pw) = p.password {
-        check_password(&pw)?;
+        check_password(ctx, &pw, Some(&user)).await?;
+        let keep = policy::password::history::earlier_to_keep(ctx.settings.password.history);
+        history = password_history::remember_statements(&user.id, &user.password_hash, now, keep);
         user.password_hash = password::hash(&pw, ctx.rng)?;
+        user.password_changed_at = now;
         changed.set("password_hash", &user.password_hash);
+        changed.set("password_changed_at", now);
     }
     let disabling = p.disabled == Some(true) && !user.disabled;
     if let Some(d) = p.disabled {
@@ -213,6 +237,7 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
     // revoking every token, nor without its audit entry.
     let update = changed.statement(&user.id);
     let mut statements = vec![(update.0.as_str(), update.1)];
+    statements.extend(history);
     if disabling || password_changed || to_passkey_only {
         statements.extend(sessions::end_all_for_user_statements(&user.id, now));
     }

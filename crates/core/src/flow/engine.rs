@@ -197,11 +197,11 @@ pub async fn advance(
             flow.purpose.resume_path()
         }
         Standing::At(stage) => {
-            // A reset link signs nobody in until the new password is set: a browser that opened
-            // it and went no further holds no session.
+            // A reset link, or an expired password, signs nobody in until the new password is
+            // set: a browser that went no further holds no session to skip the change with.
             let factors_done = match stage {
                 Stage::Consent | Stage::Complete => true,
-                Stage::NewPassword => !flow.passed_here(plan::Factor::EmailLink),
+                Stage::NewPassword => !flow.passed_here(plan::Factor::EmailLink) && !flow.password_expired,
                 _ => false,
             };
             if factors_done && flow.session.is_none() {

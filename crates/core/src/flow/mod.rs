@@ -130,6 +130,10 @@ pub struct Flow {
     /// A passkey identified the user in this flow (a usernameless sign-in), as a password would.
     #[serde(default)]
     pub signed_in_by_passkey: bool,
+    /// The password the user signed in with is older than `GATEHOUSE_PASSWORD_MAX_AGE_DAYS`:
+    /// the new-password stage says so, and its event records `by: expiry`.
+    #[serde(default)]
+    pub password_expired: bool,
     pub refused: Option<Refusal>,
 }
 
@@ -161,6 +165,7 @@ impl Flow {
             enrolling: None,
             password_changed: false,
             signed_in_by_passkey: false,
+            password_expired: false,
             refused: None,
         }
     }

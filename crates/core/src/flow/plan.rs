@@ -254,6 +254,11 @@ pub struct Enrolled {
 }
 
 impl Enrolled {
+    /// A second factor the user signs in with (an app, a passkey, emailed codes they turned
+    /// on), for the password policy's shorter minimum; recovery codes alone are a backup, not one.
+    pub fn has_second_factor(self) -> bool {
+        self.totp || self.passkeys || (self.email && self.email_chosen)
+    }
     /// A second factor the user chose to be asked for; an emailed code does not follow a
     /// password-reset link (both prove the mailbox only).
     fn any_second(self, mailbox_first: bool) -> bool {

@@ -8,6 +8,7 @@
 pub mod client_ip;
 pub mod counter;
 pub mod lockout;
+pub mod password;
 pub mod rate_limit;
 pub mod reputation;
 pub mod turnstile;

@@ -81,7 +81,7 @@ impl TurnstileSettings {
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| DEFAULT_VERIFY_URL.to_owned());
-        if !verify_url_ok(&verify_url) {
+        if !crate::config::service_url_ok(&verify_url) {
             return Err(InternalError::new(
                 "GATEHOUSE_TURNSTILE_VERIFY_URL must be an https URL (http only on 127.0.0.1, [::1] or localhost)",
             ));
@@ -92,25 +92,6 @@ impl TurnstileSettings {
             verify_url,
         }))
     }
-}
-
-fn verify_url_ok(url: &str) -> bool {
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return false;
-    }
-    if let Some(rest) = url.strip_prefix("https://") {
-        return !rest.is_empty() && !rest.starts_with('/');
-    }
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority
-        .rsplit_once(':')
-        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-        .map(|(h, _)| h)
-        .unwrap_or(authority);
-    matches!(host, "127.0.0.1" | "[::1]" | "localhost")
 }
 
 /// The siteverify request body (form-encoded: `secret`, `response`, `remoteip`).

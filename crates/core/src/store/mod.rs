@@ -13,6 +13,7 @@ pub mod events;
 pub mod gateway_codes;
 pub mod grants;
 pub mod passkeys;
+pub mod password_history;
 pub mod recovery_codes;
 pub mod retention;
 pub mod sessions;

@@ -32,6 +32,10 @@ pub struct User {
     pub created_at: i64,
     #[serde(deserialize_with = "super::int")]
     pub updated_at: i64,
+    /// When the password was last set (by the user, a reset or an administrator), for expiry
+    /// (`policy::password::expiry`); a rehash on sign-in does not change it.
+    #[serde(default, deserialize_with = "super::int")]
+    pub password_changed_at: i64,
 }
 
 /// What the admin API shows of a user: never the password hash.
@@ -69,7 +73,7 @@ impl From<&User> for UserView {
 
 const COLUMNS: &str =
     "id, username, email, email_verified, name, password_hash, groups, disabled, email_otp, passkey_only, created_at, \
-     updated_at";
+     updated_at, password_changed_at";
 
 pub fn groups_json(u: &User) -> String {
     serde_json::to_string(&u.groups).unwrap_or_else(|_| "[]".into())
@@ -212,7 +216,7 @@ pub async fn username_taken(db: &dyn Db, username: &str, except_id: &str) -> Res
 pub fn insert_statement(u: &User) -> (&'static str, Vec<Value>) {
     (
         "INSERT INTO users (id, username, email, email_verified, name, password_hash, groups, disabled, created_at, \
-         updated_at, passkey_only) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         updated_at, passkey_only, password_changed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params_vec![
             &u.id,
             &u.username,
@@ -224,7 +228,8 @@ pub fn insert_statement(u: &User) -> (&'static str, Vec<Value>) {
             u.disabled,
             u.created_at,
             u.updated_at,
-            u.passkey_only
+            u.passkey_only,
+            u.password_changed_at
         ],
     )
 }
@@ -252,6 +257,15 @@ impl Changes {
     }
 }
 
+/// A new password chosen (`policy::password::new_password_statements` adds the history).
+pub fn set_new_password_statement(id: &str, hash: &str, now: i64) -> (&'static str, Vec<Value>) {
+    (
+        "UPDATE users SET password_hash = ?2, password_changed_at = ?3, updated_at = ?3 WHERE id = ?1",
+        params_vec![id, hash, now],
+    )
+}
+
+/// The same password hashed again with today's parameters: not a new password.
 pub fn set_password_hash_statement(id: &str, hash: &str, now: i64) -> (&'static str, Vec<Value>) {
     (
         "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",

@@ -11,7 +11,7 @@ use crate::crypto::sha256;
 use crate::error::InternalError;
 use crate::mail::{Mail, Outgoing};
 use crate::policy::counter::{apply, forgettable, Op, Record, Reply};
-use crate::ports::{Captcha, Clock, Counters, MailTransport, Mailer, Rng};
+use crate::ports::{Captcha, Clock, Counters, MailTransport, Mailer, PwnedPasswords, Rng};
 
 pub mod signer;
 pub mod webauthn;
@@ -160,6 +160,57 @@ impl Captcha for FakeCaptcha {
             serde_json::json!({ "success": false, "error-codes": ["invalid-input-response"] })
         };
         Ok((200, answer.to_string().into_bytes()))
+    }
+}
+
+/// A Pwned Passwords range API stand-in: knows the passwords the test says were breached, pads
+/// every answer with count-0 lines (one of them any password the test lists in `padding`), and
+/// records each URL and its headers.
+#[derive(Default)]
+pub struct FakePwned {
+    pub breached: RefCell<Vec<(String, u64)>>,
+    /// Passwords whose suffix appears only as a padding line (count 0).
+    pub padding: RefCell<Vec<String>>,
+    pub down: Cell<bool>,
+    /// Answer with this status instead of 200.
+    pub status: Cell<Option<u16>>,
+    pub requests: RefCell<Vec<PwnedRequest>>,
+}
+
+/// A URL the fake was asked, with its headers.
+pub type PwnedRequest = (String, Vec<(String, String)>);
+
+impl FakePwned {
+    pub fn breach(&self, password: &str, times: u64) {
+        self.breached.borrow_mut().push((password.to_owned(), times));
+    }
+}
+
+#[async_trait(?Send)]
+impl PwnedPasswords for FakePwned {
+    async fn range(&self, url: &str, headers: &[(&str, &str)]) -> Result<(u16, Vec<u8>), InternalError> {
+        let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.requests.borrow_mut().push((url.to_owned(), headers));
+        if self.down.get() {
+            return Err(InternalError::new("pwned passwords unreachable"));
+        }
+        if let Some(status) = self.status.get() {
+            return Ok((status, b"error".to_vec()));
+        }
+        let prefix = url.rsplit('/').next().unwrap_or("");
+        let mut lines = vec![
+            "0018A45C4D1DEF81644B54AB7F969B88D65:0".to_owned(),
+            "00D4F6E8FA6EECAD2A3AA415EEC418D38EC:0".to_owned(),
+        ];
+        let entries = self.breached.borrow().clone().into_iter();
+        let padding = self.padding.borrow().clone().into_iter().map(|p| (p, 0));
+        for (password, times) in entries.chain(padding) {
+            let (p, suffix) = crate::policy::password::pwned::prefix_and_suffix(&password);
+            if p == prefix {
+                lines.push(format!("{suffix}:{times}"));
+            }
+        }
+        Ok((200, lines.join("\r\n").into_bytes()))
     }
 }
 

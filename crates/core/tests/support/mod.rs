@@ -187,6 +187,7 @@ pub struct TestEnv {
     pub signer: RustCryptoSigner,
     pub counters: MemCounters,
     pub captcha: FakeCaptcha,
+    pub pwned: gatehouse_core::testing::FakePwned,
     pub mailer: gatehouse_core::testing::MemMailer,
     pub clock: FakeClock,
     pub rng: SeededRng,
@@ -217,6 +218,7 @@ impl TestEnv {
             signer: RustCryptoSigner::from_secret(&gatehouse_core::testing::signer::test_secret()).expect("test keys"),
             counters: MemCounters::with_clock(clock.clone()),
             captcha: FakeCaptcha::default(),
+            pwned: gatehouse_core::testing::FakePwned::default(),
             mailer: gatehouse_core::testing::MemMailer::default(),
             clock,
             rng: SeededRng::new(7),
@@ -234,6 +236,7 @@ impl TestEnv {
             captcha: &self.captcha,
             mailer: &self.mailer,
             webauthn: &gatehouse_core::testing::webauthn::RustCryptoVerifier,
+            pwned: &self.pwned,
             clock: &self.clock,
             rng: &self.rng,
         }

@@ -1,8 +1,9 @@
 //! The "set a new password" stage (`/oauth2/password`): the user, signed in again in this flow,
-//! chooses a new password (typed twice). The account page uses it now; a password reset and an
-//! expired password will be flows that end here too. The new hash, the end of every other
-//! session (with everything issued to them) and the event land in one batch with the flow's
-//! step, so a thief's session does not outlive the change.
+//! chooses a new password (typed twice) that the password policy accepts (`policy::password`).
+//! The account page's change, a password reset and an expired password end here. The new hash
+//! (with the replaced one kept for the history rule), the end of every other session (with
+//! everything issued to them) and the event land in one batch with the flow's step, so a thief's
+//! session does not outlive the change.
 
 use serde_json::json;
 
@@ -23,27 +24,34 @@ use crate::Ctx;
 pub const MISMATCH: &str = "The two passwords do not match.";
 const FORM_EXPIRED: &str = "The form expired. Please try again.";
 
-fn page(
-    ctx: &Ctx<'_>,
-    req: &Request,
-    id: &str,
-    flow: &Flow,
-    username: &str,
-    error: &str,
+struct Shown<'a> {
+    user: &'a users::User,
+    /// The user has a second factor: the shorter minimum length applies.
+    has_second_factor: bool,
+    error: &'a str,
     status: u16,
-) -> Result<Response, Error> {
+}
+
+fn page(ctx: &Ctx<'_>, req: &Request, id: &str, flow: &Flow, shown: Shown<'_>) -> Result<Response, Error> {
     let token = form_token(ctx, req, id)?;
+    let rules = &ctx.settings.password.rules;
     let resp = pages::html(
-        status,
+        shown.status,
         &pages::NewPassword {
-            username,
-            error,
+            username: &shown.user.username,
+            error: shown.error,
             req: id,
             csrf: &token.csrf,
-            min_length: password::MIN_LENGTH,
+            min_length: rules.min_length_for(shown.has_second_factor),
+            rules: &rules.describe(shown.has_second_factor),
+            expired: flow.password_expired,
         },
     );
     Ok(token.finish(flow, resp))
+}
+
+async fn has_second_factor(ctx: &Ctx<'_>, user: &users::User) -> Result<bool, Error> {
+    Ok(engine::enrolled(ctx, user).await?.has_second_factor())
 }
 
 /// `GET /oauth2/password?req=…`.
@@ -54,7 +62,14 @@ pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
             Err(elsewhere) => return Ok(elsewhere),
         };
         let user = user_of(ctx, &flow).await?;
-        page(ctx, req, &id, &flow, &user.username, "", 200)
+        let has_second_factor = has_second_factor(ctx, &user).await?;
+        let shown = Shown {
+            user: &user,
+            has_second_factor,
+            error: "",
+            status: 200,
+        };
+        page(ctx, req, &id, &flow, shown)
     }
     .await;
     result.unwrap_or_else(Error::into_page)
@@ -68,24 +83,43 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             Ok(f) => f,
             Err(page) => return Ok(page),
         };
-        if !csrf_ok(ctx, req, &id, &params)? {
-            return page(ctx, req, &id, &flow, "", FORM_EXPIRED, 403);
-        }
         if let Some(elsewhere) = at(ctx, req, &id, &flow, &[Stage::NewPassword]).await? {
             return Ok(elsewhere);
         }
         let user = user_of(ctx, &flow).await?;
+        let has_second_factor = has_second_factor(ctx, &user).await?;
+        let refuse = |error: &str, status: u16| {
+            let shown = Shown {
+                user: &user,
+                has_second_factor,
+                error,
+                status,
+            };
+            page(ctx, req, &id, &flow, shown)
+        };
+        if !csrf_ok(ctx, req, &id, &params)? {
+            return refuse(FORM_EXPIRED, 403);
+        }
         let new = Password::new(params.get("new_password")?.unwrap_or(""));
         let again = Password::new(params.get("confirm_password")?.unwrap_or(""));
-        if let Err(e) = password::check_length(new.expose()) {
-            return page(ctx, req, &id, &flow, &user.username, &format!("The new {e}."), 400);
-        }
         if !constant_time_eq(new.expose().as_bytes(), again.expose().as_bytes()) {
-            return page(ctx, req, &id, &flow, &user.username, MISMATCH, 400);
+            return refuse(MISMATCH, 400);
+        }
+        let owner = policy::password::Owner {
+            user: Some(&user),
+            has_second_factor,
+        };
+        if let Err(refusal) = policy::password::check_new(ctx, new.expose(), owner).await? {
+            let status = if refusal == policy::password::Refusal::Unchecked {
+                503
+            } else {
+                400
+            };
+            return refuse(&refusal.message(), status);
         }
         let now = ctx.clock.now();
         let hash = password::hash(new.expose(), ctx.rng)?;
-        let mut changes = vec![users::set_password_hash_statement(&user.id, &hash, now)];
+        let mut changes = policy::password::new_password_statements(ctx, &user, &hash, now);
         // Reset links and emailed codes sent before the change stop working.
         changes.push(email_tokens::end_of_user_statement(
             &user.id,
@@ -94,6 +128,8 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
         ));
         let by = if flow.passed_here(Factor::EmailLink) {
             "reset"
+        } else if flow.password_expired {
+            "expiry"
         } else {
             "user"
         };
@@ -113,6 +149,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             },
         )?);
         flow.new_password = false;
+        flow.password_expired = false;
         flow.password_changed = true;
         let advanced = engine::advance(ctx, req, &id, flow, changes).await?;
         // Tell the owner of the address: if it was not them, they learn it now. The change has

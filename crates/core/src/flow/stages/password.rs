@@ -273,6 +273,12 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
         }
         flow.identify(&user.id);
         flow.pass(Factor::Password, now);
+        // An expired password still signs in (expiry never locks anyone out), and then the flow
+        // asks for a new one before it completes.
+        if policy::password::expiry::expired(ctx.settings.password.max_age_days, user.password_changed_at, now) {
+            flow.new_password = true;
+            flow.password_expired = true;
+        }
         // A completed sign-in forgives the username's failures, never the IP's: credit an IP
         // earned by signing in to one account (the attacker's own) would cover guesses against
         // every other username from it, and keep a password spray below the CAPTCHA threshold
