@@ -226,6 +226,7 @@ async fn to_core(req: &mut worker::Request, url: &worker::Url, plan: (bool, usiz
         .entries()
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
+    core.location = location(req);
     let (read, cap) = plan;
     if cap > 0 {
         core.body = read_capped(req, read, cap).await?;
@@ -233,15 +234,34 @@ async fn to_core(req: &mut worker::Request, url: &worker::Url, plan: (bool, usiz
     Ok(core)
 }
 
-/// `request.cf.tlsVersion` (`TLSv1.3`); `None` without a `cf` object (a request not from
-/// Cloudflare's edge) or without the field. Read directly: `worker::Cf::tls_version` panics when
-/// the field is missing.
-fn tls_version(req: &worker::Request) -> Option<String> {
+/// `request.cf`, when the request has one (it came through Cloudflare's edge, or wrangler dev).
+/// Its fields are read directly: `worker::Cf`'s getters panic when a field is missing.
+fn cf_object(req: &worker::Request) -> Option<wasm_bindgen::JsValue> {
     let cf = js_sys::Reflect::get(req.inner(), &"cf".into()).ok()?;
-    if cf.is_undefined() || cf.is_null() {
-        return None;
-    }
-    js_sys::Reflect::get(&cf, &"tlsVersion".into()).ok()?.as_string()
+    (!cf.is_undefined() && !cf.is_null()).then_some(cf)
+}
+
+fn cf_field(cf: &wasm_bindgen::JsValue, name: &str) -> Option<wasm_bindgen::JsValue> {
+    js_sys::Reflect::get(cf, &name.into()).ok()
+}
+
+/// `request.cf.tlsVersion` (`TLSv1.3`); `None` without a `cf` object (a request not from
+/// Cloudflare's edge) or without the field.
+fn tls_version(req: &worker::Request) -> Option<String> {
+    cf_field(&cf_object(req)?, "tlsVersion")?.as_string()
+}
+
+/// The request's location from `request.cf` (country, asn, latitude, longitude); the core keeps
+/// only well-formed values (`Location::from_cf`).
+fn location(req: &worker::Request) -> gatehouse_core::http::Location {
+    let Some(cf) = cf_object(req) else {
+        return gatehouse_core::http::Location::default();
+    };
+    let text = |name: &str| cf_field(&cf, name).and_then(|v| v.as_string());
+    let country = text("country");
+    let asn = cf_field(&cf, "asn").and_then(|v| v.as_f64());
+    let (latitude, longitude) = (text("latitude"), text("longitude"));
+    gatehouse_core::http::Location::from_cf(country.as_deref(), asn, latitude.as_deref(), longitude.as_deref())
 }
 
 thread_local! {

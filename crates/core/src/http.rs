@@ -42,6 +42,47 @@ pub struct Request {
     /// Header names lower-cased.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Where the request came from, as Cloudflare's edge locates it (`request.cf`).
+    pub location: Location,
+}
+
+/// A request's location from `request.cf`: each part only when present and well-formed (a
+/// request that did not come through Cloudflare's edge has none).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Location {
+    /// ISO 3166-1 alpha-2, upper case (`T1` for Tor); Cloudflare's `XX` (unknown) is `None`.
+    pub country: Option<String>,
+    pub asn: Option<u32>,
+    /// Latitude and longitude in degrees.
+    pub coordinates: Option<(f64, f64)>,
+}
+
+impl Location {
+    /// From the `cf` fields as the runtime gives them (`latitude` and `longitude` are strings).
+    pub fn from_cf(
+        country: Option<&str>,
+        asn: Option<f64>,
+        latitude: Option<&str>,
+        longitude: Option<&str>,
+    ) -> Location {
+        let country = country
+            .map(str::trim)
+            .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphanumeric()) && !c.eq_ignore_ascii_case("XX"))
+            .map(str::to_ascii_uppercase);
+        let asn = asn
+            .filter(|a| a.fract() == 0.0 && (1.0..=u32::MAX as f64).contains(a))
+            .map(|a| a as u32);
+        let degrees = |v: Option<&str>, bound: f64| {
+            v.and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|d| d.is_finite() && d.abs() <= bound)
+        };
+        let coordinates = degrees(latitude, 90.0).zip(degrees(longitude, 180.0));
+        Location {
+            country,
+            asn,
+            coordinates,
+        }
+    }
 }
 
 impl Request {
@@ -56,11 +97,17 @@ impl Request {
             query,
             headers: Vec::new(),
             body: Vec::new(),
+            location: Location::default(),
         }
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Request {
         self.headers.push((name.to_ascii_lowercase(), value.to_owned()));
+        self
+    }
+
+    pub fn with_location(mut self, location: Location) -> Request {
+        self.location = location;
         self
     }
 
@@ -346,4 +393,36 @@ pub fn header_value(value: &str, how: Unsafe) -> Option<Cow<'_, str>> {
 pub fn host_of(origin: &str) -> &str {
     let rest = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
     rest.split(['/', '?', '#']).next().unwrap_or(rest)
+}
+
+#[cfg(test)]
+mod location_tests {
+    use super::Location;
+
+    #[test]
+    fn only_well_formed_cf_fields_become_a_location() {
+        let l = Location::from_cf(Some("de"), Some(3320.0), Some("52.52000"), Some("13.40500"));
+        assert_eq!(l.country.as_deref(), Some("DE"));
+        assert_eq!(l.asn, Some(3320));
+        assert_eq!(l.coordinates, Some((52.52, 13.405)));
+        assert_eq!(Location::from_cf(Some("XX"), None, None, None), Location::default());
+        assert_eq!(
+            Location::from_cf(Some("T1"), None, None, None).country.as_deref(),
+            Some("T1")
+        );
+        let bad = Location::from_cf(Some("DEU"), Some(-1.0), Some("91"), Some("0"));
+        assert_eq!(bad, Location::default());
+        assert_eq!(Location::from_cf(None, Some(1.5), None, None).asn, None);
+        assert_eq!(Location::from_cf(None, Some(4294967296.0), None, None).asn, None);
+        assert_eq!(
+            Location::from_cf(None, None, Some("-90"), Some("180")).coordinates,
+            Some((-90.0, 180.0))
+        );
+        assert_eq!(
+            Location::from_cf(None, None, Some("10"), Some("-180.1")).coordinates,
+            None
+        );
+        assert_eq!(Location::from_cf(None, None, Some("NaN"), Some("1")).coordinates, None);
+        assert_eq!(Location::from_cf(None, None, Some("10"), None).coordinates, None);
+    }
 }

@@ -902,6 +902,7 @@ fn logout_ends_the_session_on_the_server_not_only_its_cookie() {
     assert_eq!(userinfo(&env, &access).status, 200);
     let copy = Browser {
         cookies: b.cookies.clone(),
+        ..Browser::default()
     };
     let url = format!(
         "/oauth2/logout?id_token_hint={}&post_logout_redirect_uri={}",

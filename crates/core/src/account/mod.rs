@@ -106,13 +106,15 @@ pub async fn resume(ctx: &Ctx<'_>, req: &Request) -> Response {
                 };
                 Ok(Response::redirect(303, to))
             }
-            Outcome::Refused(_) => {
+            Outcome::Refused(r) => {
                 auth_requests::delete(ctx.db, &id).await?;
-                Ok(Response::error_page(
-                    403,
-                    "access_denied",
-                    "The sign-in was not completed.",
-                ))
+                let detail = match r {
+                    crate::flow::Refusal::Location => {
+                        "Signing in is not allowed from your current location or network."
+                    }
+                    _ => "The sign-in was not completed.",
+                };
+                Ok(Response::error_page(403, "access_denied", detail))
             }
             Outcome::Unfinished => engine::advance(ctx, req, &id, flow, Vec::new()).await,
         }

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::plan::{self, Enrolled, Requirements, Stage};
-use super::{update_statement, Flow, NotHere, Refusal};
+use super::{update_statement, Flow, LocationCheck, NotHere, Refusal};
 use crate::crypto::{random_token, token_hash};
 use crate::db::Value;
 use crate::error::{Error, ErrorCode, OAuthError};
@@ -189,6 +189,9 @@ pub async fn advance(
     mut flow: Flow,
     mut changes: Vec<(&'static str, Vec<Value>)>,
 ) -> Result<Response, Error> {
+    if flow.location_check.is_none() && flow.signed_in_here() {
+        judge_location(ctx, req, &mut flow, &mut changes).await?;
+    }
     let standing = standing(ctx, &flow).await?;
     let mut set_cookie = None;
     let location = match standing {
@@ -217,6 +220,73 @@ pub async fn advance(
         resp.add_header("set-cookie", &c);
     }
     Ok(resp)
+}
+
+/// The GeoIP policy, once per flow, as soon as the flow identified the user itself (a password,
+/// a reset link, a usernameless passkey), before any session is written: a refused location ends
+/// the flow with `Refusal::Location` and a `login_blocked` event. The user learns that the
+/// location was refused, and so that the credentials were right: the reference's GeoIP policy
+/// fails the login the same way, and the event is the trail.
+async fn judge_location(
+    ctx: &Ctx<'_>,
+    req: &Request,
+    flow: &mut Flow,
+    changes: &mut Vec<(&'static str, Vec<Value>)>,
+) -> Result<(), Error> {
+    let settings = &ctx.settings.policy.geoip;
+    let Some(user_id) = flow.user_id.clone() else {
+        return Ok(());
+    };
+    if !settings.active() {
+        flow.location_check = Some(LocationCheck::Passed);
+        return Ok(());
+    }
+    let history = if settings.travel_active() && req.location.coordinates.is_some() {
+        events::recent_sign_in_locations(ctx.db, &user_id, settings.history).await?
+    } else {
+        Vec::new()
+    };
+    let now = ctx.clock.now();
+    let judgement = crate::policy::geoip::judge(settings, &req.location, &history, now);
+    flow.location_check = Some(if judgement.skipped {
+        LocationCheck::Skipped
+    } else {
+        LocationCheck::Passed
+    });
+    if let Some(failure) = judgement.failure {
+        flow.refused = Some(Refusal::Location);
+        let mut detail = location_detail(&req.location);
+        detail["policy"] = json!("geoip");
+        detail["reason"] = json!(failure.reason());
+        changes.push(events::record_statement(
+            ctx.rng,
+            now,
+            events::Event {
+                kind: EventKind::LoginBlocked,
+                user_id: Some(&user_id),
+                client_id: flow.event_client.as_deref(),
+                ip: Some(&crate::policy::client_ip(ctx, req).to_string()),
+                detail,
+            },
+        )?);
+    }
+    Ok(())
+}
+
+/// A request's location as events record it (what the GeoIP history reads back).
+fn location_detail(l: &crate::http::Location) -> serde_json::Value {
+    let mut detail = json!({});
+    if let Some(c) = &l.country {
+        detail["country"] = json!(c);
+    }
+    if let Some(a) = l.asn {
+        detail["asn"] = json!(a);
+    }
+    if let Some((lat, lon)) = l.coordinates {
+        detail["lat"] = json!(lat);
+        detail["lon"] = json!(lon);
+    }
+    detail
 }
 
 /// The statements that put the flow's factors in a session, and the session cookie if it is a
@@ -276,7 +346,14 @@ fn persist_session(
             user_id: Some(&user_id),
             client_id: flow.event_client.as_deref(),
             ip: Some(&crate::policy::client_ip(ctx, req).to_string()),
-            detail: json!({ "amr": amr }),
+            detail: {
+                let mut detail = location_detail(&req.location);
+                detail["amr"] = json!(amr);
+                if flow.location_check == Some(LocationCheck::Skipped) {
+                    detail["geoip"] = json!("skipped");
+                }
+                detail
+            },
         },
     )?);
     flow.carried_session = Some(hash.clone());

@@ -72,6 +72,17 @@ pub enum Refusal {
     /// What the flow passed no longer holds: the session it was written to has ended (signed
     /// out, ended by a password change or an administrator), or the user was disabled.
     Voided,
+    /// The GeoIP policy refused the sign-in's location (a country, a network, or travel).
+    Location,
+}
+
+/// What the GeoIP policy said of this flow's sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocationCheck {
+    Passed,
+    /// A configured check had no location data and `GATEHOUSE_GEOIP_UNKNOWN=pass` let it through.
+    Skipped,
 }
 
 /// One sign-in in progress, stored (as JSON, bounded) until it ends or expires.
@@ -134,6 +145,9 @@ pub struct Flow {
     /// the new-password stage says so, and its event records `by: expiry`.
     #[serde(default)]
     pub password_expired: bool,
+    /// Set once the flow signed someone in and the GeoIP policy judged where from.
+    #[serde(default)]
+    pub location_check: Option<LocationCheck>,
     pub refused: Option<Refusal>,
 }
 
@@ -166,6 +180,7 @@ impl Flow {
             password_changed: false,
             signed_in_by_passkey: false,
             password_expired: false,
+            location_check: None,
             refused: None,
         }
     }

@@ -127,6 +127,7 @@ fn refused_page(r: Refusal) -> Response {
             "Your second factors are gone. Ask an administrator to reset them, then sign in again."
         }
         Refusal::Voided => "The sign-in ended before it finished. Open the application again.",
+        Refusal::Location => "Signing in is not allowed from your current location or network.",
     };
     Response::error_page(403, "access_denied", detail)
 }

@@ -210,6 +210,7 @@ fn refusal_error(r: Refusal) -> OAuthError {
             ErrorCode::AccessDenied,
             "the sign-in ended before it finished (signed out, or the account changed)",
         ),
+        Refusal::Location => OAuthError::new(ErrorCode::AccessDenied, "sign-in is not allowed from this location"),
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod client_ip;
 pub mod counter;
+pub mod geoip;
 pub mod lockout;
 pub mod password;
 pub mod rate_limit;
@@ -41,6 +42,8 @@ pub struct PolicySettings {
     pub reputation: ReputationPolicy,
     /// The CAPTCHA step; `None`: reputation is tracked but nothing asks for a CAPTCHA.
     pub turnstile: Option<TurnstileSettings>,
+    /// Country and network lists and travel checks at sign-in.
+    pub geoip: geoip::GeoIpSettings,
 }
 
 impl Default for PolicySettings {
@@ -52,6 +55,7 @@ impl Default for PolicySettings {
             lockout: LockoutPolicy::default(),
             reputation: ReputationPolicy::default(),
             turnstile: None,
+            geoip: geoip::GeoIpSettings::default(),
         }
     }
 }
@@ -126,6 +130,7 @@ impl PolicySettings {
                 get("GATEHOUSE_TURNSTILE_SECRET"),
                 get("GATEHOUSE_TURNSTILE_VERIFY_URL"),
             )?,
+            geoip: geoip::GeoIpSettings::from_lookup(get)?,
         })
     }
 }

@@ -37,3 +37,31 @@ pub fn record_statement(rng: &dyn Rng, now: i64, e: Event<'_>) -> Result<(&'stat
         ],
     ))
 }
+
+/// The coordinates of the user's last `limit` sign-ins that recorded them, newest first (the
+/// GeoIP policy's history).
+pub async fn recent_sign_in_locations(
+    db: &dyn Db,
+    user_id: &str,
+    limit: usize,
+) -> Result<Vec<crate::policy::geoip::PastSignIn>, InternalError> {
+    let rows = db
+        .query(
+            "SELECT created_at, json_extract(detail, '$.lat') AS lat, json_extract(detail, '$.lon') AS lon \
+             FROM events WHERE user_id = ?1 AND kind = 'login_succeeded' \
+             AND json_extract(detail, '$.lat') IS NOT NULL AND json_extract(detail, '$.lon') IS NOT NULL \
+             ORDER BY created_at DESC, rowid DESC LIMIT ?2",
+            &crate::params![user_id, limit as i64],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            Some(crate::policy::geoip::PastSignIn {
+                at: r.get("created_at")?.as_f64()? as i64,
+                latitude: r.get("lat")?.as_f64()?,
+                longitude: r.get("lon")?.as_f64()?,
+            })
+        })
+        .collect())
+}

@@ -13,6 +13,8 @@ pub enum EventKind {
     LoginSteppedUp,
     /// A wrong password, an unknown or locked account (`reason`).
     LoginFailed,
+    /// The right credentials, refused by a policy (`policy`, `reason`, the location).
+    LoginBlocked,
     /// A failure reached the lockout threshold.
     AccountLocked,
     /// A sign-in that needed the CAPTCHA did not pass it.
@@ -88,10 +90,11 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 44] = [
+    pub const ALL: [EventKind; 45] = [
         EventKind::LoginSucceeded,
         EventKind::LoginSteppedUp,
         EventKind::LoginFailed,
+        EventKind::LoginBlocked,
         EventKind::AccountLocked,
         EventKind::CaptchaFailed,
         EventKind::MfaFailed,
@@ -141,6 +144,7 @@ impl EventKind {
             EventKind::LoginSucceeded => "login_succeeded",
             EventKind::LoginSteppedUp => "login_stepped_up",
             EventKind::LoginFailed => "login_failed",
+            EventKind::LoginBlocked => "login_blocked",
             EventKind::AccountLocked => "account_locked",
             EventKind::CaptchaFailed => "captcha_failed",
             EventKind::MfaFailed => "mfa_failed",

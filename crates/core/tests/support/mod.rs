@@ -317,12 +317,14 @@ impl TestEnv {
 #[derive(Default)]
 pub struct Browser {
     pub cookies: Vec<(String, String)>,
+    /// Where Cloudflare's edge would locate this browser (`request.cf`).
+    pub location: gatehouse_core::http::Location,
 }
 
 impl Browser {
     pub fn request(&self, method: Method, url: &str) -> Request {
         let path = url.strip_prefix(ISSUER).unwrap_or(url);
-        let mut req = Request::new(method, path);
+        let mut req = Request::new(method, path).with_location(self.location.clone());
         if !self.cookies.is_empty() {
             let header = self
                 .cookies
