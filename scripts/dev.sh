@@ -16,8 +16,11 @@ wrangler d1 migrations apply DB --local
 
 log "starting wrangler dev on http://127.0.0.1:$PORT"
 # Local development may have no internet: a new password is checked against Pwned Passwords when
-# the API answers, and accepted unchecked (with a warning in the log) when it does not.
-wrangler dev --ip 127.0.0.1 --port "$PORT" --show-interactive-dev-session=false \
+# the API answers, and accepted unchecked (with a warning in the log) when it does not. The
+# password-strength Worker (zxcvbn, workers/strength) runs in the same wrangler dev, behind the
+# STRENGTH service binding.
+wrangler dev -c wrangler.toml -c workers/strength/wrangler.toml \
+  --ip 127.0.0.1 --port "$PORT" --show-interactive-dev-session=false \
   --var GATEHOUSE_HIBP_UNREACHABLE:allow &
 WRANGLER_PID=$!
 trap 'kill $WRANGLER_PID 2>/dev/null || true' INT TERM EXIT

@@ -22,6 +22,16 @@ cargo clippy -p gatehouse --target wasm32-unknown-unknown --tests --features was
 log "layer 1: native cargo test"
 cargo test --workspace
 
+log "the password-strength Worker (workers/strength: its own workspace): fmt, clippy, tests"
+(
+  cd workers/strength
+  export CARGO_TARGET_DIR="${GATEHOUSE_STRENGTH_TARGET_DIR:-$PWD/target}"
+  cargo fmt -- --check
+  cargo clippy --all-targets -- -D warnings
+  cargo clippy --target wasm32-unknown-unknown --lib -- -D warnings
+  cargo test
+)
+
 log "mutation testing of the lines the last change touched (scripts/mutants.sh --changed)"
 sh scripts/mutants.sh --changed
 
@@ -31,6 +41,7 @@ CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=120 \
 
 log "release build"
 sh scripts/build-worker.sh
+sh scripts/build-strength-worker.sh
 
 log "layer 3: end-to-end against wrangler dev"
 GATEHOUSE_SKIP_BUILD=1 node --test --test-concurrency=1 --test-reporter=spec 'tests/e2e/*.test.mjs'

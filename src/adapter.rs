@@ -358,6 +358,7 @@ pub async fn fetch(req: worker::Request, env: Env, worker_ctx: Context) -> worke
         mailer: &mail_queue,
         webauthn: &crate::webauthn::WebCryptoVerifier,
         pwned: &crate::pwned::FetchPwned,
+        strength: &crate::strength::ServiceStrength { env: &env },
         clock: &JsClock,
         rng: &rng,
     };

@@ -25,4 +25,6 @@ pub mod scheduled;
 #[cfg(target_arch = "wasm32")]
 pub mod signing;
 #[cfg(target_arch = "wasm32")]
+pub mod strength;
+#[cfg(target_arch = "wasm32")]
 pub mod webauthn;

@@ -63,7 +63,7 @@ const env = () => ({
  * GATEHOUSE_ISSUER on another host, /healthz is not Gatehouse's on 127.0.0.1 (pass a path under
  * /.gatehouse/, which is on every host).
  */
-export async function startGatehouse({ secrets = makeSecrets(), vars = {}, https = false, testScheduled = false, readyPath = "/healthz", wranglerExtra = "" } = {}) {
+export async function startGatehouse({ secrets = makeSecrets(), vars = {}, https = false, testScheduled = false, readyPath = "/healthz", wranglerExtra = "", strength = false } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-e2e-"));
   // Extra configuration (a binding the shipped wrangler.toml leaves commented out): a copy of
   // wrangler.toml with it appended, beside the original so its relative paths still resolve.
@@ -94,6 +94,12 @@ export async function startGatehouse({ secrets = makeSecrets(), vars = {}, https
   ];
   if (testScheduled) args.push("--test-scheduled");
   if (config) args.push("--config", config);
+  // The password-strength Worker (zxcvbn) in the same wrangler dev, reached through the STRENGTH
+  // service binding; the main config must then be named first.
+  if (strength) {
+    if (!config) args.push("--config", join(ROOT, "wrangler.toml"));
+    args.push("--config", join(ROOT, "workers/strength/wrangler.toml"));
+  }
   // `{port}` in a var stands for the port chosen here (e.g. GATEHOUSE_ISSUER).
   let certPath = null;
   if (https) {
@@ -109,8 +115,10 @@ export async function startGatehouse({ secrets = makeSecrets(), vars = {}, https
   }
   // Every suite shares 127.0.0.1, so the per-IP limiter is off unless a suite turns it on
   // (tests/e2e/ratelimit.test.mjs does). Tests never reach the real Pwned Passwords API: the
-  // check is off unless a suite points it at its stub (tests/e2e/password-policy.test.mjs).
-  for (const [k, v] of Object.entries({ GATEHOUSE_RATE_LIMIT_RPS: "0", GATEHOUSE_HIBP_URL: "", ...vars })) args.push("--var", `${k}:${String(v).replaceAll("{port}", port)}`);
+  // check is off unless a suite points it at its stub (tests/e2e/password-policy.test.mjs). The
+  // zxcvbn score needs the strength Worker, started only for the suites that ask (`strength`).
+  const defaults = { GATEHOUSE_RATE_LIMIT_RPS: "0", GATEHOUSE_HIBP_URL: "", GATEHOUSE_PASSWORD_MIN_STRENGTH: strength ? "3" : "0" };
+  for (const [k, v] of Object.entries({ ...defaults, ...vars })) args.push("--var", `${k}:${String(v).replaceAll("{port}", port)}`);
   const child = spawn(WRANGLER, args, { cwd: ROOT, env: env(), stdio: ["ignore", "pipe", "pipe"], detached: true });
   let output = "";
   child.stdout.on("data", (d) => (output += d));

@@ -1,6 +1,7 @@
 // The password policy against a real `wrangler dev`, in a real browser: the account page's
-// password change refused by each rule (length, a character class, the history, a breached
-// password from a Have I Been Pwned stub on loopback, the stub unreachable), then accepted; the
+// password change refused by each rule (length, a character class, the zxcvbn score from the
+// strength Worker behind its service binding, the history, a breached password from a Have I
+// Been Pwned stub on loopback, the stub unreachable), then accepted; the
 // admin API refusing the same rules; and the stub seeing only 5-character hash prefixes with
 // padding asked for. Nothing goes to the real API: GATEHOUSE_HIBP_URL points at the stub.
 import { test, before, after } from "node:test";
@@ -39,6 +40,7 @@ before(async () => {
   await new Promise((ok) => hibp.listen(0, "127.0.0.1", ok));
   hibpUrl = `http://127.0.0.1:${hibp.address().port}`;
   gh = await startGatehouse({
+    strength: true,
     vars: {
       GATEHOUSE_HIBP_URL: hibpUrl,
       GATEHOUSE_PASSWORD_MIN_DIGITS: "1",
@@ -89,13 +91,16 @@ test("the account page refuses a password by each rule, saying which, then accep
     };
     assert.equal(await attempt("short 1"), "The password must be at least 15 characters long.");
     assert.equal(await attempt("no digits in this passphrase"), "The password must contain a digit.");
+    // zxcvbn, in the strength Worker: the user's own username makes a long password guessable.
+    assert.match(await attempt(`${user.username} ${user.username} 1`), /^This password is too easy to guess\./);
+    assert.match(await attempt("qwertyuiop1234567890"), /^This password is too easy to guess\./);
     assert.equal(await attempt(user.password), "The password must differ from your last 3 passwords.");
     assert.match(await attempt(BREACHED), /appeared in a data breach/);
     hibpDown = true;
-    assert.match(await attempt("a good passphrase 2"), /could not be checked against known data breaches/);
+    assert.match(await attempt("violet tractor umbrella 2"), /could not be checked just now/);
     hibpDown = false;
-    await page.fill("#new-password", "a good passphrase 2");
-    await page.fill("#confirm-password", "a good passphrase 2");
+    await page.fill("#new-password", "violet tractor umbrella 2");
+    await page.fill("#confirm-password", "violet tractor umbrella 2");
     await Promise.all([page.waitForURL((u) => u.pathname === "/account"), page.click('button[type="submit"]')]);
     assert.match(await page.textContent("body"), /Your password was changed/);
   });
@@ -107,11 +112,11 @@ test("the account page refuses a password by each rule, saying which, then accep
     assert.equal(padding, "true");
   }
   assert.equal(asked[0].url, `/range/${sha1(BREACHED).slice(0, 5)}`);
-  assert.equal(asked[2].url, `/range/${sha1("a good passphrase 2").slice(0, 5)}`);
+  assert.equal(asked[2].url, `/range/${sha1("violet tractor umbrella 2").slice(0, 5)}`);
   // The new password signs in; the previous one does not.
   await withPage(async (page) => {
     await page.goto(`${gh.url}/account`);
-    await signIn(page, { ...user, password: "a good passphrase 2" });
+    await signIn(page, { ...user, password: "violet tractor umbrella 2" });
     assert.equal(new URL(page.url()).pathname, "/account");
   });
 });
@@ -127,9 +132,9 @@ test("the admin API refuses the same rules with RFC 6749-shaped errors", async (
   assert.match(breached.json.error_description, /data breach/);
   assert.ok(!breached.text.includes(BREACHED));
   hibpDown = true;
-  const down = await create("a good passphrase 3");
+  const down = await create("violet tractor umbrella 3");
   hibpDown = false;
   assert.equal(down.status, 503);
   assert.equal(down.json.error, "temporarily_unavailable");
-  assert.equal((await create("a good passphrase 3")).status, 201);
+  assert.equal((await create("violet tractor umbrella 3")).status, 201);
 });

@@ -33,7 +33,7 @@ pub mod web;
 
 use config::{Secrets, Settings};
 use http::{Method, Request, Response};
-use ports::{Captcha, Clock, Counters, Db, Mailer, PwnedPasswords, Rng, SignatureVerifier, Signer};
+use ports::{Captcha, Clock, Counters, Db, Mailer, PasswordStrength, PwnedPasswords, Rng, SignatureVerifier, Signer};
 use web::router::{Handler, Shape};
 
 /// Everything a request handler may use. Built per request by the adapter (or a test).
@@ -54,6 +54,8 @@ pub struct Ctx<'a> {
     pub webauthn: &'a dyn SignatureVerifier,
     /// Asks Have I Been Pwned about a new password's hash prefix (`policy::password::pwned`).
     pub pwned: &'a dyn PwnedPasswords,
+    /// Scores a new password with zxcvbn in the strength Worker (`policy::password::strength`).
+    pub strength: &'a dyn PasswordStrength,
     pub clock: &'a dyn Clock,
     pub rng: &'a dyn Rng,
 }

@@ -121,6 +121,14 @@ pub trait PwnedPasswords {
     async fn range(&self, url: &str, headers: &[(&str, &str)]) -> Result<(u16, Vec<u8>), InternalError>;
 }
 
+/// The password-strength Worker (`workers/strength`, zxcvbn) behind the service binding
+/// `STRENGTH` (`policy::password::strength`): the core builds the JSON body and judges the answer.
+#[async_trait(?Send)]
+pub trait PasswordStrength {
+    /// POSTs `body` to the strength Worker's `/score`; returns the status and the response body.
+    async fn score(&self, body: String) -> Result<(u16, Vec<u8>), InternalError>;
+}
+
 /// Where a request leaves the mail it sends. A request never waits for a mail server: the
 /// endpoint queues the message here (`crate::mail::send`), and the adapter delivers it after the
 /// response with `crate::mail::deliver` (the Worker's `waitUntil`).

@@ -91,14 +91,16 @@ fn check_groups(groups: Vec<String>) -> Result<Vec<String>, Error> {
 
 /// An administrator's password meets the same policy as any other (`policy::password`): the
 /// shorter minimum when the user has a second factor, the history of an existing user, the
-/// breach check. A breach check that cannot be made is 503: the same request may pass later.
-async fn check_password(ctx: &Ctx<'_>, password: &str, user: Option<&User>) -> Result<(), Error> {
+/// strength score against the account's own words, the breach check. A check that cannot be made
+/// is 503: the same request may pass later.
+async fn check_password(ctx: &Ctx<'_>, password: &str, user: Option<&User>, words: Vec<String>) -> Result<(), Error> {
     let has_second_factor = match user {
         Some(u) => crate::flow::engine::enrolled(ctx, u).await?.has_second_factor(),
         None => false,
     };
     let owner = policy::password::Owner {
         user,
+        words,
         has_second_factor,
     };
     match policy::password::check_new(ctx, password, owner).await? {
@@ -132,7 +134,9 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
         check_name(n)?;
     }
     let groups = check_groups(new.groups)?;
-    check_password(ctx, &new.password, None).await?;
+    let words = [Some(&new.username), Some(&new.email), new.name.as_ref()];
+    let words = words.into_iter().flatten().cloned().collect();
+    check_password(ctx, &new.password, None, words).await?;
     let now = ctx.clock.now();
     let user = User {
         id: random_id(ctx.rng, USER_ID_PREFIX)?,
@@ -208,7 +212,8 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
     let password_changed = p.password.is_some();
     let mut history = Vec::new();
     if let Some(pw) = p.password {
-        check_password(ctx, &pw, Some(&user)).await?;
+        let words = policy::password::strength::user_words(&user);
+        check_password(ctx, &pw, Some(&user), words).await?;
         let keep = policy::password::history::earlier_to_keep(ctx.settings.password.history);
         history = password_history::remember_statements(&user.id, &user.password_hash, now, keep);
         user.password_hash = password::hash(&pw, ctx.rng)?;

@@ -11,7 +11,7 @@ use crate::crypto::sha256;
 use crate::error::InternalError;
 use crate::mail::{Mail, Outgoing};
 use crate::policy::counter::{apply, forgettable, Op, Record, Reply};
-use crate::ports::{Captcha, Clock, Counters, MailTransport, Mailer, PwnedPasswords, Rng};
+use crate::ports::{Captcha, Clock, Counters, MailTransport, Mailer, PasswordStrength, PwnedPasswords, Rng};
 
 pub mod signer;
 pub mod webauthn;
@@ -211,6 +211,50 @@ impl PwnedPasswords for FakePwned {
             }
         }
         Ok((200, lines.join("\r\n").into_bytes()))
+    }
+}
+
+/// A strength Worker stand-in: scores 4 unless the test set a score for the password, or for
+/// any password containing one of the words sent beside it (as zxcvbn scores a user's own name);
+/// records every body it was sent.
+#[derive(Default)]
+pub struct FakeStrength {
+    pub scores: RefCell<Vec<(String, u8)>>,
+    /// The score of a password that contains one of the user words sent with it.
+    pub user_word_score: Cell<Option<u8>>,
+    pub down: Cell<bool>,
+    pub requests: RefCell<Vec<serde_json::Value>>,
+}
+
+#[async_trait(?Send)]
+impl PasswordStrength for FakeStrength {
+    async fn score(&self, body: String) -> Result<(u16, Vec<u8>), InternalError> {
+        let request: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| InternalError::new(format!("strength request: {e}")))?;
+        self.requests.borrow_mut().push(request.clone());
+        if self.down.get() {
+            return Err(InternalError::new("strength worker unreachable"));
+        }
+        let password = request["password"].as_str().unwrap_or("").to_owned();
+        let words: Vec<String> = request["user_inputs"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|w| w.as_str().map(str::to_lowercase)).collect())
+            .unwrap_or_default();
+        let mut score = 4;
+        if let Some(s) = self.user_word_score.get() {
+            if words.iter().any(|w| password.to_lowercase().contains(w.as_str())) {
+                score = s;
+            }
+        }
+        if let Some((_, s)) = self.scores.borrow().iter().find(|(p, _)| *p == password) {
+            score = *s;
+        }
+        let answer = if score < 3 {
+            serde_json::json!({"score": score, "guesses_log10": 3.0, "warning": "This is a very common password", "suggestions": ["Add another word or two. Uncommon words are better."]})
+        } else {
+            serde_json::json!({"score": score, "guesses_log10": 11.0, "warning": null, "suggestions": []})
+        };
+        Ok((200, answer.to_string().into_bytes()))
     }
 }
 

@@ -188,6 +188,7 @@ pub struct TestEnv {
     pub counters: MemCounters,
     pub captcha: FakeCaptcha,
     pub pwned: gatehouse_core::testing::FakePwned,
+    pub strength: gatehouse_core::testing::FakeStrength,
     pub mailer: gatehouse_core::testing::MemMailer,
     pub clock: FakeClock,
     pub rng: SeededRng,
@@ -219,6 +220,7 @@ impl TestEnv {
             counters: MemCounters::with_clock(clock.clone()),
             captcha: FakeCaptcha::default(),
             pwned: gatehouse_core::testing::FakePwned::default(),
+            strength: gatehouse_core::testing::FakeStrength::default(),
             mailer: gatehouse_core::testing::MemMailer::default(),
             clock,
             rng: SeededRng::new(7),
@@ -237,6 +239,7 @@ impl TestEnv {
             mailer: &self.mailer,
             webauthn: &gatehouse_core::testing::webauthn::RustCryptoVerifier,
             pwned: &self.pwned,
+            strength: &self.strength,
             clock: &self.clock,
             rng: &self.rng,
         }

@@ -107,10 +107,11 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
         }
         let owner = policy::password::Owner {
             user: Some(&user),
+            words: policy::password::strength::user_words(&user),
             has_second_factor,
         };
         if let Err(refusal) = policy::password::check_new(ctx, new.expose(), owner).await? {
-            let status = if refusal == policy::password::Refusal::Unchecked {
+            let status = if matches!(refusal, policy::password::Refusal::Unchecked) {
                 503
             } else {
                 400

@@ -4,13 +4,15 @@
 //! the one way it is stored.
 //!
 //! The checks run cheapest first and stop at the first refusal: the rules (no I/O), then the
-//! history (one Argon2id verification per remembered password), then Have I Been Pwned (one
-//! HTTPS request): a password that fails a local rule never leaves, even as a hash prefix.
+//! history (one Argon2id verification per remembered password), then the zxcvbn score (our own
+//! strength Worker, through a service binding), then Have I Been Pwned (one HTTPS request): a
+//! password that fails a check of ours never leaves, even as a hash prefix.
 
 pub mod expiry;
 pub mod history;
 pub mod pwned;
 pub mod rules;
+pub mod strength;
 
 use crate::db::Statement;
 use crate::error::{Error, InternalError};
@@ -19,7 +21,7 @@ use crate::Ctx;
 use pwned::{PwnedSettings, Verdict};
 use rules::{Broken, PasswordRules};
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasswordPolicy {
     pub rules: PasswordRules,
     pub pwned: PwnedSettings,
@@ -28,6 +30,20 @@ pub struct PasswordPolicy {
     /// `GATEHOUSE_PASSWORD_HISTORY`: how many passwords (the current one included) a new one
     /// may not repeat; 0: off.
     pub history: usize,
+    /// `GATEHOUSE_PASSWORD_MIN_STRENGTH`: the lowest zxcvbn score accepted; 0: off.
+    pub min_strength: u8,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        PasswordPolicy {
+            rules: PasswordRules::default(),
+            pwned: PwnedSettings::default(),
+            max_age_days: 0,
+            history: 0,
+            min_strength: strength::DEFAULT_MIN_SCORE,
+        }
+    }
 }
 
 impl PasswordPolicy {
@@ -37,48 +53,38 @@ impl PasswordPolicy {
             pwned: PwnedSettings::from_lookup(get)?,
             max_age_days: expiry::max_age_days(get(expiry::SETTING))?,
             history: history::remembered(get(history::SETTING))?,
+            min_strength: strength::min_score(get(strength::SETTING))?,
         })
     }
 }
 
 /// Why a new password was refused: the rule, never the password.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Refusal {
     Rule(Broken),
     /// One of the last N passwords.
     Reused(usize),
+    /// zxcvbn scored it below the minimum; its feedback (fixed texts, never the password).
+    Guessable(String),
     /// In a known data breach.
     Breached,
-    /// The breach check could not be made (and the deployment refuses unchecked passwords).
+    /// The breach or strength check could not be made (and unchecked passwords are refused).
     Unchecked,
 }
 
 impl Refusal {
-    pub fn message(self) -> String {
+    pub fn message(&self) -> String {
         match self {
             Refusal::Rule(broken) => broken.message(),
+            Refusal::Guessable(feedback) => format!("This password is too easy to guess. {feedback}"),
             Refusal::Reused(1) => "The new password must differ from the current one.".to_owned(),
             Refusal::Reused(n) => format!("The password must differ from your last {n} passwords."),
             Refusal::Breached => "This password has appeared in a data breach, so attackers try it first. \
                                   Choose a different one."
                 .to_owned(),
-            Refusal::Unchecked => "The password could not be checked against known data breaches just now. \
-                                   Please try again in a few minutes."
-                .to_owned(),
-        }
-    }
-    /// The rule's name in events and API errors.
-    pub fn rule(self) -> &'static str {
-        match self {
-            Refusal::Rule(Broken::TooShort(_)) => "min_length",
-            Refusal::Rule(Broken::TooLong(_)) => "max_length",
-            Refusal::Rule(Broken::Uppercase(_)) => "min_uppercase",
-            Refusal::Rule(Broken::Lowercase(_)) => "min_lowercase",
-            Refusal::Rule(Broken::Digits(_)) => "min_digits",
-            Refusal::Rule(Broken::Symbols(_)) => "min_symbols",
-            Refusal::Reused(_) => "history",
-            Refusal::Breached => "breached",
-            Refusal::Unchecked => "breach_check_unavailable",
+            Refusal::Unchecked => {
+                "The password could not be checked just now. Please try again in a few minutes.".to_owned()
+            }
         }
     }
 }
@@ -87,6 +93,8 @@ impl Refusal {
 pub struct Owner<'a> {
     /// `None` for an account being created (no current password, no history).
     pub user: Option<&'a users::User>,
+    /// The account's own words (username, email, name) that make a password guessable.
+    pub words: Vec<String>,
     /// A second factor is enrolled: the shorter minimum applies.
     pub has_second_factor: bool,
 }
@@ -104,6 +112,11 @@ pub async fn check_new(ctx: &Ctx<'_>, password: &str, owner: Owner<'_>) -> Resul
         if history::reused(policy.history, password, &user.password_hash, &earlier)? {
             return Ok(Err(Refusal::Reused(policy.history)));
         }
+    }
+    match strength::check(ctx, password, &owner.words).await {
+        Ok(None) => {}
+        Ok(Some(weak)) => return Ok(Err(Refusal::Guessable(weak.feedback()))),
+        Err(()) => return Ok(Err(Refusal::Unchecked)),
     }
     Ok(match pwned::check(ctx, password).await {
         Verdict::Clear => Ok(()),
