@@ -102,8 +102,9 @@ pub struct NewPassword<'a> {
     pub min_length: usize,
     /// The password rules in a sentence (`PasswordRules::describe`).
     pub rules: &'a str,
-    /// The old password expired (rather than the user asking to change it).
-    pub expired: bool,
+    /// Why the change is asked (an expired password, rules it no longer meets); empty when the
+    /// user asked for it.
+    pub reason: &'a str,
 }
 
 /// The recovery-code stage.

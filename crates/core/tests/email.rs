@@ -1101,3 +1101,61 @@ fn a_reset_link_is_no_verification_link() {
     assert_eq!(r.status, 400);
     assert!(events(&env, "email_verified").is_empty());
 }
+
+#[test]
+fn a_reset_link_ends_after_three_guesses_at_the_current_password() {
+    let env = mail_env();
+    let client_id = client(&env);
+    verified_user(&env, "ann");
+    let mut b = Browser::default();
+    let link = reset_link(&env, &mut b, &client_id, "ann");
+    let r = b.send(&env, b.request(Method::Get, &link));
+    let stage = location(&r);
+    let set = |b: &mut Browser, pw: &str| {
+        post_form(
+            &env,
+            b,
+            &stage,
+            "/oauth2/password",
+            &[("new_password", pw), ("confirm_password", pw)],
+        )
+    };
+    // "Must differ" tells whoever holds only the link that the guess was the password.
+    for _ in 0..2 {
+        let r = set(&mut b, PASSWORD);
+        assert_eq!(r.status, 400);
+        assert!(body(&r).contains("must differ from the current one"));
+    }
+    // Other refusals are not guesses at the password and do not count.
+    let r = set(&mut b, "short");
+    assert_eq!(r.status, 400);
+    let r = set(&mut b, PASSWORD);
+    assert_eq!(r.status, 403);
+    assert!(body(&r).contains("Too many earlier passwords were tried"));
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM auth_requests"), 0, "the flow ended");
+    let r = b.send(&env, b.request(Method::Get, &stage));
+    assert_ne!(r.status, 200);
+    // A user who signed in with the password is told "must differ" as often as it takes.
+    let mut a = Browser::default();
+    let login = start(&env, &mut a, &client_id);
+    submit_login(&env, &mut a, &login, "ann", PASSWORD);
+    let page = a.send(&env, a.request(Method::Get, "/account"));
+    let csrf = hidden(&body(&page), "csrf");
+    let r = a.send(
+        &env,
+        a.request(Method::Post, "/account/password")
+            .with_form(&[("csrf", &csrf)]),
+    );
+    let r = submit_login(&env, &mut a, &location(&r), "ann", PASSWORD);
+    let change = location(&r);
+    for _ in 0..4 {
+        let r = post_form(
+            &env,
+            &mut a,
+            &change,
+            "/oauth2/password",
+            &[("new_password", PASSWORD), ("confirm_password", PASSWORD)],
+        );
+        assert_eq!(r.status, 400);
+    }
+}

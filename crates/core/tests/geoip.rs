@@ -230,3 +230,44 @@ fn the_account_page_refuses_a_denied_location_with_a_page() {
         body(&r)
     );
 }
+
+#[test]
+fn a_session_is_judged_where_it_signed_in_not_again_at_a_later_consent() {
+    let mut env = TestEnv::new();
+    env.create_user("ann", PASSWORD);
+    let first = client(&env);
+    let third = env
+        .create_client(json!({
+            "redirect_uris": [REDIRECT],
+            "grant_types": ["authorization_code"],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "first_party": false,
+        }))
+        .0;
+    let mut b = from("DE", 3320, BERLIN);
+    assert!(sign_in(&env, &mut b, &first).contains("code="));
+    // The rule changes; the session signed in before it goes on to a third-party client, whose
+    // flow passes only the consent (no new sign-in to judge).
+    env.settings.policy.geoip.countries_deny = vec!["DE".into()];
+    let url = format!(
+        "/oauth2/authorize?response_type=code&client_id={third}&redirect_uri={}&scope=openid&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256",
+        gatehouse_core::http::form_encode(REDIRECT)
+    );
+    let r = b.send(&env, b.request(Method::Get, &url));
+    let consent = location(&r);
+    assert!(consent.starts_with("/oauth2/consent"), "{consent}");
+    let html = body(&b.send(&env, b.request(Method::Get, &consent)));
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/consent").with_form(&[
+            ("req", hidden(&html, "req").as_str()),
+            ("csrf", hidden(&html, "csrf").as_str()),
+            ("decision", "allow"),
+        ]),
+    );
+    let r = b.send(&env, b.request(Method::Get, &location(&r)));
+    assert!(location(&r).contains("code="), "{}", location(&r));
+    assert!(blocked(&env).is_empty());
+    // A new sign-in from there is judged.
+    assert!(sign_in(&env, &mut from("DE", 3320, BERLIN), &first).contains("error=access_denied"));
+}

@@ -1672,3 +1672,105 @@ fn oidc_3_1_2_1_a_sign_in_during_the_request_satisfies_prompt_login_and_max_age_
         assert_eq!(claims["auth_time"], json!(now), "{extra}");
     }
 }
+
+fn redirect_of(r: &Response) -> String {
+    r.header("location").expect("redirect").to_owned()
+}
+
+#[test]
+fn a_client_restricted_to_a_group_refuses_everyone_else_with_access_denied() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({"allowed_groups": ["staff"], "first_party": false}));
+    env.create_user("alice", PASSWORD);
+    let bob = env.create_user("bob", PASSWORD);
+    env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{bob}"),
+        Some(json!({"groups": ["staff"]})),
+    );
+    // Alice signs in, and is refused before any consent page or code.
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "")));
+    let r = submit_login(&env, &mut b, &redirect_of(&r), "alice", PASSWORD);
+    let next = redirect_of(&r);
+    assert!(
+        !next.starts_with("/oauth2/consent"),
+        "no consent for a user who may not use it: {next}"
+    );
+    let r = b.send(&env, b.request(Method::Get, &next));
+    let end = redirect_of(&r);
+    assert_eq!(query_param(&end, "error").as_deref(), Some("access_denied"), "{end}");
+    assert_eq!(
+        query_param(&end, "error_description").as_deref(),
+        Some("this user may not use this client")
+    );
+    assert!(query_param(&end, "code").is_none());
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM grants"), 0);
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM consents"), 0);
+    // With a session already (signed in elsewhere), she is told at once.
+    let open = confidential(&env, json!({}));
+    let r = login(
+        &env,
+        &mut Browser::default(),
+        &authorize_url(&open, ""),
+        "alice",
+        PASSWORD,
+    );
+    assert!(query_param(&redirect_of(&r), "code").is_some());
+    let mut b = Browser::default();
+    login(&env, &mut b, &authorize_url(&open, ""), "alice", PASSWORD);
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, "")));
+    assert_eq!(query_param(&redirect_of(&r), "error").as_deref(), Some("access_denied"));
+    // Bob, in the group, gets his code.
+    let r = login(&env, &mut Browser::default(), &authorize_url(&rp, ""), "bob", PASSWORD);
+    assert!(query_param(&redirect_of(&r), "code").is_some(), "{}", redirect_of(&r));
+}
+
+#[test]
+fn a_user_listed_by_name_passes_and_a_user_taken_off_the_list_loses_refresh() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({"allowed_users": ["Alice"]}));
+    let code = code_for(&env, &rp);
+    let t = exchange(&env, &rp, &code).json_body();
+    let rt = t["refresh_token"].as_str().unwrap().to_owned();
+    let t2 = token(&env, &rp, &[("grant_type", "refresh_token"), ("refresh_token", &rt)]);
+    assert_eq!(t2.status, 200);
+    let rt2 = t2.json_body()["refresh_token"].as_str().unwrap().to_owned();
+    let patched = env.admin(
+        Method::Patch,
+        &format!("/admin/api/clients/{}", rp.id),
+        Some(json!({"allowed_users": ["someone-else"]})),
+    );
+    assert_eq!(patched.status, 200, "{}", String::from_utf8_lossy(&patched.body));
+    assert_eq!(patched.json_body()["allowed_users"], json!(["someone-else"]));
+    let t3 = token(&env, &rp, &[("grant_type", "refresh_token"), ("refresh_token", &rt2)]);
+    assert_eq!(t3.status, 400);
+    assert_eq!(t3.json_body()["error"], "invalid_grant");
+    // Back on the list (both lists emptied: everyone), the same token works: it was not spent.
+    env.admin(
+        Method::Patch,
+        &format!("/admin/api/clients/{}", rp.id),
+        Some(json!({"allowed_users": []})),
+    );
+    let t4 = token(&env, &rp, &[("grant_type", "refresh_token"), ("refresh_token", &rt2)]);
+    assert_eq!(t4.status, 200);
+}
+
+#[test]
+fn client_access_lists_are_bounded() {
+    let env = TestEnv::new();
+    let (_, _) = env.create_client(json!({"redirect_uris": [REDIRECT], "allowed_groups": ["staff"]}));
+    for bad in [
+        json!({"allowed_users": [""]}),
+        json!({"allowed_groups": vec!["g"; 257]}),
+        json!({"allowed_users": ["x".repeat(255)]}),
+    ] {
+        let mut body = json!({"redirect_uris": [REDIRECT]});
+        for (k, v) in bad.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let r = env.admin(Method::Post, "/admin/api/clients", Some(body));
+        assert_eq!(r.status, 400, "{bad}");
+        assert_eq!(r.json_body()["error"], "invalid_client_metadata");
+    }
+}

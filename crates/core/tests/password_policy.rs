@@ -251,12 +251,19 @@ fn the_history_refuses_the_last_n_passwords_and_keeps_only_what_it_needs() {
             .count("SELECT COUNT(*) FROM password_history WHERE password_hash LIKE '$argon2id$v=19$m=19456,t=2,p=1$%'"),
         2
     );
-    // Turned down to off, the next change forgets the rest.
+    // Turned down to off, the next change forgets the rest; the current password is still
+    // never its own replacement.
     env.settings.password.history = 0;
+    refused_with(
+        &set_by_admin(&env, &id, "the first passphrase"),
+        400,
+        "invalid_request",
+        "The new password must differ from the current one.",
+    );
     assert_eq!(
-        set_by_admin(&env, &id, "the first passphrase").status,
+        set_by_admin(&env, &id, "the second passphrase").status,
         200,
-        "off: the same again is allowed"
+        "off: older ones are allowed again"
     );
     assert_eq!(env.db.count("SELECT COUNT(*) FROM password_history"), 0);
     // And the history goes with the user.
@@ -293,7 +300,7 @@ fn the_account_page_change_applies_every_rule_and_changes_nothing_when_refused()
     let shown = body(&b.send(&env, b.request(Method::Get, &stage)));
     assert!(shown.contains("15 to 256 characters."), "{shown}");
     assert!(shown.contains("minlength=\"15\""));
-    assert!(!shown.contains("id=\"password-expired\""));
+    assert!(!shown.contains("id=\"password-change-reason\""));
 
     env.pwned.breach("breached passphrase 1", 3);
     for (new, status, error) in [
@@ -356,7 +363,7 @@ fn an_expired_password_signs_in_then_must_be_replaced_before_the_flow_completes(
     let stage = location(&r);
     assert!(stage.starts_with("/oauth2/password?req="), "{stage}");
     let shown = body(&b.send(&env, b.request(Method::Get, &stage)));
-    assert!(shown.contains("id=\"password-expired\""), "{shown}");
+    assert!(shown.contains("Your password has expired."), "{shown}");
     // No session until a new password is set: the account page (or an app) is not reached by
     // walking away from the change.
     assert!(
@@ -484,4 +491,93 @@ fn an_unreachable_strength_worker_refuses_and_a_minimum_of_0_asks_nothing() {
     let asked = env.strength.requests.borrow().len();
     assert_eq!(create(&env, "ann", "a perfectly good passphrase").status, 201);
     assert_eq!(env.strength.requests.borrow().len(), asked);
+}
+
+#[test]
+fn an_expired_password_cannot_be_replaced_by_itself() {
+    let mut env = TestEnv::new();
+    env.settings.password.max_age_days = 30;
+    env.create_user("ann", PASSWORD);
+    env.clock.advance(31 * DAY);
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, "/account"));
+    let r = submit_login(&env, &mut b, &location(&r), "ann", PASSWORD);
+    let stage = location(&r);
+    let r = set_password(&env, &mut b, &stage, PASSWORD);
+    assert_eq!(r.status, 400);
+    assert!(body(&r).contains("must differ from the current one"));
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM events WHERE kind = 'password_changed'"),
+        0
+    );
+}
+
+#[test]
+fn with_second_factors_off_an_enrolled_app_does_not_shorten_the_minimum() {
+    let mut env = TestEnv::new();
+    let id = env.create_user("ann", PASSWORD);
+    add_confirmed_device(&env, &id);
+    env.settings.mfa = gatehouse_core::flow::plan::MfaMode::Off;
+    refused_with(
+        &set_by_admin(&env, &id, "eight ch"),
+        400,
+        "invalid_request",
+        "The password must be at least 15 characters long.",
+    );
+}
+
+#[test]
+fn a_password_below_todays_rules_signs_in_then_must_be_replaced_with_no_session_before() {
+    let mut env = TestEnv::new();
+    env.create_user("ann", PASSWORD);
+    // The rules were raised since (or the second factor that allowed a short one was removed).
+    env.settings.password.rules.min_length = 40;
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, "/account"));
+    let r = submit_login(&env, &mut b, &location(&r), "ann", PASSWORD);
+    let stage = location(&r);
+    assert!(stage.starts_with("/oauth2/password?req="), "{stage}");
+    assert!(b.cookies.iter().all(|(k, _)| k != "gh_session"));
+    let shown = body(&b.send(&env, b.request(Method::Get, &stage)));
+    assert!(shown.contains("does not meet the password rules any more"), "{shown}");
+    let r = set_password(&env, &mut b, &stage, "a passphrase long enough for the new rules");
+    assert!(location(&r).starts_with("/account/resume"), "{}", location(&r));
+    assert_eq!(
+        env.db
+            .text("SELECT json_extract(detail, '$.by') FROM events WHERE kind = 'password_changed'"),
+        "rules"
+    );
+    // Wrong passwords are still only wrong passwords.
+    let mut c = Browser::default();
+    let r = c.send(&env, c.request(Method::Get, "/account"));
+    let r = submit_login(&env, &mut c, &location(&r), "ann", "short wrong");
+    assert_eq!(r.status, 401);
+}
+
+#[test]
+fn an_empty_answer_from_the_breach_api_is_no_answer() {
+    let env = TestEnv::new();
+    env.pwned.status.set(None);
+    // The fake pads every answer; an empty 200 is what a misconfigured mirror gives.
+    struct Empty;
+    #[async_trait::async_trait(?Send)]
+    impl gatehouse_core::ports::PwnedPasswords for Empty {
+        async fn range(
+            &self,
+            _: &str,
+            _: &[(&str, &str)],
+        ) -> Result<(u16, Vec<u8>), gatehouse_core::error::InternalError> {
+            Ok((200, Vec::new()))
+        }
+    }
+    let mut ctx = env.ctx();
+    ctx.pwned = &Empty;
+    let req = TestEnv::admin_request(
+        Method::Post,
+        "/admin/api/users",
+        Some(json!({"username": "ann", "email": "ann@example.com", "password": "a perfectly good passphrase"})),
+    );
+    let r = futures::executor::block_on(gatehouse_core::handle(&ctx, &req)).expect("handled");
+    assert_eq!(r.status, 503, "{}", body(&r));
 }

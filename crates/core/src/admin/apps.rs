@@ -83,7 +83,7 @@ fn validate(a: &AppInput, issuer: &str) -> Result<(), Error> {
             hostname(host_of(issuer))
         )));
     }
-    let list_ok = |l: &[String]| l.len() <= 256 && l.iter().all(|v| !v.is_empty() && v.len() <= 254);
+    let list_ok = crate::policy::access::list_ok;
     if !list_ok(&a.allowed_users) || !list_ok(&a.allowed_groups) {
         return Err(bad(
             "allowed_users and allowed_groups hold at most 256 names of 1-254 bytes",

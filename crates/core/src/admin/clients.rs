@@ -56,6 +56,8 @@ struct ClientInput {
     id_token_signed_response_alg: Option<String>,
     first_party: Option<bool>,
     require_mfa: Option<bool>,
+    allowed_users: Option<Vec<String>>,
+    allowed_groups: Option<Vec<String>>,
     disabled: Option<bool>,
 }
 
@@ -66,6 +68,12 @@ fn bad(code: ErrorCode, msg: impl Into<String>) -> Error {
 /// RFC 7591 §2 consistency rules, applied to the merged metadata.
 fn validate(m: &ClientMetadata) -> Result<(), Error> {
     let meta = ErrorCode::InvalidClientMetadata;
+    if !crate::policy::access::list_ok(&m.allowed_users) || !crate::policy::access::list_ok(&m.allowed_groups) {
+        return Err(bad(
+            meta,
+            "allowed_users and allowed_groups hold at most 256 names of 1-254 bytes",
+        ));
+    }
     let code_flow = m.grant_types.contains(&GrantType::AuthorizationCode);
     match (code_flow, m.response_types.as_slice()) {
         (true, [r]) if r == "code" => {}
@@ -160,6 +168,8 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
         scope: input.scope.unwrap_or_else(|| "openid profile email".into()),
         id_token_signed_response_alg: input.id_token_signed_response_alg.unwrap_or_else(|| "RS256".into()),
         require_mfa: input.require_mfa.unwrap_or(false),
+        allowed_users: input.allowed_users.unwrap_or_default(),
+        allowed_groups: input.allowed_groups.unwrap_or_default(),
     };
     validate(&metadata)?;
     let now = ctx.clock.now();
@@ -245,6 +255,12 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
     }
     if let Some(v) = input.require_mfa {
         m.require_mfa = v;
+    }
+    if let Some(v) = input.allowed_users {
+        m.allowed_users = v;
+    }
+    if let Some(v) = input.allowed_groups {
+        m.allowed_groups = v;
     }
     validate(&c.metadata)?;
     if let Some(v) = input.first_party {

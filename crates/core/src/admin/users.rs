@@ -95,7 +95,7 @@ fn check_groups(groups: Vec<String>) -> Result<Vec<String>, Error> {
 /// is 503: the same request may pass later.
 async fn check_password(ctx: &Ctx<'_>, password: &str, user: Option<&User>, words: Vec<String>) -> Result<(), Error> {
     let has_second_factor = match user {
-        Some(u) => crate::flow::engine::enrolled(ctx, u).await?.has_second_factor(),
+        Some(u) => crate::flow::engine::second_factor_backs_password(ctx, u).await?,
         None => false,
     };
     let owner = policy::password::Owner {

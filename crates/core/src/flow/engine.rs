@@ -10,7 +10,7 @@ use crate::crypto::{random_token, token_hash};
 use crate::db::Value;
 use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{form_encode, Request, Response};
-use crate::store::{consents, events, sessions, totp_devices, users};
+use crate::store::{clients, consents, events, sessions, totp_devices, users};
 use crate::types::event_kind::EventKind;
 use crate::web::cookies;
 use crate::Ctx;
@@ -82,6 +82,17 @@ pub async fn enrolled(ctx: &Ctx<'_>, user: &users::User) -> Result<Enrolled, Err
     })
 }
 
+/// Whether the user's password is backed by a second factor that sign-ins will ask for, so the
+/// password policy's shorter minimum applies: an enrolled app, passkey or chosen emailed codes,
+/// and second factors not turned off (`GATEHOUSE_MFA=off` asks for none, so the password stands
+/// alone there).
+pub async fn second_factor_backs_password(ctx: &Ctx<'_>, user: &users::User) -> Result<bool, Error> {
+    if ctx.settings.mfa == plan::MfaMode::Off {
+        return Ok(false);
+    }
+    Ok(enrolled(ctx, user).await?.has_second_factor())
+}
+
 /// Whether the user signs in with a passkey only: the deployment says so for everyone
 /// (`GATEHOUSE_PASSKEY_ONLY`), one of their groups does, or an administrator set it on them.
 pub fn passkey_only(ctx: &Ctx<'_>, user: &users::User) -> bool {
@@ -143,6 +154,14 @@ async fn assess(ctx: &Ctx<'_>, flow: &Flow) -> Result<(Standing, Option<sessions
     let Some(user) = users::by_id(ctx.db, user_id).await?.filter(|u| !u.disabled) else {
         return refused(Refusal::Voided);
     };
+    if let Some(client_id) = &flow.restricted_to_client {
+        let admitted = clients::by_id(ctx.db, client_id)
+            .await?
+            .is_some_and(|c| !c.disabled && c.admits(&user));
+        if !admitted {
+            return refused(Refusal::NotAllowed);
+        }
+    }
     let live = match flow.session.as_deref() {
         Some(hash) => match sessions::active(ctx.db, hash, now).await? {
             Some(s) if s.user_id == user_id => Some(s),
@@ -204,7 +223,7 @@ pub async fn advance(
             // set: a browser that went no further holds no session to skip the change with.
             let factors_done = match stage {
                 Stage::Consent | Stage::Complete => true,
-                Stage::NewPassword => !flow.passed_here(plan::Factor::EmailLink) && !flow.password_expired,
+                Stage::NewPassword => !flow.passed_here(plan::Factor::EmailLink) && flow.password_change.is_none(),
                 _ => false,
             };
             if factors_done && flow.session.is_none() {

@@ -74,6 +74,27 @@ pub enum Refusal {
     Voided,
     /// The GeoIP policy refused the sign-in's location (a country, a network, or travel).
     Location,
+    /// The user may not use this client (its `allowed_users` / `allowed_groups`).
+    NotAllowed,
+}
+
+/// Why a sign-in must set a new password before it completes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordChange {
+    /// Older than `GATEHOUSE_PASSWORD_MAX_AGE_DAYS`.
+    Expiry,
+    /// Set under weaker rules (a shorter minimum, a second factor since removed, rules raised).
+    Rules,
+}
+
+impl PasswordChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PasswordChange::Expiry => "expiry",
+            PasswordChange::Rules => "rules",
+        }
+    }
 }
 
 /// What the GeoIP policy said of this flow's sign-in.
@@ -141,13 +162,22 @@ pub struct Flow {
     /// A passkey identified the user in this flow (a usernameless sign-in), as a password would.
     #[serde(default)]
     pub signed_in_by_passkey: bool,
-    /// The password the user signed in with is older than `GATEHOUSE_PASSWORD_MAX_AGE_DAYS`:
-    /// the new-password stage says so, and its event records `by: expiry`.
+    /// The password the user signed in with must be replaced before the flow completes (it
+    /// expired, or no longer meets the rules): the new-password stage says why, its event records
+    /// it as `by`, and no session is written until it is replaced.
     #[serde(default)]
-    pub password_expired: bool,
+    pub password_change: Option<PasswordChange>,
+    /// New passwords refused as the current or a remembered one in a flow that did not pass the
+    /// password (a reset link): each refusal tells that a guess was right, so they are counted.
+    #[serde(default)]
+    pub reused_guesses: u8,
     /// Set once the flow signed someone in and the GeoIP policy judged where from.
     #[serde(default)]
     pub location_check: Option<LocationCheck>,
+    /// The OIDC client whose user and group lists the user must pass (a client that restricts
+    /// who may use it); checked as soon as the user is known, before consent or a code.
+    #[serde(default)]
+    pub restricted_to_client: Option<String>,
     pub refused: Option<Refusal>,
 }
 
@@ -179,8 +209,10 @@ impl Flow {
             enrolling: None,
             password_changed: false,
             signed_in_by_passkey: false,
-            password_expired: false,
+            password_change: None,
+            reused_guesses: 0,
             location_check: None,
+            restricted_to_client: None,
             refused: None,
         }
     }
@@ -222,6 +254,10 @@ impl Flow {
             self.consented = false;
             self.enrolling = None;
             self.signed_in_by_passkey = false;
+            // A change asked of the previous user's password is not this user's.
+            if self.password_change.take().is_some() {
+                self.new_password = false;
+            }
         }
     }
 

@@ -128,6 +128,7 @@ fn refused_page(r: Refusal) -> Response {
         }
         Refusal::Voided => "The sign-in ended before it finished. Open the application again.",
         Refusal::Location => "Signing in is not allowed from your current location or network.",
+        Refusal::NotAllowed => "Your account may not use this application.",
     };
     Response::error_page(403, "access_denied", detail)
 }

@@ -171,6 +171,7 @@ fn new_flow(
     let name = client.metadata.client_name.as_deref().unwrap_or(&client.client_id);
     let mut flow = Flow::new(Purpose::Authorize, payload, name, browser, now);
     flow.event_client = Some(client.client_id.clone());
+    flow.restricted_to_client = client.restricted().then(|| client.client_id.clone());
     flow.form_action = crate::http::csp_source(&request.redirect_uri).into_iter().collect();
     flow.login_hint = asks.login_hint;
     flow.expected_user = expected_user;
@@ -211,6 +212,7 @@ fn refusal_error(r: Refusal) -> OAuthError {
             "the sign-in ended before it finished (signed out, or the account changed)",
         ),
         Refusal::Location => OAuthError::new(ErrorCode::AccessDenied, "sign-in is not allowed from this location"),
+        Refusal::NotAllowed => OAuthError::new(ErrorCode::AccessDenied, "this user may not use this client"),
     }
 }
 

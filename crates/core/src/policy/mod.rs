@@ -5,6 +5,7 @@
 //! A counter store that does not answer fails closed: the endpoint answers 500 rather than
 //! checking a secret without its limits.
 
+pub mod access;
 pub mod client_ip;
 pub mod counter;
 pub mod geoip;

@@ -41,13 +41,7 @@ impl App {
     /// Whether a user may pass: listed by username or id, or in a listed group; empty lists
     /// mean any signed-in user.
     pub fn admits(&self, user_id: &str, username: &str, groups: &[String]) -> bool {
-        if self.allowed_users.is_empty() && self.allowed_groups.is_empty() {
-            return true;
-        }
-        self.allowed_users
-            .iter()
-            .any(|u| u == user_id || u.eq_ignore_ascii_case(username))
-            || self.allowed_groups.iter().any(|g| groups.contains(g))
+        crate::policy::access::admits(&self.allowed_users, &self.allowed_groups, user_id, username, groups)
     }
 }
 

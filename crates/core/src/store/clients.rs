@@ -25,6 +25,12 @@ pub struct ClientMetadata {
     /// Gatehouse's own: every sign-in for this client needs a second factor (`flow::plan`).
     #[serde(default)]
     pub require_mfa: bool,
+    /// Gatehouse's own: only these users (ids or usernames) and members of these groups may use
+    /// the client (`policy::access`); both empty: everyone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_users: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_groups: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +54,20 @@ impl Client {
     }
     pub fn allowed_scopes(&self) -> impl Iterator<Item = &str> {
         self.metadata.scope.split_ascii_whitespace()
+    }
+    /// Whether only some users may use the client.
+    pub fn restricted(&self) -> bool {
+        !(self.metadata.allowed_users.is_empty() && self.metadata.allowed_groups.is_empty())
+    }
+    /// Whether `user` may use the client.
+    pub fn admits(&self, user: &crate::store::users::User) -> bool {
+        crate::policy::access::admits(
+            &self.metadata.allowed_users,
+            &self.metadata.allowed_groups,
+            &user.id,
+            &user.username,
+            &user.groups,
+        )
     }
 }
 

@@ -265,11 +265,12 @@ pub fn set_new_password_statement(id: &str, hash: &str, now: i64) -> (&'static s
     )
 }
 
-/// The same password hashed again with today's parameters: not a new password.
-pub fn set_password_hash_statement(id: &str, hash: &str, now: i64) -> (&'static str, Vec<Value>) {
+/// The same password hashed again with today's parameters: not a new password. Only while the
+/// stored hash is still `old`: a new password set meanwhile is not overwritten by the old one.
+pub fn rehash_password_statement(id: &str, old: &str, hash: &str, now: i64) -> (&'static str, Vec<Value>) {
     (
-        "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
-        params_vec![id, hash, now],
+        "UPDATE users SET password_hash = ?3, updated_at = ?4 WHERE id = ?1 AND password_hash = ?2",
+        params_vec![id, old, hash, now],
     )
 }
 

@@ -11,18 +11,22 @@ use super::{at, csrf_ok, flow_at, flow_of, form_token, user_of};
 use crate::crypto::constant_time_eq;
 use crate::error::{log_internal, Error};
 use crate::flow::plan::{Factor, Stage};
-use crate::flow::{engine, Flow};
+use crate::flow::{engine, Flow, PasswordChange};
 use crate::http::{Request, Response};
 use crate::mail::{self, messages};
 use crate::pages;
 use crate::password::{self, Password};
 use crate::policy;
-use crate::store::{email_tokens, events, sessions, users};
+use crate::store::{auth_requests, email_tokens, events, sessions, users};
 use crate::types::event_kind::EventKind;
 use crate::Ctx;
 
 pub const MISMATCH: &str = "The two passwords do not match.";
 const FORM_EXPIRED: &str = "The form expired. Please try again.";
+/// Earlier passwords refused in one reset flow before it ends.
+pub const MAX_REUSED_GUESSES: u8 = 3;
+pub const TOO_MANY_REUSED: &str =
+    "Too many earlier passwords were tried. Ask for a new password-reset link to start again.";
 
 struct Shown<'a> {
     user: &'a users::User,
@@ -44,14 +48,20 @@ fn page(ctx: &Ctx<'_>, req: &Request, id: &str, flow: &Flow, shown: Shown<'_>) -
             csrf: &token.csrf,
             min_length: rules.min_length_for(shown.has_second_factor),
             rules: &rules.describe(shown.has_second_factor),
-            expired: flow.password_expired,
+            reason: match flow.password_change {
+                Some(PasswordChange::Expiry) => "Your password has expired. Choose a new one to continue.",
+                Some(PasswordChange::Rules) => {
+                    "Your password does not meet the password rules any more. Choose a new one to continue."
+                }
+                None => "",
+            },
         },
     );
     Ok(token.finish(flow, resp))
 }
 
 async fn has_second_factor(ctx: &Ctx<'_>, user: &users::User) -> Result<bool, Error> {
-    Ok(engine::enrolled(ctx, user).await?.has_second_factor())
+    engine::second_factor_backs_password(ctx, user).await
 }
 
 /// `GET /oauth2/password?req=…`.
@@ -88,22 +98,22 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
         }
         let user = user_of(ctx, &flow).await?;
         let has_second_factor = has_second_factor(ctx, &user).await?;
-        let refuse = |error: &str, status: u16| {
+        let refuse = |flow: &Flow, error: &str, status: u16| {
             let shown = Shown {
                 user: &user,
                 has_second_factor,
                 error,
                 status,
             };
-            page(ctx, req, &id, &flow, shown)
+            page(ctx, req, &id, flow, shown)
         };
         if !csrf_ok(ctx, req, &id, &params)? {
-            return refuse(FORM_EXPIRED, 403);
+            return refuse(&flow, FORM_EXPIRED, 403);
         }
         let new = Password::new(params.get("new_password")?.unwrap_or(""));
         let again = Password::new(params.get("confirm_password")?.unwrap_or(""));
         if !constant_time_eq(new.expose().as_bytes(), again.expose().as_bytes()) {
-            return refuse(MISMATCH, 400);
+            return refuse(&flow, MISMATCH, 400);
         }
         let owner = policy::password::Owner {
             user: Some(&user),
@@ -111,12 +121,24 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             has_second_factor,
         };
         if let Err(refusal) = policy::password::check_new(ctx, new.expose(), owner).await? {
+            // Whoever holds only a reset link learns from "must differ" that a guess at the
+            // current (or an earlier) password was right: a few such answers end the flow, and
+            // each new link is bounded by the mail limits.
+            if matches!(refusal, policy::password::Refusal::Reused(_)) && !flow.passed_here(Factor::Password) {
+                flow.reused_guesses = flow.reused_guesses.saturating_add(1);
+                if flow.reused_guesses >= MAX_REUSED_GUESSES {
+                    auth_requests::delete(ctx.db, &id).await?;
+                    return Ok(Response::error_page(403, "access_denied", TOO_MANY_REUSED));
+                }
+                let (sql, values) = crate::flow::update_statement(&id, &flow)?;
+                ctx.db.execute(sql, &values).await?;
+            }
             let status = if matches!(refusal, policy::password::Refusal::Unchecked) {
                 503
             } else {
                 400
             };
-            return refuse(&refusal.message(), status);
+            return refuse(&flow, &refusal.message(), status);
         }
         let now = ctx.clock.now();
         let hash = password::hash(new.expose(), ctx.rng)?;
@@ -129,8 +151,8 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
         ));
         let by = if flow.passed_here(Factor::EmailLink) {
             "reset"
-        } else if flow.password_expired {
-            "expiry"
+        } else if let Some(change) = flow.password_change {
+            change.as_str()
         } else {
             "user"
         };
@@ -150,7 +172,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             },
         )?);
         flow.new_password = false;
-        flow.password_expired = false;
+        flow.password_change = None;
         flow.password_changed = true;
         let advanced = engine::advance(ctx, req, &id, flow, changes).await?;
         // Tell the owner of the address: if it was not them, they learn it now. The change has

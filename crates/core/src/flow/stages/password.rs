@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{csrf_ok, flow_at, flow_of, form_token};
 use crate::error::{log_internal, Error};
 use crate::flow::plan::{Factor, Stage};
-use crate::flow::{engine, Flow};
+use crate::flow::{engine, Flow, PasswordChange};
 use crate::http::{Request, Response};
 use crate::pages;
 use crate::password::{self, Password};
@@ -269,15 +269,30 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
         let mut changes = Vec::new();
         if password::needs_rehash(&user.password_hash) {
             let new_hash = password::hash(given.expose(), ctx.rng)?;
-            changes.push(users::set_password_hash_statement(&user.id, &new_hash, now));
+            changes.push(users::rehash_password_statement(
+                &user.id,
+                &user.password_hash,
+                &new_hash,
+                now,
+            ));
         }
         flow.identify(&user.id);
         flow.pass(Factor::Password, now);
         // An expired password still signs in (expiry never locks anyone out), and then the flow
-        // asks for a new one before it completes.
-        if policy::password::expiry::expired(ctx.settings.password.max_age_days, user.password_changed_at, now) {
+        // asks for a new one before it completes; so does one that no longer meets the length and
+        // class rules (set under a second factor since removed, or before the rules were raised;
+        // only the local rules: the breach and strength checks never run at sign-in).
+        let password_policy = &ctx.settings.password;
+        if policy::password::expiry::expired(password_policy.max_age_days, user.password_changed_at, now) {
             flow.new_password = true;
-            flow.password_expired = true;
+            flow.password_change = Some(PasswordChange::Expiry);
+        } else if password_policy
+            .rules
+            .check(given.expose(), engine::second_factor_backs_password(ctx, &user).await?)
+            .is_err()
+        {
+            flow.new_password = true;
+            flow.password_change = Some(PasswordChange::Rules);
         }
         // A completed sign-in forgives the username's failures, never the IP's: credit an IP
         // earned by signing in to one account (the attacker's own) would cover guesses against

@@ -40,6 +40,20 @@ async fn meets_passkey_rule(ctx: &Ctx<'_>, grant: &grants::Grant) -> Result<bool
         .any(|m| *m == crate::factors::amr::HWK || *m == crate::factors::amr::SWK))
 }
 
+/// Whether the family's user may still use the client: one that restricts its users (asked only
+/// then, so an open client pays no query) refuses a user since taken off its lists.
+async fn meets_client_access(ctx: &Ctx<'_>, client: &Client, grant: &grants::Grant) -> Result<bool, Error> {
+    if !client.restricted() {
+        return Ok(true);
+    }
+    let Some(user_id) = &grant.user_id else {
+        return Ok(false);
+    };
+    Ok(crate::store::users::by_id(ctx.db, user_id)
+        .await?
+        .is_some_and(|u| client.admits(&u)))
+}
+
 pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<Response, Error> {
     if !client.allows_grant(GrantType::RefreshToken) {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "grant not allowed for this client").into());
@@ -79,7 +93,7 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
     let Some(grant) = &found.grant else {
         return Err(invalid());
     };
-    if !meets_passkey_rule(ctx, grant).await? {
+    if !meets_passkey_rule(ctx, grant).await? || !meets_client_access(ctx, client, grant).await? {
         return Err(invalid());
     }
     // What the family may still carry: its scope, narrowed to what the client is allowed today

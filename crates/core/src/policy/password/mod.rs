@@ -106,11 +106,14 @@ pub async fn check_new(ctx: &Ctx<'_>, password: &str, owner: Owner<'_>) -> Resul
     if let Err(broken) = policy.rules.check(password, owner.has_second_factor) {
         return Ok(Err(Refusal::Rule(broken)));
     }
-    if let Some(user) = owner.user.filter(|_| policy.history > 0) {
-        let keep = history::earlier_to_keep(policy.history);
+    // The current password is never its own replacement (else an expired password is "changed"
+    // to itself); the history setting adds the earlier ones.
+    if let Some(user) = owner.user {
+        let remembered = policy.history.max(1);
+        let keep = history::earlier_to_keep(remembered);
         let earlier = password_history::earlier(ctx.db, &user.id, keep).await?;
-        if history::reused(policy.history, password, &user.password_hash, &earlier)? {
-            return Ok(Err(Refusal::Reused(policy.history)));
+        if history::reused(remembered, password, &user.password_hash, &earlier)? {
+            return Ok(Err(Refusal::Reused(remembered)));
         }
     }
     match strength::check(ctx, password, &owner.words).await {

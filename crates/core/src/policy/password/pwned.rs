@@ -87,14 +87,18 @@ pub fn range_url(base: &str, prefix: &str) -> String {
 }
 
 /// How many times the answer says the suffix was seen: `Ok(0)` when it is absent or only a
-/// padding line; `Err` when the answer is not a range answer (the API is then as good as down).
+/// padding line; `Err` when the answer is not a range answer (the API is then as good as down),
+/// including an empty one: every real range has hundreds of suffixes (800 to 1,000 padded), so
+/// an empty 200 is a misconfigured URL or a proxy, and must not pass every password.
 pub fn times_seen(answer: &[u8], suffix: &str) -> Result<u64, String> {
     if answer.len() > MAX_ANSWER_BYTES {
         return Err(format!("the answer is over {MAX_ANSWER_BYTES} bytes"));
     }
     let text = std::str::from_utf8(answer).map_err(|_| "the answer is not UTF-8".to_owned())?;
     let mut seen = 0;
+    let mut lines = 0;
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        lines += 1;
         let Some((hash, count)) = line.split_once(':') else {
             return Err("a line of the answer has no SUFFIX:COUNT".to_owned());
         };
@@ -106,8 +110,11 @@ pub fn times_seen(answer: &[u8], suffix: &str) -> Result<u64, String> {
             return Err("a suffix in the answer is not 35 hex characters".to_owned());
         }
         if hash.eq_ignore_ascii_case(suffix) {
-            seen = count;
+            seen = seen.max(count);
         }
+    }
+    if lines == 0 {
+        return Err("the answer has no suffixes".to_owned());
     }
     Ok(seen)
 }
@@ -178,7 +185,12 @@ mod tests {
         assert_eq!(times_seen(answer, "1e4c9b93f3f0682250b6cf8331b7ee68fd8"), Ok(9545824));
         assert_eq!(times_seen(answer, "011053FD0102E94D6AE2F8B83D76FAF94F6"), Ok(0));
         assert_eq!(times_seen(answer, "0000000000000000000000000000000000A"), Ok(0));
-        assert_eq!(times_seen(b"", "1E4C9B93F3F0682250B6CF8331B7EE68FD8"), Ok(0));
+        // A suffix listed twice counts at its highest.
+        let twice = b"1E4C9B93F3F0682250B6CF8331B7EE68FD8:7\n1E4C9B93F3F0682250B6CF8331B7EE68FD8:0\n";
+        assert_eq!(times_seen(twice, "1E4C9B93F3F0682250B6CF8331B7EE68FD8"), Ok(7));
+        // An empty answer is no range answer: it must not clear every password.
+        assert!(times_seen(b"", "1E4C9B93F3F0682250B6CF8331B7EE68FD8").is_err());
+        assert!(times_seen(b"\r\n\r\n", "1E4C9B93F3F0682250B6CF8331B7EE68FD8").is_err());
     }
 
     #[test]
