@@ -407,6 +407,39 @@ mod tests {
     }
 
     #[test]
+    fn a_second_factor_backs_a_password_when_it_is_an_app_a_passkey_or_chosen_emailed_codes() {
+        assert!(!NONE.has_second_factor());
+        assert!(WITH_TOTP.has_second_factor());
+        let passkey = Enrolled { passkeys: true, ..NONE };
+        assert!(passkey.has_second_factor());
+        let codes_only = Enrolled {
+            recovery_codes: true,
+            had_second_factor: true,
+            ..NONE
+        };
+        assert!(!codes_only.has_second_factor(), "recovery codes are a backup");
+        let email = Enrolled { email: true, ..NONE };
+        assert!(
+            !email.has_second_factor(),
+            "codes the user did not turn on are never asked"
+        );
+        let chosen_unusable = Enrolled {
+            email_chosen: true,
+            ..NONE
+        };
+        assert!(
+            !chosen_unusable.has_second_factor(),
+            "turned on, but no code can be sent"
+        );
+        assert!(Enrolled {
+            email: true,
+            email_chosen: true,
+            ..NONE
+        }
+        .has_second_factor());
+    }
+
+    #[test]
     fn a_flow_identifies_then_asks_the_password_then_completes() {
         let r = req(MfaMode::Optional);
         assert_eq!(next(&r, None, &[]), Stage::Identify);

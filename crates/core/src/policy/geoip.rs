@@ -496,6 +496,9 @@ mod tests {
         assert!(lookup(&[("GATEHOUSE_GEOIP_UNKNOWN", "deny")]).is_err());
         let many = vec!["DE"; 257].join(",");
         assert!(lookup(&[("GATEHOUSE_GEOIP_COUNTRIES_ALLOW", &many)]).is_err());
+        assert!(lookup(&[("GATEHOUSE_GEOIP_COUNTRIES_ALLOW", &vec!["DE"; 256].join(","))]).is_ok());
+        assert!(lookup(&[("GATEHOUSE_GEOIP_ASNS_DENY", &vec!["1"; 257].join(","))]).is_err());
+        assert!(lookup(&[("GATEHOUSE_GEOIP_ASNS_DENY", &vec!["1"; 256].join(","))]).is_ok());
         let s = lookup(&[
             ("GATEHOUSE_GEOIP_ASNS_ALLOW", "AS13335, 3320"),
             ("GATEHOUSE_GEOIP_COUNTRIES_ALLOW", "de"),
