@@ -45,6 +45,16 @@ fn refused_with(r: &Response, status: u16, error: &str, description: &str) {
     assert_eq!(j["error_description"], description, "{j}");
 }
 
+/// A check (breach or strength) could not be made: 503, try again.
+fn unchecked(r: &Response) {
+    refused_with(
+        r,
+        503,
+        "temporarily_unavailable",
+        "The password could not be checked just now. Please try again in a few minutes.",
+    );
+}
+
 fn stored_hash(env: &TestEnv, username: &str) -> String {
     env.db.text(&format!(
         "SELECT password_hash FROM users WHERE username = '{username}'"
@@ -179,12 +189,7 @@ fn a_breached_password_is_refused_and_only_five_hex_characters_of_its_hash_leave
 fn an_unreachable_breach_check_refuses_by_default_and_allows_when_configured() {
     let mut env = TestEnv::new();
     env.pwned.down.set(true);
-    refused_with(
-        &create(&env, "ann", "a perfectly good passphrase"),
-        503,
-        "temporarily_unavailable",
-        "The password could not be checked just now. Please try again in a few minutes.",
-    );
+    unchecked(&create(&env, "ann", "a perfectly good passphrase"));
     env.pwned.down.set(false);
     env.pwned.status.set(Some(429));
     assert_eq!(create(&env, "ann", "a perfectly good passphrase").status, 503);
@@ -480,12 +485,7 @@ fn the_users_own_words_make_a_password_weak_wherever_it_is_set() {
 fn an_unreachable_strength_worker_refuses_and_a_minimum_of_0_asks_nothing() {
     let mut env = TestEnv::new();
     env.strength.down.set(true);
-    refused_with(
-        &create(&env, "ann", "a perfectly good passphrase"),
-        503,
-        "temporarily_unavailable",
-        "The password could not be checked just now. Please try again in a few minutes.",
-    );
+    unchecked(&create(&env, "ann", "a perfectly good passphrase"));
     assert!(env.pwned.requests.borrow().is_empty());
     env.settings.password.min_strength = 0;
     let asked = env.strength.requests.borrow().len();
