@@ -1,12 +1,14 @@
 //! One outgoing request with a deadline, for the ports that call a service over HTTP (Turnstile's
-//! siteverify, an HTTPS mail API, Pwned Passwords): the request is aborted when the deadline
-//! passes, so a slow service never holds a request (or a `waitUntil`) open for long.
+//! siteverify, an HTTPS mail API, Pwned Passwords) or another Worker through a service binding
+//! (the strength Worker): a slow service never holds a request (or a `waitUntil`) open for long.
+//! A request to the internet is also aborted at the deadline; a service binding's has no signal
+//! to abort with, and is left to finish unread.
 
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use gatehouse_core::error::InternalError;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+use worker::{AbortController, Delay, Fetch, Fetcher, Headers, Method, Request, RequestInit};
 
 /// POSTs `body` to `url` with `headers`; the status and the response body, or an error naming
 /// `what` (a network error, or no answer within `timeout`).
@@ -17,7 +19,19 @@ pub async fn post(
     body: String,
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), InternalError> {
-    send(what, Method::Post, url, headers, Some(body), timeout).await
+    send(what, None, Method::Post, url, headers, Some(body), timeout).await
+}
+
+/// POSTs `body` to the Worker behind `service` (the URL's host is not looked at), like [`post`].
+pub async fn post_to_service(
+    what: &str,
+    service: &Fetcher,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: String,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), InternalError> {
+    send(what, Some(service), Method::Post, url, headers, Some(body), timeout).await
 }
 
 /// GETs `url` with `headers`, like [`post`].
@@ -27,11 +41,12 @@ pub async fn get(
     headers: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), InternalError> {
-    send(what, Method::Get, url, headers, None, timeout).await
+    send(what, None, Method::Get, url, headers, None, timeout).await
 }
 
 async fn send(
     what: &str,
+    service: Option<&Fetcher>,
     method: Method,
     url: &str,
     headers: &[(&str, &str)],
@@ -48,9 +63,11 @@ async fn send(
     let req = Request::new_with_init(url, &init).map_err(err)?;
     let controller = AbortController::default();
     let signal = controller.signal();
-    let fetch = Fetch::Request(req);
     let call = async move {
-        let mut resp = fetch.send_with_signal(&signal).await?;
+        let mut resp = match service {
+            Some(service) => service.fetch_request(req).await?,
+            None => Fetch::Request(req).send_with_signal(&signal).await?,
+        };
         let bytes = resp.bytes().await?;
         Ok::<_, worker::Error>((resp.status_code(), bytes))
     };

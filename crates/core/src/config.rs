@@ -210,23 +210,11 @@ impl Settings {
                 .ok_or_else(|| InternalError::new(format!("{MFA} must be off, optional or required (got {v:?})")))?,
         };
         s.mfa_required_groups = group_list(get(MFA_REQUIRED_GROUPS));
-        s.passkey_only = match get(PASSKEY_ONLY).as_deref().map(str::trim) {
-            None | Some("" | "off") => false,
-            Some("on") => true,
-            Some(v) => {
-                return Err(InternalError::new(format!(
-                    "{PASSKEY_ONLY} must be on or off (got {v:?})"
-                )))
-            }
-        };
+        s.passkey_only = on_off(&get, PASSKEY_ONLY)?;
         s.passkey_only_groups = group_list(get(PASSKEY_ONLY_GROUPS));
         s.mail = crate::mail::MailSettings::from_lookup(&get)?;
         s.password = crate::policy::password::PasswordPolicy::from_lookup(&get)?;
-        s.email_otp = match get(EMAIL_OTP).as_deref().map(str::trim) {
-            None | Some("" | "off") => false,
-            Some("on") => true,
-            Some(v) => return Err(InternalError::new(format!("{EMAIL_OTP} must be on or off (got {v:?})"))),
-        };
+        s.email_otp = on_off(&get, EMAIL_OTP)?;
         Ok(s)
     }
 
@@ -256,6 +244,37 @@ pub fn is_loopback(origin: &str) -> bool {
     match host.parse::<std::net::IpAddr>() {
         Ok(ip) => ip.is_loopback(),
         Err(_) => host == "localhost",
+    }
+}
+
+/// A whole-number setting from `min` to `max`; unset or blank is `default`, anything else an
+/// error naming the setting.
+pub fn whole_number<T>(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, InternalError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    match get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<T>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| InternalError::new(format!("{name} must be a whole number from {min} to {max}"))),
+    }
+}
+
+/// An `on` / `off` setting; unset or blank is off.
+pub fn on_off(get: &dyn Fn(&str) -> Option<String>, name: &str) -> Result<bool, InternalError> {
+    match get(name).as_deref().map(str::trim) {
+        None | Some("" | "off") => Ok(false),
+        Some("on") => Ok(true),
+        Some(v) => Err(InternalError::new(format!("{name} must be on or off (got {v:?})"))),
     }
 }
 

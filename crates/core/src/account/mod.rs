@@ -109,9 +109,7 @@ pub async fn resume(ctx: &Ctx<'_>, req: &Request) -> Response {
             Outcome::Refused(r) => {
                 auth_requests::delete(ctx.db, &id).await?;
                 let detail = match r {
-                    crate::flow::Refusal::Location => {
-                        "Signing in is not allowed from your current location or network."
-                    }
+                    crate::flow::Refusal::Location => crate::policy::geoip::REFUSED_PAGE_TEXT,
                     _ => "The sign-in was not completed.",
                 };
                 Ok(Response::error_page(403, "access_denied", detail))

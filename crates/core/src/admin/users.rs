@@ -11,7 +11,7 @@ use crate::http::{Request, Response};
 use crate::password;
 use crate::policy;
 use crate::store::users::{self, User, UserView};
-use crate::store::{auth_requests, email_tokens, password_history, sessions};
+use crate::store::{auth_requests, email_tokens, sessions};
 use crate::types::event_kind::EventKind;
 use crate::Ctx;
 
@@ -134,8 +134,7 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
         check_name(n)?;
     }
     let groups = check_groups(new.groups)?;
-    let words = [Some(&new.username), Some(&new.email), new.name.as_ref()];
-    let words = words.into_iter().flatten().cloned().collect();
+    let words = policy::password::strength::account_words(&new.username, &new.email, new.name.as_deref());
     check_password(ctx, &new.password, None, words).await?;
     let now = ctx.clock.now();
     let user = User {
@@ -214,8 +213,7 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
     if let Some(pw) = p.password {
         let words = policy::password::strength::user_words(&user);
         check_password(ctx, &pw, Some(&user), words).await?;
-        let keep = policy::password::history::earlier_to_keep(ctx.settings.password.history);
-        history = password_history::remember_statements(&user.id, &user.password_hash, now, keep);
+        history = policy::password::history_statements(ctx, &user, now);
         user.password_hash = password::hash(&pw, ctx.rng)?;
         user.password_changed_at = now;
         changed.set("password_hash", &user.password_hash);

@@ -127,7 +127,7 @@ fn refused_page(r: Refusal) -> Response {
             "Your second factors are gone. Ask an administrator to reset them, then sign in again."
         }
         Refusal::Voided => "The sign-in ended before it finished. Open the application again.",
-        Refusal::Location => "Signing in is not allowed from your current location or network.",
+        Refusal::Location => crate::policy::geoip::REFUSED_PAGE_TEXT,
         Refusal::NotAllowed => "Your account may not use this application.",
     };
     Response::error_page(403, "access_denied", detail)

@@ -20,6 +20,8 @@
 use crate::error::InternalError;
 use crate::http::Location;
 
+/// What a person refused by this policy is shown (a page of the gateway or the account page).
+pub const REFUSED_PAGE_TEXT: &str = "Signing in is not allowed from your current location or network.";
 /// The reference's built-in speed for impossible travel.
 pub const MAX_KM_PER_HOUR: f64 = 1000.0;
 pub const MEAN_EARTH_RADIUS_KM: f64 = 6371.0088;
@@ -136,26 +138,8 @@ impl GeoIpSettings {
                     .ok_or_else(|| InternalError::new(format!("{name} must be a number of km from 0 to 40075"))),
             }
         };
-        let history = match get("GATEHOUSE_GEOIP_HISTORY")
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-        {
-            None => DEFAULT_HISTORY,
-            Some(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=50).contains(n))
-                .ok_or_else(|| InternalError::new("GATEHOUSE_GEOIP_HISTORY must be a whole number from 1 to 50"))?,
-        };
-        let impossible_travel = match get("GATEHOUSE_GEOIP_IMPOSSIBLE_TRAVEL").as_deref().map(str::trim) {
-            None | Some("" | "off") => false,
-            Some("on") => true,
-            Some(v) => {
-                return Err(InternalError::new(format!(
-                    "GATEHOUSE_GEOIP_IMPOSSIBLE_TRAVEL must be on or off (got {v:?})"
-                )))
-            }
-        };
+        let history = crate::config::whole_number(get, "GATEHOUSE_GEOIP_HISTORY", DEFAULT_HISTORY, 1, 50)?;
+        let impossible_travel = crate::config::on_off(get, "GATEHOUSE_GEOIP_IMPOSSIBLE_TRAVEL")?;
         let unknown = match get("GATEHOUSE_GEOIP_UNKNOWN").as_deref().map(str::trim) {
             None | Some("" | "pass") => Unknown::Pass,
             Some("fail") => Unknown::Fail,

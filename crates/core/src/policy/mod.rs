@@ -67,16 +67,8 @@ const MAX_RATE: i64 = 1_000_000;
 impl PolicySettings {
     pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<PolicySettings, InternalError> {
         let d = PolicySettings::default();
-        let int = |name: &str, default: i64, min: i64, max: i64| -> Result<i64, InternalError> {
-            match get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| (min..=max).contains(n))
-                    .ok_or_else(|| InternalError::new(format!("{name} must be a whole number from {min} to {max}"))),
-            }
-        };
+        let int =
+            |name: &str, default: i64, min: i64, max: i64| crate::config::whole_number(get, name, default, min, max);
         let rps = int("GATEHOUSE_RATE_LIMIT_RPS", 5, 0, MAX_RATE)?;
         let burst = int("GATEHOUSE_RATE_LIMIT_BURST", 10, 1, MAX_RATE)?;
         let rpm = int("GATEHOUSE_RATE_LIMIT_RPM", 20, 0, MAX_RATE)?;

@@ -167,7 +167,6 @@ pub async fn fail(db: &dyn Db, id: &str) -> Result<(), InternalError> {
     Ok(())
 }
 
-/// Spends the token now; `false` if another request spent it first.
 /// Gives back a token this request spent at `spent_at` (what it was spent for failed). Only a
 /// token still marked with that time changes: one ended since (a new link, a disable) stays ended.
 pub async fn unspend(db: &dyn Db, id: &str, spent_at: i64) -> Result<(), InternalError> {
@@ -179,6 +178,7 @@ pub async fn unspend(db: &dyn Db, id: &str, spent_at: i64) -> Result<(), Interna
     Ok(())
 }
 
+/// Spends the token now; `false` if another request spent it first.
 pub async fn spend(db: &dyn Db, id: &str, now: i64) -> Result<bool, InternalError> {
     let changed = db
         .execute(

@@ -60,10 +60,6 @@ fn page(ctx: &Ctx<'_>, req: &Request, id: &str, flow: &Flow, shown: Shown<'_>) -
     Ok(token.finish(flow, resp))
 }
 
-async fn has_second_factor(ctx: &Ctx<'_>, user: &users::User) -> Result<bool, Error> {
-    engine::second_factor_backs_password(ctx, user).await
-}
-
 /// `GET /oauth2/password?req=…`.
 pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
     let result: Result<Response, Error> = async {
@@ -72,7 +68,7 @@ pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
             Err(elsewhere) => return Ok(elsewhere),
         };
         let user = user_of(ctx, &flow).await?;
-        let has_second_factor = has_second_factor(ctx, &user).await?;
+        let has_second_factor = engine::second_factor_backs_password(ctx, &user).await?;
         let shown = Shown {
             user: &user,
             has_second_factor,
@@ -97,7 +93,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             return Ok(elsewhere);
         }
         let user = user_of(ctx, &flow).await?;
-        let has_second_factor = has_second_factor(ctx, &user).await?;
+        let has_second_factor = engine::second_factor_backs_password(ctx, &user).await?;
         let refuse = |flow: &Flow, error: &str, status: u16| {
             let shown = Shown {
                 user: &user,

@@ -129,15 +129,16 @@ pub async fn check_new(ctx: &Ctx<'_>, password: &str, owner: Owner<'_>) -> Resul
 }
 
 /// The statements that store `new_hash` as `user`'s password set at `now`: the hash and its time
-/// (for expiry), and the replaced hash into the history (or the history trimmed, when off).
+/// (for expiry), and [`history_statements`].
 pub fn new_password_statements(ctx: &Ctx<'_>, user: &users::User, new_hash: &str, now: i64) -> Vec<Statement> {
     let mut statements = vec![users::set_new_password_statement(&user.id, new_hash, now)];
-    let keep = history::earlier_to_keep(ctx.settings.password.history);
-    statements.extend(password_history::remember_statements(
-        &user.id,
-        &user.password_hash,
-        now,
-        keep,
-    ));
+    statements.extend(history_statements(ctx, user, now));
     statements
+}
+
+/// Run with any change of `user`'s password: the replaced hash into the history (or the history
+/// trimmed, when off).
+pub fn history_statements(ctx: &Ctx<'_>, user: &users::User, now: i64) -> Vec<Statement> {
+    let keep = history::earlier_to_keep(ctx.settings.password.history);
+    password_history::remember_statements(&user.id, &user.password_hash, now, keep)
 }

@@ -87,15 +87,8 @@ impl Broken {
 impl PasswordRules {
     pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<PasswordRules, InternalError> {
         let d = PasswordRules::default();
-        let int = |name: &str, default: usize, min: usize, max: usize| -> Result<usize, InternalError> {
-            match get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (min..=max).contains(n))
-                    .ok_or_else(|| InternalError::new(format!("{name} must be a whole number from {min} to {max}"))),
-            }
+        let int = |name: &str, default: usize, min: usize, max: usize| {
+            crate::config::whole_number(get, name, default, min, max)
         };
         let hard_max = crate::password::MAX_LENGTH;
         let max_length = int("GATEHOUSE_PASSWORD_MAX_LENGTH", d.max_length, MIN_MAX_LENGTH, hard_max)?;

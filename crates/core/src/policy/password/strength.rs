@@ -37,12 +37,19 @@ pub fn min_score(value: Option<String>) -> Result<u8, InternalError> {
     }
 }
 
-/// The words of the account that make a password guessable: its username, email and name. A new
-/// account gives them before it exists.
+/// The words of the account that make a password guessable: its username, email and name (given
+/// as parts, since a new account has them before it exists).
+pub fn account_words(username: &str, email: &str, name: Option<&str>) -> Vec<String> {
+    [Some(username), Some(email), name]
+        .into_iter()
+        .flatten()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// [`account_words`] of a user.
 pub fn user_words(user: &User) -> Vec<String> {
-    let mut words = vec![user.username.clone(), user.email.clone()];
-    words.extend(user.name.clone());
-    words
+    account_words(&user.username, &user.email, user.name.as_deref())
 }
 
 /// The request body for the strength Worker: the words cut to its bounds (at a character
