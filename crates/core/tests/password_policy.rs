@@ -581,3 +581,43 @@ fn an_empty_answer_from_the_breach_api_is_no_answer() {
     let r = futures::executor::block_on(gatehouse_core::handle(&ctx, &req)).expect("handled");
     assert_eq!(r.status, 503, "{}", body(&r));
 }
+
+#[test]
+fn a_short_password_backed_by_an_app_signs_in_without_a_forced_change_and_alone_it_does_not() {
+    let mut env = TestEnv::new();
+    let id = env.create_user("ann", PASSWORD);
+    let secret = add_confirmed_device(&env, &id);
+    assert_eq!(
+        set_by_admin(&env, &id, "ten chars!").status,
+        200,
+        "8 is the minimum with an app"
+    );
+    // With the app: the password, then the code, and the account page; no new password asked.
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, "/account"));
+    let r = submit_login(&env, &mut b, &location(&r), "ann", "ten chars!");
+    let next = location(&r);
+    assert!(
+        next.starts_with("/oauth2/mfa?"),
+        "the second factor, not a new password: {next}"
+    );
+    env.clock.advance(60);
+    use gatehouse_core::ports::Clock;
+    let code = secret.code_at(env.clock.now() as u64).unwrap();
+    let page = body(&b.send(&env, b.request(Method::Get, &next)));
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/mfa").with_form(&[
+            ("req", hidden(&page, "req").as_str()),
+            ("csrf", hidden(&page, "csrf").as_str()),
+            ("code", &code),
+        ]),
+    );
+    assert!(!location(&r).starts_with("/oauth2/password"), "{}", location(&r));
+    // With second factors turned off, the same password stands alone and is below the rules.
+    env.settings.mfa = gatehouse_core::flow::plan::MfaMode::Off;
+    let mut c = Browser::default();
+    let r = c.send(&env, c.request(Method::Get, "/account"));
+    let r = submit_login(&env, &mut c, &location(&r), "ann", "ten chars!");
+    assert!(location(&r).starts_with("/oauth2/password"), "{}", location(&r));
+}
