@@ -134,6 +134,13 @@ pub struct Settings {
     pub passkey_only_groups: Vec<String>,
     /// What a new password must be and how long one lasts (`crate::policy::password`).
     pub password: crate::policy::password::PasswordPolicy,
+    /// `GATEHOUSE_EXPRESSION_POLICIES`: expression policies set in configuration, by name (a
+    /// JSON object of name to CEL source); bindings name them `cfg:<name>`, and the admin API
+    /// shows them read-only.
+    pub configured_policies: Vec<(String, String)>,
+    /// `GATEHOUSE_LOCK_EXPRESSIONS`: the admin API cannot create, change or delete expression
+    /// policies; they come from configuration only (the hardening guide's advice).
+    pub lock_expressions: bool,
 }
 
 impl Default for Settings {
@@ -160,6 +167,8 @@ impl Default for Settings {
             passkey_only: false,
             passkey_only_groups: Vec::new(),
             password: crate::policy::password::PasswordPolicy::default(),
+            configured_policies: Vec::new(),
+            lock_expressions: false,
         }
     }
 }
@@ -215,6 +224,16 @@ impl Settings {
         s.mail = crate::mail::MailSettings::from_lookup(&get)?;
         s.password = crate::policy::password::PasswordPolicy::from_lookup(&get)?;
         s.email_otp = on_off(&get, EMAIL_OTP)?;
+        s.configured_policies = configured_policies(get(EXPRESSION_POLICIES).as_deref().unwrap_or(""))?;
+        s.lock_expressions = match get(LOCK_EXPRESSIONS).as_deref().map(str::trim) {
+            None | Some("" | "false" | "off") => false,
+            Some("true" | "on") => true,
+            Some(v) => {
+                return Err(InternalError::new(format!(
+                    "{LOCK_EXPRESSIONS} must be true or false (got {v:?})"
+                )))
+            }
+        };
         Ok(s)
     }
 
@@ -267,6 +286,40 @@ where
             .filter(|n| (min..=max).contains(n))
             .ok_or_else(|| InternalError::new(format!("{name} must be a whole number from {min} to {max}"))),
     }
+}
+
+const EXPRESSION_POLICIES: &str = "GATEHOUSE_EXPRESSION_POLICIES";
+const LOCK_EXPRESSIONS: &str = "GATEHOUSE_LOCK_EXPRESSIONS";
+/// At most this many policies in configuration.
+const MAX_CONFIGURED_POLICIES: usize = 64;
+
+/// `GATEHOUSE_EXPRESSION_POLICIES`: `{"name": "CEL source", ...}`; each is checked as the admin
+/// API checks a stored one, and a bad one refuses to start the Worker.
+fn configured_policies(raw: &str) -> Result<Vec<(String, String)>, InternalError> {
+    if raw.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let bad = |why: String| InternalError::new(format!("{EXPRESSION_POLICIES}: {why}"));
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(raw).map_err(|e| bad(format!("must be a JSON object of name to expression ({e})")))?;
+    if map.len() > MAX_CONFIGURED_POLICIES {
+        return Err(bad(format!("at most {MAX_CONFIGURED_POLICIES} policies")));
+    }
+    map.into_iter()
+        .map(|(name, source)| {
+            if !crate::policy::expression::name_ok(&name) {
+                return Err(bad(format!(
+                    "{name:?} is not a policy name (1-64 of a-z, 0-9, - and _)"
+                )));
+            }
+            let source = source
+                .as_str()
+                .ok_or_else(|| bad(format!("{name}: the expression must be a string")))?
+                .to_owned();
+            crate::policy::expression::validate(&source).map_err(|e| bad(format!("{name}: {e}")))?;
+            Ok((name, source))
+        })
+        .collect()
 }
 
 /// An `on` / `off` setting; unset or blank is off.
@@ -374,6 +427,42 @@ mod tests {
             issuer: issuer.map(str::to_owned),
             ..Settings::default()
         }
+    }
+
+    #[test]
+    fn configured_expression_policies_are_checked_at_start_and_the_lock_is_true_or_false() {
+        let parse =
+            |name: &'static str, v: &'static str| Settings::from_lookup(move |n| (n == name).then(|| v.to_owned()));
+        let s = parse(
+            EXPRESSION_POLICIES,
+            r#"{"office": "request.ip.startsWith('10.')", "de": "request.country == 'DE'"}"#,
+        )
+        .unwrap();
+        assert_eq!(s.configured_policies.len(), 2);
+        assert!(s
+            .configured_policies
+            .iter()
+            .any(|(n, e)| n == "office" && e.contains("10.")));
+        assert!(parse(EXPRESSION_POLICIES, "").unwrap().configured_policies.is_empty());
+        for (bad, says) in [
+            ("[1]", "JSON object"),
+            (r#"{"Office": "true"}"#, "not a policy name"),
+            (r#"{"x": 1}"#, "must be a string"),
+            (r#"{"x": "secret == 1"}"#, "unknown name"),
+        ] {
+            let e = parse(EXPRESSION_POLICIES, bad).unwrap_err();
+            assert!(e.0.contains(EXPRESSION_POLICIES) && e.0.contains(says), "{bad}: {e}");
+        }
+        let many: serde_json::Map<String, serde_json::Value> =
+            (0..65).map(|i| (format!("p{i}"), serde_json::json!("true"))).collect();
+        let many = serde_json::Value::Object(many).to_string();
+        let e = Settings::from_lookup(|n| (n == EXPRESSION_POLICIES).then(|| many.clone())).unwrap_err();
+        assert!(e.0.contains("at most 64"), "{e}");
+        assert!(!parse(LOCK_EXPRESSIONS, "false").unwrap().lock_expressions);
+        assert!(parse(LOCK_EXPRESSIONS, "true").unwrap().lock_expressions);
+        assert!(parse(LOCK_EXPRESSIONS, "on").unwrap().lock_expressions);
+        assert!(!Settings::default().lock_expressions);
+        assert!(parse(LOCK_EXPRESSIONS, "yes").is_err());
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub enum ErrorCode {
     NotFound,
     /// Admin API: a unique value (username, client id) is taken.
     Conflict,
+    /// Admin API: the deployment does not allow this change (a hardening lock).
+    Forbidden,
     /// Method not allowed on this path.
     MethodNotAllowed,
     /// Too many requests.
@@ -97,6 +99,7 @@ impl ErrorCode {
             InvalidClientMetadata => "invalid_client_metadata",
             NotFound => "not_found",
             Conflict => "conflict",
+            Forbidden => "forbidden",
             MethodNotAllowed => "method_not_allowed",
             RateLimited => "rate_limited",
         }
@@ -109,6 +112,7 @@ impl ErrorCode {
             InvalidClient | InvalidToken => 401,
             NotFound => 404,
             Conflict => 409,
+            Forbidden => 403,
             MethodNotAllowed => 405,
             RateLimited => 429,
             ServerError => 500,

@@ -1148,3 +1148,35 @@ fn on_the_issuers_host_a_session_that_meets_the_second_factor_rule_is_taken_and_
     let r = respond(env.route_at(ISSUER, &bob.request(Method::Get, "/app/x")));
     assert_eq!(r.status, 302);
 }
+
+#[test]
+fn the_apps_policy_bindings_hold_on_every_request_for_a_session_made_before_them() {
+    let env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    let id = app(&env, json!({}));
+    let b = sign_in(&env, "/wiki/");
+    forward(env.route_at(APP, &b.request(Method::Get, "/wiki/")));
+    // Bound afterwards (or judged for another app on this host): the next request is refused.
+    let r = env.admin(
+        Method::Post,
+        "/admin/api/policy-bindings",
+        Some(json!({"target": "app", "target_id": id, "group": "staff"})),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let binding = r.json_body()["id"].as_str().unwrap().to_owned();
+    let r = respond(env.route_at(APP, &b.request(Method::Get, "/wiki/page")));
+    assert_eq!(r.status, 403);
+    // The gateway flow's own bindings hold too.
+    env.admin(Method::Delete, &format!("/admin/api/policy-bindings/{binding}"), None);
+    forward(env.route_at(APP, &b.request(Method::Get, "/wiki/")));
+    let r = env.admin(
+        Method::Post,
+        "/admin/api/policy-bindings",
+        Some(json!({"target": "flow", "target_id": "gateway", "user": "alice", "negate": true})),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        respond(env.route_at(APP, &b.request(Method::Get, "/wiki/"))).status,
+        403
+    );
+}

@@ -50,6 +50,18 @@ pub(crate) async fn signed_in(
             // sign-in here: the flow asks for the passkey.
             let passed = plan::parse_passed(&s.factors, s.auth_time);
             if !engine::passkey_only(ctx, &u) || plan::passed_verified_passkey(&passed) {
+                // The account flow's bindings hold for a session made elsewhere too (a sign-in
+                // to a client): judged on this request, from the per-isolate cache.
+                if crate::policy::judge::refusing(ctx, req, &u, "account", None, "your account")
+                    .await?
+                    .is_some()
+                {
+                    return Ok(Err(Response::error_page(
+                        403,
+                        "access_denied",
+                        "A policy does not allow this sign-in.",
+                    )));
+                }
                 return Ok(Ok((u, s)));
             }
         }
@@ -110,6 +122,7 @@ pub async fn resume(ctx: &Ctx<'_>, req: &Request) -> Response {
                 auth_requests::delete(ctx.db, &id).await?;
                 let detail = match r {
                     crate::flow::Refusal::Location => crate::policy::geoip::REFUSED_PAGE_TEXT,
+                    crate::flow::Refusal::Policy => "A policy does not allow this sign-in.",
                     _ => "The sign-in was not completed.",
                 };
                 Ok(Response::error_page(403, "access_denied", detail))

@@ -204,12 +204,14 @@ pub async fn put(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, Err
 
 pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
     let app = apps::by_id(ctx.db, id).await?.ok_or_else(|| not_found("app"))?;
-    ctx.db
-        .batch(&[
-            apps::delete_statement(id),
-            app_audit(ctx, EventKind::AdminAppDeleted, &app)?,
-        ])
-        .await?;
+    // Its policy bindings go too: an app created later with the same id starts unbound.
+    let mut statements = vec![apps::delete_statement(id)];
+    statements.extend(crate::store::policies::delete_target_statements(
+        &crate::policy::binding::Target::App(id.to_owned()).key(),
+    ));
+    statements.push(app_audit(ctx, EventKind::AdminAppDeleted, &app)?);
+    ctx.db.batch(&statements).await?;
+    crate::policy::judge::forget();
     Ok(Response::new(204))
 }
 

@@ -293,8 +293,12 @@ pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
         return Err(not_found("client"));
     }
     let mut statements = clients::delete_statements(id, ctx.clock.now());
+    // Its policy bindings go too: a client created later with the same id starts unbound.
+    let target = crate::policy::binding::Target::Client(id.to_owned()).key();
+    statements.extend(crate::store::policies::delete_target_statements(&target));
     statements.push(audit_statement(ctx, EventKind::AdminClientDeleted, None, Some(id))?);
     ctx.db.batch(&statements).await?;
+    crate::policy::judge::forget();
     Ok(Response::new(204))
 }
 

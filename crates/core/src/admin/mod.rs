@@ -4,6 +4,7 @@
 pub mod apps;
 pub mod clients;
 pub mod factors;
+pub mod policies;
 pub mod users;
 
 use serde::de::DeserializeOwned;
@@ -58,6 +59,21 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
         (Method::Patch, ["clients", id]) => clients::patch(ctx, req, id).await,
         (Method::Delete, ["clients", id]) => clients::delete(ctx, id).await,
         (Method::Post, ["clients", id, "secret"]) => clients::rotate_secret(ctx, id).await,
+        (Method::Get, ["policies"]) => policies::list(ctx).await,
+        (Method::Post, ["policies"]) => policies::create(ctx, req).await,
+        (Method::Post, ["policies", "validate"]) => policies::validate(req).await,
+        (Method::Get, ["policies", id]) => policies::get(ctx, id).await,
+        (Method::Patch, ["policies", id]) => policies::patch(ctx, req, id).await,
+        (Method::Delete, ["policies", id]) => policies::delete(ctx, id).await,
+        (Method::Post, ["policies", id, "test"]) => policies::test(ctx, req, id).await,
+        (Method::Get, ["policy-bindings"]) => policies::list_bindings(ctx, req).await,
+        (Method::Post, ["policy-bindings"]) => policies::create_binding(ctx, req).await,
+        (Method::Get, ["policy-bindings", id]) => policies::get_binding(ctx, id).await,
+        (Method::Patch, ["policy-bindings", id]) => policies::patch_binding(ctx, req, id).await,
+        (Method::Delete, ["policy-bindings", id]) => policies::delete_binding(ctx, id).await,
+        (Method::Get, ["policy-targets", kind, id]) => policies::get_target(ctx, kind, id).await,
+        (Method::Put, ["policy-targets", kind, id]) => policies::put_target(ctx, req, kind, id).await,
+        (Method::Post, ["policy-targets", kind, id, "test"]) => policies::test_target(ctx, req, kind, id).await,
         (
             _,
             ["apps"]
@@ -70,7 +86,14 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
             | ["users", _, "passkey-setup"]
             | ["clients"]
             | ["clients", _]
-            | ["clients", _, "secret"],
+            | ["clients", _, "secret"]
+            | ["policies"]
+            | ["policies", _]
+            | ["policies", _, "test"]
+            | ["policy-bindings"]
+            | ["policy-bindings", _]
+            | ["policy-targets", _, _]
+            | ["policy-targets", _, _, "test"],
         ) => Err(OAuthError::new(ErrorCode::MethodNotAllowed, "method not allowed").into()),
         _ => Err(OAuthError::new(ErrorCode::NotFound, "no such admin resource").into()),
     };

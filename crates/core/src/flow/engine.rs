@@ -64,6 +64,11 @@ pub async fn begin(ctx: &Ctx<'_>, req: &Request, flow: &mut Flow) -> Result<(), 
     }
     flow.carried_session = Some(hash.clone());
     flow.session = Some(hash);
+    let mut changes = Vec::new();
+    judge_policies(ctx, req, flow, &mut changes).await?;
+    if !changes.is_empty() {
+        ctx.db.batch(&changes).await?;
+    }
     Ok(())
 }
 
@@ -179,6 +184,7 @@ async fn assess(ctx: &Ctx<'_>, flow: &Flow) -> Result<(Standing, Option<sessions
         consent: false,
         new_password: flow.new_password,
         passkey_only: passkey_only(ctx, &user),
+        second_factor_waived: flow.second_factor_waived,
     };
     let factors = Some(enrolled(ctx, &user).await?);
     let passed = flow.passed();
@@ -210,6 +216,9 @@ pub async fn advance(
 ) -> Result<Response, Error> {
     if flow.location_check.is_none() && flow.signed_in_here() {
         judge_location(ctx, req, &mut flow, &mut changes).await?;
+    }
+    if flow.refused.is_none() {
+        judge_policies(ctx, req, &mut flow, &mut changes).await?;
     }
     let standing = standing(ctx, &flow).await?;
     let mut set_cookie = None;
@@ -290,6 +299,100 @@ async fn judge_location(
         )?);
     }
     Ok(())
+}
+
+/// The policy bindings (`policy::binding`), once per flow as soon as it knows its user (signed
+/// in here, or carried over from the session), with the facts of the request that made it known:
+/// those of the flow's purpose (`flow:authorize`) and of its client or app refuse the flow when
+/// they fail (`Refusal::Policy` and a `login_blocked` event); those of the stage `mfa` skip the
+/// second factor when they fail, unless one of them could not be evaluated (a broken or missing
+/// policy never waives a factor, whatever its failure result) or the flow is the account page's
+/// (where factors are changed). One query (cached per isolate, `policy::judge`) finds the
+/// bindings of the three targets; the user is read only when there is one.
+async fn judge_policies(
+    ctx: &Ctx<'_>,
+    req: &Request,
+    flow: &mut Flow,
+    changes: &mut Vec<(&'static str, Vec<Value>)>,
+) -> Result<(), Error> {
+    use crate::policy::binding::Target;
+    use crate::policy::judge;
+    let Some(user_id) = flow.user_id.clone().filter(|_| !flow.policies_judged) else {
+        return Ok(());
+    };
+    let purpose = purpose_name(flow.purpose);
+    let target = binding_target(flow);
+    let access = judge::access_keys(purpose, target.as_ref());
+    let stage = Target::Stage("mfa".to_owned()).key();
+    let mut keys = access.clone();
+    keys.push(stage.clone());
+    let found = judge::bound(ctx, &keys).await?;
+    flow.policies_judged = true;
+    if found.is_empty() {
+        return Ok(());
+    }
+    let Some(user) = users::by_id(ctx.db, &user_id).await? else {
+        // `assess` voids a flow whose user is gone.
+        return Ok(());
+    };
+    let mut facts = crate::policy::facts(ctx, req, Some(&user));
+    judge::describe(&mut facts, purpose, target.as_ref(), &flow.audience);
+    if let Some((target, v)) = judge::first_refusing(ctx, &found, &access, &facts) {
+        flow.refused = Some(Refusal::Policy);
+        let failed: Vec<&str> = v
+            .outcomes
+            .iter()
+            .filter(|o| !o.passed)
+            .map(|o| o.binding_id.as_str())
+            .collect();
+        changes.push(events::record_statement(
+            ctx.rng,
+            ctx.clock.now(),
+            events::Event {
+                kind: EventKind::LoginBlocked,
+                user_id: Some(&user_id),
+                client_id: flow.event_client.as_deref(),
+                ip: Some(&crate::policy::client_ip(ctx, req).to_string()),
+                detail: json!({ "policy": "binding", "target": target, "failed_bindings": failed }),
+            },
+        )?);
+        return Ok(());
+    }
+    if flow.purpose != super::Purpose::Account {
+        facts.flow.stage = "mfa".to_owned();
+        let v = judge::verdict(ctx, &found, &stage, &facts);
+        flow.second_factor_waived = !v.passed && v.outcomes.iter().all(|o| o.error.is_none());
+    }
+    Ok(())
+}
+
+/// The client or app whose bindings a flow must pass. A flow stored before `binding_target`
+/// existed names its client as `event_client` (an authorization request) or its app in its
+/// payload (a gateway sign-in).
+fn binding_target(flow: &Flow) -> Option<crate::policy::binding::Target> {
+    use crate::policy::binding::Target;
+    if let Some(key) = &flow.binding_target {
+        let (kind, id) = key.split_once(':')?;
+        return Target::parse(kind, id).ok();
+    }
+    match flow.purpose {
+        super::Purpose::Authorize => flow.event_client.clone().map(Target::Client),
+        super::Purpose::Gateway => flow
+            .payload
+            .get("app_id")
+            .and_then(|v| v.as_str())
+            .map(|id| Target::App(id.to_owned())),
+        super::Purpose::Account => None,
+    }
+}
+
+/// The name a flow's purpose has in bindings and expressions.
+pub fn purpose_name(p: super::Purpose) -> &'static str {
+    match p {
+        super::Purpose::Authorize => "authorize",
+        super::Purpose::Gateway => "gateway",
+        super::Purpose::Account => "account",
+    }
 }
 
 /// A request's location as events record it (what the GeoIP history reads back).
@@ -394,6 +497,10 @@ pub enum Outcome {
 /// none, proves its factors again: they are forgotten here, and the purpose advances the flow.
 /// (A flow whose session ended is over: `standing` refuses it.)
 pub async fn outcome(ctx: &Ctx<'_>, req: &Request, flow: &mut Flow) -> Result<Outcome, Error> {
+    // A flow completes only once its policies were judged (`advance` judges them).
+    if flow.user_id.is_some() && !flow.policies_judged && flow.refused.is_none() {
+        return Ok(Outcome::Unfinished);
+    }
     // `live` is the flow's session, found live and the flow user's by `assess`.
     let live = match assess(ctx, flow).await? {
         (Standing::Refused(r), _) => return Ok(Outcome::Refused(r)),

@@ -76,6 +76,9 @@ pub enum Refusal {
     Location,
     /// The user may not use this client (its `allowed_users` / `allowed_groups`).
     NotAllowed,
+    /// A policy binding of the flow, the client or the app refused the user
+    /// (`policy::binding`).
+    Policy,
 }
 
 /// Why a sign-in must set a new password before it completes.
@@ -178,6 +181,17 @@ pub struct Flow {
     /// who may use it); checked as soon as the user is known, before consent or a code.
     #[serde(default)]
     pub restricted_to_client: Option<String>,
+    /// The client or app whose policy bindings the user must pass (`client:<id>`, `app:<id>`),
+    /// besides the flow's own (`flow:<purpose>`).
+    #[serde(default)]
+    pub binding_target: Option<String>,
+    /// The policy bindings were evaluated for this flow's user (once, as soon as the user was
+    /// known; `engine::judge_policies`).
+    #[serde(default)]
+    pub policies_judged: bool,
+    /// The bindings of the second-factor stage skipped it for this user and request.
+    #[serde(default)]
+    pub second_factor_waived: bool,
     pub refused: Option<Refusal>,
 }
 
@@ -213,6 +227,9 @@ impl Flow {
             reused_guesses: 0,
             location_check: None,
             restricted_to_client: None,
+            binding_target: None,
+            policies_judged: false,
+            second_factor_waived: false,
             refused: None,
         }
     }
@@ -254,6 +271,9 @@ impl Flow {
             self.consented = false;
             self.enrolling = None;
             self.signed_in_by_passkey = false;
+            // The policies judged the previous user.
+            self.policies_judged = false;
+            self.second_factor_waived = false;
             // A change asked of the previous user's password is not this user's.
             if self.password_change.take().is_some() {
                 self.new_password = false;

@@ -230,6 +230,10 @@ pub struct Requirements {
     pub new_password: bool,
     /// The user signs in with a passkey only: a password (or a reset link) is no first factor.
     pub passkey_only: bool,
+    /// The bindings of the second-factor stage skip it (`policy::binding`): the default of
+    /// `GATEHOUSE_MFA` (and a user's own enrolled factor) is waived, never a requirement of the
+    /// client, the app, a group (`mfa_required_here`) or `acr_values`.
+    pub second_factor_waived: bool,
 }
 
 /// The factors the identified user has enrolled.
@@ -334,6 +338,9 @@ pub fn next(req: &Requirements, user: Option<Enrolled>, passed: &[Passed]) -> St
     if !has(false) {
         return Stage::Password;
     }
+    // Never after a reset link alone: it proves the mailbox only, and the second factor is what
+    // keeps whoever reads the mail out.
+    let waived = req.second_factor_waived && !req.mfa_required_here && !req.acr_mfa && !mailbox_first;
     let needs_second = match req.mfa {
         // `acr_values` is a request the provider may decline (OIDC Core §3.1.2.1; the token's
         // `acr` then says what was done); a client or group that requires a second factor is not.
@@ -342,6 +349,7 @@ pub fn next(req: &Requirements, user: Option<Enrolled>, passed: &[Passed]) -> St
             return Stage::Denied(Denied::SecondFactorRequiredButOff)
         }
         MfaMode::Off => false,
+        _ if waived => false,
         MfaMode::Optional => {
             enrolled.any_second(mailbox_first) || enrolled.had_second_factor || req.mfa_required_here || req.acr_mfa
         }
@@ -404,6 +412,54 @@ mod tests {
             mfa,
             ..Requirements::default()
         }
+    }
+
+    #[test]
+    fn a_waived_second_factor_is_skipped_unless_the_client_a_group_or_acr_values_require_one() {
+        let passed = [PWD];
+        for mfa in [MfaMode::Optional, MfaMode::Required] {
+            let waived = Requirements {
+                second_factor_waived: true,
+                ..req(mfa)
+            };
+            assert_eq!(next(&waived, Some(WITH_TOTP), &passed), Stage::Complete, "{mfa:?}");
+            assert_eq!(
+                next(&waived, Some(NONE), &passed),
+                Stage::Complete,
+                "{mfa:?}: no enrollment"
+            );
+            assert_eq!(
+                next(&req(mfa), Some(WITH_TOTP), &passed),
+                Stage::SecondFactor,
+                "{mfa:?}: not waived"
+            );
+            let required_here = Requirements {
+                mfa_required_here: true,
+                ..waived.clone()
+            };
+            assert_eq!(next(&required_here, Some(WITH_TOTP), &passed), Stage::SecondFactor);
+            let acr = Requirements {
+                acr_mfa: true,
+                ..waived.clone()
+            };
+            assert_eq!(next(&acr, Some(WITH_TOTP), &passed), Stage::SecondFactor);
+        }
+        // Nor after a reset link alone (it proves only the mailbox).
+        let link = Passed {
+            factor: Factor::EmailLink,
+            at: 100,
+        };
+        let waived_optional = Requirements {
+            second_factor_waived: true,
+            ..req(MfaMode::Optional)
+        };
+        assert_eq!(next(&waived_optional, Some(WITH_TOTP), &[link]), Stage::SecondFactor);
+        // A waiver never stands in for the first factor.
+        let waived = Requirements {
+            second_factor_waived: true,
+            ..req(MfaMode::Required)
+        };
+        assert_eq!(next(&waived, Some(WITH_TOTP), &[TOTP]), Stage::Password);
     }
 
     #[test]

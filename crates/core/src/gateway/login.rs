@@ -73,6 +73,7 @@ pub async fn start(ctx: &Ctx<'_>, req: &Request) -> Response {
             ctx.clock.now(),
         );
         flow.event_client = Some(app.name.clone());
+        flow.binding_target = Some(crate::policy::binding::Target::App(app.id.clone()).key());
         flow.mfa_required_here = app.require_mfa;
         flow.form_action = crate::http::csp_source(&target.return_to).into_iter().collect();
         engine::begin(ctx, req, &mut flow).await?;
@@ -128,7 +129,7 @@ fn refused_page(r: Refusal) -> Response {
         }
         Refusal::Voided => "The sign-in ended before it finished. Open the application again.",
         Refusal::Location => crate::policy::geoip::REFUSED_PAGE_TEXT,
-        Refusal::NotAllowed => "Your account may not use this application.",
+        Refusal::NotAllowed | Refusal::Policy => "Your account may not use this application.",
     };
     Response::error_page(403, "access_denied", detail)
 }

@@ -343,6 +343,21 @@ async fn forward(ctx: &Ctx<'_>, req: &Request, app: &App) -> Result<Outcome, Err
                 "Your account is not allowed to use this application.",
             )));
         }
+        // The bindings of the gateway flow and of this app, on every request: an app session (or
+        // the SSO session on Gatehouse's own host) may have been made for another app on the
+        // host, or before a binding was added. Cached per isolate (`policy::judge`): no query on
+        // this path while the cache is fresh.
+        let target = crate::policy::binding::Target::App(app.id.clone());
+        if crate::policy::judge::refusing(ctx, req, &user, "gateway", Some(&target), &app.name)
+            .await?
+            .is_some()
+        {
+            return Ok(Outcome::Respond(Response::error_page(
+                403,
+                "access_denied",
+                "Your account may not use this application.",
+            )));
+        }
         identity = Some((user, groups));
     }
 

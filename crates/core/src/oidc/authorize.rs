@@ -172,6 +172,7 @@ fn new_flow(
     let mut flow = Flow::new(Purpose::Authorize, payload, name, browser, now);
     flow.event_client = Some(client.client_id.clone());
     flow.restricted_to_client = client.restricted().then(|| client.client_id.clone());
+    flow.binding_target = Some(crate::policy::binding::Target::Client(client.client_id.clone()).key());
     flow.form_action = crate::http::csp_source(&request.redirect_uri).into_iter().collect();
     flow.login_hint = asks.login_hint;
     flow.expected_user = expected_user;
@@ -213,6 +214,7 @@ fn refusal_error(r: Refusal) -> OAuthError {
         ),
         Refusal::Location => OAuthError::new(ErrorCode::AccessDenied, "sign-in is not allowed from this location"),
         Refusal::NotAllowed => OAuthError::new(ErrorCode::AccessDenied, "this user may not use this client"),
+        Refusal::Policy => OAuthError::new(ErrorCode::AccessDenied, "a policy does not allow this sign-in"),
     }
 }
 

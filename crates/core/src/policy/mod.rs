@@ -6,9 +6,12 @@
 //! checking a secret without its limits.
 
 pub mod access;
+pub mod binding;
 pub mod client_ip;
 pub mod counter;
+pub mod expression;
 pub mod geoip;
+pub mod judge;
 pub mod lockout;
 pub mod password;
 pub mod rate_limit;
@@ -256,6 +259,43 @@ pub async fn captcha_required(ctx: &Ctx<'_>, ip_key: &str, user_key: Option<&str
         }
         None => Ok(false),
     }
+}
+
+/// What an expression policy sees of this request and user (the client, app and flow are the
+/// caller's to fill in). The user agent is cut to 256 characters (it is the caller's to choose).
+pub fn facts(ctx: &Ctx<'_>, req: &Request, user: Option<&crate::store::users::User>) -> expression::Facts {
+    expression::Facts {
+        user: user.map(expression::UserFacts::of).unwrap_or_default(),
+        request: expression::RequestFacts {
+            ip: client_ip(ctx, req).to_string(),
+            country: req.location.country.clone().unwrap_or_default(),
+            asn: req.location.asn.map_or(0, i64::from),
+            user_agent: req.header("user-agent").unwrap_or("").chars().take(256).collect(),
+        },
+        time: expression::TimeFacts::at(ctx.clock.now()),
+        ..expression::Facts::default()
+    }
+}
+
+/// The source of a configured policy, by its binding id `cfg:<name>`.
+pub fn configured_policy<'s>(settings: &'s crate::config::Settings, policy_id: &str) -> Option<&'s str> {
+    let name = policy_id.strip_prefix("cfg:")?;
+    settings
+        .configured_policies
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, source)| source.as_str())
+}
+
+/// A found binding's policy source: the stored one, or the configured one it names.
+pub fn policy_source(ctx: &Ctx<'_>, b: &crate::store::policies::TargetBinding) -> Option<String> {
+    b.expression.clone().or_else(|| {
+        b.stored
+            .policy_id
+            .as_deref()
+            .and_then(|id| configured_policy(ctx.settings, id))
+            .map(str::to_owned)
+    })
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod gateway_codes;
 pub mod grants;
 pub mod passkeys;
 pub mod password_history;
+pub mod policies;
 pub mod recovery_codes;
 pub mod retention;
 pub mod sessions;

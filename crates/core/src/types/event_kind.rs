@@ -87,10 +87,24 @@ pub enum EventKind {
     AdminPasskeyRemoved,
     /// An administrator issued a passkey setup link for a user (`expires_at`).
     AdminPasskeySetupIssued,
+    /// An administrator created an expression policy (`policy_id`, `name`).
+    AdminPolicyCreated,
+    /// An administrator changed an expression policy (`policy_id`, `name`, the expression before and after).
+    AdminPolicyUpdated,
+    /// An administrator deleted an expression policy (`policy_id`, `name`).
+    AdminPolicyDeleted,
+    /// An administrator bound a policy, user or group to a flow, stage, client or app (`binding`).
+    AdminPolicyBindingCreated,
+    /// An administrator changed a policy binding (`before`, `after`).
+    AdminPolicyBindingUpdated,
+    /// An administrator removed a policy binding (`binding`).
+    AdminPolicyBindingDeleted,
+    /// An administrator set how a target's bindings combine (`target`, `mode`: `all` or `any`).
+    AdminPolicyModeSet,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 45] = [
+    pub const ALL: [EventKind; 52] = [
         EventKind::LoginSucceeded,
         EventKind::LoginSteppedUp,
         EventKind::LoginFailed,
@@ -136,6 +150,13 @@ impl EventKind {
         EventKind::AdminFactorsReset,
         EventKind::AdminPasskeyRemoved,
         EventKind::AdminPasskeySetupIssued,
+        EventKind::AdminPolicyCreated,
+        EventKind::AdminPolicyUpdated,
+        EventKind::AdminPolicyDeleted,
+        EventKind::AdminPolicyBindingCreated,
+        EventKind::AdminPolicyBindingUpdated,
+        EventKind::AdminPolicyBindingDeleted,
+        EventKind::AdminPolicyModeSet,
     ];
 
     /// Its stored name.
@@ -186,6 +207,13 @@ impl EventKind {
             EventKind::AdminPasskeyRemoved => "admin_passkey_removed",
             EventKind::AdminPasskeySetupIssued => "admin_passkey_setup_issued",
             EventKind::AdminFactorsReset => "admin_factors_reset",
+            EventKind::AdminPolicyCreated => "admin_policy_created",
+            EventKind::AdminPolicyUpdated => "admin_policy_updated",
+            EventKind::AdminPolicyDeleted => "admin_policy_deleted",
+            EventKind::AdminPolicyBindingCreated => "admin_policy_binding_created",
+            EventKind::AdminPolicyBindingUpdated => "admin_policy_binding_updated",
+            EventKind::AdminPolicyBindingDeleted => "admin_policy_binding_deleted",
+            EventKind::AdminPolicyModeSet => "admin_policy_mode_set",
         }
     }
 }
