@@ -134,6 +134,8 @@ pub struct Settings {
     pub passkey_only_groups: Vec<String>,
     /// What a new password must be and how long one lasts (`crate::policy::password`).
     pub password: crate::policy::password::PasswordPolicy,
+    /// Who the default notification rules tell, and the retry schedule (`crate::events`).
+    pub notify: crate::events::settings::NotifySettings,
 }
 
 impl Default for Settings {
@@ -160,6 +162,7 @@ impl Default for Settings {
             passkey_only: false,
             passkey_only_groups: Vec::new(),
             password: crate::policy::password::PasswordPolicy::default(),
+            notify: crate::events::settings::NotifySettings::default(),
         }
     }
 }
@@ -214,6 +217,7 @@ impl Settings {
         s.passkey_only_groups = group_list(get(PASSKEY_ONLY_GROUPS));
         s.mail = crate::mail::MailSettings::from_lookup(&get)?;
         s.password = crate::policy::password::PasswordPolicy::from_lookup(&get)?;
+        s.notify = crate::events::settings::NotifySettings::from_lookup(&get)?;
         s.email_otp = on_off(&get, EMAIL_OTP)?;
         Ok(s)
     }

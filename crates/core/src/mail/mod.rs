@@ -189,6 +189,8 @@ pub enum MailKind {
     VerifyAddress,
     AddressChanged,
     PasskeyAdded,
+    /// A notification rule's mail (`events::delivery`).
+    Notification,
 }
 
 impl MailKind {
@@ -200,6 +202,7 @@ impl MailKind {
             MailKind::VerifyAddress => "verify_address",
             MailKind::AddressChanged => "address_changed",
             MailKind::PasskeyAdded => "passkey_added",
+            MailKind::Notification => "notification",
         }
     }
 }

@@ -87,10 +87,16 @@ pub enum EventKind {
     AdminPasskeyRemoved,
     /// An administrator issued a passkey setup link for a user (`expires_at`).
     AdminPasskeySetupIssued,
+    /// An administrator created a notification rule.
+    AdminNotificationRuleCreated,
+    /// An administrator replaced a notification rule.
+    AdminNotificationRuleUpdated,
+    /// An administrator deleted a notification rule.
+    AdminNotificationRuleDeleted,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 45] = [
+    pub const ALL: [EventKind; 48] = [
         EventKind::LoginSucceeded,
         EventKind::LoginSteppedUp,
         EventKind::LoginFailed,
@@ -136,6 +142,9 @@ impl EventKind {
         EventKind::AdminFactorsReset,
         EventKind::AdminPasskeyRemoved,
         EventKind::AdminPasskeySetupIssued,
+        EventKind::AdminNotificationRuleCreated,
+        EventKind::AdminNotificationRuleUpdated,
+        EventKind::AdminNotificationRuleDeleted,
     ];
 
     /// Its stored name.
@@ -186,6 +195,9 @@ impl EventKind {
             EventKind::AdminPasskeyRemoved => "admin_passkey_removed",
             EventKind::AdminPasskeySetupIssued => "admin_passkey_setup_issued",
             EventKind::AdminFactorsReset => "admin_factors_reset",
+            EventKind::AdminNotificationRuleCreated => "admin_notification_rule_created",
+            EventKind::AdminNotificationRuleUpdated => "admin_notification_rule_updated",
+            EventKind::AdminNotificationRuleDeleted => "admin_notification_rule_deleted",
         }
     }
 }
