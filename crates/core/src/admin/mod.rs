@@ -4,6 +4,7 @@
 pub mod apps;
 pub mod clients;
 pub mod factors;
+pub mod notification_rules;
 pub mod users;
 
 use serde::de::DeserializeOwned;
@@ -58,6 +59,13 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
         (Method::Patch, ["clients", id]) => clients::patch(ctx, req, id).await,
         (Method::Delete, ["clients", id]) => clients::delete(ctx, id).await,
         (Method::Post, ["clients", id, "secret"]) => clients::rotate_secret(ctx, id).await,
+        (Method::Get, ["notification-rules"]) => notification_rules::list(ctx).await,
+        (Method::Post, ["notification-rules"]) => notification_rules::create(ctx, req).await,
+        (Method::Get, ["notification-rules", "dead-letters"]) => notification_rules::dead_letters(ctx, req).await,
+        (Method::Get, ["notification-rules", id]) => notification_rules::get(ctx, id).await,
+        (Method::Put, ["notification-rules", id]) => notification_rules::put(ctx, req, id).await,
+        (Method::Delete, ["notification-rules", id]) => notification_rules::delete(ctx, id).await,
+        (Method::Post, ["notification-rules", id, "test"]) => notification_rules::test(ctx, req, id).await,
         (
             _,
             ["apps"]
@@ -70,7 +78,10 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
             | ["users", _, "passkey-setup"]
             | ["clients"]
             | ["clients", _]
-            | ["clients", _, "secret"],
+            | ["clients", _, "secret"]
+            | ["notification-rules"]
+            | ["notification-rules", _]
+            | ["notification-rules", _, "test"],
         ) => Err(OAuthError::new(ErrorCode::MethodNotAllowed, "method not allowed").into()),
         _ => Err(OAuthError::new(ErrorCode::NotFound, "no such admin resource").into()),
     };
