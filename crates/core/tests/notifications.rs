@@ -382,6 +382,32 @@ fn the_events_a_request_commits_are_captured_and_matching_ones_queued() {
 }
 
 #[test]
+fn a_rule_change_applies_at_once_in_the_isolate_that_made_it() {
+    let env = TestEnv::new();
+    let queue = MemQueue::default();
+    let stale = block_on(ActiveRules::load(&env.db, &env.settings, 0)).unwrap();
+    let capturing = Capturing::new(&env.db);
+    let r = env.send_with_db(
+        &capturing,
+        TestEnv::admin_request(
+            Method::Post,
+            "/admin/api/notification-rules",
+            Some(
+                json!({"name": "n", "match": {"kinds": ["admin_notification_rule_created"]},
+                        "transport": {"type": "email", "to": ["sec@example.com"]}}),
+            ),
+        ),
+    );
+    assert_eq!(r.status, 201);
+    let seen = capturing.take();
+    let rules = block_on(after_request(&env.db, &queue, &env.settings, Some(stale), 1, &seen))
+        .unwrap()
+        .unwrap();
+    assert_eq!(rules.rules.len(), 1, "read again although the cache was fresh");
+    assert_eq!(queue.drain().len(), 1, "the new rule saw its own creation");
+}
+
+#[test]
 fn an_admin_change_through_the_api_is_captured_for_notification() {
     let env = TestEnv::new();
     let capturing = Capturing::new(&env.db);

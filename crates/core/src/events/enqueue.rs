@@ -5,7 +5,8 @@
 //! The active rules (enabled stored rules and the defaults) are read from D1 at most once per
 //! [`MAX_AGE_MS`] per isolate ([`ActiveRules`], kept by the adapter): that is the longest a
 //! rule change takes to apply to new events. The consumer reads the rule again before it
-//! delivers, so a rule deleted or disabled meanwhile sends nothing.
+//! delivers, so a rule deleted or disabled meanwhile sends nothing. A request that changed a
+//! rule reads them again at once, so the isolate that served the change applies it at once.
 
 use super::delivery::Message;
 use super::matcher::matches;
@@ -18,6 +19,9 @@ use crate::store::{notification_rules, users};
 
 /// How long a loaded set of rules is used before D1 is read again.
 pub const MAX_AGE_MS: i64 = 30_000;
+
+/// The kinds of the audit events of rule changes (`admin_notification_rule_created`, ...).
+const RULE_CHANGE_PREFIX: &str = "admin_notification_rule_";
 
 /// The rules events are matched against, and when they were read.
 #[derive(Debug, Clone)]
@@ -93,8 +97,9 @@ pub async fn after_request(
     if events.is_empty() {
         return Ok(cached);
     }
+    let rule_changed = events.iter().any(|e| e.kind.starts_with(RULE_CHANGE_PREFIX));
     let rules = match cached {
-        Some(c) if c.fresh(now_ms) => c,
+        Some(c) if c.fresh(now_ms) && !rule_changed => c,
         _ => ActiveRules::load(db, settings, now_ms).await?,
     };
     enqueue(db, queue, &rules, events).await?;
