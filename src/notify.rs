@@ -113,6 +113,7 @@ pub async fn queue(batch: MessageBatch<String>, env: Env, _ctx: worker::Context)
     let queue = WorkerQueue(env.queue(BINDING)?);
     let rng = WebRng::new().map_err(|e| worker::Error::RustError(e.to_string()))?;
     let mailer = crate::mail::Queue::default();
+    let counters = crate::counters::DoCounters(env.durable_object("COUNTERS")?);
     let consumer = Consumer {
         settings: &config.settings,
         sealing_key: config.secrets.sealing_key.as_ref(),
@@ -121,6 +122,7 @@ pub async fn queue(batch: MessageBatch<String>, env: Env, _ctx: worker::Context)
         clock: &JsClock,
         queue: &queue,
         post: &FetchWebhook,
+        counters: &counters,
         mailer: &mailer,
     };
     let from_dlq = batch.queue() == DEAD_LETTER_QUEUE;

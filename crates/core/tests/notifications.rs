@@ -17,7 +17,7 @@ use gatehouse_core::http::Method;
 use gatehouse_core::mail::{Delivery, MailKind};
 use gatehouse_core::ports::{Clock, Db};
 use gatehouse_core::store::events;
-use gatehouse_core::testing::{FakeWebhook, MemMailer, MemQueue};
+use gatehouse_core::testing::{FakeWebhook, MemCounters, MemMailer, MemQueue};
 use gatehouse_core::types::event_kind::EventKind;
 use serde_json::json;
 use support::*;
@@ -55,6 +55,7 @@ fn event(kind: &str, user: Option<&str>, detail: serde_json::Value) -> Recorded 
 }
 
 struct Ports {
+    counters: MemCounters,
     queue: MemQueue,
     post: FakeWebhook,
     mailer: MemMailer,
@@ -63,6 +64,7 @@ struct Ports {
 impl Ports {
     fn new() -> Ports {
         Ports {
+            counters: MemCounters::default(),
             queue: MemQueue::default(),
             post: FakeWebhook::default(),
             mailer: MemMailer::default(),
@@ -77,6 +79,7 @@ impl Ports {
             clock: &env.clock,
             queue: &self.queue,
             post: &self.post,
+            counters: &self.counters,
             mailer: &self.mailer,
         }
     }
@@ -740,4 +743,26 @@ fn a_sign_in_from_a_country_never_seen_for_the_user_is_told_and_a_known_one_is_n
     // Once seen, DE is known.
     let back = sign_in("evt_d", "DE", T0 + 30);
     assert!(matches!(deliver(&back).0, Outcome::Skipped(_)));
+}
+
+#[test]
+fn notification_mail_to_one_address_is_bounded_per_hour() {
+    let mut env = TestEnv::new();
+    with_mail(&mut env);
+    let user = env.create_user("ann", "a long enough password");
+    let ports = Ports::new();
+    let c = ports.consumer(&env);
+    let msg = first_message(
+        "default:account_locked",
+        &event("account_locked", Some(&user), json!({})),
+    );
+    for _ in 0..delivery::MAILS_PER_ADDRESS_HOUR {
+        assert_eq!(block_on(delivery::handle(&c, &msg)), Outcome::Delivered);
+    }
+    assert!(matches!(block_on(delivery::handle(&c, &msg)), Outcome::Skipped(_)));
+    assert_eq!(ports.mailer.mails().len(), delivery::MAILS_PER_ADDRESS_HOUR as usize);
+    assert_eq!(
+        env.db.count("SELECT COUNT(*) FROM events WHERE kind = 'mail_limited' AND json_extract(detail, '$.mail') = 'notification'"),
+        1
+    );
 }

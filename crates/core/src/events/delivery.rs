@@ -23,7 +23,7 @@ use crate::crypto::{b64url, random_id, sha256};
 use crate::error::{log_internal, InternalError};
 use crate::factors::sealed::SealingKey;
 use crate::mail::{messages, Delivery, Outgoing};
-use crate::ports::{Clock, Db, Mailer, Queue, Rng, WebhookPost};
+use crate::ports::{Clock, Counters, Db, Mailer, Queue, Rng, WebhookPost};
 use crate::store::dead_letters::{self, DeadLetter};
 use crate::store::{notification_rules, users};
 use crate::types::event_kind::EventKind;
@@ -33,6 +33,10 @@ use crate::types::event_kind::EventKind;
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 /// How long a webhook receiver has to answer.
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Notification mails one address may receive per hour: whoever can cause events (failed
+/// sign-ins, lockouts) must not be able to flood a mailbox through a rule. The excess is
+/// dropped, and a `mail_limited` event says so.
+pub const MAILS_PER_ADDRESS_HOUR: u32 = 20;
 /// The delay of the queue's own retry when a retry message could not be sent.
 pub const FALLBACK_DELAY: u32 = 60;
 
@@ -91,6 +95,8 @@ pub struct Consumer<'a> {
     pub clock: &'a dyn Clock,
     pub queue: &'a dyn Queue,
     pub post: &'a dyn WebhookPost,
+    /// Bounds the mail sent to one address (`MAILS_PER_ADDRESS_HOUR`).
+    pub counters: &'a dyn Counters,
     /// Mail is queued here and delivered by the adapter (`mail::deliver`) after the batch.
     pub mailer: &'a dyn Mailer,
 }
@@ -322,6 +328,16 @@ async fn send_mail(c: &Consumer<'_>, to: &[String], event: &Recorded) -> Attempt
         } else {
             address.clone()
         };
+        let key = crate::mail::address_key(&address);
+        let tiers = [crate::mail::hourly(MAILS_PER_ADDRESS_HOUR)];
+        match c.counters.rate_limit(&key, "notification", &tiers).await {
+            Ok((true, _, _)) => {}
+            Ok((false, _, _)) => {
+                limited(c, event).await;
+                continue;
+            }
+            Err(e) => return Attempt::Transient(e.to_string()),
+        }
         match messages::notification(&address, &site, &subject, &intro, &lines, &advice) {
             Ok(mail) => {
                 c.mailer.queue(Outgoing { delivery, mail });
@@ -331,9 +347,23 @@ async fn send_mail(c: &Consumer<'_>, to: &[String], event: &Recorded) -> Attempt
         }
     }
     if sent == 0 {
-        Attempt::Skipped("no recipient has an address")
+        Attempt::Skipped("no recipient has an address under its hourly bound")
     } else {
         Attempt::Delivered
+    }
+}
+
+/// Records that a notification mail was dropped by the hourly bound (never the address).
+async fn limited(c: &Consumer<'_>, event: &Recorded) {
+    let e = crate::store::events::Event {
+        kind: EventKind::MailLimited,
+        user_id: event.user_id.as_deref(),
+        client_id: None,
+        ip: None,
+        detail: json!({ "mail": crate::mail::MailKind::Notification.as_str(), "by": "address", "event": event.id }),
+    };
+    if let Err(e) = crate::store::events::record(c.db, c.rng, c.clock.now(), e).await {
+        log_internal(&e);
     }
 }
 
