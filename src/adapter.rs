@@ -430,6 +430,7 @@ pub async fn fetch(req: worker::Request, env: Env, worker_ctx: Context) -> worke
     }
     match gatehouse_core::gateway::route(&ctx, &core_req).await {
         Some(Outcome::Forward(f)) => {
+            crate::notify::flush(&env, &worker_ctx, Rc::clone(&config), db.take());
             let method = req.inner().method();
             let body = req.inner().body();
             crate::proxy::forward(f, &method, body, Duration::from_secs(settings.origin_timeout as u64)).await

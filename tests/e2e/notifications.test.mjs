@@ -2,7 +2,8 @@
 // made through the admin API, an admin change delivered to a receiver on loopback with a
 // Standard Webhooks signature checked here with node's crypto (independently of the Worker's
 // code), a receiver that fails once getting the queue's retry under the same webhook-id, and a
-// receiver that refuses for good ending in the dead letters the admin API lists.
+// receiver that refuses for good ending in the dead letters the admin API lists; and the
+// default rule that mails a user whose account was locked (to the dev outbox, locally).
 // GATEHOUSE_NOTIFY_RETRY_DELAYS is 1 second here so the retry comes quickly; nothing waits a
 // fixed time: each check polls until what it expects arrives (or a generous deadline passes).
 import { test, before, after } from "node:test";
@@ -10,7 +11,7 @@ import assert from "node:assert/strict";
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
 import { startGatehouse } from "./harness.mjs";
-import { adminApi } from "./helpers.mjs";
+import { adminApi, pkceAuthorizeUrl, CookieJar, send, findLoginForm } from "./helpers.mjs";
 
 let gh, admin, receiver, receiverUrl;
 /** Every request the receiver got: path, headers, raw body. */
@@ -146,4 +147,29 @@ test("the admin API validates rules and lets a dry run test one without sending"
   assert.equal(no.json.matches, false);
   assert.equal(received.filter((r) => r.path === "/dry").length, 0);
   assert.equal((await admin.call("DELETE", `/admin/api/notification-rules/${made.id}`)).status, 204);
+});
+
+test("by default a locked account is told by mail (the dev outbox in local development)", async () => {
+  const user = await admin.createUser();
+  const client = await admin.createClient();
+  const jar = new CookieJar();
+  const ip = { "cf-connecting-ip": "203.0.113.40" };
+  const r = await send(jar, pkceAuthorizeUrl(gh, client.client_id), { headers: ip });
+  const page = await send(jar, new URL(r.headers.get("location"), gh.url), { headers: ip });
+  const form = findLoginForm(await page.text());
+  for (let i = 0; i < 5; i++) {
+    const res = await send(jar, new URL("/oauth2/login", gh.url), {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", ...ip },
+      body: new URLSearchParams({ ...form.fields, username: user.username, password: `wrong ${i}` }).toString(),
+    });
+    assert.equal(res.status, 401);
+  }
+  const mail = await waitFor("the lockout mail", async () => {
+    const res = await fetch(`${gh.url}/dev/outbox?format=json&to=${encodeURIComponent(user.email)}`);
+    assert.equal(res.status, 200);
+    return (await res.json()).mails.find((m) => m.kind === "notification");
+  });
+  assert.match(mail.subject, /locked/);
+  assert.match(mail.text_body, /203\.0\.113\.40/);
 });
