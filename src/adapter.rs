@@ -136,7 +136,7 @@ impl IsolateConfig {
     }
 }
 
-fn log_sink(level: &str, line: &str) {
+pub fn log_sink(level: &str, line: &str) {
     match level {
         "error" => worker::console_error!("{line}"),
         "warn" => worker::console_warn!("{line}"),
@@ -347,11 +347,13 @@ pub async fn fetch(req: worker::Request, env: Env, worker_ctx: Context) -> worke
         return misconfigured(&e);
     }
     let mail_queue = crate::mail::Queue::default();
+    // Notes the events this request commits, for the notification rules (after the response).
+    let db = gatehouse_core::events::Capturing::new(db.as_ref());
     let ctx = Ctx {
         settings,
         secrets,
         origin,
-        db: db.as_ref(),
+        db: &db,
         signer: signer.as_ref(),
         counters: counters.as_ref(),
         captcha: &crate::captcha::FetchCaptcha,
@@ -415,6 +417,7 @@ pub async fn fetch(req: worker::Request, env: Env, worker_ctx: Context) -> worke
     }
     if let Some(resp) = gatehouse_core::handle(&ctx, &core_req).await {
         crate::mail::flush(&env, &worker_ctx, Rc::clone(&config), mail_queue.take());
+        crate::notify::flush(&env, &worker_ctx, Rc::clone(&config), db.take());
         return to_worker(resp);
     }
     // Static files: `/static/` on the issuer's host, `/.gatehouse/static/` on every host (for
@@ -427,11 +430,15 @@ pub async fn fetch(req: worker::Request, env: Env, worker_ctx: Context) -> worke
     }
     match gatehouse_core::gateway::route(&ctx, &core_req).await {
         Some(Outcome::Forward(f)) => {
+            crate::notify::flush(&env, &worker_ctx, Rc::clone(&config), db.take());
             let method = req.inner().method();
             let body = req.inner().body();
             crate::proxy::forward(f, &method, body, Duration::from_secs(settings.origin_timeout as u64)).await
         }
-        Some(Outcome::Respond(resp)) => to_worker(gatehouse_core::secure_own_response(&ctx, resp)),
+        Some(Outcome::Respond(resp)) => {
+            crate::notify::flush(&env, &worker_ctx, Rc::clone(&config), db.take());
+            to_worker(gatehouse_core::secure_own_response(&ctx, resp))
+        }
         None => to_worker(gatehouse_core::secure_own_response(
             &ctx,
             Response::error_page(404, "not_found", "There is nothing here."),

@@ -17,6 +17,8 @@ pub mod fetch;
 #[cfg(target_arch = "wasm32")]
 pub mod mail;
 #[cfg(target_arch = "wasm32")]
+pub mod notify;
+#[cfg(target_arch = "wasm32")]
 pub mod proxy;
 #[cfg(target_arch = "wasm32")]
 pub mod pwned;

@@ -81,33 +81,38 @@ pub fn flush(env: &Env, ctx: &worker::Context, config: Rc<IsolateConfig>, queued
     if queued.is_empty() {
         return;
     }
-    let env = env.clone();
-    ctx.wait_until(async move {
-        let db = match env.d1("DB") {
-            Ok(db) => D1(db),
-            Err(e) => {
-                worker::console_error!("mail not delivered: D1 binding DB unavailable: {e}");
-                return;
-            }
-        };
-        let rng = match WebRng::new() {
-            Ok(r) => r,
-            Err(e) => {
-                worker::console_error!("mail not delivered: {e}");
-                return;
-            }
-        };
-        let transport = Transport { env };
-        let courier = Courier {
-            settings: &config.settings.mail,
-            api_key: config.secrets.mail_api_key.as_ref(),
-            db: &db,
-            rng: &rng,
-            clock: &JsClock,
-            transport: &transport,
-        };
-        for out in &queued {
-            gatehouse_core::mail::deliver(&courier, out).await;
+    ctx.wait_until(deliver_all(env.clone(), config, queued));
+}
+
+/// Delivers `queued` now (the queue consumer's notification mail, or [`flush`]'s `waitUntil`).
+pub async fn deliver_all(env: Env, config: Rc<IsolateConfig>, queued: Vec<Outgoing>) {
+    if queued.is_empty() {
+        return;
+    }
+    let db = match env.d1("DB") {
+        Ok(db) => D1(db),
+        Err(e) => {
+            worker::console_error!("mail not delivered: D1 binding DB unavailable: {e}");
+            return;
         }
-    });
+    };
+    let rng = match WebRng::new() {
+        Ok(r) => r,
+        Err(e) => {
+            worker::console_error!("mail not delivered: {e}");
+            return;
+        }
+    };
+    let transport = Transport { env };
+    let courier = Courier {
+        settings: &config.settings.mail,
+        api_key: config.secrets.mail_api_key.as_ref(),
+        db: &db,
+        rng: &rng,
+        clock: &JsClock,
+        transport: &transport,
+    };
+    for out in &queued {
+        gatehouse_core::mail::deliver(&courier, out).await;
+    }
 }

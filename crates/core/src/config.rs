@@ -141,6 +141,8 @@ pub struct Settings {
     /// `GATEHOUSE_LOCK_EXPRESSIONS`: the admin API cannot create, change or delete expression
     /// policies; they come from configuration only (the hardening guide's advice).
     pub lock_expressions: bool,
+    /// Who the default notification rules tell, and the retry schedule (`crate::events`).
+    pub notify: crate::events::settings::NotifySettings,
 }
 
 impl Default for Settings {
@@ -169,6 +171,7 @@ impl Default for Settings {
             password: crate::policy::password::PasswordPolicy::default(),
             configured_policies: Vec::new(),
             lock_expressions: false,
+            notify: crate::events::settings::NotifySettings::default(),
         }
     }
 }
@@ -223,6 +226,7 @@ impl Settings {
         s.passkey_only_groups = group_list(get(PASSKEY_ONLY_GROUPS));
         s.mail = crate::mail::MailSettings::from_lookup(&get)?;
         s.password = crate::policy::password::PasswordPolicy::from_lookup(&get)?;
+        s.notify = crate::events::settings::NotifySettings::from_lookup(&get)?;
         s.email_otp = on_off(&get, EMAIL_OTP)?;
         s.configured_policies = configured_policies(get(EXPRESSION_POLICIES).as_deref().unwrap_or(""))?;
         s.lock_expressions = match get(LOCK_EXPRESSIONS).as_deref().map(str::trim) {

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod db;
 pub mod edge;
 pub mod error;
+pub mod events;
 pub mod factors;
 pub mod flow;
 pub mod gateway;

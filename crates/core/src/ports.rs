@@ -150,3 +150,27 @@ pub trait MailTransport {
     /// Sends through the `send_email` binding (`EMAIL`).
     async fn send_email(&self, from: &str, mail: &crate::mail::Mail) -> Result<(), InternalError>;
 }
+
+/// The notification queue (Cloudflare Queues, binding `NOTIFICATIONS`): the core builds the
+/// JSON message (`events::delivery::Message`, at most `events::delivery::MAX_MESSAGE_BYTES`)
+/// and the consumer in the same Worker delivers it.
+#[async_trait(?Send)]
+pub trait Queue {
+    /// Sends `body` (JSON), delivered to the consumer after `delay_seconds` (0: at once).
+    async fn send(&self, body: String, delay_seconds: u32) -> Result<(), InternalError>;
+}
+
+/// A webhook delivery's HTTP call (`events::delivery`): the core builds and signs the request
+/// and judges the answer.
+#[async_trait(?Send)]
+pub trait WebhookPost {
+    /// POSTs `body` to `url` with `headers`, giving up after `timeout`; returns the status and
+    /// the start of the response body.
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: String,
+        timeout: std::time::Duration,
+    ) -> Result<(u16, Vec<u8>), InternalError>;
+}

@@ -4,6 +4,7 @@
 pub mod apps;
 pub mod clients;
 pub mod factors;
+pub mod notification_rules;
 pub mod policies;
 pub mod users;
 
@@ -74,6 +75,13 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
         (Method::Get, ["policy-targets", kind, id]) => policies::get_target(ctx, kind, id).await,
         (Method::Put, ["policy-targets", kind, id]) => policies::put_target(ctx, req, kind, id).await,
         (Method::Post, ["policy-targets", kind, id, "test"]) => policies::test_target(ctx, req, kind, id).await,
+        (Method::Get, ["notification-rules"]) => notification_rules::list(ctx).await,
+        (Method::Post, ["notification-rules"]) => notification_rules::create(ctx, req).await,
+        (Method::Get, ["notification-rules", "dead-letters"]) => notification_rules::dead_letters(ctx, req).await,
+        (Method::Get, ["notification-rules", id]) => notification_rules::get(ctx, id).await,
+        (Method::Put, ["notification-rules", id]) => notification_rules::put(ctx, req, id).await,
+        (Method::Delete, ["notification-rules", id]) => notification_rules::delete(ctx, id).await,
+        (Method::Post, ["notification-rules", id, "test"]) => notification_rules::test(ctx, req, id).await,
         (
             _,
             ["apps"]
@@ -93,7 +101,10 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Response {
             | ["policy-bindings"]
             | ["policy-bindings", _]
             | ["policy-targets", _, _]
-            | ["policy-targets", _, _, "test"],
+            | ["policy-targets", _, _, "test"]
+            | ["notification-rules"]
+            | ["notification-rules", _]
+            | ["notification-rules", _, "test"],
         ) => Err(OAuthError::new(ErrorCode::MethodNotAllowed, "method not allowed").into()),
         _ => Err(OAuthError::new(ErrorCode::NotFound, "no such admin resource").into()),
     };

@@ -78,6 +78,25 @@ struct PasskeyAddedHtml<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "mail/notification.txt")]
+struct NotificationText<'a> {
+    site: &'a str,
+    intro: &'a str,
+    lines: &'a [(String, String)],
+    advice: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/notification.html")]
+struct NotificationHtml<'a> {
+    site: &'a str,
+    subject: &'a str,
+    intro: &'a str,
+    lines: &'a [(String, String)],
+    advice: &'a str,
+}
+
+#[derive(Template)]
 #[template(path = "mail/verify-address.txt")]
 struct VerifyAddressText<'a> {
     site: &'a str,
@@ -184,6 +203,36 @@ pub fn passkey_added(to: &str, site: &str, username: &str, name: &str, when: &st
             username,
             name,
             when,
+        })?,
+    })
+}
+
+/// A notification rule's mail (`events::delivery`): a sentence, the event's facts as lines,
+/// and what to do about it. No links: the reader acts on the site they know.
+pub fn notification(
+    to: &str,
+    site: &str,
+    subject: &str,
+    intro: &str,
+    lines: &[(String, String)],
+    advice: &str,
+) -> Result<Mail, InternalError> {
+    Ok(Mail {
+        kind: MailKind::Notification,
+        to: to.to_owned(),
+        subject: subject.to_owned(),
+        text: render(&NotificationText {
+            site,
+            intro,
+            lines,
+            advice,
+        })?,
+        html: render(&NotificationHtml {
+            site,
+            subject,
+            intro,
+            lines,
+            advice,
         })?,
     })
 }

@@ -189,6 +189,8 @@ pub enum MailKind {
     VerifyAddress,
     AddressChanged,
     PasskeyAdded,
+    /// A notification rule's mail (`events::delivery`).
+    Notification,
 }
 
 impl MailKind {
@@ -200,6 +202,7 @@ impl MailKind {
             MailKind::VerifyAddress => "verify_address",
             MailKind::AddressChanged => "address_changed",
             MailKind::PasskeyAdded => "passkey_added",
+            MailKind::Notification => "notification",
         }
     }
 }
@@ -244,14 +247,14 @@ pub enum Sent {
 }
 
 /// The counter record of an address (hashed: the counter store does not keep addresses).
-fn address_key(address: &str) -> String {
+pub(crate) fn address_key(address: &str) -> String {
     format!(
         "mail:{}",
         b64url(&sha256(address.trim().to_ascii_lowercase().as_bytes()))
     )
 }
 
-fn hourly(n: u32) -> Tier {
+pub(crate) fn hourly(n: u32) -> Tier {
     Tier {
         rate: n,
         period_ms: 3_600_000,

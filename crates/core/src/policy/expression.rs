@@ -39,7 +39,7 @@ pub const MAX_DEPTH: usize = 24;
 const CACHE_ENTRIES: usize = 64;
 
 /// The names an expression may start from.
-pub const ROOTS: [&str; 6] = ["user", "request", "client", "app", "flow", "time"];
+pub const ROOTS: [&str; 7] = ["user", "request", "client", "app", "flow", "time", "event"];
 
 /// CEL's type names, usable in `type(x) == string`.
 const TYPE_NAMES: [&str; 9] = [
@@ -114,6 +114,8 @@ pub struct Facts {
     pub app: TargetFacts,
     pub flow: FlowFacts,
     pub time: TimeFacts,
+    /// The event a notification rule matches (empty elsewhere).
+    pub event: EventFacts,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -162,6 +164,18 @@ pub struct FlowFacts {
     pub purpose: String,
     /// The stage a binding decides on (`mfa`), or empty.
     pub stage: String,
+}
+
+/// An event, as a notification rule's expression sees it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EventFacts {
+    /// Its wire name (`login_succeeded`).
+    pub kind: String,
+    pub user_id: String,
+    pub client_id: String,
+    pub ip: String,
+    /// Its details (`reason`, `country`, ...), as the event recorded them; null when none.
+    pub detail: serde_json::Value,
 }
 
 /// The time of the request, in UTC (the only clock an expression has).
@@ -454,6 +468,7 @@ mod tests {
                 stage: "mfa".into(),
             },
             time: TimeFacts::at(1_800_000_000),
+            event: EventFacts::default(),
         }
     }
 

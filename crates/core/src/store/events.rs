@@ -7,6 +7,11 @@ use crate::params_vec;
 use crate::ports::{Db, Rng};
 use crate::types::event_kind::EventKind;
 
+/// The one statement that records an event; `events::Capturing` recognises it (and its parameter
+/// order) to notify about what a request recorded.
+pub const INSERT: &str =
+    "INSERT INTO events (id, kind, user_id, client_id, ip, detail, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
 pub struct Event<'a> {
     pub kind: EventKind,
     pub user_id: Option<&'a str>,
@@ -25,7 +30,7 @@ pub async fn record(db: &dyn Db, rng: &dyn Rng, now: i64, e: Event<'_>) -> Resul
 /// entry must not be lost, nor exist without its change).
 pub fn record_statement(rng: &dyn Rng, now: i64, e: Event<'_>) -> Result<(&'static str, Vec<Value>), InternalError> {
     Ok((
-        "INSERT INTO events (id, kind, user_id, client_id, ip, detail, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        INSERT,
         params_vec![
             random_id(rng, "evt_")?,
             e.kind.as_str(),

@@ -11,7 +11,9 @@ use crate::crypto::sha256;
 use crate::error::InternalError;
 use crate::mail::{Mail, Outgoing};
 use crate::policy::counter::{apply, forgettable, Op, Record, Reply};
-use crate::ports::{Captcha, Clock, Counters, MailTransport, Mailer, PasswordStrength, PwnedPasswords, Rng};
+use crate::ports::{
+    Captcha, Clock, Counters, MailTransport, Mailer, PasswordStrength, PwnedPasswords, Queue, Rng, WebhookPost,
+};
 
 pub mod signer;
 pub mod webauthn;
@@ -330,5 +332,58 @@ impl MailTransport for FakeTransport {
         }
         self.sent.borrow_mut().push((from.to_owned(), mail.clone()));
         Ok(())
+    }
+}
+
+/// A queue that keeps what was sent (body, delay) for the test to read or consume; `down`
+/// makes every send fail.
+#[derive(Default)]
+pub struct MemQueue {
+    pub sent: RefCell<Vec<(String, u32)>>,
+    pub down: Cell<bool>,
+}
+
+impl MemQueue {
+    /// Everything sent so far, oldest first; empties the queue.
+    pub fn drain(&self) -> Vec<(String, u32)> {
+        std::mem::take(&mut *self.sent.borrow_mut())
+    }
+}
+
+#[async_trait(?Send)]
+impl Queue for MemQueue {
+    async fn send(&self, body: String, delay_seconds: u32) -> Result<(), InternalError> {
+        if self.down.get() {
+            return Err(InternalError::new("queue unavailable"));
+        }
+        self.sent.borrow_mut().push((body, delay_seconds));
+        Ok(())
+    }
+}
+
+/// A webhook receiver stand-in: answers the statuses the test lists, in order (then 200), or
+/// fails outright while `down`; records every request.
+#[derive(Default)]
+pub struct FakeWebhook {
+    pub answers: RefCell<std::collections::VecDeque<u16>>,
+    pub down: Cell<bool>,
+    pub posts: RefCell<Vec<Posted>>,
+}
+
+#[async_trait(?Send)]
+impl WebhookPost for FakeWebhook {
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: String,
+        _timeout: std::time::Duration,
+    ) -> Result<(u16, Vec<u8>), InternalError> {
+        self.posts.borrow_mut().push((url.to_owned(), headers.to_vec(), body));
+        if self.down.get() {
+            return Err(InternalError::new("webhook receiver unreachable"));
+        }
+        let status = self.answers.borrow_mut().pop_front().unwrap_or(200);
+        Ok((status, b"ok".to_vec()))
     }
 }

@@ -101,10 +101,16 @@ pub enum EventKind {
     AdminPolicyBindingDeleted,
     /// An administrator set how a target's bindings combine (`target`, `mode`: `all` or `any`).
     AdminPolicyModeSet,
+    /// An administrator created a notification rule.
+    AdminNotificationRuleCreated,
+    /// An administrator replaced a notification rule.
+    AdminNotificationRuleUpdated,
+    /// An administrator deleted a notification rule.
+    AdminNotificationRuleDeleted,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 52] = [
+    pub const ALL: [EventKind; 55] = [
         EventKind::LoginSucceeded,
         EventKind::LoginSteppedUp,
         EventKind::LoginFailed,
@@ -157,6 +163,9 @@ impl EventKind {
         EventKind::AdminPolicyBindingUpdated,
         EventKind::AdminPolicyBindingDeleted,
         EventKind::AdminPolicyModeSet,
+        EventKind::AdminNotificationRuleCreated,
+        EventKind::AdminNotificationRuleUpdated,
+        EventKind::AdminNotificationRuleDeleted,
     ];
 
     /// Its stored name.
@@ -214,6 +223,9 @@ impl EventKind {
             EventKind::AdminPolicyBindingUpdated => "admin_policy_binding_updated",
             EventKind::AdminPolicyBindingDeleted => "admin_policy_binding_deleted",
             EventKind::AdminPolicyModeSet => "admin_policy_mode_set",
+            EventKind::AdminNotificationRuleCreated => "admin_notification_rule_created",
+            EventKind::AdminNotificationRuleUpdated => "admin_notification_rule_updated",
+            EventKind::AdminNotificationRuleDeleted => "admin_notification_rule_deleted",
         }
     }
 }
