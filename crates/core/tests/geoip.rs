@@ -271,3 +271,33 @@ fn a_session_is_judged_where_it_signed_in_not_again_at_a_later_consent() {
     // A new sign-in from there is judged.
     assert!(sign_in(&env, &mut from("DE", 3320, BERLIN), &first).contains("error=access_denied"));
 }
+
+#[test]
+fn a_failed_sign_in_records_the_country_and_network_it_came_from() {
+    let env = TestEnv::new();
+    env.create_user("ann", PASSWORD);
+    let c = client(&env);
+    let mut b = from("FR", 3215, (48.85, 2.35));
+    let url = format!(
+        "/oauth2/authorize?response_type=code&client_id={c}&redirect_uri={}&scope=openid&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256",
+        gatehouse_core::http::form_encode(REDIRECT)
+    );
+    let r = b.send(&env, b.request(Method::Get, &url));
+    let r = submit_login(&env, &mut b, &location(&r), "ann", "not the password");
+    assert_eq!(r.status, 401);
+    let detail: serde_json::Value = env
+        .db
+        .text("SELECT detail FROM events WHERE kind = 'login_failed'")
+        .parse()
+        .unwrap();
+    assert_eq!(detail["country"], "FR");
+    assert_eq!(detail["asn"], 3215);
+    assert!(detail.get("lat").is_none(), "coordinates only on sign-ins");
+    // An admin change names its actor.
+    let audit: serde_json::Value = env
+        .db
+        .text("SELECT detail FROM events WHERE kind = 'admin_user_created'")
+        .parse()
+        .unwrap();
+    assert_eq!(audit["actor"], "api_token");
+}

@@ -330,6 +330,7 @@ fn the_events_a_request_commits_are_captured_and_matching_ones_queued() {
         user_id: Some("usr_1"),
         client_id: None,
         ip: Some("198.51.100.1"),
+        location: None,
         detail: json!({"n": 1}),
     };
     block_on(events::record(&capturing, &env.rng, T0, e(EventKind::AccountLocked))).unwrap();

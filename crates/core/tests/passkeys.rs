@@ -210,7 +210,7 @@ fn an_administrator_removes_one_passkey_or_resets_them_all() {
     assert_eq!(
         env.db
             .text("SELECT detail FROM events WHERE kind = 'admin_passkey_removed'"),
-        format!(r#"{{"passkey":"{first}"}}"#)
+        format!(r#"{{"actor":"api_token","passkey":"{first}"}}"#)
     );
     let r = env.admin(Method::Delete, &format!("/admin/api/users/{ann}/factors"), None);
     assert_eq!(r.status, 204);

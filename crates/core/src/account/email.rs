@@ -209,6 +209,7 @@ pub async fn verify(ctx: &Ctx<'_>, req: &Request) -> Response {
                         user_id: Some(&live.user_id),
                         client_id: None,
                         ip: Some(&crate::policy::client_ip(ctx, req).to_string()),
+                        location: Some(&req.location),
                         detail: json!({}),
                     },
                 )?,

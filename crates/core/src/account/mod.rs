@@ -251,6 +251,7 @@ pub(crate) fn event(
             user_id: Some(user_id),
             client_id: None,
             ip: Some(&policy::client_ip(ctx, req).to_string()),
+            location: Some(&req.location),
             detail,
         },
     )?)

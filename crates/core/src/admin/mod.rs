@@ -167,8 +167,12 @@ pub fn audit_detail_statement(
     kind: EventKind,
     user_id: Option<&str>,
     client_id: Option<&str>,
-    detail: serde_json::Value,
+    mut detail: serde_json::Value,
 ) -> Result<(&'static str, Vec<crate::db::Value>), Error> {
+    // Who made the change: the admin API has one principal today, its bearer token.
+    if let Some(d) = detail.as_object_mut() {
+        d.entry("actor").or_insert_with(|| serde_json::json!("api_token"));
+    }
     Ok(crate::store::events::record_statement(
         ctx.rng,
         ctx.clock.now(),
@@ -177,6 +181,7 @@ pub fn audit_detail_statement(
             user_id,
             client_id,
             ip: None,
+            location: None,
             detail,
         },
     )?)

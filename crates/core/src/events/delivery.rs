@@ -360,6 +360,7 @@ async fn limited(c: &Consumer<'_>, event: &Recorded) {
         user_id: event.user_id.as_deref(),
         client_id: None,
         ip: None,
+        location: None,
         detail: json!({ "mail": crate::mail::MailKind::Notification.as_str(), "by": "address", "event": event.id }),
     };
     if let Err(e) = crate::store::events::record(c.db, c.rng, c.clock.now(), e).await {

@@ -294,6 +294,7 @@ async fn judge_location(
                 user_id: Some(&user_id),
                 client_id: flow.event_client.as_deref(),
                 ip: Some(&crate::policy::client_ip(ctx, req).to_string()),
+                location: Some(&req.location),
                 detail,
             },
         )?);
@@ -353,6 +354,7 @@ async fn judge_policies(
                 user_id: Some(&user_id),
                 client_id: flow.event_client.as_deref(),
                 ip: Some(&crate::policy::client_ip(ctx, req).to_string()),
+                location: Some(&req.location),
                 detail: json!({ "policy": "binding", "target": target, "failed_bindings": failed }),
             },
         )?);
@@ -468,6 +470,7 @@ fn persist_session(
             user_id: Some(&user_id),
             client_id: flow.event_client.as_deref(),
             ip: Some(&crate::policy::client_ip(ctx, req).to_string()),
+            location: Some(&req.location),
             detail: {
                 let mut detail = location_detail(&req.location);
                 detail["amr"] = json!(amr);

@@ -272,6 +272,7 @@ pub async fn csp_report(ctx: &Ctx<'_>, req: &Request) -> Response {
             user_id: None,
             client_id: None,
             ip: None,
+            location: Some(&req.location),
             detail: json!({ "host": host, "report": summarize_report(&req.body) }),
         },
     )

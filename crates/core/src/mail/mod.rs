@@ -297,6 +297,7 @@ pub async fn send(ctx: &Ctx<'_>, req: &Request, user_id: Option<&str>, mail: Mai
             user_id,
             client_id: None,
             ip: Some(&policy::client_ip(ctx, req).to_string()),
+            location: Some(&req.location),
             detail: json!({ "mail": mail.kind.as_str(), "by": by }),
         };
         events::record(ctx.db, ctx.rng, ctx.clock.now(), event).await?;
@@ -352,6 +353,7 @@ pub async fn deliver(c: &Courier<'_>, out: &Outgoing) {
         user_id: None,
         client_id: None,
         ip: None,
+        location: None,
         detail: json!({ "mail": out.mail.kind.as_str(), "delivery": out.delivery.as_str(), "reason": reason }),
     };
     if let Err(e) = events::record(c.db, c.rng, c.clock.now(), event).await {

@@ -186,6 +186,7 @@ pub async fn guard(ctx: &Ctx<'_>, req: &Request, limit: Limit) -> Result<Option<
             user_id: None,
             client_id: None,
             ip: Some(&client.to_string()),
+            location: Some(&req.location),
             detail: json!({ "endpoint": req.path, "key": client.key() }),
         };
         if let Err(e) = events::record(ctx.db, ctx.rng, ctx.clock.now(), event).await {

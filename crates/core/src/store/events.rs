@@ -17,6 +17,9 @@ pub struct Event<'a> {
     pub user_id: Option<&'a str>,
     pub client_id: Option<&'a str>,
     pub ip: Option<&'a str>,
+    /// Where the request came from (`request.cf`): its country and network go in the detail
+    /// (sign-in events add the coordinates themselves, for the GeoIP history).
+    pub location: Option<&'a crate::http::Location>,
     pub detail: serde_json::Value,
 }
 
@@ -29,6 +32,15 @@ pub async fn record(db: &dyn Db, rng: &dyn Rng, now: i64, e: Event<'_>) -> Resul
 /// The statement that records `e`, to run in one batch with the change it describes (an audit
 /// entry must not be lost, nor exist without its change).
 pub fn record_statement(rng: &dyn Rng, now: i64, e: Event<'_>) -> Result<(&'static str, Vec<Value>), InternalError> {
+    let mut detail = e.detail;
+    if let (Some(l), Some(d)) = (e.location, detail.as_object_mut()) {
+        if let Some(c) = &l.country {
+            d.entry("country").or_insert_with(|| serde_json::json!(c));
+        }
+        if let Some(a) = l.asn {
+            d.entry("asn").or_insert_with(|| serde_json::json!(a));
+        }
+    }
     Ok((
         INSERT,
         params_vec![
@@ -37,7 +49,7 @@ pub fn record_statement(rng: &dyn Rng, now: i64, e: Event<'_>) -> Result<(&'stat
             e.user_id,
             e.client_id,
             e.ip,
-            e.detail.to_string(),
+            detail.to_string(),
             now
         ],
     ))

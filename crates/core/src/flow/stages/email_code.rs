@@ -121,6 +121,7 @@ async fn send_code(ctx: &Ctx<'_>, req: &Request, id: &str, flow: &Flow, user: &u
                     user_id: Some(&user.id),
                     client_id: flow.event_client.as_deref(),
                     ip: Some(&policy::client_ip(ctx, req).to_string()),
+                    location: Some(&req.location),
                     detail: json!({}),
                 },
             )?,

@@ -189,6 +189,7 @@ pub(crate) fn confirm(
             user_id: Some(&device.user_id),
             client_id: event_client,
             ip: Some(ip),
+            location: None,
             detail: json!({ "device": device.id, "name": name }),
         },
     )?);

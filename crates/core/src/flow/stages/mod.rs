@@ -170,6 +170,7 @@ impl CodeAttempt {
                     user_id: Some(&user.id),
                     client_id: flow.event_client.as_deref(),
                     ip: Some(&self.ip),
+                    location: None,
                     detail,
                 },
             )

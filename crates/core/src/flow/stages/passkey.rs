@@ -190,6 +190,7 @@ async fn failed(
                 user_id,
                 client_id: flow.event_client.as_deref(),
                 ip: Some(&ip),
+                location: Some(&req.location),
                 detail,
             },
         )
@@ -344,6 +345,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
                         user_id: Some(&stored.user_id),
                         client_id: flow.event_client.as_deref(),
                         ip: Some(&policy::client_ip(ctx, req).to_string()),
+                        location: Some(&req.location),
                         detail: json!({
                             "credential": credential_id,
                             "stored": stored.sign_count,
@@ -383,6 +385,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
                 user_id: Some(&stored.user_id),
                 client_id: flow.event_client.as_deref(),
                 ip: Some(&policy::client_ip(ctx, req).to_string()),
+                location: Some(&req.location),
                 detail: json!({ "credential": credential_id, "verified": asserted.user_verified }),
             },
         )?;

@@ -172,6 +172,7 @@ pub(crate) async fn store(
             user_id: Some(&user.id),
             client_id: event_client,
             ip: Some(&crate::policy::client_ip(ctx, req).to_string()),
+            location: Some(&req.location),
             detail: json!({ "credential": id, "name": name, "synced": credential.backup_eligible, "by": by }),
         },
     )?;

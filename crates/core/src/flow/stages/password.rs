@@ -187,7 +187,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
                 let token = params.get(turnstile::RESPONSE_FIELD)?;
                 if !turnstile::verify(ctx, ts, token, client.addr()).await {
                     let detail = json!({ "username": username, "token_present": token.is_some() });
-                    event(ctx, now, EventKind::CaptchaFailed, None, &flow, ip, detail).await?;
+                    event(ctx, req, EventKind::CaptchaFailed, None, &flow, ip, detail).await?;
                     let shown = Shown {
                         username: &username,
                         error: CAPTCHA_NEEDED,
@@ -220,7 +220,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             password::verify(given.expose(), password::DUMMY_HASH)?;
             let failure = policy::failed_attempt_without_lockout(ctx, &user_key, &ip_key).await?;
             let detail = json!({ "username": username, "reason": "passkey_only" });
-            event(ctx, now, EventKind::LoginFailed, None, &flow, ip, detail).await?;
+            event(ctx, req, EventKind::LoginFailed, None, &flow, ip, detail).await?;
             let shown = Shown {
                 username: &username,
                 error: INVALID_CREDENTIALS,
@@ -243,7 +243,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
                 let detail = json!({ "username": username, "locked_for": rules.lockout.duration_ms / 1000 });
                 event(
                     ctx,
-                    now,
+                    req,
                     EventKind::AccountLocked,
                     user_id.as_deref(),
                     &flow,
@@ -257,7 +257,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
                 Admission::Locked | Admission::Saturated => "locked",
             };
             let detail = json!({ "username": username, "reason": reason });
-            event(ctx, now, EventKind::LoginFailed, None, &flow, ip, detail).await?;
+            event(ctx, req, EventKind::LoginFailed, None, &flow, ip, detail).await?;
             let shown = Shown {
                 username: &username,
                 error: INVALID_CREDENTIALS,
@@ -330,7 +330,7 @@ async fn meets_rules(ctx: &Ctx<'_>, user: &users::User, typed: &str) -> Result<b
 
 async fn event(
     ctx: &Ctx<'_>,
-    now: i64,
+    req: &Request,
     kind: EventKind,
     user_id: Option<&str>,
     flow: &Flow,
@@ -342,7 +342,8 @@ async fn event(
         user_id,
         client_id: flow.event_client.as_deref(),
         ip,
+        location: Some(&req.location),
         detail,
     };
-    Ok(events::record(ctx.db, ctx.rng, now, event).await?)
+    Ok(events::record(ctx.db, ctx.rng, ctx.clock.now(), event).await?)
 }

@@ -107,6 +107,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
                 user_id: Some(&user.id),
                 client_id: flow.event_client.as_deref(),
                 ip: Some(&crate::policy::client_ip(ctx, req).to_string()),
+                location: Some(&req.location),
                 detail: json!({ "remaining": left }),
             },
         )?;

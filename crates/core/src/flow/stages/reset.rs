@@ -156,6 +156,7 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
                 user_id: user.as_ref().map(|u| u.id.as_str()),
                 client_id: flow.event_client.as_deref(),
                 ip: Some(&ip),
+                location: Some(&req.location),
                 detail: json!({ "sent": sent, "reason": why }),
             },
         )?);
@@ -214,6 +215,7 @@ pub async fn confirm(ctx: &Ctx<'_>, req: &Request) -> Response {
                 user_id: Some(&user.id),
                 client_id: flow.event_client.as_deref(),
                 ip: Some(&policy::client_ip(ctx, req).to_string()),
+                location: Some(&req.location),
                 detail: json!({}),
             },
         )?;

@@ -244,6 +244,7 @@ pub async fn revoke_replayed_family(
             user_id: None,
             client_id: Some(&client.client_id),
             ip: None,
+            location: None,
             detail: json!({ "grant_id": grant_id }),
         },
     )?);
