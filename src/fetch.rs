@@ -3,12 +3,21 @@
 //! (the strength Worker): a slow service never holds a request (or a `waitUntil`) open for long.
 //! A request to the internet is also aborted at the deadline; a service binding's has no signal
 //! to abort with, and is left to finish unread.
+//!
+//! Redirects are not followed (`manual`): every service here answers where it is asked, and a
+//! webhook receiver that redirected would move a signed body past the URL rules (https only) to
+//! wherever it pointed. The 3xx comes back as the answer, which each port judges. Answers are
+//! read up to [`MAX_ANSWER_BYTES`]: a receiver streaming without end cannot fill the memory.
 
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
+use futures_util::StreamExt;
 use gatehouse_core::error::InternalError;
-use worker::{AbortController, Delay, Fetch, Fetcher, Headers, Method, Request, RequestInit};
+use worker::{AbortController, Delay, Fetch, Fetcher, Headers, Method, Request, RequestInit, RequestRedirect};
+
+/// The most of an answer read (a Pwned Passwords range with padding is about 40 KB).
+pub const MAX_ANSWER_BYTES: usize = 256 * 1024;
 
 /// POSTs `body` to `url` with `headers`; the status and the response body, or an error naming
 /// `what` (a network error, or no answer within `timeout`).
@@ -59,7 +68,10 @@ async fn send(
         h.set(k, v).map_err(err)?;
     }
     let mut init = RequestInit::new();
-    init.with_method(method).with_headers(h).with_body(body.map(Into::into));
+    init.with_method(method)
+        .with_headers(h)
+        .with_body(body.map(Into::into))
+        .with_redirect(RequestRedirect::Manual);
     let req = Request::new_with_init(url, &init).map_err(err)?;
     let controller = AbortController::default();
     let signal = controller.signal();
@@ -68,8 +80,19 @@ async fn send(
             Some(service) => service.fetch_request(req).await?,
             None => Fetch::Request(req).send_with_signal(&signal).await?,
         };
-        let bytes = resp.bytes().await?;
-        Ok::<_, worker::Error>((resp.status_code(), bytes))
+        let status = resp.status_code();
+        let mut bytes = Vec::new();
+        // A 3xx under `manual` has no body to read; any other answer is read up to the bound.
+        if let Ok(mut stream) = resp.stream() {
+            while let Some(chunk) = stream.next().await {
+                bytes.extend_from_slice(&chunk?);
+                if bytes.len() >= MAX_ANSWER_BYTES {
+                    bytes.truncate(MAX_ANSWER_BYTES);
+                    break;
+                }
+            }
+        }
+        Ok::<_, worker::Error>((status, bytes))
     };
     match select(Box::pin(call), Delay::from(timeout)).await {
         Either::Left((result, _)) => result.map_err(err),

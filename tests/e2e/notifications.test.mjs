@@ -150,7 +150,8 @@ test("the admin API validates rules and lets a dry run test one without sending"
 });
 
 test("by default a locked account is told by mail (the dev outbox in local development)", async () => {
-  const user = await admin.createUser();
+  // Only a verified address is told of its account.
+  const user = await admin.createUser({ email_verified: true });
   const client = await admin.createClient();
   const jar = new CookieJar();
   const ip = { "cf-connecting-ip": "203.0.113.40" };

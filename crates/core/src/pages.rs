@@ -278,9 +278,20 @@ struct ErrorPage<'a> {
     detail: &'a str,
 }
 
-/// `YYYY-MM-DD HH:MM UTC`. Hand-written (civil-from-days, Howard Hinnant's algorithm): one
-/// display does not justify a date crate in the Worker.
+/// `YYYY-MM-DD HH:MM UTC`.
 pub fn utc(unix: i64) -> String {
+    let (year, month, day, secs) = civil_utc(unix);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}
+
+/// The UTC date of `unix` and the seconds into that day. Hand-written (civil-from-days, Howard
+/// Hinnant's algorithm): a few displays and a webhook timestamp do not justify a date crate in
+/// the Worker.
+pub fn civil_utc(unix: i64) -> (i64, i64, i64, i64) {
     let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -291,11 +302,7 @@ pub fn utc(unix: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60
-    )
+    (year, month, day, secs)
 }
 
 /// A fresh CSP nonce (128 bits) for the scripts of one response.

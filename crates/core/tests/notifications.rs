@@ -639,6 +639,7 @@ fn a_locked_account_is_told_by_mail_by_default() {
     let mut env = TestEnv::new();
     with_mail(&mut env);
     let user = env.create_user("ann", "a long enough password");
+    env.db.exec("UPDATE users SET email_verified = 1");
     let ports = Ports::new();
     let e = event("account_locked", Some(&user), json!({}));
     let msg = first_message("default:account_locked", &e);
@@ -648,6 +649,12 @@ fn a_locked_account_is_told_by_mail_by_default() {
     );
     let mail = ports.mailer.last_to("ann@example.com").expect("mail to the user");
     assert_eq!(mail.kind, MailKind::Notification);
+    // An address the user never verified is not told.
+    let bob = env.create_user("bob", "a long enough password");
+    let e = event("account_locked", Some(&bob), json!({}));
+    let msg = first_message("default:account_locked", &e);
+    block_on(delivery::handle(&ports.consumer(&env), &msg));
+    assert!(ports.mailer.last_to("bob@example.com").is_none());
     assert!(mail.subject.contains("locked"), "{}", mail.subject);
     assert!(mail.text.contains("203.0.113.7"));
 }
@@ -708,6 +715,7 @@ fn a_sign_in_from_a_country_never_seen_for_the_user_is_told_and_a_known_one_is_n
     let mut env = TestEnv::new();
     with_mail(&mut env);
     let user = env.create_user("ann", "a long enough password");
+    env.db.exec("UPDATE users SET email_verified = 1");
     let sign_in = |id: &str, country: &str, at: i64| {
         env.db.exec(&format!(
             "INSERT INTO events (id, kind, user_id, detail, created_at) VALUES ('{id}', 'login_succeeded', '{user}', '{{\"country\":\"{country}\"}}', {at})"
@@ -751,6 +759,7 @@ fn notification_mail_to_one_address_is_bounded_per_hour() {
     let mut env = TestEnv::new();
     with_mail(&mut env);
     let user = env.create_user("ann", "a long enough password");
+    env.db.exec("UPDATE users SET email_verified = 1");
     let ports = Ports::new();
     let c = ports.consumer(&env);
     let msg = first_message(
@@ -817,4 +826,33 @@ fn a_rules_expression_narrows_what_it_matches_and_is_locked_with_the_policies() 
     assert_eq!(change.status, 403);
     let new = env.admin(Method::Post, "/admin/api/notification-rules", Some(body("true")));
     assert_eq!(new.status, 403);
+}
+
+#[test]
+fn a_rule_turned_into_a_webhook_shows_the_secret_it_was_given_once() {
+    let env = TestEnv::new();
+    let r = env.admin(
+        Method::Post,
+        "/admin/api/notification-rules",
+        Some(json!({"name": "Mail", "match": {"kinds": ["account_locked"]}, "transport": {"type": "email", "to": ["user"]}})),
+    );
+    assert_eq!(r.status, 201);
+    let id = r.json_body()["id"].as_str().unwrap().to_owned();
+    let hook = json!({"name": "Hook", "match": {"kinds": ["account_locked"]},
+                      "transport": {"type": "webhook", "url": "https://h.example/in"}});
+    let r = env.admin(
+        Method::Put,
+        &format!("/admin/api/notification-rules/{id}"),
+        Some(hook.clone()),
+    );
+    assert_eq!(r.status, 200);
+    let secret = r.json_body()["transport"]["secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    // Replaced again without one: the secret is kept and not shown.
+    let r = env.admin(Method::Put, &format!("/admin/api/notification-rules/{id}"), Some(hook));
+    assert_eq!(r.status, 200);
+    assert_ne!(r.json_body()["transport"]["secret"].as_str(), Some(secret.as_str()));
 }

@@ -308,7 +308,7 @@ fn only_the_bound_group_may_use_a_client_and_the_refusal_is_access_denied_with_a
     user_in(&env, "bob", &["contractors"]);
     let c = client(&env);
     let other = client(&env);
-    bind(&env, json!({"target": "client", "target_id": c, "group": "staff"}));
+    let staff = bind(&env, json!({"target": "client", "target_id": c, "group": "staff"}));
 
     let end = sign_in(&env, &mut Browser::default(), &c, "ann");
     assert!(end.contains("code="), "{end}");
@@ -319,6 +319,7 @@ fn only_the_bound_group_may_use_a_client_and_the_refusal_is_access_denied_with_a
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["policy"], "binding");
     assert_eq!(events[0]["target"], format!("client:{c}"));
+    assert_eq!(events[0]["failed_bindings"], json!([staff]));
     // Another client is not bound.
     let end = sign_in(&env, &mut Browser::default(), &other, "bob");
     assert!(end.contains("code="), "{end}");

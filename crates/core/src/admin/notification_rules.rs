@@ -155,11 +155,19 @@ pub async fn put(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, Err
         .ok_or_else(|| not_found("notification rule"))?;
     let v = validated(ctx, req)?;
     expression_unlocked(ctx, existing.criteria.expression.as_deref(), &v.criteria)?;
+    // A rule that becomes a webhook without a given secret gets a new one, shown in this answer
+    // only (as when one is created): a receiver must be able to verify what it is sent.
+    let mut shown = None;
     let secret_sealed = match (&v.transport, v.secret) {
         (Transport::Webhook { .. }, Some(s)) => Some(seal(ctx, id, &s)?),
         (Transport::Webhook { .. }, None) => match existing.secret_sealed {
             Some(s) => Some(s),
-            None => Some(seal(ctx, id, &WebhookSecret::generate(ctx.rng)?)?),
+            None => {
+                let s = WebhookSecret::generate(ctx.rng)?;
+                let sealed = seal(ctx, id, &s)?;
+                shown = Some(s.expose());
+                Some(sealed)
+            }
         },
         (Transport::Email { .. }, _) => None,
     };
@@ -179,7 +187,11 @@ pub async fn put(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, Err
             audit(ctx, EventKind::AdminNotificationRuleUpdated, &rule)?,
         ])
         .await?;
-    Ok(Response::json(200, &view(&rule)))
+    let mut body = view(&rule);
+    if let Some(secret) = shown {
+        body["transport"]["secret"] = json!(secret);
+    }
+    Ok(Response::json(200, &body))
 }
 
 /// `DELETE /admin/api/notification-rules/{id}`.

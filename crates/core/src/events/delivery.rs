@@ -321,8 +321,10 @@ async fn send_mail(c: &Consumer<'_>, to: &[String], event: &Recorded) -> Attempt
     for address in to {
         let address = if address == THE_USER {
             match &user {
-                Some(u) if crate::types::email::is_valid(&u.email) => u.email.clone(),
-                // A user without an address (or gone) is simply not told.
+                // Only a verified address hears of the account (as every other security notice):
+                // an address someone typed into the account is not told of its sign-ins.
+                Some(u) if u.email_verified && crate::types::email::is_valid(&u.email) => u.email.clone(),
+                // A user without a verified address (or gone) is simply not told.
                 _ => continue,
             }
         } else {

@@ -112,18 +112,9 @@ pub fn headers(secret: &WebhookSecret, id: &str, timestamp: i64, body: &str) -> 
     ]
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339, UTC). Civil-from-days as in `pages::utc`.
+/// `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339, UTC).
 pub fn rfc3339(unix: i64) -> String {
-    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day, secs) = crate::pages::civil_utc(unix);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
         secs / 3600,

@@ -286,18 +286,7 @@ async fn judge_location(
         let mut detail = location_detail(&req.location);
         detail["policy"] = json!("geoip");
         detail["reason"] = json!(failure.reason());
-        changes.push(events::record_statement(
-            ctx.rng,
-            now,
-            events::Event {
-                kind: EventKind::LoginBlocked,
-                user_id: Some(&user_id),
-                client_id: flow.event_client.as_deref(),
-                ip: Some(&crate::policy::client_ip(ctx, req).to_string()),
-                location: Some(&req.location),
-                detail,
-            },
-        )?);
+        changes.push(blocked(ctx, req, flow, &user_id, detail)?);
     }
     Ok(())
 }
@@ -346,18 +335,8 @@ async fn judge_policies(
             .filter(|o| !o.passed)
             .map(|o| o.binding_id.as_str())
             .collect();
-        changes.push(events::record_statement(
-            ctx.rng,
-            ctx.clock.now(),
-            events::Event {
-                kind: EventKind::LoginBlocked,
-                user_id: Some(&user_id),
-                client_id: flow.event_client.as_deref(),
-                ip: Some(&crate::policy::client_ip(ctx, req).to_string()),
-                location: Some(&req.location),
-                detail: json!({ "policy": "binding", "target": target, "failed_bindings": failed }),
-            },
-        )?);
+        let detail = json!({ "policy": "binding", "target": target, "failed_bindings": failed });
+        changes.push(blocked(ctx, req, flow, &user_id, detail)?);
         return Ok(());
     }
     if flow.purpose != super::Purpose::Account {
@@ -386,6 +365,28 @@ fn binding_target(flow: &Flow) -> Option<crate::policy::binding::Target> {
             .map(|id| Target::App(id.to_owned())),
         super::Purpose::Account => None,
     }
+}
+
+/// The `login_blocked` event of a flow a policy refused (GeoIP or a binding; `detail` says which).
+fn blocked(
+    ctx: &Ctx<'_>,
+    req: &Request,
+    flow: &Flow,
+    user_id: &str,
+    detail: serde_json::Value,
+) -> Result<(&'static str, Vec<Value>), Error> {
+    Ok(events::record_statement(
+        ctx.rng,
+        ctx.clock.now(),
+        events::Event {
+            kind: EventKind::LoginBlocked,
+            user_id: Some(user_id),
+            client_id: flow.event_client.as_deref(),
+            ip: Some(&crate::policy::client_ip(ctx, req).to_string()),
+            location: Some(&req.location),
+            detail,
+        },
+    )?)
 }
 
 /// The name a flow's purpose has in bindings and expressions.
