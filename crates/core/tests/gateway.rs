@@ -1166,8 +1166,25 @@ fn the_apps_policy_bindings_hold_on_every_request_for_a_session_made_before_them
     let binding = r.json_body()["id"].as_str().unwrap().to_owned();
     let r = respond(env.route_at(APP, &b.request(Method::Get, "/wiki/page")));
     assert_eq!(r.status, 403);
-    // The gateway flow's own bindings hold too.
+    // An expression sees the app.
     env.admin(Method::Delete, &format!("/admin/api/policy-bindings/{binding}"), None);
+    let r = env.admin(
+        Method::Post,
+        "/admin/api/policies",
+        Some(json!({"name": "wiki-only", "expression": format!("app.id == '{id}' && app.name == 'Wiki'")})),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let policy = r.json_body()["id"].as_str().unwrap().to_owned();
+    let r = env.admin(
+        Method::Post,
+        "/admin/api/policy-bindings",
+        Some(json!({"target": "app", "target_id": id, "policy": policy})),
+    );
+    assert_eq!(r.status, 201);
+    let bound = r.json_body()["id"].as_str().unwrap().to_owned();
+    forward(env.route_at(APP, &b.request(Method::Get, "/wiki/")));
+    // The gateway flow's own bindings hold too.
+    env.admin(Method::Delete, &format!("/admin/api/policy-bindings/{bound}"), None);
     forward(env.route_at(APP, &b.request(Method::Get, "/wiki/")));
     let r = env.admin(
         Method::Post,

@@ -592,3 +592,44 @@ fn locked_expressions_are_read_only_through_the_api_and_configured_ones_can_be_b
     assert!(sign_in(&env, &mut from("DE"), &c, "ann").contains("code="));
     assert!(sign_in(&env, &mut from("FR"), &c, "ann").contains("error=access_denied"));
 }
+
+#[test]
+fn what_is_bound_is_cached_per_set_of_targets_for_thirty_seconds() {
+    let env = TestEnv::new();
+    user_in(&env, "bob", &["contractors"]);
+    let c = client(&env);
+    let other = client(&env);
+    bind(&env, json!({"target": "client", "target_id": c, "group": "staff"}));
+    bind(&env, json!({"target": "client", "target_id": other, "group": "staff"}));
+    // Both sets of targets are judged (and cached) once.
+    assert!(sign_in(&env, &mut Browser::default(), &c, "bob").contains("error=access_denied"));
+    assert!(sign_in(&env, &mut Browser::default(), &other, "bob").contains("error=access_denied"));
+    // Removed behind the admin API's back (as another isolate would): both caches still hold.
+    env.db.exec("DELETE FROM policy_bindings");
+    env.clock.advance(29);
+    assert!(sign_in(&env, &mut Browser::default(), &c, "bob").contains("error=access_denied"));
+    assert!(sign_in(&env, &mut Browser::default(), &other, "bob").contains("error=access_denied"));
+    // At 30 seconds they are read again.
+    env.clock.advance(1);
+    assert!(sign_in(&env, &mut Browser::default(), &c, "bob").contains("code="));
+    assert!(sign_in(&env, &mut Browser::default(), &other, "bob").contains("code="));
+}
+
+#[test]
+fn an_expression_sees_the_client_it_signs_in_to() {
+    let env = TestEnv::new();
+    user_in(&env, "ann", &[]);
+    let c = client(&env);
+    let other = client(&env);
+    let only_c = create_policy(
+        &env,
+        "only-c",
+        &format!("client.id == '{c}' && flow.purpose == 'authorize'"),
+    );
+    bind(
+        &env,
+        json!({"target": "flow", "target_id": "authorize", "policy": only_c}),
+    );
+    assert!(sign_in(&env, &mut Browser::default(), &c, "ann").contains("code="));
+    assert!(sign_in(&env, &mut Browser::default(), &other, "ann").contains("error=access_denied"));
+}

@@ -286,6 +286,15 @@ mod tests {
     }
 
     #[test]
+    fn modes_parse_from_and_print_as_their_names() {
+        for m in [Mode::All, Mode::Any] {
+            assert_eq!(Mode::parse(m.as_str()), Some(m));
+        }
+        assert_eq!(Mode::parse("All"), None);
+        assert_eq!(Mode::default(), Mode::All);
+    }
+
+    #[test]
     fn targets_parse_to_known_flows_and_stages_only() {
         assert_eq!(Target::parse("flow", "authorize"), Ok(Target::Flow("authorize".into())));
         assert!(Target::parse("flow", "admin").is_err());
@@ -298,6 +307,10 @@ mod tests {
         assert_eq!(Target::parse("app", "a1").map(|t| t.key()), Ok("app:a1".into()));
         assert!(Target::parse("client", "").is_err());
         assert!(Target::parse("client", &"x".repeat(255)).is_err());
+        assert!(
+            Target::parse("client", &"x".repeat(254)).is_ok(),
+            "254 bytes is the bound"
+        );
         assert!(Target::parse("group", "x").is_err());
     }
 }
