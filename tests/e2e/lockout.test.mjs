@@ -35,17 +35,18 @@ let plain, guarded, stub;
 before(async () => {
   const port = await freePort();
   stub = await startStub(port);
-  [plain, guarded] = await Promise.all([
-    startGatehouse(),
-    startGatehouse({
-      secrets: { ...makeSecrets(), GATEHOUSE_TURNSTILE_SECRET: TURNSTILE_SECRET },
-      vars: {
-        GATEHOUSE_TURNSTILE_SITE_KEY: SITE_KEY,
-        GATEHOUSE_TURNSTILE_VERIFY_URL: `http://127.0.0.1:${port}/siteverify`,
-        GATEHOUSE_REPUTATION_THRESHOLD: "-3",
-      },
-    }),
-  ]);
+  // One after the other: two wrangler dev processes starting at once can pick the same free
+  // port for an internal socket ("Address already in use"), and a failed start must not leave
+  // the other running (the file would never exit).
+  plain = await startGatehouse();
+  guarded = await startGatehouse({
+    secrets: { ...makeSecrets(), GATEHOUSE_TURNSTILE_SECRET: TURNSTILE_SECRET },
+    vars: {
+      GATEHOUSE_TURNSTILE_SITE_KEY: SITE_KEY,
+      GATEHOUSE_TURNSTILE_VERIFY_URL: `http://127.0.0.1:${port}/siteverify`,
+      GATEHOUSE_REPUTATION_THRESHOLD: "-3",
+    },
+  });
 });
 after(async () => {
   await Promise.all([plain?.stop(), guarded?.stop()]);
