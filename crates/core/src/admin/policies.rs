@@ -593,11 +593,8 @@ pub async fn test_target(ctx: &Ctx<'_>, req: &Request, kind: &str, id: &str) -> 
     let key = target.key();
     let found = policies::for_targets(ctx.db, std::slice::from_ref(&key)).await?;
     let mode = policies::mode(ctx.db, &key).await?;
-    let bindings: Vec<binding::Binding> = found
-        .iter()
-        .map(|b| b.stored.to_binding(crate::policy::policy_source(ctx, b)))
-        .collect();
-    let verdict = binding::evaluate(&bindings, mode, &facts);
+    // The same verdict a sign-in reaches (uncached: a dry run reads what is stored now).
+    let verdict = crate::policy::judge::verdict(ctx, &found, &key, &facts);
     let outcomes: Vec<Json> = verdict
         .outcomes
         .iter()
