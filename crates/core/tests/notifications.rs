@@ -220,6 +220,19 @@ fn the_number_of_rules_is_bounded() {
         Some(json!({"name": "one more", "transport": {"type": "email", "to": ["user"]}})),
     );
     assert_eq!(r.status, 409);
+    let audited = || {
+        env.db
+            .count("SELECT COUNT(*) FROM events WHERE kind = 'admin_notification_rule_created'")
+    };
+    assert_eq!(audited(), 0, "a refused create records no change");
+    env.db.exec("DELETE FROM notification_rules WHERE id = 'ntf_0'");
+    let r = env.admin(
+        Method::Post,
+        "/admin/api/notification-rules",
+        Some(json!({"name": "one more", "transport": {"type": "email", "to": ["user"]}})),
+    );
+    assert_eq!(r.status, 201);
+    assert_eq!(audited(), 1, "the create under the cap is recorded");
 }
 
 #[test]
@@ -575,6 +588,43 @@ fn a_deleted_or_disabled_rule_sends_nothing() {
     env.db.exec("DELETE FROM notification_rules");
     assert!(matches!(block_on(delivery::handle(&c, &msg)), Outcome::Skipped(_)));
     assert!(ports.post.posts.borrow().is_empty());
+}
+
+#[test]
+fn the_rule_as_it_is_at_delivery_decides_what_is_sent() {
+    let env = TestEnv::new();
+    let ann = env.create_user("ann", "correct horse battery staple");
+    env.db
+        .exec(&format!("UPDATE users SET groups = '[\"staff\"]' WHERE id = '{ann}'"));
+    let made = webhook_rule(
+        &env,
+        json!({
+            "name": "Staff lockouts",
+            "match": {"kinds": ["account_locked"], "groups": ["staff"]},
+            "transport": {"type": "webhook", "url": "https://hooks.example.com/in", "secret": SECRET}
+        }),
+    );
+    let rule = made["id"].as_str().unwrap().to_owned();
+    let ports = Ports::new();
+    let c = ports.consumer(&env);
+    let msg = first_message(&rule, &event("account_locked", Some(&ann), json!({})));
+    assert_eq!(block_on(delivery::handle(&c, &msg)), Outcome::Delivered);
+    // Out of the group since: the rule no longer matches her events.
+    env.db
+        .exec(&format!("UPDATE users SET groups = '[]' WHERE id = '{ann}'"));
+    assert!(matches!(block_on(delivery::handle(&c, &msg)), Outcome::Skipped(_)));
+    // Back in the group, but the rule narrowed to other kinds meanwhile.
+    env.db
+        .exec(&format!("UPDATE users SET groups = '[\"staff\"]' WHERE id = '{ann}'"));
+    assert_eq!(block_on(delivery::handle(&c, &msg)), Outcome::Delivered);
+    env.db
+        .exec("UPDATE notification_rules SET criteria = '{\"kinds\":[\"login_failed\"],\"groups\":[\"staff\"]}'");
+    assert!(matches!(block_on(delivery::handle(&c, &msg)), Outcome::Skipped(_)));
+    assert_eq!(
+        ports.post.posts.borrow().len(),
+        2,
+        "only the two deliveries that matched"
+    );
 }
 
 #[test]

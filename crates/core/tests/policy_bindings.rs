@@ -222,6 +222,40 @@ fn policies_are_validated_when_saved_audited_and_not_deleted_while_bound() {
 }
 
 #[test]
+fn the_number_of_stored_policies_is_bounded_and_a_refused_create_records_nothing() {
+    let env = TestEnv::new();
+    for i in 0..gatehouse_core::store::policies::MAX_POLICIES {
+        env.db.exec(&format!(
+            "INSERT INTO policies (id, name, expression, created_at, updated_at) VALUES ('pol_{i}', 'p{i}', 'true', 0, 0)"
+        ));
+    }
+    let (s, v) = admin(
+        &env,
+        Method::Post,
+        "/admin/api/policies",
+        Some(json!({"name": "one-more", "expression": "true"})),
+    );
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(audits(&env, "admin_policy_created"), 0);
+    env.db.exec("DELETE FROM policies WHERE id = 'pol_0'");
+    create_policy(&env, "one-more", "true");
+    assert_eq!(audits(&env, "admin_policy_created"), 1);
+    // An update that applies keeps its audit event.
+    let (s, v) = admin(
+        &env,
+        Method::Patch,
+        "/admin/api/policies/pol_1",
+        Some(json!({"expression": "false"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(audits(&env, "admin_policy_updated"), 1);
+    assert_eq!(
+        env.db.text("SELECT expression FROM policies WHERE id = 'pol_1'"),
+        "false"
+    );
+}
+
+#[test]
 fn bindings_are_validated_and_a_deleted_client_takes_its_bindings_along() {
     let env = TestEnv::new();
     let c = client(&env);
@@ -483,6 +517,83 @@ fn a_binding_added_after_sign_in_refuses_the_next_single_sign_on() {
     let end = location(&r);
     assert!(end.contains("error=access_denied"), "{end}");
     assert_eq!(blocked(&env).len(), 1);
+}
+
+fn at_ip(ip: &str) -> Browser {
+    Browser {
+        ip: Some(ip.into()),
+        ..Browser::default()
+    }
+}
+
+#[test]
+fn reputation_scores_are_facts_a_bound_policy_can_refuse_on() {
+    let env = TestEnv::new();
+    user_in(&env, "ann", &[]);
+    user_in(&env, "bob", &[]);
+    let c = client(&env);
+    let wrong_password = |user: &str, ip: &str| {
+        let mut b = at_ip(ip);
+        let r = b.send(&env, b.request(Method::Get, &authorize_url(&c)));
+        let r = submit_login(&env, &mut b, &location(&r), user, "not the password");
+        assert_eq!(r.status, 401, "the login form again, with its error");
+    };
+
+    // The IP's score: two failures there (for any account) bring it to -2.
+    let ip_policy = create_policy(&env, "ip-standing", "request.reputation > -2");
+    let ip_binding = bind(&env, json!({"target": "client", "target_id": c, "policy": ip_policy}));
+    assert!(sign_in(&env, &mut at_ip("198.51.100.1"), &c, "ann").contains("code="));
+    wrong_password("bob", "198.51.100.1");
+    assert!(
+        sign_in(&env, &mut at_ip("198.51.100.1"), &c, "ann").contains("code="),
+        "-1 passes"
+    );
+    wrong_password("bob", "198.51.100.1");
+    let end = sign_in(&env, &mut at_ip("198.51.100.1"), &c, "ann");
+    assert!(end.contains("error=access_denied"), "{end}");
+    assert!(
+        sign_in(&env, &mut at_ip("198.51.100.2"), &c, "ann").contains("code="),
+        "another IP"
+    );
+
+    // The username's score: bob's two failures leave -1 after his success; ann's is positive.
+    admin(
+        &env,
+        Method::Delete,
+        &format!("/admin/api/policy-bindings/{ip_binding}"),
+        None,
+    );
+    let user_policy = create_policy(&env, "user-standing", "user.reputation >= 0");
+    bind(&env, json!({"target": "client", "target_id": c, "policy": user_policy}));
+    let end = sign_in(&env, &mut at_ip("198.51.100.3"), &c, "bob");
+    assert!(end.contains("error=access_denied"), "{end}");
+    assert!(sign_in(&env, &mut at_ip("198.51.100.3"), &c, "ann").contains("code="));
+
+    // A dry run reads no counters: the scores are given.
+    let test = |b: Value| {
+        admin(
+            &env,
+            Method::Post,
+            &format!("/admin/api/policies/{user_policy}/test"),
+            Some(b),
+        )
+        .1["result"]
+            .clone()
+    };
+    assert_eq!(test(json!({"user": "bob", "user_reputation": 1})), true);
+    assert_eq!(test(json!({"user": "bob", "user_reputation": -1})), false);
+    let test = |b: Value| {
+        admin(
+            &env,
+            Method::Post,
+            &format!("/admin/api/policies/{ip_policy}/test"),
+            Some(b),
+        )
+        .1["result"]
+            .clone()
+    };
+    assert_eq!(test(json!({"request": {"reputation": -2}})), false);
+    assert_eq!(test(json!({"request": {"reputation": 0}})), true);
 }
 
 #[test]

@@ -121,11 +121,20 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
         created_at: now,
         updated_at: now,
     };
+    let recorded = audit(ctx, EventKind::AdminNotificationRuleCreated, &rule)?;
+    // The insert is conditional on the cap (so two racing creates cannot pass it); when it
+    // inserted nothing, the audit event goes too, in the same batch: a refused create records
+    // no change.
+    let event_id = recorded.1.first().cloned().unwrap_or(crate::db::Value::Null);
     let changed = ctx
         .db
         .batch(&[
             notification_rules::insert_statement(&rule)?,
-            audit(ctx, EventKind::AdminNotificationRuleCreated, &rule)?,
+            recorded,
+            (
+                "DELETE FROM events WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM notification_rules WHERE id = ?2)",
+                crate::params_vec![event_id, rule.id.as_str()],
+            ),
         ])
         .await?;
     if changed.first() == Some(&0) {

@@ -105,6 +105,11 @@ async fn check_policy(ctx: &Ctx<'_>, p: &Policy) -> Result<(), Error> {
     Ok(())
 }
 
+/// The id of the event an audit statement records (its first parameter).
+fn event_id(audit: &crate::db::Statement) -> crate::db::Value {
+    audit.1.first().cloned().unwrap_or(crate::db::Value::Null)
+}
+
 pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
     if ctx.settings.lock_expressions {
         return Err(locked());
@@ -127,7 +132,18 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
         None,
         json!({ "policy_id": p.id, "name": p.name, "expression": p.expression }),
     )?;
-    ctx.db.batch(&[policies::upsert_statement(&p), audit]).await?;
+    let undo = policies::unless_applied_statement(event_id(&audit), &p);
+    let changed = ctx.db.batch(&[policies::insert_statement(&p), audit, undo]).await?;
+    if changed.first() == Some(&0) {
+        return Err(OAuthError::new(
+            ErrorCode::Conflict,
+            format!(
+                "another policy has this name, or there are already {} policies",
+                policies::MAX_POLICIES
+            ),
+        )
+        .into());
+    }
     crate::policy::judge::forget();
     Ok(Response::json(201, &policy_json(&p)))
 }
@@ -161,7 +177,15 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
             "after": { "name": after.name, "expression": after.expression },
         }),
     )?;
-    ctx.db.batch(&[policies::upsert_statement(&after), audit]).await?;
+    let undo = policies::unless_applied_statement(event_id(&audit), &after);
+    let changed = ctx.db.batch(&[policies::update_statement(&after), audit, undo]).await?;
+    if changed.first() == Some(&0) {
+        return Err(OAuthError::new(
+            ErrorCode::Conflict,
+            "the policy changed meanwhile: another policy took this name, or it was deleted",
+        )
+        .into());
+    }
     crate::policy::judge::forget();
     Ok(Response::json(200, &policy_json(&after)))
 }
@@ -209,6 +233,9 @@ struct DryRun {
     flow: Option<String>,
     stage: Option<String>,
     time: Option<i64>,
+    /// The user's reputation score to assume (a dry run reads no counters).
+    #[serde(default)]
+    user_reputation: i64,
 }
 
 #[derive(Deserialize, Default)]
@@ -222,6 +249,8 @@ struct RequestInput {
     asn: i64,
     #[serde(default)]
     user_agent: String,
+    #[serde(default)]
+    reputation: i64,
 }
 
 async fn dry_run_facts(ctx: &Ctx<'_>, req: &Request) -> Result<Facts, Error> {
@@ -242,6 +271,7 @@ async fn dry_run_facts(ctx: &Ctx<'_>, req: &Request) -> Result<Facts, Error> {
             country: r.country.to_ascii_uppercase(),
             asn: r.asn,
             user_agent: r.user_agent.clone(),
+            reputation: r.reputation,
         },
         time: expression::TimeFacts::at(input.time.unwrap_or_else(|| ctx.clock.now())),
         ..Facts::default()
@@ -253,6 +283,7 @@ async fn dry_run_facts(ctx: &Ctx<'_>, req: &Request) -> Result<Facts, Error> {
         };
         let user = user.ok_or_else(|| not_found("user"))?;
         facts.user = expression::UserFacts::of(&user);
+        facts.user.reputation = input.user_reputation;
     }
     if let Some(c) = &input.client {
         let client = clients::by_id(ctx.db, c).await?.ok_or_else(|| not_found("client"))?;

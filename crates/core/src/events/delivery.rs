@@ -224,6 +224,19 @@ async fn attempt(c: &Consumer<'_>, msg: &Message) -> Attempt {
         Ok(_) => return Attempt::Skipped("the rule was deleted or disabled"),
         Err(e) => return Attempt::Transient(e.to_string()),
     };
+    // The rule as it is now decides: one narrowed since the event was queued sends only what
+    // it asks for today.
+    let groups = if rule.criteria.needs_groups() {
+        match super::enqueue::user_groups(c.db, msg.event.user_id.as_deref()).await {
+            Ok(g) => g,
+            Err(e) => return Attempt::Transient(e.to_string()),
+        }
+    } else {
+        Vec::new()
+    };
+    if !super::matcher::matches(&rule.criteria, &msg.event, &groups) {
+        return Attempt::Skipped("the rule no longer matches the event");
+    }
     if rule.criteria.new_country {
         match new_country(c.db, &msg.event).await {
             Ok(true) => {}

@@ -326,6 +326,7 @@ async fn judge_policies(
         return Ok(());
     };
     let mut facts = crate::policy::facts(ctx, req, Some(&user));
+    crate::policy::add_reputation(ctx, req, &mut facts, &found).await?;
     judge::describe(&mut facts, purpose, target.as_ref(), &flow.audience);
     if let Some((target, v)) = judge::first_refusing(ctx, &found, &access, &facts) {
         flow.refused = Some(Refusal::Policy);

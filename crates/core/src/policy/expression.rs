@@ -126,6 +126,9 @@ pub struct UserFacts {
     pub email_verified: bool,
     pub name: String,
     pub groups: Vec<String>,
+    /// The username's reputation score (`policy::reputation`: failures lower it, successes raise
+    /// it, within -5..5 by default; 0 when neutral or expired).
+    pub reputation: i64,
 }
 
 impl UserFacts {
@@ -137,6 +140,7 @@ impl UserFacts {
             email_verified: user.email_verified,
             name: user.name.clone().unwrap_or_default(),
             groups: user.groups.clone(),
+            reputation: 0,
         }
     }
 }
@@ -149,6 +153,8 @@ pub struct RequestFacts {
     /// 0 when unknown.
     pub asn: i64,
     pub user_agent: String,
+    /// The client IP's reputation score, as `user.reputation` is the username's.
+    pub reputation: i64,
 }
 
 /// The OIDC client or gateway app the flow signs in to.
@@ -201,6 +207,13 @@ impl TimeFacts {
             weekday: (days + 4).rem_euclid(7),
         }
     }
+}
+
+/// Whether `source` may read a reputation score. The scores live in the Durable Object
+/// counters, so they are fetched only for expressions that name them (a mention in a string
+/// literal fetches them for nothing, which is harmless).
+pub fn reads_reputation(source: &str) -> bool {
+    source.contains("reputation")
 }
 
 thread_local! {
@@ -451,12 +464,14 @@ mod tests {
                 email_verified: true,
                 name: "Ann".into(),
                 groups: vec!["staff".into(), "eng".into()],
+                reputation: 2,
             },
             request: RequestFacts {
                 ip: "10.1.2.3".into(),
                 country: "DE".into(),
                 asn: 3320,
                 user_agent: "Firefox".into(),
+                reputation: -4,
             },
             client: TargetFacts {
                 id: "app-1".into(),
@@ -491,10 +506,19 @@ mod tests {
             "has(user.name) && user.name.contains('n')",
             "!(request.country in ['US', 'GB'])",
             "request.user_agent.contains('Firefox') ? true : false",
+            "request.reputation == -4 && user.reputation == 2",
         ] {
             assert_eq!(evaluate(yes, &f), Ok(true), "{yes}");
         }
         assert_eq!(evaluate("'admins' in user.groups", &f), Ok(false));
+        assert_eq!(evaluate("request.reputation > -3", &f), Ok(false));
+    }
+
+    #[test]
+    fn only_expressions_naming_a_reputation_fetch_the_scores() {
+        assert!(reads_reputation("request.reputation > -3"));
+        assert!(reads_reputation("user.reputation >= 0"));
+        assert!(!reads_reputation("'staff' in user.groups"));
     }
 
     #[test]

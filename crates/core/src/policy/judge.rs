@@ -115,6 +115,7 @@ pub async fn refusing(
         return Ok(None);
     }
     let mut facts = super::facts(ctx, req, Some(user));
+    super::add_reputation(ctx, req, &mut facts, &found).await?;
     describe(&mut facts, purpose, target, target_name);
     Ok(first_refusing(ctx, &found, &keys, &facts))
 }

@@ -272,10 +272,42 @@ pub fn facts(ctx: &Ctx<'_>, req: &Request, user: Option<&crate::store::users::Us
             country: req.location.country.clone().unwrap_or_default(),
             asn: req.location.asn.map_or(0, i64::from),
             user_agent: req.header("user-agent").unwrap_or("").chars().take(256).collect(),
+            reputation: 0,
         },
         time: expression::TimeFacts::at(ctx.clock.now()),
         ..expression::Facts::default()
     }
+}
+
+/// Fills in the reputation scores of the client IP and of `facts.user` (when there is one) from
+/// the counters, when one of `found`'s policies reads them: the reputation policy under the
+/// same interface as the others, bound like any expression (`request.reputation > -3`).
+pub async fn add_reputation(
+    ctx: &Ctx<'_>,
+    req: &Request,
+    facts: &mut expression::Facts,
+    found: &[crate::store::policies::TargetBinding],
+) -> Result<(), InternalError> {
+    let reads = found
+        .iter()
+        .any(|b| policy_source(ctx, b).is_some_and(|s| expression::reads_reputation(&s)));
+    if !reads {
+        return Ok(());
+    }
+    let p = &ctx.settings.policy;
+    let (_, ip_score) = ctx
+        .counters
+        .peek(&client_ip(ctx, req).key(), &p.lockout, &p.reputation)
+        .await?;
+    facts.request.reputation = ip_score;
+    if !facts.user.username.is_empty() {
+        let (_, user_score) = ctx
+            .counters
+            .peek(&user_key(&facts.user.username), &p.lockout, &p.reputation)
+            .await?;
+        facts.user.reputation = user_score;
+    }
+    Ok(())
 }
 
 /// The source of a configured policy, by its binding id `cfg:<name>`.

@@ -53,17 +53,55 @@ pub async fn name_taken(db: &dyn Db, name: &str, other_than: &str) -> Result<boo
     Ok(!rows.is_empty())
 }
 
-pub fn upsert_statement(p: &Policy) -> Statement {
+/// The most policies the API stores (configured ones are not counted): each is evaluated where
+/// it is bound, and a list an administrator can read.
+pub const MAX_POLICIES: i64 = 256;
+
+/// Inserts a new policy unless there are already [`MAX_POLICIES`] or another has its name
+/// (changes 0 rows then): checked in the statement, so racing creates cannot pass either.
+pub fn insert_statement(p: &Policy) -> Statement {
     (
         "INSERT INTO policies (id, name, expression, description, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
-         expression = excluded.expression, description = excluded.description, updated_at = excluded.updated_at",
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE (SELECT COUNT(*) FROM policies) < ?7 \
+         AND NOT EXISTS (SELECT 1 FROM policies WHERE name = ?2)",
         params_vec![
             p.id.as_str(),
             p.name.as_str(),
             p.expression.as_str(),
             p.description.as_str(),
             p.created_at,
+            p.updated_at,
+            MAX_POLICIES
+        ],
+    )
+}
+
+/// Updates a policy unless another has taken its new name meanwhile (changes 0 rows then).
+pub fn update_statement(p: &Policy) -> Statement {
+    (
+        "UPDATE policies SET name = ?2, expression = ?3, description = ?4, updated_at = ?5 \
+         WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM policies WHERE name = ?2 AND id <> ?1)",
+        params_vec![
+            p.id.as_str(),
+            p.name.as_str(),
+            p.expression.as_str(),
+            p.description.as_str(),
+            p.updated_at
+        ],
+    )
+}
+
+/// Undoes the audit event `event_id` of a change to policy `p` that did not apply (see
+/// [`insert_statement`] and [`update_statement`]): the last statement of the same batch.
+pub fn unless_applied_statement(event_id: Value, p: &Policy) -> Statement {
+    (
+        "DELETE FROM events WHERE id = ?1 AND NOT EXISTS \
+         (SELECT 1 FROM policies WHERE id = ?2 AND name = ?3 AND expression = ?4 AND updated_at = ?5)",
+        params_vec![
+            event_id,
+            p.id.as_str(),
+            p.name.as_str(),
+            p.expression.as_str(),
             p.updated_at
         ],
     )

@@ -322,12 +322,17 @@ pub struct Browser {
     pub cookies: Vec<(String, String)>,
     /// Where Cloudflare's edge would locate this browser (`request.cf`).
     pub location: gatehouse_core::http::Location,
+    /// The address Cloudflare's edge saw (`cf-connecting-ip`); none by default.
+    pub ip: Option<String>,
 }
 
 impl Browser {
     pub fn request(&self, method: Method, url: &str) -> Request {
         let path = url.strip_prefix(ISSUER).unwrap_or(url);
         let mut req = Request::new(method, path).with_location(self.location.clone());
+        if let Some(ip) = &self.ip {
+            req = req.with_header("cf-connecting-ip", ip);
+        }
         if !self.cookies.is_empty() {
             let header = self
                 .cookies
