@@ -214,25 +214,28 @@ fn the_number_of_rules_is_bounded() {
              VALUES ('ntf_{i}', 'r', 1, '{{}}', '{{\"type\":\"email\",\"to\":[\"user\"]}}', {now}, {now})"
         ));
     }
-    let r = env.admin(
-        Method::Post,
-        "/admin/api/notification-rules",
-        Some(json!({"name": "one more", "transport": {"type": "email", "to": ["user"]}})),
-    );
-    assert_eq!(r.status, 409);
+    let one_more = || {
+        TestEnv::admin_request(
+            Method::Post,
+            "/admin/api/notification-rules",
+            Some(json!({"name": "one more", "transport": {"type": "email", "to": ["user"]}})),
+        )
+    };
+    // Through the request's capturing view of the database, as the Worker sends it.
+    let capturing = Capturing::new(&env.db);
+    assert_eq!(env.send_with_db(&capturing, one_more()).status, 409);
     let audited = || {
         env.db
             .count("SELECT COUNT(*) FROM events WHERE kind = 'admin_notification_rule_created'")
     };
     assert_eq!(audited(), 0, "a refused create records no change");
+    assert!(capturing.take().is_empty(), "and nothing is notified of it");
     env.db.exec("DELETE FROM notification_rules WHERE id = 'ntf_0'");
-    let r = env.admin(
-        Method::Post,
-        "/admin/api/notification-rules",
-        Some(json!({"name": "one more", "transport": {"type": "email", "to": ["user"]}})),
-    );
-    assert_eq!(r.status, 201);
+    assert_eq!(env.send_with_db(&capturing, one_more()).status, 201);
     assert_eq!(audited(), 1, "the create under the cap is recorded");
+    let seen = capturing.take();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].kind, "admin_notification_rule_created");
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 mod support;
 
+use gatehouse_core::events::Capturing;
 use gatehouse_core::flow::plan::MfaMode;
 use gatehouse_core::http::{Location, Method, Response};
 use serde_json::{json, Value};
@@ -253,6 +254,59 @@ fn the_number_of_stored_policies_is_bounded_and_a_refused_create_records_nothing
         env.db.text("SELECT expression FROM policies WHERE id = 'pol_1'"),
         "false"
     );
+
+    // A name taken by a concurrent request between the check and the write: a conflict, not a
+    // 500 from the unique index, and no audit event (nor a notification) of what did not happen.
+    env.db.exec("DELETE FROM policies WHERE id IN ('pol_2', 'pol_3')");
+    let racer = |name: &str| {
+        let db = Interposed::new(&env.db);
+        *db.before_batch.borrow_mut() = Some(format!(
+            "INSERT INTO policies (id, name, expression, created_at, updated_at) VALUES ('pol_{name}', '{name}', 'true', 0, 0)"
+        ));
+        db
+    };
+    let db = racer("raced");
+    let capturing = Capturing::new(&db);
+    let r = env.send_with_db(
+        &capturing,
+        TestEnv::admin_request(
+            Method::Post,
+            "/admin/api/policies",
+            Some(json!({"name": "raced", "expression": "true"})),
+        ),
+    );
+    assert_eq!(r.status, 409, "{}", body(&r));
+    assert_eq!(audits(&env, "admin_policy_created"), 1, "only the earlier create");
+    assert!(capturing.take().is_empty());
+    let db = racer("taken");
+    let capturing = Capturing::new(&db);
+    let r = env.send_with_db(
+        &capturing,
+        TestEnv::admin_request(
+            Method::Patch,
+            "/admin/api/policies/pol_1",
+            Some(json!({"name": "taken"})),
+        ),
+    );
+    assert_eq!(r.status, 409, "{}", body(&r));
+    assert_eq!(audits(&env, "admin_policy_updated"), 1, "only the earlier update");
+    assert!(capturing.take().is_empty());
+    assert_eq!(env.db.text("SELECT name FROM policies WHERE id = 'pol_1'"), "p1");
+    // Changed by another request since it was read: this update would overwrite it unseen.
+    let db = Interposed::new(&env.db);
+    *db.before_batch.borrow_mut() =
+        Some("UPDATE policies SET expression = 'user.id != \"\"' WHERE id = 'pol_1'".into());
+    let r = env.send_with_db(
+        &db,
+        TestEnv::admin_request(
+            Method::Patch,
+            "/admin/api/policies/pol_1",
+            Some(json!({"description": "mine"})),
+        ),
+    );
+    assert_eq!(r.status, 409, "{}", body(&r));
+    assert_eq!(env.db.text("SELECT description FROM policies WHERE id = 'pol_1'"), "");
+    assert_eq!(audits(&env, "admin_policy_updated"), 1);
 }
 
 #[test]
@@ -556,18 +610,60 @@ fn reputation_scores_are_facts_a_bound_policy_can_refuse_on() {
         "another IP"
     );
 
-    // The username's score: bob's two failures leave -1 after his success; ann's is positive.
+    // The username's score: bob's two failures (from another IP) left -2. A refused sign-in
+    // earns no credit, so signing in again and again does not talk the policy round; typed in
+    // another case, the name is the same account and the same score.
     admin(
         &env,
         Method::Delete,
         &format!("/admin/api/policy-bindings/{ip_binding}"),
         None,
     );
-    let user_policy = create_policy(&env, "user-standing", "user.reputation >= 0");
+    let user_policy = create_policy(&env, "user-standing", "user.reputation > -2");
     bind(&env, json!({"target": "client", "target_id": c, "policy": user_policy}));
-    let end = sign_in(&env, &mut at_ip("198.51.100.3"), &c, "bob");
-    assert!(end.contains("error=access_denied"), "{end}");
+    for name in ["bob", "bob", "BOB", "bob"] {
+        let end = sign_in(&env, &mut at_ip("198.51.100.3"), &c, name);
+        assert!(end.contains("error=access_denied"), "{name}: {end}");
+    }
     assert!(sign_in(&env, &mut at_ip("198.51.100.3"), &c, "ann").contains("code="));
+    // With the bar lowered, bob signs in, and that success is credited: back at the first
+    // bar, his -1 passes it.
+    let bar = |expression: &str| {
+        let (s, v) = admin(
+            &env,
+            Method::Patch,
+            &format!("/admin/api/policies/{user_policy}"),
+            Some(json!({ "expression": expression })),
+        );
+        assert_eq!(s, 200, "{v}");
+    };
+    bar("user.reputation > -3");
+    assert!(sign_in(&env, &mut at_ip("198.51.100.3"), &c, "bob").contains("code="));
+    bar("user.reputation > -2");
+    assert!(
+        sign_in(&env, &mut at_ip("198.51.100.3"), &c, "bob").contains("code="),
+        "-1 after the credit"
+    );
+
+    // Outside a sign-in (the account page, like a proxied request): the scores are read there
+    // too, for the session's user and this request's IP.
+    let mut annb = at_ip("198.51.100.4");
+    assert!(sign_in(&env, &mut annb, &c, "ann").contains("code="));
+    assert_eq!(annb.send(&env, annb.request(Method::Get, "/account")).status, 200);
+    bind(
+        &env,
+        json!({"target": "flow", "target_id": "account", "policy": ip_policy}),
+    );
+    assert_eq!(annb.send(&env, annb.request(Method::Get, "/account")).status, 200);
+    let mut elsewhere = Browser {
+        cookies: annb.cookies.clone(),
+        ip: Some("198.51.100.1".into()),
+        ..Browser::default()
+    };
+    assert_eq!(
+        elsewhere.send(&env, elsewhere.request(Method::Get, "/account")).status,
+        403
+    );
 
     // A dry run reads no counters: the scores are given.
     let test = |b: Value| {
@@ -580,8 +676,8 @@ fn reputation_scores_are_facts_a_bound_policy_can_refuse_on() {
         .1["result"]
             .clone()
     };
-    assert_eq!(test(json!({"user": "bob", "user_reputation": 1})), true);
-    assert_eq!(test(json!({"user": "bob", "user_reputation": -1})), false);
+    assert_eq!(test(json!({"user": "bob", "user_reputation": -1})), true);
+    assert_eq!(test(json!({"user": "bob", "user_reputation": -2})), false);
     let test = |b: Value| {
         admin(
             &env,

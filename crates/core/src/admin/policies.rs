@@ -178,11 +178,14 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
         }),
     )?;
     let undo = policies::unless_applied_statement(event_id(&audit), &after);
-    let changed = ctx.db.batch(&[policies::update_statement(&after), audit, undo]).await?;
+    let changed = ctx
+        .db
+        .batch(&[policies::update_statement(&before, &after), audit, undo])
+        .await?;
     if changed.first() == Some(&0) {
         return Err(OAuthError::new(
             ErrorCode::Conflict,
-            "the policy changed meanwhile: another policy took this name, or it was deleted",
+            "the policy changed meanwhile (another request changed or deleted it, or took this name): read it again",
         )
         .into());
     }
@@ -271,7 +274,7 @@ async fn dry_run_facts(ctx: &Ctx<'_>, req: &Request) -> Result<Facts, Error> {
             country: r.country.to_ascii_uppercase(),
             asn: r.asn,
             user_agent: r.user_agent.clone(),
-            reputation: r.reputation,
+            reputation: Some(r.reputation),
         },
         time: expression::TimeFacts::at(input.time.unwrap_or_else(|| ctx.clock.now())),
         ..Facts::default()
@@ -283,8 +286,8 @@ async fn dry_run_facts(ctx: &Ctx<'_>, req: &Request) -> Result<Facts, Error> {
         };
         let user = user.ok_or_else(|| not_found("user"))?;
         facts.user = expression::UserFacts::of(&user);
-        facts.user.reputation = input.user_reputation;
     }
+    facts.user.reputation = Some(input.user_reputation);
     if let Some(c) = &input.client {
         let client = clients::by_id(ctx.db, c).await?.ok_or_else(|| not_found("client"))?;
         facts.client = TargetFacts {

@@ -1,7 +1,8 @@
 //! Which events a request recorded, seen without touching the 18 places that record them: a
 //! `Db` wrapper that notes every insert made with `store::events::INSERT` once it is committed.
-//! An event in a batch that failed is not noted (it does not exist), so a notification never
-//! describes something that did not happen.
+//! An event in a batch that failed is not noted (it does not exist), nor one the batch deleted
+//! again because its change did not apply (`store::events::UNDO_PREFIX`), so a notification
+//! never describes something that did not happen.
 
 use std::cell::RefCell;
 
@@ -11,7 +12,7 @@ use super::Recorded;
 use crate::db::{Row, Value};
 use crate::error::InternalError;
 use crate::ports::Db;
-use crate::store::events::INSERT;
+use crate::store::events::{INSERT, UNDO_PREFIX};
 
 /// The most events one request keeps for notification; a request records a handful, and a
 /// bound keeps a pathological one from holding memory for its `waitUntil`.
@@ -54,6 +55,18 @@ impl<'a> Capturing<'a> {
     }
 }
 
+impl Capturing<'_> {
+    /// Forgets the event a batch deleted again (`store::events::UNDO_PREFIX`, its id first).
+    fn forget(&self, params: &[Value]) {
+        let Some(Value::Text(id)) = params.first() else {
+            return;
+        };
+        if let Ok(mut seen) = self.seen.try_borrow_mut() {
+            seen.retain(|e| e.id != *id);
+        }
+    }
+}
+
 /// The event `store::events::record_statement` inserts with these parameters (in its order:
 /// id, kind, user_id, client_id, ip, detail, created_at).
 fn from_params(p: &[Value]) -> Option<Recorded> {
@@ -90,8 +103,11 @@ impl Db for Capturing<'_> {
     }
     async fn batch(&self, statements: &[(&str, Vec<Value>)]) -> Result<Vec<u64>, InternalError> {
         let changes = self.inner.batch(statements).await?;
-        for (sql, params) in statements {
+        for (i, (sql, params)) in statements.iter().enumerate() {
             self.note(sql, params);
+            if sql.starts_with(UNDO_PREFIX) && changes.get(i).is_some_and(|n| *n > 0) {
+                self.forget(params);
+            }
         }
         Ok(changes)
     }

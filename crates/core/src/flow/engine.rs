@@ -221,6 +221,18 @@ pub async fn advance(
         judge_policies(ctx, req, &mut flow, &mut changes).await?;
     }
     let standing = standing(ctx, &flow).await?;
+    // A refused sign-in earns the username no credit: else signing in again and again would
+    // raise its reputation until a policy reading `user.reputation` let it through.
+    if let Some(key) = flow.success_to_credit.take() {
+        let rules = &ctx.settings.policy;
+        if matches!(standing, Standing::Refused(_)) {
+            ctx.counters.release_attempt(&key).await?;
+        } else {
+            ctx.counters
+                .record_attempt(&key, true, Some(&rules.lockout), &rules.reputation)
+                .await?;
+        }
+    }
     let mut set_cookie = None;
     let location = match standing {
         Standing::Refused(r) => {

@@ -193,6 +193,11 @@ pub struct Flow {
     #[serde(default)]
     pub second_factor_waived: bool,
     pub refused: Option<Refusal>,
+    /// The counter key of a username whose factor just succeeded: `engine::advance` credits the
+    /// success (lockout and reputation) once the flow's policies let it through, and releases
+    /// the attempt without credit when they refuse. Lives for one request; never stored.
+    #[serde(skip)]
+    pub success_to_credit: Option<String>,
 }
 
 impl Flow {
@@ -231,6 +236,7 @@ impl Flow {
             policies_judged: false,
             second_factor_waived: false,
             refused: None,
+            success_to_credit: None,
         }
     }
 

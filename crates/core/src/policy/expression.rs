@@ -127,8 +127,11 @@ pub struct UserFacts {
     pub name: String,
     pub groups: Vec<String>,
     /// The username's reputation score (`policy::reputation`: failures lower it, successes raise
-    /// it, within -5..5 by default; 0 when neutral or expired).
-    pub reputation: i64,
+    /// it, within -5..5 by default; 0 when neutral or expired). Absent unless fetched (see
+    /// [`reads_reputation`]): an expression that reaches it some other way fails to evaluate,
+    /// and its binding's failure result applies, rather than reading a made-up 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reputation: Option<i64>,
 }
 
 impl UserFacts {
@@ -140,7 +143,7 @@ impl UserFacts {
             email_verified: user.email_verified,
             name: user.name.clone().unwrap_or_default(),
             groups: user.groups.clone(),
-            reputation: 0,
+            reputation: None,
         }
     }
 }
@@ -153,8 +156,10 @@ pub struct RequestFacts {
     /// 0 when unknown.
     pub asn: i64,
     pub user_agent: String,
-    /// The client IP's reputation score, as `user.reputation` is the username's.
-    pub reputation: i64,
+    /// The client IP's reputation score, as `user.reputation` is the username's (absent unless
+    /// fetched, likewise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reputation: Option<i64>,
 }
 
 /// The OIDC client or gateway app the flow signs in to.
@@ -209,9 +214,10 @@ impl TimeFacts {
     }
 }
 
-/// Whether `source` may read a reputation score. The scores live in the Durable Object
-/// counters, so they are fetched only for expressions that name them (a mention in a string
-/// literal fetches them for nothing, which is harmless).
+/// Whether `source` names a reputation score. The scores live in the Durable Object counters,
+/// so they are fetched only for expressions that name them (a mention in a string literal
+/// fetches them for nothing, which is harmless). One that reaches them without the name
+/// (`request['repu' + 'tation']`) finds no such field: an evaluation error, never a 0.
 pub fn reads_reputation(source: &str) -> bool {
     source.contains("reputation")
 }
@@ -464,14 +470,14 @@ mod tests {
                 email_verified: true,
                 name: "Ann".into(),
                 groups: vec!["staff".into(), "eng".into()],
-                reputation: 2,
+                reputation: Some(2),
             },
             request: RequestFacts {
                 ip: "10.1.2.3".into(),
                 country: "DE".into(),
                 asn: 3320,
                 user_agent: "Firefox".into(),
-                reputation: -4,
+                reputation: Some(-4),
             },
             client: TargetFacts {
                 id: "app-1".into(),
@@ -519,6 +525,13 @@ mod tests {
         assert!(reads_reputation("request.reputation > -3"));
         assert!(reads_reputation("user.reputation >= 0"));
         assert!(!reads_reputation("'staff' in user.groups"));
+        // Reached without the name, a score not fetched is an error, not a passing 0.
+        let mut f = facts();
+        f.request.reputation = None;
+        let spelled = "request['repu' + 'tation'] > -3";
+        assert!(!reads_reputation(spelled));
+        assert!(evaluate(spelled, &f).is_err());
+        assert_eq!(evaluate(spelled, &facts()), Ok(false), "-4 when fetched");
     }
 
     #[test]

@@ -272,7 +272,7 @@ pub fn facts(ctx: &Ctx<'_>, req: &Request, user: Option<&crate::store::users::Us
             country: req.location.country.clone().unwrap_or_default(),
             asn: req.location.asn.map_or(0, i64::from),
             user_agent: req.header("user-agent").unwrap_or("").chars().take(256).collect(),
-            reputation: 0,
+            reputation: None,
         },
         time: expression::TimeFacts::at(ctx.clock.now()),
         ..expression::Facts::default()
@@ -299,13 +299,13 @@ pub async fn add_reputation(
         .counters
         .peek(&client_ip(ctx, req).key(), &p.lockout, &p.reputation)
         .await?;
-    facts.request.reputation = ip_score;
+    facts.request.reputation = Some(ip_score);
     if !facts.user.username.is_empty() {
         let (_, user_score) = ctx
             .counters
             .peek(&user_key(&facts.user.username), &p.lockout, &p.reputation)
             .await?;
-        facts.user.reputation = user_score;
+        facts.user.reputation = Some(user_score);
     }
     Ok(())
 }

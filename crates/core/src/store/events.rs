@@ -12,6 +12,12 @@ use crate::types::event_kind::EventKind;
 pub const INSERT: &str =
     "INSERT INTO events (id, kind, user_id, client_id, ip, detail, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
+/// How a batch undoes its own audit event when the change it records did not apply (a
+/// conditional insert that inserted nothing): `DELETE FROM events WHERE id = ?1 AND <the change
+/// is absent>`, the batch's last statement. `events::capture` forgets an event so deleted, so no
+/// notification describes a change that did not happen.
+pub const UNDO_PREFIX: &str = "DELETE FROM events WHERE id = ?1 AND ";
+
 pub struct Event<'a> {
     pub kind: EventKind,
     pub user_id: Option<&'a str>,

@@ -76,17 +76,23 @@ pub fn insert_statement(p: &Policy) -> Statement {
     )
 }
 
-/// Updates a policy unless another has taken its new name meanwhile (changes 0 rows then).
-pub fn update_statement(p: &Policy) -> Statement {
+/// Updates policy `before` to `after` unless it changed since it was read (a concurrent update:
+/// this one's audit event would describe the wrong "before") or another policy has taken the new
+/// name meanwhile; changes 0 rows then.
+pub fn update_statement(before: &Policy, after: &Policy) -> Statement {
     (
         "UPDATE policies SET name = ?2, expression = ?3, description = ?4, updated_at = ?5 \
-         WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM policies WHERE name = ?2 AND id <> ?1)",
+         WHERE id = ?1 AND name = ?6 AND expression = ?7 AND description = ?8 \
+         AND NOT EXISTS (SELECT 1 FROM policies WHERE name = ?2 AND id <> ?1)",
         params_vec![
-            p.id.as_str(),
-            p.name.as_str(),
-            p.expression.as_str(),
-            p.description.as_str(),
-            p.updated_at
+            after.id.as_str(),
+            after.name.as_str(),
+            after.expression.as_str(),
+            after.description.as_str(),
+            after.updated_at,
+            before.name.as_str(),
+            before.expression.as_str(),
+            before.description.as_str()
         ],
     )
 }
@@ -94,6 +100,7 @@ pub fn update_statement(p: &Policy) -> Statement {
 /// Undoes the audit event `event_id` of a change to policy `p` that did not apply (see
 /// [`insert_statement`] and [`update_statement`]): the last statement of the same batch.
 pub fn unless_applied_statement(event_id: Value, p: &Policy) -> Statement {
+    // `store::events::UNDO_PREFIX`, spelled out: a statement's text is a `&'static str`.
     (
         "DELETE FROM events WHERE id = ?1 AND NOT EXISTS \
          (SELECT 1 FROM policies WHERE id = ?2 AND name = ?3 AND expression = ?4 AND updated_at = ?5)",

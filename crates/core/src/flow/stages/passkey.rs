@@ -372,10 +372,8 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             return again(ctx, req, &id, &flow, kind, NOT_SIGNED_IN, 401).await;
         }
         if account.is_some() {
-            let rules = &ctx.settings.policy;
-            ctx.counters
-                .record_attempt(&user_key, true, Some(&rules.lockout), &rules.reputation)
-                .await?;
+            // Credited by `engine::advance`, once the policies let the sign-in through.
+            flow.success_to_credit = Some(user_key.clone());
         }
         let used = events::record_statement(
             ctx.rng,

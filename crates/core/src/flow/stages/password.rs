@@ -300,12 +300,11 @@ pub async fn submit(ctx: &Ctx<'_>, req: &Request) -> Response {
             engine::standing(ctx, &flow).await?,
             engine::Standing::At(Stage::SecondFactor | Stage::EnrollSecondFactor)
         );
+        // The credit is given by `engine::advance`, once the policies let the sign-in through.
         if second_factor_next {
             ctx.counters.release_attempt(&user_key).await?;
         } else {
-            ctx.counters
-                .record_attempt(&user_key, true, Some(&rules.lockout), &rules.reputation)
-                .await?;
+            flow.success_to_credit = Some(user_key);
         }
         engine::advance(ctx, req, &id, flow, changes).await
     }
