@@ -29,6 +29,8 @@ use serde::Serialize;
 
 pub const MAX_SOURCE_BYTES: usize = 2048;
 pub const MAX_NODES: usize = 400;
+/// The parser's own bound on the nodes it creates (macro expansions included).
+const PARSER_MAX_NODES: usize = 4 * MAX_NODES;
 /// Parser nesting (parentheses, operators, calls).
 pub const MAX_NESTING: u16 = 32;
 pub const MAX_COMPREHENSION_DEPTH: usize = 1;
@@ -275,7 +277,9 @@ fn compile(source: &str) -> Result<Rc<IdedExpr>, ExpressionError> {
     }
     let expr = cel::parser::PrattParser::new()
         .max_recursion_depth(MAX_NESTING)
-        .max_expression_node_count(MAX_NODES)
+        // A backstop only: the walk below counts against MAX_NODES and says so clearly, where
+        // the parser's own error repeats itself for every macro past its limit.
+        .max_expression_node_count(PARSER_MAX_NODES)
         .parse(source)
         .map_err(|e| err(format!("syntax error: {e}")))?;
     check(&expr, &mut Vec::new(), 0, &mut Walk::default())?;
@@ -573,9 +577,9 @@ mod tests {
         assert!(e(&format!("user.id == '{}'", "x".repeat(MAX_SOURCE_BYTES))).contains("longer than"));
         let nested_loops = "user.groups.all(a, user.groups.exists(b, a == b))";
         assert!(e(nested_loops).contains("do not nest"), "{}", e(nested_loops));
-        let many = vec!["user.groups.exists(g, g == 'x')"; 40].join(" + ");
+        let many = format!("[{}]", vec!["user.groups.exists(g, g == 'x')"; 40].join(", "));
         assert!(many.len() < MAX_SOURCE_BYTES);
-        assert!(e(&many).contains("exceeds limit of 400"), "{}", e(&many));
+        assert_eq!(e(&many), "the expression has more than 400 parts");
         // The parser balances chains of `&&` and `||`: a long one is not deep.
         assert_eq!(validate(&vec!["user.id=='x'"; 60].join("||")), Ok(()));
         let nested = format!("{}true{}", "(".repeat(60), ")".repeat(60));
@@ -635,6 +639,115 @@ mod tests {
         assert_eq!(evaluate(&deepest, &f), Ok(true));
         let ternaries = ["user.id == 'x' ? false : "; 11].join("") + "true";
         assert_eq!(evaluate(&ternaries, &f), Ok(true));
+    }
+
+    /// The walk's count of `source`'s nodes and depth, parsed without the parser's own limits.
+    fn walked(source: &str) -> (usize, usize, Result<(), ExpressionError>) {
+        let expr = cel::parser::PrattParser::new()
+            .max_recursion_depth(1000)
+            .max_expression_node_count(100_000)
+            .parse(source)
+            .expect("parses");
+        let mut walk = Walk::default();
+        let mut deepest = Walk::default();
+        let result = check(&expr, &mut Vec::new(), 0, &mut walk);
+        // The depth the walk reached: check again with an ever smaller bound would be circular,
+        // so measure it on the tree directly.
+        fn depth(e: &IdedExpr) -> usize {
+            1 + match &e.expr {
+                Expr::Select(s) => depth(&s.operand),
+                Expr::Call(c) => c
+                    .target
+                    .iter()
+                    .map(|t| depth(t))
+                    .chain(c.args.iter().map(depth))
+                    .max()
+                    .unwrap_or(0),
+                Expr::List(l) => l.elements.iter().map(depth).max().unwrap_or(0),
+                Expr::Comprehension(c) => [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result]
+                    .into_iter()
+                    .map(depth)
+                    .max()
+                    .unwrap_or(0),
+                _ => 0,
+            }
+        }
+        deepest.depth = depth(&expr);
+        (walk.nodes, deepest.depth, result)
+    }
+
+    #[test]
+    fn the_node_and_depth_bounds_hold_at_exactly_their_limits() {
+        // Macros expand into more nodes than their source shows: a list of `all`s reaches the
+        // node bound within the byte bound, past the parser's own count.
+        let of = |k: usize| format!("[{}]", vec!["[1].all(x, true)"; k].join(", "));
+        let mut k = 1;
+        while walked(&of(k + 1)).0 <= MAX_NODES {
+            k += 1;
+        }
+        let (at, _, ok) = walked(&of(k));
+        assert!(at <= MAX_NODES && ok.is_ok(), "{at}");
+        let (over, _, refused) = walked(&of(k + 1));
+        assert!(over > MAX_NODES);
+        assert!(refused.is_err());
+        let exactly = |extra: usize| {
+            // Pad `of(k)` with literal elements to exactly MAX_NODES + extra nodes.
+            let pad = MAX_NODES + extra - at;
+            format!("[{}{}]", vec!["[1].all(x, true)"; k].join(", "), ", 1".repeat(pad))
+        };
+        assert_eq!(walked(&exactly(0)).0, MAX_NODES);
+        assert_eq!(validate(&exactly(0)), Ok(()));
+        assert_eq!(walked(&exactly(1)).0, MAX_NODES + 1);
+        assert!(
+            validate(&exactly(1)).is_err_and(|e| e.0.contains("more than 400 parts")),
+            "{:?}",
+            validate(&exactly(1))
+        );
+
+        // Depth: nested list literals, one level each, around a literal.
+        let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        assert_eq!(walked(&nested(MAX_DEPTH - 1)).1, MAX_DEPTH);
+        assert_eq!(validate(&nested(MAX_DEPTH - 1)), Ok(()));
+        assert_eq!(walked(&nested(MAX_DEPTH)).1, MAX_DEPTH + 1);
+        assert!(validate(&nested(MAX_DEPTH)).is_err_and(|e| e.0.contains("deeper than 24")));
+    }
+
+    #[test]
+    fn only_a_fact_path_counts_as_a_facts_list() {
+        // A field of a literal map holds whatever the map was built with, `+` included; `has()`
+        // is a test, not a list.
+        for refused in [
+            "{'a': user.groups + user.groups}.a.all(g, true)",
+            "has(user.groups).all(g, true)",
+            "{'a': [1]}.a.exists(g, g == 1)",
+        ] {
+            assert!(
+                validate(refused).is_err_and(|e| e.0.contains("iterate over a fact's list")),
+                "{refused}: {:?}",
+                validate(refused)
+            );
+        }
+        assert_eq!(
+            validate("request.user_agent.size() > 0 && user.groups.all(g, true)"),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_macros_variables_are_out_of_scope_after_it() {
+        for (source, name) in [
+            ("user.groups.all(g, true) && g == 'x'", "g"),
+            ("user.groups.map(g, g + '!').size() > 0 && g == 'x'", "g"),
+        ] {
+            assert!(
+                validate(source).is_err_and(|e| e.0.contains(&format!("unknown name `{name}`"))),
+                "{source}: {:?}",
+                validate(source)
+            );
+        }
+        // This parser makes no two-variable comprehensions (`iter_var2` is always none): the
+        // form is an unknown function, so the scope's third variable is never pushed.
+        assert!(validate("{'a': 1}.all(k, v, v > 0)").is_err_and(|e| e.0.contains("`all`")));
     }
 
     #[test]
