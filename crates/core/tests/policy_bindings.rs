@@ -840,3 +840,208 @@ fn an_expression_sees_the_client_it_signs_in_to() {
     assert!(sign_in(&env, &mut Browser::default(), &c, "ann").contains("code="));
     assert!(sign_in(&env, &mut Browser::default(), &other, "ann").contains("error=access_denied"));
 }
+
+/// The error description of a refused admin call.
+fn refused(env: &TestEnv, method: Method, path: &str, b: Value) -> String {
+    let (s, v) = admin(env, method, path, Some(b.clone()));
+    assert_eq!(s / 100, 4, "{b}: {v}");
+    v["error_description"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn the_admin_api_bounds_what_it_stores_at_exactly_its_limits() {
+    let mut env = TestEnv::new();
+    env.settings.configured_policies = vec![("from-de".into(), "request.country == 'DE'".into())];
+    let policies = "/admin/api/policies";
+    assert!(refused(
+        &env,
+        Method::Post,
+        policies,
+        json!({"name": "from-de", "expression": "true"})
+    )
+    .contains("a configured policy has this name"));
+    // Descriptions: 1000 bytes, line breaks but no other control characters.
+    let d = |description: String| json!({"name": "p", "expression": "true", "description": description});
+    assert!(refused(&env, Method::Post, policies, d("x".repeat(1001))).contains("at most 1000 bytes"));
+    assert!(refused(&env, Method::Post, policies, d("a\u{7}b".into())).contains("control characters"));
+    let p = create_policy(&env, "p", "true");
+    assert_eq!(
+        refused(
+            &env,
+            Method::Post,
+            policies,
+            json!({"name": "p", "expression": "false"})
+        ),
+        "another policy has this name"
+    );
+    let (_, listed) = admin(&env, Method::Get, policies, None);
+    let names: Vec<&str> = listed["policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["p", "from-de"], "stored, then configured");
+    let (s, v) = admin(
+        &env,
+        Method::Patch,
+        &format!("{policies}/{p}"),
+        Some(json!({"description": format!("line\n{}", "x".repeat(995))})),
+    );
+    assert_eq!(s, 200, "{v}");
+    // A patch changes what it names, and when.
+    env.clock.advance(60);
+    let (s, v) = admin(
+        &env,
+        Method::Patch,
+        &format!("{policies}/{p}"),
+        Some(json!({"description": "changed"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let (_, stored) = admin(&env, Method::Get, &format!("{policies}/{p}"), None);
+    assert_eq!(stored["description"], "changed");
+    assert_eq!(stored["expression"], "true");
+    assert_eq!(
+        stored["updated_at"].as_i64(),
+        stored["created_at"].as_i64().map(|t| t + 60)
+    );
+
+    // Dry-run inputs: an IP of 64 bytes, a 2-letter country, a 512-byte user agent; a known
+    // flow and stage.
+    let dry = format!("{policies}/{p}/test");
+    let ok = |b: Value| {
+        let (s, v) = admin(&env, Method::Post, &dry, Some(b.clone()));
+        assert_eq!(s, 200, "{b}: {v}");
+    };
+    ok(json!({"request": {"ip": "1".repeat(64), "country": "DE", "user_agent": "u".repeat(512)}}));
+    ok(json!({"flow": "authorize", "stage": "mfa"}));
+    for bad in [
+        json!({"request": {"ip": "1".repeat(65)}}),
+        json!({"request": {"country": "DEU"}}),
+        json!({"request": {"user_agent": "u".repeat(513)}}),
+    ] {
+        assert!(refused(&env, Method::Post, &dry, bad).contains("at most 64 bytes"));
+    }
+    assert!(refused(&env, Method::Post, &dry, json!({"flow": "nope"})).contains("flow must be one of"));
+    assert!(refused(&env, Method::Post, &dry, json!({"stage": "nope"})).contains("stage must be one of"));
+
+    // Binding subjects: 1-254 bytes.
+    let bindings = "/admin/api/policy-bindings";
+    let on_flow = |subject: Value| {
+        let mut b = json!({"target": "flow", "target_id": "authorize"});
+        b.as_object_mut().unwrap().extend(subject.as_object().unwrap().clone());
+        b
+    };
+    assert!(refused(&env, Method::Post, bindings, on_flow(json!({"user": ""}))).contains("1-254 bytes"));
+    assert!(refused(&env, Method::Post, bindings, on_flow(json!({"user": "u".repeat(255)}))).contains("1-254 bytes"));
+    assert!(refused(&env, Method::Post, bindings, on_flow(json!({"user": "u".repeat(254)}))).contains("no such user"));
+    assert!(refused(&env, Method::Post, bindings, on_flow(json!({"group": "g".repeat(255)}))).contains("1-254 bytes"));
+    bind(&env, on_flow(json!({"group": "g".repeat(254)})));
+}
+
+#[test]
+fn a_binding_patch_changes_only_what_it_names_and_a_full_target_takes_no_more() {
+    let env = TestEnv::new();
+    let ann = user_in(&env, "ann", &[]);
+    let a = client(&env);
+    let b = client(&env);
+    let p = create_policy(&env, "p", "true");
+    let id = bind(&env, json!({"target": "client", "target_id": a, "policy": p}));
+    let patch = |body: Value| {
+        let (s, v) = admin(
+            &env,
+            Method::Patch,
+            &format!("/admin/api/policy-bindings/{id}"),
+            Some(body),
+        );
+        assert_eq!(s, 200, "{v}");
+        v
+    };
+    // Only the target id: the kind stays.
+    assert_eq!(patch(json!({"target_id": b}))["target_id"], b.as_str());
+    // Only a group: the policy binding becomes a group binding.
+    let v = patch(json!({"group": "staff"}));
+    assert_eq!(v["group"], "staff");
+    assert_eq!(v["policy"], Value::Null);
+    let v = patch(json!({"user": "ann"}));
+    assert_eq!(v["user"], ann.as_str());
+
+    // Target `a` full: a binding there can still be changed, none can move in.
+    for i in 0..gatehouse_core::policy::binding::MAX_PER_TARGET {
+        env.db.exec(&format!(
+            "INSERT INTO policy_bindings (id, target, group_name, position, created_at, updated_at) \
+             VALUES ('pbd_{i}', 'client:{a}', 'g{i}', {i}, 0, 0)"
+        ));
+    }
+    let (s, v) = admin(
+        &env,
+        Method::Patch,
+        "/admin/api/policy-bindings/pbd_0",
+        Some(json!({"negate": true})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = admin(
+        &env,
+        Method::Patch,
+        &format!("/admin/api/policy-bindings/{id}"),
+        Some(json!({"target_id": a})),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert!(v["error_description"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("at most 32"));
+}
+
+#[test]
+fn a_target_dry_run_fills_in_its_own_target_unless_the_body_names_one() {
+    let env = TestEnv::new();
+    let c = client(&env);
+    let other = client(&env);
+    env.db.exec(
+        "INSERT INTO apps (id, name, host, path_prefix, origin, created_at, updated_at) \
+         VALUES ('wiki', 'Wiki', 'wiki.example.com', '/', 'https://origin.example.com', 0, 0), \
+                ('blog', 'Blog', 'blog.example.com', '/', 'https://origin.example.com', 0, 0)",
+    );
+    let cases = [
+        (
+            "flow",
+            "authorize".to_owned(),
+            "flow.purpose == 'authorize'",
+            json!({"flow": "gateway"}),
+        ),
+        (
+            "client",
+            c.clone(),
+            &*format!("client.id == '{c}'"),
+            json!({"client": other}),
+        ),
+        ("app", "wiki".to_owned(), "app.id == 'wiki'", json!({"app": "blog"})),
+    ];
+    for (i, (kind, id, expression, elsewhere)) in cases.into_iter().enumerate() {
+        let p = create_policy(&env, &format!("p{i}"), expression);
+        bind(&env, json!({"target": kind, "target_id": id, "policy": p}));
+        let test = |b: Value| {
+            let (s, v) = admin(
+                &env,
+                Method::Post,
+                &format!("/admin/api/policy-targets/{kind}/{id}/test"),
+                Some(b),
+            );
+            assert_eq!(s, 200, "{v}");
+            v["passed"].clone()
+        };
+        assert_eq!(test(json!({})), true, "{kind}: the target's own id");
+        assert_eq!(test(elsewhere), false, "{kind}: the body's names win");
+    }
+    let p = create_policy(&env, "stage", "flow.stage == 'mfa'");
+    bind(&env, json!({"target": "stage", "target_id": "mfa", "policy": p}));
+    let (s, v) = admin(
+        &env,
+        Method::Post,
+        "/admin/api/policy-targets/stage/mfa/test",
+        Some(json!({})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["passed"], true);
+}
