@@ -383,6 +383,20 @@ fn bindings_are_validated_and_a_deleted_client_takes_its_bindings_along() {
     );
     assert_eq!(s, 200);
     assert_eq!(audits(&env, "admin_policy_mode_set"), 1);
+    let (_, v) = admin(
+        &env,
+        Method::Get,
+        &format!("/admin/api/policy-targets/client/{c}"),
+        None,
+    );
+    assert_eq!(v["mode"], "any", "the stored mode is shown");
+    let (_, v) = admin(
+        &env,
+        Method::Post,
+        &format!("/admin/api/policy-targets/client/{c}/test"),
+        Some(json!({})),
+    );
+    assert_eq!(v["mode"], "any", "and the dry run says which it used");
     let (s, _) = admin(&env, Method::Delete, &format!("/admin/api/clients/{c}"), None);
     assert_eq!(s, 204);
     assert_eq!(env.db.count("SELECT COUNT(*) FROM policy_bindings"), 0);
