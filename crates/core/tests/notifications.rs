@@ -909,3 +909,57 @@ fn a_rule_turned_into_a_webhook_shows_the_secret_it_was_given_once() {
     assert_eq!(r.status, 200);
     assert_ne!(r.json_body()["transport"]["secret"].as_str(), Some(secret.as_str()));
 }
+
+#[test]
+fn each_default_rule_matches_its_own_kinds_only() {
+    use gatehouse_core::events::defaults;
+    use gatehouse_core::events::matcher::matches;
+    let mut env = TestEnv::new();
+    with_mail(&mut env);
+    env.settings.notify.admin_email = Some("sec@example.com".into());
+    let rules = defaults::rules(&env.settings);
+    assert_eq!(rules.len(), 4);
+    for (id, kind) in [
+        ("default:account_locked", "account_locked"),
+        ("default:new_country", "login_succeeded"),
+        ("default:passkey_counter_regressed", "passkey_counter_regressed"),
+        ("default:admin_changes", "admin_user_created"),
+    ] {
+        let rule = rules.iter().find(|r| r.id == id).unwrap();
+        assert!(
+            matches(&rule.criteria, &event(kind, Some("usr_1"), json!({})), &[]),
+            "{id}"
+        );
+        for other in ["login_failed", "token_issued", "account_unlocked"] {
+            assert!(
+                !matches(&rule.criteria, &event(other, Some("usr_1"), json!({})), &[]),
+                "{id} matched {other}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_capturing_view_reads_through_and_keeps_at_most_32_events_a_request() {
+    let env = TestEnv::new();
+    let capturing = Capturing::new(&env.db);
+    let rows = block_on(capturing.query("SELECT 7 AS n UNION ALL SELECT 8", &[])).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].get("n").and_then(|v| v.as_i64()), Some(7));
+    for n in 0..40 {
+        let e = events::Event {
+            kind: EventKind::LoginFailed,
+            user_id: None,
+            client_id: None,
+            ip: None,
+            location: None,
+            detail: json!({ "n": n }),
+        };
+        block_on(events::record(&capturing, &env.rng, T0, e)).unwrap();
+    }
+    let seen = capturing.take();
+    assert_eq!(seen.len(), gatehouse_core::events::capture::MAX_PER_REQUEST);
+    assert_eq!(seen.len(), 32);
+    assert_eq!(seen[31].detail, json!({"n": 31}), "the first 32, in order");
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM events"), 40, "all are recorded");
+}
