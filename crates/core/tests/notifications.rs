@@ -963,3 +963,54 @@ fn the_capturing_view_reads_through_and_keeps_at_most_32_events_a_request() {
     assert_eq!(seen[31].detail, json!({"n": 31}), "the first 32, in order");
     assert_eq!(env.db.count("SELECT COUNT(*) FROM events"), 40, "all are recorded");
 }
+
+#[test]
+fn a_dead_letter_counts_every_attempt_made() {
+    let env = TestEnv::new();
+    let rule = locked_rule(&env);
+    let ports = Ports::new();
+    let c = ports.consumer(&env);
+    let third = Message {
+        attempt: 2,
+        ..Message::first(&rule, &event("account_locked", None, json!({})))
+    }
+    .to_json()
+    .unwrap();
+    // A 404 will not change by itself: dead at once, after the three attempts made.
+    ports.post.answers.borrow_mut().push_back(404);
+    assert!(matches!(block_on(delivery::handle(&c, &third)), Outcome::Dead { .. }));
+    assert_eq!(
+        env.db.count(&format!(
+            "SELECT attempts FROM notification_dead_letters WHERE rule_id = '{rule}'"
+        )),
+        3
+    );
+    // Through the dead-letter queue: the attempts the message carried, and the one that failed.
+    env.db.exec("DELETE FROM notification_dead_letters");
+    assert!(matches!(
+        block_on(delivery::handle_from_dead_letter_queue(&c, &third)),
+        Outcome::Dead { .. }
+    ));
+    assert_eq!(env.db.count("SELECT attempts FROM notification_dead_letters"), 3);
+}
+
+#[test]
+fn a_queue_message_keeps_its_detail_up_to_16_kb() {
+    let with = |bytes: usize| {
+        Message::first(
+            "ntf_x",
+            &event("login_failed", None, json!({ "pad": "x".repeat(bytes) })),
+        )
+        .to_json()
+        .unwrap()
+    };
+    let kept = with(12 * 1024);
+    assert!(
+        kept.len() <= delivery::MAX_MESSAGE_BYTES && kept.contains("xxxx"),
+        "{}",
+        kept.len()
+    );
+    assert_eq!(delivery::MAX_MESSAGE_BYTES, 16 * 1024);
+    let cut = with(20 * 1024);
+    assert!(cut.contains("\"truncated\":true") && !cut.contains("xxxx"));
+}

@@ -330,7 +330,7 @@ async fn send_mail(c: &Consumer<'_>, to: &[String], event: &Recorded) -> Attempt
     let username = user.as_ref().map(|u| u.username.as_str());
     let (subject, intro, advice) = wording(event, &site, username);
     let lines = facts(event, username);
-    let mut sent = 0;
+    let mut sent = false;
     for address in to {
         let address = if address == THE_USER {
             match &user {
@@ -356,12 +356,12 @@ async fn send_mail(c: &Consumer<'_>, to: &[String], event: &Recorded) -> Attempt
         match messages::notification(&address, &site, &subject, &intro, &lines, &advice) {
             Ok(mail) => {
                 c.mailer.queue(Outgoing { delivery, mail });
-                sent += 1;
+                sent = true;
             }
             Err(e) => return Attempt::Permanent(e.to_string()),
         }
     }
-    if sent == 0 {
+    if !sent {
         Attempt::Skipped("no recipient has an address under its hourly bound")
     } else {
         Attempt::Delivered
