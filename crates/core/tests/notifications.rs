@@ -374,6 +374,16 @@ fn the_events_a_request_commits_are_captured_and_matching_ones_queued() {
         (m.rule.as_str(), m.event.kind.as_str(), m.attempt, sent[0].1),
         (rule.as_str(), "account_locked", 0, 0)
     );
+    // `enqueue` says how many it sent: one per (event, matching rule).
+    let twice = [seen.clone(), seen.clone()].concat();
+    assert_eq!(
+        block_on(gatehouse_core::events::enqueue::enqueue(
+            &env.db, &queue, &rules, &twice
+        ))
+        .unwrap(),
+        2
+    );
+    assert_eq!(queue.drain().len(), 2);
 
     // The rules are read once per MAX_AGE_MS: a rule deleted meanwhile still matches here (the
     // consumer skips it), and after the age they are read again.
@@ -708,8 +718,26 @@ fn a_locked_account_is_told_by_mail_by_default() {
     let msg = first_message("default:account_locked", &e);
     block_on(delivery::handle(&ports.consumer(&env), &msg));
     assert!(ports.mailer.last_to("bob@example.com").is_none());
-    assert!(mail.subject.contains("locked"), "{}", mail.subject);
+    assert!(
+        mail.subject.starts_with("Your account on ") && mail.subject.ends_with(" was locked"),
+        "{}",
+        mail.subject
+    );
     assert!(mail.text.contains("203.0.113.7"));
+    // An event without details has no "Detail" line; one with details has.
+    assert!(!mail.text.contains("Detail"), "{}", mail.text);
+    let ports = Ports::new();
+    let e = event("account_locked", Some(&user), json!({"attempts": 5}));
+    block_on(delivery::handle(
+        &ports.consumer(&env),
+        &first_message("default:account_locked", &e),
+    ));
+    let mail = ports.mailer.last_to("ann@example.com").expect("mail to the user");
+    assert!(
+        mail.text.contains("Detail") && mail.text.contains("attempts"),
+        "{}",
+        mail.text
+    );
 }
 
 #[test]
@@ -801,7 +829,13 @@ fn a_sign_in_from_a_country_never_seen_for_the_user_is_told_and_a_known_one_is_n
     let new = sign_in("evt_c", "DE", T0 + 20);
     let (out, mail) = deliver(&new);
     assert_eq!(out, Outcome::Delivered);
-    assert!(mail.unwrap().text.contains("DE"));
+    let mail = mail.unwrap();
+    assert!(mail.text.contains("DE"));
+    assert!(
+        mail.subject.starts_with("New sign-in to your account on "),
+        "{}",
+        mail.subject
+    );
     // Once seen, DE is known.
     let back = sign_in("evt_d", "DE", T0 + 30);
     assert!(matches!(deliver(&back).0, Outcome::Skipped(_)));
@@ -1013,4 +1047,21 @@ fn a_queue_message_keeps_its_detail_up_to_16_kb() {
     assert_eq!(delivery::MAX_MESSAGE_BYTES, 16 * 1024);
     let cut = with(20 * 1024);
     assert!(cut.contains("\"truncated\":true") && !cut.contains("xxxx"));
+}
+
+#[test]
+fn a_rules_criteria_are_bounded_at_exactly_their_limits() {
+    use gatehouse_core::events::matcher::{Criteria, MAX_ENTRIES, MAX_ENTRY_BYTES};
+    let with_groups = |groups: Vec<String>| Criteria {
+        groups,
+        ..Criteria::default()
+    };
+    assert_eq!(with_groups(vec!["g".into(); MAX_ENTRIES]).validate(), Ok(()));
+    assert!(with_groups(vec!["g".into(); MAX_ENTRIES + 1])
+        .validate()
+        .is_err_and(|e| e.contains("more than 50 entries")));
+    assert_eq!(with_groups(vec!["g".repeat(MAX_ENTRY_BYTES)]).validate(), Ok(()));
+    assert!(with_groups(vec!["g".repeat(MAX_ENTRY_BYTES + 1)])
+        .validate()
+        .is_err_and(|e| e.contains("over-200-byte")));
 }
