@@ -1065,3 +1065,30 @@ fn a_rules_criteria_are_bounded_at_exactly_their_limits() {
         .validate()
         .is_err_and(|e| e.contains("over-200-byte")));
 }
+
+#[test]
+fn a_rules_name_url_and_recipients_are_bounded_at_exactly_their_limits() {
+    use gatehouse_core::events::rules::{MAX_NAME_BYTES, MAX_RECIPIENTS, MAX_URL_BYTES};
+    let env = TestEnv::new();
+    let post = |body: serde_json::Value| {
+        let r = env.admin(Method::Post, "/admin/api/notification-rules", Some(body));
+        (r.status, String::from_utf8_lossy(&r.body).into_owned())
+    };
+    let mail = |name: String, to: Vec<String>| json!({"name": name, "transport": {"type": "email", "to": to}});
+    let user = || vec!["user".to_owned()];
+    assert_eq!(post(mail("n".repeat(MAX_NAME_BYTES), user())).0, 201);
+    let (s, b) = post(mail("n".repeat(MAX_NAME_BYTES + 1), user()));
+    assert!(s == 400 && b.contains("name must be 1 to 100 bytes"), "{b}");
+    let many = |n: usize| (0..n).map(|i| format!("a{i}@example.com")).collect::<Vec<_>>();
+    assert_eq!(post(mail("ten".into(), many(MAX_RECIPIENTS))).0, 201);
+    let (s, b) = post(mail("eleven".into(), many(MAX_RECIPIENTS + 1)));
+    assert!(s == 400 && b.contains("1 to 10 recipients"), "{b}");
+    let hook = |url: String| json!({"name": "hook", "transport": {"type": "webhook", "url": url}});
+    let url = |len: usize| {
+        let base = "https://hooks.example.com/";
+        format!("{base}{}", "p".repeat(len - base.len()))
+    };
+    assert_eq!(post(hook(url(MAX_URL_BYTES))).0, 201);
+    let (s, b) = post(hook(url(MAX_URL_BYTES + 1)));
+    assert!(s == 400 && b.contains("at most 2048 bytes"), "{b}");
+}
