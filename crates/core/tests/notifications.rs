@@ -1092,3 +1092,25 @@ fn a_rules_name_url_and_recipients_are_bounded_at_exactly_their_limits() {
     let (s, b) = post(hook(url(MAX_URL_BYTES + 1)));
     assert!(s == 400 && b.contains("at most 2048 bytes"), "{b}");
 }
+
+#[test]
+fn dead_letters_keep_messages_up_to_16_kb_cut_on_a_character_boundary() {
+    use gatehouse_core::store::dead_letters::{cut, MAX_MESSAGE};
+    assert_eq!(cut("aaé", 3), "aa");
+    assert_eq!(cut("aé", 2), "a");
+    assert_eq!(cut("aé", 3), "aé");
+    assert_eq!(cut("abc", 10), "abc");
+    assert_eq!(MAX_MESSAGE, 16 * 1024);
+    let env = TestEnv::new();
+    let ports = Ports::new();
+    let c = ports.consumer(&env);
+    for (bytes, stored) in [(12 * 1024, 12 * 1024), (20 * 1024, 16 * 1024)] {
+        env.db.exec("DELETE FROM notification_dead_letters");
+        let junk = "j".repeat(bytes);
+        assert!(matches!(block_on(delivery::handle(&c, &junk)), Outcome::Dead { .. }));
+        assert_eq!(
+            env.db.count("SELECT length(message) FROM notification_dead_letters"),
+            stored as i64
+        );
+    }
+}
