@@ -681,10 +681,10 @@ mod tests {
         // Macros expand into more nodes than their source shows: a list of `all`s reaches the
         // node bound within the byte bound, past the parser's own count.
         let of = |k: usize| format!("[{}]", vec!["[1].all(x, true)"; k].join(", "));
-        let mut k = 1;
-        while walked(&of(k + 1)).0 <= MAX_NODES {
-            k += 1;
-        }
+        // Bounded search (a walk that counted nothing would otherwise loop for ever).
+        let k = (1..MAX_NODES)
+            .find(|&k| walked(&of(k + 1)).0 > MAX_NODES)
+            .expect("the walk counts nodes");
         let (at, _, ok) = walked(&of(k));
         assert!(at <= MAX_NODES && ok.is_ok(), "{at}");
         let (over, _, refused) = walked(&of(k + 1));
