@@ -267,26 +267,22 @@ fn the_number_of_stored_policies_is_bounded_and_a_refused_create_records_nothing
     };
     let db = racer("raced");
     let capturing = Capturing::new(&db);
-    let r = env.send_with_db(
+    let r = env.admin_with_db(
         &capturing,
-        TestEnv::admin_request(
-            Method::Post,
-            "/admin/api/policies",
-            Some(json!({"name": "raced", "expression": "true"})),
-        ),
+        Method::Post,
+        "/admin/api/policies",
+        Some(json!({"name": "raced", "expression": "true"})),
     );
     assert_eq!(r.status, 409, "{}", body(&r));
     assert_eq!(audits(&env, "admin_policy_created"), 1, "only the earlier create");
     assert!(capturing.take().is_empty());
     let db = racer("taken");
     let capturing = Capturing::new(&db);
-    let r = env.send_with_db(
+    let r = env.admin_with_db(
         &capturing,
-        TestEnv::admin_request(
-            Method::Patch,
-            "/admin/api/policies/pol_1",
-            Some(json!({"name": "taken"})),
-        ),
+        Method::Patch,
+        "/admin/api/policies/pol_1",
+        Some(json!({"name": "taken"})),
     );
     assert_eq!(r.status, 409, "{}", body(&r));
     assert_eq!(audits(&env, "admin_policy_updated"), 1, "only the earlier update");
@@ -296,13 +292,11 @@ fn the_number_of_stored_policies_is_bounded_and_a_refused_create_records_nothing
     let db = Interposed::new(&env.db);
     *db.before_batch.borrow_mut() =
         Some("UPDATE policies SET expression = 'user.id != \"\"' WHERE id = 'pol_1'".into());
-    let r = env.send_with_db(
+    let r = env.admin_with_db(
         &db,
-        TestEnv::admin_request(
-            Method::Patch,
-            "/admin/api/policies/pol_1",
-            Some(json!({"description": "mine"})),
-        ),
+        Method::Patch,
+        "/admin/api/policies/pol_1",
+        Some(json!({"description": "mine"})),
     );
     assert_eq!(r.status, 409, "{}", body(&r));
     assert_eq!(env.db.text("SELECT description FROM policies WHERE id = 'pol_1'"), "");

@@ -125,17 +125,10 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
     // The insert is conditional on the cap (so two racing creates cannot pass it); when it
     // inserted nothing, the audit event goes too, in the same batch: a refused create records
     // no change.
-    let event_id = recorded.1.first().cloned().unwrap_or(crate::db::Value::Null);
+    let undo = notification_rules::unless_inserted_statement(crate::store::events::recorded_id(&recorded), &rule.id);
     let changed = ctx
         .db
-        .batch(&[
-            notification_rules::insert_statement(&rule)?,
-            recorded,
-            (
-                "DELETE FROM events WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM notification_rules WHERE id = ?2)",
-                crate::params_vec![event_id, rule.id.as_str()],
-            ),
-        ])
+        .batch(&[notification_rules::insert_statement(&rule)?, recorded, undo])
         .await?;
     if changed.first() == Some(&0) {
         return Err(OAuthError::new(

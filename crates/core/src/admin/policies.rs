@@ -15,6 +15,7 @@ use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{Request, Response};
 use crate::policy::binding::{self, Mode, Target};
 use crate::policy::expression::{self, Facts, RequestFacts, TargetFacts};
+use crate::store::events::recorded_id;
 use crate::store::policies::{self, Policy, StoredBinding};
 use crate::store::{apps, clients, users};
 use crate::types::event_kind::EventKind;
@@ -105,11 +106,6 @@ async fn check_policy(ctx: &Ctx<'_>, p: &Policy) -> Result<(), Error> {
     Ok(())
 }
 
-/// The id of the event an audit statement records (its first parameter).
-fn event_id(audit: &crate::db::Statement) -> crate::db::Value {
-    audit.1.first().cloned().unwrap_or(crate::db::Value::Null)
-}
-
 pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
     if ctx.settings.lock_expressions {
         return Err(locked());
@@ -132,7 +128,7 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
         None,
         json!({ "policy_id": p.id, "name": p.name, "expression": p.expression }),
     )?;
-    let undo = policies::unless_applied_statement(event_id(&audit), &p);
+    let undo = policies::unless_applied_statement(recorded_id(&audit), &p);
     let changed = ctx.db.batch(&[policies::insert_statement(&p), audit, undo]).await?;
     if changed.first() == Some(&0) {
         return Err(OAuthError::new(
@@ -177,7 +173,7 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
             "after": { "name": after.name, "expression": after.expression },
         }),
     )?;
-    let undo = policies::unless_applied_statement(event_id(&audit), &after);
+    let undo = policies::unless_applied_statement(recorded_id(&audit), &after);
     let changed = ctx
         .db
         .batch(&[policies::update_statement(&before, &after), audit, undo])

@@ -40,6 +40,16 @@ impl<'a> Capturing<'a> {
             .unwrap_or_default()
     }
 
+    /// Forgets the event a batch deleted again (`store::events::UNDO_PREFIX`, its id first).
+    fn forget(&self, params: &[Value]) {
+        let Some(Value::Text(id)) = params.first() else {
+            return;
+        };
+        if let Ok(mut seen) = self.seen.try_borrow_mut() {
+            seen.retain(|e| e.id != *id);
+        }
+    }
+
     fn note(&self, sql: &str, params: &[Value]) {
         if sql != INSERT {
             return;
@@ -51,18 +61,6 @@ impl<'a> Capturing<'a> {
             if seen.len() < MAX_PER_REQUEST {
                 seen.push(event);
             }
-        }
-    }
-}
-
-impl Capturing<'_> {
-    /// Forgets the event a batch deleted again (`store::events::UNDO_PREFIX`, its id first).
-    fn forget(&self, params: &[Value]) {
-        let Some(Value::Text(id)) = params.first() else {
-            return;
-        };
-        if let Ok(mut seen) = self.seen.try_borrow_mut() {
-            seen.retain(|e| e.id != *id);
         }
     }
 }

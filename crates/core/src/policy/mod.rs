@@ -290,7 +290,7 @@ pub async fn add_reputation(
 ) -> Result<(), InternalError> {
     let reads = found
         .iter()
-        .any(|b| policy_source(ctx, b).is_some_and(|s| expression::reads_reputation(&s)));
+        .any(|b| policy_text(ctx, b).is_some_and(expression::reads_reputation));
     if !reads {
         return Ok(());
     }
@@ -322,12 +322,16 @@ pub fn configured_policy<'s>(settings: &'s crate::config::Settings, policy_id: &
 
 /// A found binding's policy source: the stored one, or the configured one it names.
 pub fn policy_source(ctx: &Ctx<'_>, b: &crate::store::policies::TargetBinding) -> Option<String> {
-    b.expression.clone().or_else(|| {
+    policy_text(ctx, b).map(str::to_owned)
+}
+
+/// [`policy_source`], borrowed (a look at the text costs no copy).
+fn policy_text<'a>(ctx: &Ctx<'a>, b: &'a crate::store::policies::TargetBinding) -> Option<&'a str> {
+    b.expression.as_deref().or_else(|| {
         b.stored
             .policy_id
             .as_deref()
             .and_then(|id| configured_policy(ctx.settings, id))
-            .map(str::to_owned)
     })
 }
 

@@ -1,7 +1,7 @@
 //! The event log: logins, failures, token reuse, admin changes.
 
 use crate::crypto::random_id;
-use crate::db::Value;
+use crate::db::{Statement, Value};
 use crate::error::InternalError;
 use crate::params_vec;
 use crate::ports::{Db, Rng};
@@ -17,6 +17,11 @@ pub const INSERT: &str =
 /// is absent>`, the batch's last statement. `events::capture` forgets an event so deleted, so no
 /// notification describes a change that did not happen.
 pub const UNDO_PREFIX: &str = "DELETE FROM events WHERE id = ?1 AND ";
+
+/// The id of the event a [`record_statement`] inserts (its first parameter), for the undo.
+pub fn recorded_id(recorded: &Statement) -> Value {
+    recorded.1.first().cloned().unwrap_or(Value::Null)
+}
 
 pub struct Event<'a> {
     pub kind: EventKind,

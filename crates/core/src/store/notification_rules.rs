@@ -113,6 +113,15 @@ pub fn insert_statement(rule: &Rule) -> Result<(&'static str, Vec<Value>), Inter
     ))
 }
 
+/// Undoes the audit event `event_id` of a create that [`insert_statement`] refused (the cap):
+/// the last statement of the same batch (`store::events::UNDO_PREFIX`).
+pub fn unless_inserted_statement(event_id: Value, rule_id: &str) -> (&'static str, Vec<Value>) {
+    (
+        "DELETE FROM events WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM notification_rules WHERE id = ?2)",
+        params_vec![event_id, rule_id],
+    )
+}
+
 /// Replaces everything but the id and the creation time.
 pub fn update_statement(rule: &Rule) -> Result<(&'static str, Vec<Value>), InternalError> {
     let (criteria, transport) = json(rule)?;

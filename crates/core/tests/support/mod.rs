@@ -270,6 +270,11 @@ impl TestEnv {
         futures::executor::block_on(gatehouse_core::handle(&ctx, &req)).unwrap_or_else(|| Response::new(404))
     }
 
+    /// [`TestEnv::admin`] with another view of the database (see [`TestEnv::send_with_db`]).
+    pub fn admin_with_db(&self, db: &dyn Db, method: Method, path: &str, body: Option<serde_json::Value>) -> Response {
+        self.send_with_db(db, Self::admin_request(method, path, body))
+    }
+
     pub fn send(&self, req: Request) -> Response {
         futures::executor::block_on(gatehouse_core::handle(&self.ctx(), &req)).unwrap_or_else(|| Response::new(404))
     }
