@@ -130,3 +130,53 @@ test("browser: third-party client asks for consent; allow lands on the redirect_
     assert.equal(t.status, 200, t.text);
   });
 });
+
+test("browser: the account page edits the profile, and openid-client then reads it from the ID token and userinfo", async () => {
+  const user = await admin.createUser();
+  const redirectUri = `${cbBase}/callback`;
+  const client = await admin.createClient({
+    first_party: true, redirect_uris: [redirectUri], scope: "openid profile email address phone",
+  });
+  const config = await oidcConfig(gh, client);
+  await withPage(async (page, _context, errors) => {
+    await page.goto(`${gh.url}/account`);
+    assert.equal(new URL(page.url()).pathname, "/oauth2/login");
+    await page.fill('input[name="username"]', user.username);
+    await page.fill('input[name="password"]', user.password);
+    await Promise.all([page.waitForURL(`${gh.url}/account`), page.click('button[type="submit"]')]);
+
+    // Every field is reachable by its label.
+    await page.getByLabel("Given name").fill("Alice");
+    await page.getByLabel("Phone number").fill("+441865270000");
+    await page.getByLabel("City").fill("Oxford");
+    await page.getByLabel("Country").fill("GB");
+    await page.getByLabel("Language").fill("en-GB");
+    await Promise.all([page.waitForURL(/\/account\?done=profile$/), page.click("#save-profile")]);
+    assert.equal((await page.textContent("#account-notice")).trim(), "Your profile was saved.");
+    assert.equal(await page.getByLabel("Given name").inputValue(), "Alice");
+
+    // A wrong value says which field, and keeps what was saved.
+    await page.getByLabel("Birth date").fill("yesterday");
+    await page.click("#save-profile");
+    await page.waitForSelector("#account-error:not(:empty)");
+    assert.match(await page.textContent("#account-error"), /Birth date must be YYYY-MM-DD/);
+    assert.equal(await page.getByLabel("Birth date").inputValue(), "");
+    assert.deepEqual(errors, [], "no script errors");
+
+    // The same browser signs in to the client (SSO); the tokens carry the new claims.
+    const req = await authRequest(config, { scope: "openid profile address phone", redirectUri });
+    await page.goto(req.url.href);
+    await page.waitForURL((u) => u.href.startsWith(redirectUri), { timeout: 15_000 });
+    const tokens = await oc.authorizationCodeGrant(config, new URL(page.url()), {
+      pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce,
+    });
+    const claims = tokens.claims();
+    assert.equal(claims.given_name, "Alice");
+    assert.deepEqual(claims.address, { locality: "Oxford", country: "GB" });
+    const info = await oc.fetchUserInfo(config, tokens.access_token, claims.sub);
+    assert.equal(info.phone_number, "+441865270000");
+    assert.equal(info.phone_number_verified, false);
+    assert.equal(info.locale, "en-GB");
+    assert.equal(info.email, undefined, "no email scope asked");
+  });
+});

@@ -57,6 +57,9 @@ test("discovery document advertises the contract", async () => {
   assert.ok(d.scopes_supported.includes("openid"));
   assert.deepEqual(d.acr_values_supported, [`${gh.url}/acr/1fa`, `${gh.url}/acr/mfa`]);
   for (const c of ["acr", "amr", "auth_time"]) assert.ok(d.claims_supported.includes(c), `claims_supported lacks ${c}`);
+  for (const s of ["address", "phone"]) assert.ok(d.scopes_supported.includes(s), `scopes_supported lacks ${s}`);
+  for (const c of ["given_name", "phone_number", "address", "birthdate"]) assert.ok(d.claims_supported.includes(c), c);
+  assert.equal(d.claims_parameter_supported, true);
   // openid-client accepts it too (issuer match etc.)
   const config = await oc.discovery(new URL(gh.url), "nobody", undefined, undefined, { execute: [oc.allowInsecureRequests] });
   assert.equal(config.serverMetadata().issuer, gh.url);
@@ -719,7 +722,7 @@ test("redirect_uri mismatch and unknown client show an error page and never redi
 test("a scope the client is not allowed is redirected as invalid_scope", async () => {
   const c = await admin.createClient({ scope: "openid profile" });
   const config = await oidcConfig(gh, c);
-  for (const scope of ["openid email", "openid admin"]) {
+  for (const scope of ["openid email", "openid address"]) {
     const req = await authRequest(config, { scope });
     const r = await send(new CookieJar(), req.url);
     assert.ok([302, 303].includes(r.status), `${scope}: status ${r.status}`);
@@ -728,6 +731,75 @@ test("a scope the client is not allowed is redirected as invalid_scope", async (
     assert.equal(cb.searchParams.get("error"), "invalid_scope", scope);
     assert.equal(cb.searchParams.get("state"), req.state);
   }
+});
+
+// ----------------------------------------------------------------------------------------------
+// Standard claims (OIDC Core §5.1, §5.4) and the claims parameter (§5.5)
+
+test("unknown scopes are ignored, and each scope's standard claims reach openid-client", async () => {
+  const user = await admin.createUser({
+    given_name: "Alice", family_name: "Liddell", birthdate: "1852-05-04", zoneinfo: "Europe/London",
+    phone_number: "+441865270000", phone_number_verified: true, address: { locality: "Oxford", country: "GB" },
+  });
+  const c = await admin.createClient({ scope: "openid profile email address phone offline_access" });
+  const config = await oidcConfig(gh, c);
+  const { tokens, claims } = await codeFlow(config, user, { scope: "openid profile email address phone foo" });
+  assert.equal(tokens.scope, "openid profile email address phone", "foo is ignored, the rest granted");
+  const info = await oc.fetchUserInfo(config, tokens.access_token, claims.sub);
+  for (const got of [claims, info]) {
+    assert.equal(got.given_name, "Alice");
+    assert.equal(got.family_name, "Liddell");
+    assert.equal(got.birthdate, "1852-05-04");
+    assert.equal(got.zoneinfo, "Europe/London");
+    assert.equal(got.phone_number, "+441865270000");
+    assert.equal(got.phone_number_verified, true);
+    assert.deepEqual(got.address, { locality: "Oxford", country: "GB" });
+    assert.equal(got.preferred_username, user.username);
+    assert.equal(got.email, user.email);
+    assert.equal(got.middle_name, undefined, "a claim without a value is left out");
+  }
+  // The scope alone gives nothing but the subject.
+  const bare = await codeFlow(config, user, { scope: "openid" });
+  const bareInfo = await oc.fetchUserInfo(config, bare.tokens.access_token, bare.claims.sub);
+  assert.deepEqual(Object.keys(bareInfo), ["sub"]);
+  assert.equal(bare.claims.given_name, undefined);
+});
+
+test("the claims parameter asks for single claims per place, within the client's scopes", async () => {
+  const user = await admin.createUser({ given_name: "Alice", phone_number: "+441865270000" });
+  const c = await admin.createClient({ scope: "openid profile email phone offline_access" });
+  const config = await oidcConfig(gh, c);
+  const claimsParam = JSON.stringify({
+    id_token: { email: { essential: true }, address: null },
+    userinfo: { phone_number: null, given_name: null },
+  });
+  const { tokens, claims } = await codeFlow(config, user, { scope: "openid", extra: { claims: claimsParam } });
+  assert.equal(claims.email, user.email);
+  assert.equal(claims.address, undefined, "the client may not have the address scope");
+  assert.equal(claims.phone_number, undefined, "asked for userinfo only");
+  const info = await oc.fetchUserInfo(config, tokens.access_token, claims.sub);
+  assert.equal(info.phone_number, "+441865270000");
+  assert.equal(info.given_name, "Alice");
+  assert.equal(info.email, undefined, "asked for the ID token only");
+
+  // A malformed claims parameter goes back to the client as invalid_request.
+  const req = await authRequest(config, { extra: { claims: "[]" } });
+  const r = await send(new CookieJar(), req.url);
+  const cb = new URL(r.headers.get("location"), req.url);
+  assert.equal(cb.searchParams.get("error"), "invalid_request");
+  assert.equal(cb.searchParams.get("state"), req.state);
+});
+
+test("the admin API refuses a standard claim in the wrong form, naming it", async () => {
+  const r = await admin.call("POST", "/admin/api/users", {
+    username: `bad-${Date.now()}`, email: "bad@example.test", password: PASSWORD, phone_number: "555-0100",
+  });
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error, "invalid_request");
+  assert.match(r.json.error_description, /phone_number must be in E\.164 form/);
+  const c = await admin.call("POST", "/admin/api/clients", { redirect_uris: [REDIRECT_URI], scope: "openid billing" });
+  assert.equal(c.status, 400);
+  assert.equal(c.json.error, "invalid_client_metadata");
 });
 
 test("response_type other than code is refused", async () => {

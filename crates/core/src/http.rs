@@ -211,8 +211,14 @@ impl Params {
         )
     }
 
-    /// The single value of `name`; `Err` when it is repeated.
+    /// The single value of `name`; `Err` when it is repeated. An empty value reads as absent.
     pub fn get(&self, name: &str) -> Result<Option<&str>, crate::error::OAuthError> {
+        Ok(self.get_field(name)?.filter(|v| !v.is_empty()))
+    }
+
+    /// The single value of `name`, empty or not (a form field the user cleared); `Err` when it is
+    /// repeated.
+    pub fn get_field(&self, name: &str) -> Result<Option<&str>, crate::error::OAuthError> {
         let mut values = self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
         let first = values.next();
         if values.next().is_some() {
@@ -220,7 +226,7 @@ impl Params {
                 "parameter {name} must not be repeated"
             )));
         }
-        Ok(first.filter(|v| !v.is_empty()))
+        Ok(first)
     }
 
     pub fn require(&self, name: &str) -> Result<&str, crate::error::OAuthError> {

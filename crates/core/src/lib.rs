@@ -186,6 +186,7 @@ async fn call(ctx: &Ctx<'_>, req: &Request, handler: Handler) -> Response {
         Handler::AccountEmailVerifyShow => account::email::verify_show(ctx, req).await,
         Handler::AccountEmailVerify => account::email::verify(ctx, req).await,
         Handler::AccountEmailOtp => account::email::set_email_otp(ctx, req).await,
+        Handler::AccountProfile => account::profile::save(ctx, req).await,
     }
 }
 

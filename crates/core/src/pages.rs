@@ -197,6 +197,8 @@ pub struct Account<'a> {
     pub recovery_remaining: i64,
     pub sessions: Vec<AccountSession>,
     pub passkeys: Vec<AccountPasskey>,
+    /// The profile form's fields (name and standard claims), filled with the user's values.
+    pub profile: Vec<ProfileField>,
     /// The user signs in with a passkey only: no password section.
     pub passkey_only: bool,
     /// This response's CSP nonce, for the passkey script.
@@ -208,6 +210,20 @@ impl Account<'_> {
     pub fn response(&self, status: u16) -> Response {
         html_with_script(status, self, Some(&self.nonce))
     }
+}
+
+/// One field of the account page's profile form.
+pub struct ProfileField {
+    /// The form field's name: a claim's name, `name`, or `address.<member>`.
+    pub name: &'static str,
+    pub label: &'static str,
+    /// `text`, `url`, `tel`, or `textarea`.
+    pub input: &'static str,
+    pub autocomplete: &'static str,
+    pub maxlength: usize,
+    /// The expected form, shown under the field (and as its placeholder).
+    pub hint: &'static str,
+    pub value: String,
 }
 
 pub struct AccountPasskey {

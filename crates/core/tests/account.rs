@@ -434,3 +434,85 @@ fn a_factor_change_within_ten_minutes_of_the_password_needs_no_new_sign_in() {
         "past ten minutes: sign in again"
     );
 }
+
+#[test]
+fn the_profile_form_saves_checked_standard_claims_and_records_their_names() {
+    let env = TestEnv::new();
+    let id = env.create_user("alice", PASSWORD);
+    let mut b = Browser::default();
+    let page = open_account(&env, &mut b, "alice", PASSWORD);
+    let html = body(&page);
+    assert!(html.contains("id=\"profile-form\""), "{html}");
+    assert!(html.contains("name=\"address.locality\""));
+    let r = post(
+        &env,
+        &mut b,
+        "/account/profile",
+        &[
+            ("name", "Alice Liddell"),
+            ("given_name", "Alice"),
+            ("locale", "en-GB"),
+            ("phone_number", "+441865270000"),
+            ("address.locality", "Oxford"),
+            ("address.country", "GB"),
+        ],
+    );
+    assert_eq!(location(&r), "/account?done=profile", "post/redirect/get");
+    let html = body(&b.send(&env, b.request(Method::Get, "/account?done=profile")));
+    assert!(html.contains("Your profile was saved."), "{html}");
+    assert!(html.contains("value=\"Alice\""), "the form shows the saved value");
+    let stored: serde_json::Value =
+        serde_json::from_str(&env.db.text(&format!("SELECT claims FROM users WHERE id = '{id}'"))).unwrap();
+    assert_eq!(
+        stored,
+        serde_json::json!({"given_name": "Alice", "locale": "en-GB", "phone_number": "+441865270000",
+                           "address": {"locality": "Oxford", "country": "GB"}})
+    );
+    assert_eq!(
+        env.db.text(&format!("SELECT name FROM users WHERE id = '{id}'")),
+        "Alice Liddell"
+    );
+    let detail = env.db.text("SELECT detail FROM events WHERE kind = 'profile_changed'");
+    assert!(
+        detail.contains("\"given_name\"") && !detail.contains("Alice"),
+        "names, never values: {detail}"
+    );
+
+    // A bad value: the page says which field, and nothing changes.
+    let r = post(
+        &env,
+        &mut b,
+        "/account/profile",
+        &[("birthdate", "yesterday"), ("given_name", "Bob")],
+    );
+    assert_eq!(r.status, 400);
+    assert!(body(&r).contains("Birth date must be YYYY-MM-DD"), "{}", body(&r));
+    assert!(env
+        .db
+        .text(&format!("SELECT claims FROM users WHERE id = '{id}'"))
+        .contains("\"Alice\""));
+    // Without the form's CSRF token nothing changes either.
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/account/profile")
+            .with_form(&[("given_name", "Mallory")]),
+    );
+    assert_eq!(r.status, 403);
+    assert!(!env
+        .db
+        .text(&format!("SELECT claims FROM users WHERE id = '{id}'"))
+        .contains("Mallory"));
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM events WHERE kind = 'profile_changed'"),
+        1
+    );
+    // Sending the form back unchanged writes nothing.
+    let r = post(&env, &mut b, "/account/profile", &[]);
+    assert!(body(&r).contains("Nothing changed."), "{}", body(&r));
+    assert_eq!(
+        env.db
+            .count("SELECT COUNT(*) FROM events WHERE kind = 'profile_changed'"),
+        1
+    );
+}

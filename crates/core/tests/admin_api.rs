@@ -486,3 +486,147 @@ fn a_second_app_on_the_same_host_and_path_prefix_is_a_conflict_that_leaves_the_f
     );
     assert_eq!(replaced.status, 200);
 }
+
+#[test]
+fn oidc_core_5_1_standard_claims_are_user_members_each_checked() {
+    let env = TestEnv::new();
+    let r = env.admin(
+        Method::Post,
+        "/admin/api/users",
+        Some(json!({
+            "username": "ada", "email": "ada@example.com", "password": "a long passphrase",
+            "given_name": "Ada", "family_name": "Lovelace", "birthdate": "1815-12-10",
+            "address": {"locality": "London", "country": "GB"}, "phone_number": "+442079460000"
+        })),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let created = r.json_body();
+    assert_eq!(created["given_name"], "Ada");
+    assert_eq!(created["address"], json!({"locality": "London", "country": "GB"}));
+    assert!(
+        created.get("phone_number_verified").is_none(),
+        "not verified, not shown"
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/admin/api/users/{id}");
+    assert_eq!(
+        env.admin(Method::Get, &path, None).json_body()["birthdate"],
+        "1815-12-10"
+    );
+
+    // A patch changes the claims it names; null removes one; the others stay.
+    let r = env.admin(
+        Method::Patch,
+        &path,
+        Some(json!({"family_name": null, "nickname": "Enchantress", "phone_number_verified": true})),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let u = r.json_body();
+    assert!(u.get("family_name").is_none());
+    assert_eq!(u["nickname"], "Enchantress");
+    assert_eq!(u["given_name"], "Ada");
+    assert_eq!(u["phone_number_verified"], json!(true));
+    // A new number is unverified unless the same patch says otherwise.
+    let u = env
+        .admin(Method::Patch, &path, Some(json!({"phone_number": "+442079460001"})))
+        .json_body();
+    assert!(u.get("phone_number_verified").is_none(), "{u}");
+    let stored = env.db.text(&format!("SELECT claims FROM users WHERE id = '{id}'"));
+    assert!(!stored.contains("phone_number_verified"), "{stored}");
+
+    // Each bad value is refused, names the claim, and changes nothing.
+    let before = env.admin(Method::Get, &path, None).json_body();
+    for (patch, says) in [
+        (json!({"birthdate": "10/12/1815"}), "birthdate must be"),
+        (
+            json!({"phone_number": "020 7946 0000"}),
+            "phone_number must be in E.164 form",
+        ),
+        (
+            json!({"picture": "javascript:alert(1)"}),
+            "picture must be an absolute http or https URL",
+        ),
+        (
+            json!({"locale": "english please"}),
+            "locale must be a BCP 47 language tag",
+        ),
+        (
+            json!({"zoneinfo": "../../etc/passwd"}),
+            "zoneinfo must be a time zone name",
+        ),
+        (
+            json!({"given_name": "x".repeat(129)}),
+            "given_name must be at most 128 bytes",
+        ),
+        (json!({"address": {"planet": "Mars"}}), "address may have only"),
+        (json!({"address": "London"}), "address must be an object"),
+        (
+            json!({"phone_number": null, "phone_number_verified": true}),
+            "phone_number_verified needs a phone_number",
+        ),
+        (
+            json!({"given_name": "Ada", "shoe_size": 6}),
+            "unknown field `shoe_size`",
+        ),
+    ] {
+        let r = env.admin(Method::Patch, &path, Some(patch.clone()));
+        assert_eq!(r.status, 400, "{patch}");
+        let b = r.json_body();
+        assert_eq!(b["error"], "invalid_request", "{patch}");
+        let d = b["error_description"].as_str().unwrap();
+        assert!(d.contains(says), "{patch}: {d}");
+    }
+    assert_eq!(env.admin(Method::Get, &path, None).json_body(), before);
+    let r = env.admin(
+        Method::Post,
+        "/admin/api/users",
+        Some(json!({"username": "bob", "email": "bob@example.com", "password": "a long passphrase", "gender": 3})),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(env.db.count("SELECT COUNT(*) FROM users WHERE username = 'bob'"), 0);
+}
+
+#[test]
+fn a_client_may_have_only_scopes_it_can_be_granted() {
+    let env = TestEnv::new();
+    let create = |body: serde_json::Value| env.admin(Method::Post, "/admin/api/clients", Some(body));
+    // An API scope without client_credentials can never be granted.
+    let r = create(json!({"redirect_uris": [REDIRECT], "scope": "openid api:read"}));
+    assert_eq!(r.status, 400);
+    let e = r.json_body();
+    assert_eq!(e["error"], "invalid_client_metadata");
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("scope api:read is not one Gatehouse grants"),
+        "{e}"
+    );
+    // A user scope without the code grant can never be granted either.
+    let r = create(json!({"grant_types": ["client_credentials"], "response_types": [], "scope": "openid api:read"}));
+    assert_eq!(r.status, 400);
+    assert!(r.json_body()["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("scope openid is a user scope"));
+    // Both kinds, with both grants; a machine client's default is no scope at all.
+    let r = create(json!({
+        "redirect_uris": [REDIRECT], "grant_types": ["authorization_code", "client_credentials"],
+        "scope": "openid profile address phone api:read"
+    }));
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let r = create(json!({"grant_types": ["client_credentials"], "response_types": []}));
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json_body()["scope"], "");
+    let r = create(json!({"redirect_uris": [REDIRECT]}));
+    assert_eq!(r.json_body()["scope"], "openid profile email");
+    // A patch that takes the grant away from a scope is refused too.
+    let id = r.json_body()["client_id"].as_str().unwrap().to_owned();
+    let r = env.admin(
+        Method::Patch,
+        &format!("/admin/api/clients/{id}"),
+        Some(json!({"scope": "openid profile email billing"})),
+    );
+    assert_eq!(r.status, 400);
+    assert!(create(json!({"redirect_uris": [REDIRECT], "scope": "openid ".repeat(200)})).status == 400);
+}

@@ -40,10 +40,15 @@ fn basic(rp: &Rp) -> String {
 }
 
 fn authorize_url(rp: &Rp, extra: &str) -> String {
+    authorize_url_for(rp, "openid profile email offline_access", extra)
+}
+
+fn authorize_url_for(rp: &Rp, scope: &str, extra: &str) -> String {
     format!(
-        "/oauth2/authorize?response_type=code&client_id={}&redirect_uri={}&scope=openid%20profile%20email%20offline_access&state=st4te&nonce=n0nce&code_challenge={CHALLENGE}&code_challenge_method=S256{extra}",
+        "/oauth2/authorize?response_type=code&client_id={}&redirect_uri={}&scope={}&state=st4te&nonce=n0nce&code_challenge={CHALLENGE}&code_challenge_method=S256{extra}",
         rp.id,
-        gatehouse_core::http::form_encode(REDIRECT)
+        gatehouse_core::http::form_encode(REDIRECT),
+        scope.replace(' ', "%20")
     )
 }
 
@@ -1097,7 +1102,7 @@ fn rfc6749_6_a_narrower_refresh_keeps_the_refresh_tokens_original_scope() {
         &[
             ("grant_type", "refresh_token"),
             ("refresh_token", t3["refresh_token"].as_str().unwrap()),
-            ("scope", "openid admin"),
+            ("scope", "openid address"),
         ],
     );
     assert_eq!(wider.json_body()["error"], "invalid_scope");
@@ -1407,7 +1412,7 @@ fn a_refresh_asking_a_wider_scope_by_mistake_or_failing_to_write_leaves_the_toke
             .with_form(&f)
     };
     assert_eq!(
-        env.send(form(Some("openid admin"))).json_body()["error"],
+        env.send(form(Some("openid address"))).json_body()["error"],
         "invalid_scope"
     );
     let db = Interposed::new(&env.db);
@@ -1772,5 +1777,241 @@ fn client_access_lists_are_bounded() {
         let r = env.admin(Method::Post, "/admin/api/clients", Some(body));
         assert_eq!(r.status, 400, "{bad}");
         assert_eq!(r.json_body()["error"], "invalid_client_metadata");
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Standard claims (OIDC Core §5.1, §5.4) and the claims parameter (§5.5)
+
+/// The claims of a verified ID token.
+fn id_token_claims(env: &TestEnv, t: &Value) -> Value {
+    Value::Object(
+        futures::executor::block_on(gatehouse_core::jwt::verify(
+            &env.signer,
+            t["id_token"].as_str().expect("an ID token"),
+            T0,
+            0,
+        ))
+        .expect("the ID token verifies"),
+    )
+}
+
+/// Alice, with every standard claim set through the admin API.
+fn alice_with_claims(env: &TestEnv) -> String {
+    let id = env.create_user("alice", PASSWORD);
+    let r = env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{id}"),
+        Some(json!({
+            "given_name": "Alice", "family_name": "Liddell", "birthdate": "1852-05-04",
+            "locale": "en-GB", "zoneinfo": "Europe/London", "picture": "https://example.com/alice.png",
+            "phone_number": "+441865270000", "phone_number_verified": true,
+            "address": {"locality": "Oxford", "country": "GB"}
+        })),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    id
+}
+
+/// Signs alice in for `url` in a new browser; the tokens of the code it gets.
+fn tokens_for(env: &TestEnv, rp: &Rp, url: &str) -> Value {
+    let mut b = Browser::default();
+    let resp = login(env, &mut b, url, "alice", PASSWORD);
+    let loc = resp.header("location").expect("redirect").to_owned();
+    let code = query_param(&loc, "code").unwrap_or_else(|| panic!("no code: {loc}"));
+    let r = exchange(env, rp, &code);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json_body()
+}
+
+const USER_CLAIMS: &[&str] = &[
+    "name",
+    "given_name",
+    "family_name",
+    "preferred_username",
+    "picture",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+    "updated_at",
+    "email",
+    "email_verified",
+    "address",
+    "phone_number",
+    "phone_number_verified",
+];
+
+#[test]
+fn oidc_core_5_4_each_scope_releases_its_standard_claims_and_unknown_scopes_are_ignored() {
+    let env = TestEnv::new();
+    let rp = confidential(
+        &env,
+        json!({"scope": "openid profile email address phone offline_access"}),
+    );
+    let id = alice_with_claims(&env);
+    // §3.1.2.1: scopes not understood are ignored; the response says what was granted.
+    let t = tokens_for(
+        &env,
+        &rp,
+        &authorize_url_for(&rp, "openid profile email address phone foo", ""),
+    );
+    assert_eq!(t["scope"], "openid profile email address phone");
+    let c = id_token_claims(&env, &t);
+    let info = userinfo(&env, t["access_token"].as_str().unwrap()).json_body();
+    for claims in [&c, &info] {
+        for name in USER_CLAIMS {
+            assert!(claims.get(*name).is_some(), "{name} missing from {claims}");
+        }
+        assert_eq!(claims["sub"], json!(id));
+        assert_eq!(claims["given_name"], "Alice");
+        assert_eq!(claims["address"], json!({"locality": "Oxford", "country": "GB"}));
+        assert_eq!(claims["phone_number_verified"], json!(true));
+        assert!(
+            claims.get("middle_name").is_none(),
+            "a claim without a value is left out"
+        );
+    }
+    // The protocol's claims are not displaced by the user's.
+    assert_eq!(c["aud"], json!(rp.id));
+    assert_eq!(c["iss"], ISSUER);
+
+    // Each scope alone gives its own claims and no others.
+    let t = tokens_for(&env, &rp, &authorize_url_for(&rp, "openid phone", ""));
+    let c = id_token_claims(&env, &t);
+    assert!(c.get("phone_number").is_some() && c.get("phone_number_verified").is_some());
+    for name in ["email", "given_name", "address", "preferred_username"] {
+        assert!(c.get(name).is_none(), "{name} came without its scope");
+    }
+    let t = tokens_for(&env, &rp, &authorize_url_for(&rp, "openid", ""));
+    let info = userinfo(&env, t["access_token"].as_str().unwrap()).json_body();
+    assert_eq!(info, json!({"sub": id}));
+    let c = id_token_claims(&env, &t);
+    assert!(USER_CLAIMS.iter().all(|n| c.get(*n).is_none()), "{c}");
+}
+
+#[test]
+fn oidc_core_5_5_the_claims_parameter_names_claims_for_each_place_within_the_clients_scopes() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({"scope": "openid profile email phone offline_access"}));
+    alice_with_claims(&env);
+    let claims = json!({
+        "id_token": {"email": {"essential": true}, "address": null},
+        "userinfo": {"phone_number": null, "given_name": null, "shoe_size": null}
+    });
+    let extra = format!("&claims={}", gatehouse_core::http::form_encode(&claims.to_string()));
+    let t = tokens_for(&env, &rp, &authorize_url_for(&rp, "openid offline_access", &extra));
+    assert_eq!(t["scope"], "openid offline_access");
+    let c = id_token_claims(&env, &t);
+    assert!(c["email"].is_string(), "{c}");
+    assert!(
+        c.get("address").is_none(),
+        "the client may not have the address scope: {c}"
+    );
+    assert!(c.get("phone_number").is_none(), "asked for userinfo only: {c}");
+    let info = userinfo(&env, t["access_token"].as_str().unwrap()).json_body();
+    assert_eq!(info["phone_number"], "+441865270000");
+    assert_eq!(info["given_name"], "Alice");
+    assert!(info.get("email").is_none(), "asked for the ID token only: {info}");
+    assert!(info.get("shoe_size").is_none());
+
+    // The client loses the phone scope: its next access token loses the phone number.
+    let r = env.admin(
+        Method::Patch,
+        &format!("/admin/api/clients/{}", rp.id),
+        Some(json!({"scope": "openid profile email offline_access"})),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let t2 = token(
+        &env,
+        &rp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .json_body();
+    let info = userinfo(&env, t2["access_token"].as_str().unwrap()).json_body();
+    assert!(info.get("phone_number").is_none(), "{info}");
+    assert_eq!(info["given_name"], "Alice");
+    // The refreshed ID token still carries what was asked for it.
+    assert!(id_token_claims(&env, &t2)["email"].is_string());
+}
+
+#[test]
+fn oidc_core_5_5_1_a_claims_sub_is_met_only_by_that_user() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let id = env.create_user("alice", PASSWORD);
+    let ask = |sub: &str| {
+        let claims = json!({"id_token": {"sub": {"value": sub}}});
+        format!("&claims={}", gatehouse_core::http::form_encode(&claims.to_string()))
+    };
+    let mut b = Browser::default();
+    let resp = login(
+        &env,
+        &mut b,
+        &authorize_url(&rp, &ask("usr_someone_else")),
+        "alice",
+        PASSWORD,
+    );
+    let loc = resp.header("location").expect("redirect").to_owned();
+    assert!(loc.starts_with(REDIRECT), "{loc}");
+    assert_eq!(query_param(&loc, "error").as_deref(), Some("login_required"));
+    assert!(query_param(&loc, "code").is_none());
+    let t = tokens_for(&env, &rp, &authorize_url(&rp, &ask(&id)));
+    assert_eq!(id_token_claims(&env, &t)["sub"], json!(id));
+}
+
+#[test]
+fn a_malformed_claims_parameter_goes_back_as_invalid_request() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    for bad in ["[]", "{\"userinfo\": [\"email\"]}", "{\"id_token\": {\"email\": true}}"] {
+        let url = authorize_url(&rp, &format!("&claims={}", gatehouse_core::http::form_encode(bad)));
+        let r = env.send(Request::new(Method::Get, &url));
+        let loc = r
+            .header("location")
+            .unwrap_or_else(|| panic!("{bad}: no redirect"))
+            .to_owned();
+        assert!(loc.starts_with(REDIRECT), "{bad}: {loc}");
+        assert_eq!(query_param(&loc, "error").as_deref(), Some("invalid_request"), "{bad}");
+        assert_eq!(query_param(&loc, "state").as_deref(), Some("st4te"));
+    }
+}
+
+#[test]
+fn a_claim_asked_for_by_name_is_asked_on_the_consent_page_like_its_scope() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({"first_party": false, "scope": "openid email phone"}));
+    env.create_user("alice", PASSWORD);
+    let claims = json!({"userinfo": {"phone_number": null}});
+    let url = authorize_url_for(
+        &rp,
+        "openid",
+        &format!("&claims={}", gatehouse_core::http::form_encode(&claims.to_string())),
+    );
+    let mut b = Browser::default();
+    let r = b.send(&env, b.request(Method::Get, &url));
+    let loc = r.header("location").unwrap().to_owned();
+    let r = submit_login(&env, &mut b, &loc, "alice", PASSWORD);
+    let loc = r.header("location").unwrap().to_owned();
+    assert!(loc.starts_with("/oauth2/consent"), "{loc}");
+    let page = String::from_utf8_lossy(&b.send(&env, b.request(Method::Get, &loc)).body).to_string();
+    assert!(page.contains("See your phone number"), "{page}");
+    assert!(!page.contains("See your email address"), "email was not asked for");
+}
+
+#[test]
+fn discovery_advertises_the_standard_claims_and_the_claims_parameter() {
+    let env = TestEnv::new();
+    let d = env
+        .send(Request::new(Method::Get, "/.well-known/openid-configuration"))
+        .json_body();
+    assert_eq!(d["claims_parameter_supported"], json!(true));
+    for s in ["openid", "profile", "email", "address", "phone", "offline_access"] {
+        assert!(d["scopes_supported"].as_array().unwrap().contains(&json!(s)), "{s}");
+    }
+    for c in USER_CLAIMS.iter().chain(&["sub", "acr", "amr", "auth_time", "nonce"]) {
+        assert!(d["claims_supported"].as_array().unwrap().contains(&json!(c)), "{c}");
     }
 }

@@ -1,6 +1,7 @@
 //! `/account`: the signed-in user's own page. Profile, password change (a sign-in flow: the
 //! current password and second factor again, then the new-password stage), authenticator apps
-//! (add, remove), recovery codes (regenerate), sessions (sign out the others). Without a
+//! (add, remove), recovery codes (regenerate), sessions (sign out the others), the profile's
+//! standard claims ([`profile`]). Without a
 //! session the page starts a sign-in flow for itself (a purpose like an authorization request).
 //! Changing a factor needs a recent sign-in: older than [`REAUTH_WINDOW`], the user signs in
 //! again first. Every change is an event. The address and emailed codes are in [`email`].
@@ -8,6 +9,7 @@
 pub mod email;
 pub mod passkey_setup;
 pub mod passkeys;
+pub mod profile;
 
 use serde_json::json;
 
@@ -33,6 +35,7 @@ pub const REAUTH_WINDOW: i64 = plan::FRESH_PASSWORD_TO_ENROLL;
 pub(crate) const CSRF_PURPOSE: &str = "account";
 const NEW_TOTP: &str = "/account/totp/new";
 pub const NO_PASSWORD: &str = "Your account signs in with a passkey only: it has no password to change.";
+pub const PROFILE_SAVED: &str = "Your profile was saved.";
 pub const PASSWORD_CHANGED: &str = "Your password was changed. Your other sessions were signed out.";
 
 /// The signed-in user and their session, or the response that signs them in first.
@@ -207,6 +210,7 @@ pub(crate) async fn page(
         recovery_remaining: held.recovery_codes,
         sessions: list,
         passkeys,
+        profile: profile::fields(user),
         passkey_only: engine::passkey_only(ctx, user),
         nonce: pages::csp_nonce(ctx.rng)?,
     }
@@ -228,6 +232,7 @@ pub async fn show(ctx: &Ctx<'_>, req: &Request) -> Response {
         // What a finished flow did (a fixed set: nothing from the URL is shown).
         let notice = match req.query_params().get("done")? {
             Some("password") => PASSWORD_CHANGED,
+            Some("profile") => PROFILE_SAVED,
             _ => "",
         };
         page(ctx, req, &user, &session, notice, "", 200).await

@@ -105,12 +105,39 @@ fn validate(m: &ClientMetadata) -> Result<(), Error> {
     if !["RS256", "ES256"].contains(&m.id_token_signed_response_alg.as_str()) {
         return Err(bad(meta, "id_token_signed_response_alg must be RS256 or ES256"));
     }
-    let scope_ok = m
-        .scope
-        .split(' ')
-        .all(|s| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'));
-    if !scope_ok {
-        return Err(bad(meta, "scope must be space-separated scope tokens"));
+    let scope_ok = m.scope.is_empty()
+        || m.scope.split(' ').all(|s| {
+            !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        });
+    if !scope_ok || m.scope.len() > 1024 {
+        return Err(bad(
+            meta,
+            "scope must be at most 1024 bytes of space-separated scope tokens",
+        ));
+    }
+    check_grantable(m).map_err(|why| bad(meta, why))
+}
+
+/// Every scope a client may have must be one it can be granted: the user scopes Gatehouse knows
+/// (`oidc::scope::SUPPORTED`) through the authorization code grant, and any other (an API's own
+/// scope) only through client_credentials, which never grants a user scope. Otherwise a request
+/// for it fails later with a misleading "not allowed for this client".
+fn check_grantable(m: &ClientMetadata) -> Result<(), String> {
+    let code_flow = m.grant_types.contains(&GrantType::AuthorizationCode);
+    let machine = m.grant_types.contains(&GrantType::ClientCredentials);
+    for s in m.scope.split_ascii_whitespace() {
+        let user_scope = crate::oidc::scope::SUPPORTED.contains(&s);
+        if user_scope && !code_flow {
+            return Err(format!(
+                "scope {s} is a user scope: only the authorization_code grant can give it, and this client does not have it"
+            ));
+        }
+        if !user_scope && !machine {
+            return Err(format!(
+                "scope {s} is not one Gatehouse grants to users ({}); other scopes need the client_credentials grant",
+                crate::oidc::scope::SUPPORTED.join(" ")
+            ));
+        }
     }
     Ok(())
 }
@@ -165,7 +192,14 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
             Some(m) => auth_method(m)?,
             None => AuthMethod::ClientSecretBasic,
         },
-        scope: input.scope.unwrap_or_else(|| "openid profile email".into()),
+        // The user scopes by default where a user can sign in; a machine client names its own.
+        scope: input.scope.unwrap_or_else(|| {
+            let code_flow = input
+                .grant_types
+                .as_ref()
+                .is_none_or(|g| g.iter().any(|t| t == "authorization_code"));
+            if code_flow { "openid profile email" } else { "" }.into()
+        }),
         id_token_signed_response_alg: input.id_token_signed_response_alg.unwrap_or_else(|| "RS256".into()),
         require_mfa: input.require_mfa.unwrap_or(false),
         allowed_users: input.allowed_users.unwrap_or_default(),

@@ -13,6 +13,7 @@ use crate::policy;
 use crate::store::users::{self, User, UserView};
 use crate::store::{auth_requests, email_tokens, sessions};
 use crate::types::event_kind::EventKind;
+use crate::types::profile::{self, StandardClaims};
 use crate::Ctx;
 
 /// The prefix of every user id (and so of every user `sub`); client ids may not use it.
@@ -64,14 +65,8 @@ fn check_email(e: &str) -> Result<(), Error> {
     }
 }
 
-/// A display name goes into ID tokens and pages (escaped), never into a header; it may be any
-/// script, but bounded and without control characters.
 fn check_name(n: &str) -> Result<(), Error> {
-    if n.len() <= 256 && !n.chars().any(char::is_control) {
-        Ok(())
-    } else {
-        Err(OAuthError::invalid_request("name must be at most 256 bytes without control characters").into())
-    }
+    profile::check_display_name(n).map_err(|why| OAuthError::invalid_request(why).into())
 }
 
 fn check_groups(groups: Vec<String>) -> Result<Vec<String>, Error> {
@@ -112,6 +107,25 @@ async fn check_password(ctx: &Ctx<'_>, password: &str, user: Option<&User>, word
     }
 }
 
+/// A body's members split in two: the standard claims (`types::profile::NAMES`, applied to
+/// `claims`, each checked), and the rest, read as `T` (which refuses unknown members). The claims
+/// are members of the user object itself, under their OIDC names, as userinfo returns them.
+fn with_claims<T: serde::de::DeserializeOwned>(req: &Request, claims: &mut StandardClaims) -> Result<(T, bool), Error> {
+    let mut body: serde_json::Map<String, serde_json::Value> = json_body(req)?;
+    let mut patch = serde_json::Map::new();
+    for name in profile::NAMES {
+        if let Some(v) = body.remove(*name) {
+            patch.insert((*name).to_owned(), v);
+        }
+    }
+    let changed = claims
+        .apply(&patch)
+        .map_err(|e| Error::from(OAuthError::invalid_request(e.to_string())))?;
+    let rest = serde_json::from_value(serde_json::Value::Object(body))
+        .map_err(|e| OAuthError::invalid_request(format!("invalid JSON body: {e}")))?;
+    Ok((rest, changed))
+}
+
 fn conflict() -> Error {
     OAuthError::new(ErrorCode::Conflict, "username is already taken").into()
 }
@@ -127,7 +141,8 @@ pub async fn list(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
 }
 
 pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
-    let new: NewUser = json_body(req)?;
+    let mut claims = StandardClaims::default();
+    let (new, _): (NewUser, bool) = with_claims(req, &mut claims)?;
     check_username(&new.username)?;
     check_email(&new.email)?;
     if let Some(n) = &new.name {
@@ -151,6 +166,7 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
         created_at: now,
         updated_at: now,
         password_changed_at: now,
+        claims,
     };
     if users::username_taken(ctx.db, &user.username, &user.id).await? {
         return Err(conflict());
@@ -172,8 +188,10 @@ pub async fn get(ctx: &Ctx<'_>, id: &str) -> Result<Response, Error> {
 }
 
 pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, Error> {
-    let p: UserPatch = json_body(req)?;
     let mut user = users::by_id(ctx.db, id).await?.ok_or_else(|| not_found("user"))?;
+    // The claims merge into what was read (the whole column is written back): an edit racing
+    // another admin's edit of the same user's claims keeps the later one's.
+    let (p, claims_changed): (UserPatch, bool) = with_claims(req, &mut user.claims)?;
     let was_passkey_only = crate::flow::engine::passkey_only(ctx, &user);
     let now = ctx.clock.now();
     // Only the fields asked for are written: a whole-row write would undo a disable or a
@@ -199,6 +217,9 @@ pub async fn patch(ctx: &Ctx<'_>, req: &Request, id: &str) -> Result<Response, E
         check_name(&n)?;
         user.name = Some(n).filter(|n| !n.trim().is_empty());
         changed.set("name", user.name.clone());
+    }
+    if claims_changed {
+        changed.set("claims", user.claims.to_stored());
     }
     if let Some(g) = p.groups {
         user.groups = check_groups(g)?;

@@ -13,7 +13,7 @@ use crate::flow::engine::{self, Outcome, Standing};
 use crate::flow::plan::Stage;
 use crate::flow::{self, ConsentAsk, Flow, Purpose, Refusal};
 use crate::http::{append_query, Request, Response};
-use crate::oidc::{id_token_hint, pkce, redirect_uri, scope};
+use crate::oidc::{claims, id_token_hint, pkce, redirect_uri, scope};
 use crate::store::clients::{self, Client};
 use crate::store::grants::{self, Code, Grant};
 use crate::store::{auth_requests, sessions, users};
@@ -32,6 +32,9 @@ pub struct AuthRequest {
     pub state: Option<String>,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
+    /// The claims the `claims` parameter named that this client may have (OIDC Core §5.5).
+    #[serde(default, skip_serializing_if = "claims::Requested::is_empty")]
+    pub claims: claims::Requested,
 }
 
 impl AuthRequest {
@@ -46,8 +49,10 @@ struct Asks {
     prompt: Vec<Prompt>,
     max_age: Option<i64>,
     login_hint: Option<String>,
-    /// `acr_values` names the multi-factor class.
+    /// `acr_values`, or an `acr` the `claims` parameter asks for, names the multi-factor class.
     acr_mfa: bool,
+    /// The `sub` the `claims` parameter asks for: only that user may complete the request.
+    sub: Option<String>,
 }
 
 /// Page-only errors: no verified redirect URI yet.
@@ -113,6 +118,18 @@ async fn start(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
             asks.login_hint = users::by_id(ctx.db, &hint.sub).await?.map(|u| u.username);
         }
         expected_user = Some(hint.sub);
+    }
+    // OIDC Core §5.5.1: a `sub` asked for is met only by that user; with a hint for another,
+    // no one can meet the request.
+    if let Some(sub) = asks.sub.take() {
+        if expected_user.as_ref().is_some_and(|u| *u != sub) {
+            let e = OAuthError::new(
+                ErrorCode::LoginRequired,
+                "the claims parameter asks for another sub than id_token_hint names",
+            );
+            return Ok(fail(e.into()));
+        }
+        expected_user = Some(sub);
     }
     let (browser, set_cookie) = cookies::browser_binding(ctx, req)?;
     let mut flow = new_flow(ctx, &client, &request, asks, expected_user, token_hash(&browser))?;
@@ -183,9 +200,16 @@ fn new_flow(
     flow.acr_mfa = asks.acr_mfa;
     flow.mfa_required_here = client.metadata.require_mfa;
     if !client.first_party {
+        // A claim asked for by name is asked of the user like the scope that carries it.
+        let mut scopes = request.scope.clone();
+        for s in request.claims.scopes() {
+            if !scopes.iter().any(|have| have == s) {
+                scopes.push(s.to_owned());
+            }
+        }
         flow.consent = Some(ConsentAsk {
             client_id: client.client_id.clone(),
-            scopes: request.scope.clone(),
+            scopes,
             always: has(Prompt::Consent),
         });
     }
@@ -310,7 +334,14 @@ fn validate(
         return Err(OAuthError::invalid_request("acr_values is too long"));
     }
     let mfa_class = amr::acr_uri(ctx.issuer(), amr::MULTI_FACTOR);
-    let acr_mfa = acr_values.split(' ').any(|v| v == mfa_class);
+    let wanted = match params.get("claims")? {
+        Some(raw) => claims::parse_parameter(raw)?,
+        None => claims::ClaimsRequest::default(),
+    };
+    let acr_mfa = acr_values
+        .split(' ')
+        .chain(wanted.acr.iter().map(String::as_str))
+        .any(|v| v == mfa_class);
     // Checked (and repeats refused) here; verified in `start`, which can wait for the signer.
     params.get("id_token_hint")?;
     let request = AuthRequest {
@@ -320,12 +351,14 @@ fn validate(
         state,
         nonce,
         code_challenge: challenge.map(str::to_owned),
+        claims: wanted.names.allowed_by(&client.metadata.scope),
     };
     let asks = Asks {
         prompt,
         max_age,
         login_hint,
         acr_mfa,
+        sub: wanted.sub,
     };
     Ok((request, asks))
 }
@@ -379,6 +412,7 @@ async fn complete(
         created_at: now,
         expires_at: now + ctx.settings.refresh_absolute_ttl,
         revoked_at: None,
+        claims: request.claims.to_stored(),
     };
     let code = random_token(ctx.rng)?;
     let record = Code {

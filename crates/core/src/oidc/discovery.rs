@@ -4,9 +4,25 @@ use serde_json::json;
 
 use crate::factors::amr;
 use crate::http::Response;
-use crate::oidc::scope;
+use crate::oidc::{claims, scope};
 use crate::types::protocol::{AuthMethod, GrantType, Prompt};
 use crate::Ctx;
+
+/// The claims every ID token may carry besides the user's (`claims::supported`).
+const PROTOCOL_CLAIMS: &[&str] = &[
+    "sub",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "at_hash",
+    "azp",
+    "sid",
+    "acr",
+    "amr",
+];
 
 pub fn handle(ctx: &Ctx<'_>) -> Response {
     let iss = ctx.issuer();
@@ -33,9 +49,9 @@ pub fn handle(ctx: &Ctx<'_>) -> Response {
         "prompt_values_supported": Prompt::ALL.map(Prompt::as_str),
         // The multi-factor class only where a second factor can be passed.
         "acr_values_supported": amr::acr_values_supported(iss, ctx.settings.mfa != crate::flow::plan::MfaMode::Off),
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "acr", "amr",
-                              "name", "preferred_username", "email", "email_verified"],
-        "claims_parameter_supported": false,
+        "claims_supported": PROTOCOL_CLAIMS.iter().copied().chain(claims::supported()).collect::<Vec<_>>(),
+        "claims_parameter_supported": true,
+        "claim_types_supported": ["normal"],
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,

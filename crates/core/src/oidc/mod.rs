@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod authorize;
+pub mod claims;
 pub mod client_auth;
 pub mod discovery;
 pub mod id_token_hint;

@@ -1,10 +1,11 @@
-//! `GET|POST /oauth2/userinfo` (OIDC Core §5.3): claims for the scopes the token carries.
+//! `GET|POST /oauth2/userinfo` (OIDC Core §5.3): claims for the scopes the token carries and the
+//! ones its authorization request named (`oidc::claims`).
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{Method, Request, Response};
-use crate::oidc::{access, scope};
+use crate::oidc::{access, claims, scope};
 use crate::store::users;
 use crate::Ctx;
 
@@ -42,19 +43,11 @@ async fn claims(ctx: &Ctx<'_>, req: &Request) -> Result<Value, Error> {
         Some(u) if !u.disabled => u,
         _ => return Err(invalid()),
     };
-    let mut out = Map::new();
+    // The claims of the token's scope, and those the request named for userinfo (§5.5), as far
+    // as the client could have them when the token was issued.
+    let named = claims::Requested::from_stored(t.claims.as_deref()).userinfo;
+    let mut out = claims::release(&user, &t.scope, &named);
     out.insert("sub".into(), json!(user.id));
-    if scope::has(&t.scope, "profile") {
-        out.insert("preferred_username".into(), json!(user.username));
-        if let Some(n) = &user.name {
-            out.insert("name".into(), json!(n));
-        }
-        out.insert("updated_at".into(), json!(user.updated_at));
-    }
-    if scope::has(&t.scope, "email") {
-        out.insert("email".into(), json!(user.email));
-        out.insert("email_verified".into(), json!(user.email_verified));
-    }
     Ok(Value::Object(out))
 }
 

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::db::{first, Value};
 use crate::error::InternalError;
 use crate::ports::Db;
+use crate::store::users::{self, User};
 use crate::types::protocol::TokenKind;
 use crate::{params, params_vec};
 
@@ -31,13 +32,16 @@ pub struct Grant {
     pub expires_at: i64,
     #[serde(default, deserialize_with = "super::opt_int")]
     pub revoked_at: Option<i64>,
+    /// The claims the authorization request named (`oidc::claims::Requested`, stored form).
+    #[serde(default)]
+    pub claims: Option<String>,
 }
 
 /// The statement that records a new grant, to run in one batch with what it first issues.
 pub fn insert_grant_statement(g: &Grant) -> (&'static str, Vec<Value>) {
     (
-        "INSERT INTO grants (id, client_id, user_id, session_hash, scope, auth_time, nonce, created_at, expires_at, amr) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO grants (id, client_id, user_id, session_hash, scope, auth_time, nonce, created_at, expires_at, amr, \
+         claims) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params_vec![
             &g.id,
             &g.client_id,
@@ -48,7 +52,8 @@ pub fn insert_grant_statement(g: &Grant) -> (&'static str, Vec<Value>) {
             g.nonce.clone(),
             g.created_at,
             g.expires_at,
-            g.amr.clone()
+            g.amr.clone(),
+            g.claims.clone()
         ],
     )
 }
@@ -109,7 +114,7 @@ const LIVE_GRANT: &str = "g.revoked_at IS NULL AND g.expires_at > ?2 \
 /// The grant columns, prefixed `g_`, as joined into the exchange lookups.
 const GRANT_AS_G: &str = "g.id AS g_id, g.client_id AS g_client_id, g.user_id AS g_user_id, \
      g.session_hash AS g_session_hash, g.scope AS g_scope, g.auth_time AS g_auth_time, g.nonce AS g_nonce, \
-     g.amr AS g_amr, g.created_at AS g_created_at, g.expires_at AS g_expires_at";
+     g.amr AS g_amr, g.created_at AS g_created_at, g.expires_at AS g_expires_at, g.claims AS g_claims";
 
 /// A live grant joined as `g_*` columns (absent when the grant may no longer issue tokens).
 #[derive(Deserialize)]
@@ -133,6 +138,8 @@ struct JoinedGrant {
     g_created_at: Option<i64>,
     #[serde(default, deserialize_with = "super::opt_int")]
     g_expires_at: Option<i64>,
+    #[serde(default)]
+    g_claims: Option<String>,
 }
 
 impl JoinedGrant {
@@ -149,6 +156,7 @@ impl JoinedGrant {
             created_at: self.g_created_at?,
             expires_at: self.g_expires_at?,
             revoked_at: None,
+            claims: self.g_claims,
         })
     }
 }
@@ -161,6 +169,8 @@ pub struct CodeLookup {
     pub used: bool,
     /// The grant, when it may still issue tokens.
     pub grant: Option<Grant>,
+    /// The grant's user (enabled, as a live grant's is), for the claims of the ID token.
+    pub user: Option<User>,
 }
 
 #[derive(Deserialize)]
@@ -171,22 +181,28 @@ struct CodeRow {
     used_at: Option<i64>,
     #[serde(flatten)]
     grant: JoinedGrant,
+    #[serde(default)]
+    g_user: Option<String>,
 }
 
-/// The code `code_hash` and its live grant, in one query.
+/// The code `code_hash`, its live grant and the grant's user, in one query.
 pub async fn code_for_exchange(db: &dyn Db, code_hash: &str, now: i64) -> Result<Option<CodeLookup>, InternalError> {
     let row: Option<CodeRow> = first(
         db.query(
             &format!(
                 "SELECT c.grant_id, c.client_id, c.redirect_uri, c.code_challenge, c.expires_at, c.used_at, \
-                 {GRANT_AS_G} FROM authorization_codes c LEFT JOIN grants g ON g.id = c.grant_id AND {LIVE_GRANT} \
-                 WHERE c.code_hash = ?1"
+                 {GRANT_AS_G}, {} AS g_user FROM authorization_codes c \
+                 LEFT JOIN grants g ON g.id = c.grant_id AND {LIVE_GRANT} LEFT JOIN users gu ON gu.id = g.user_id \
+                 WHERE c.code_hash = ?1",
+                users::joined_json("gu")
             ),
             &params![code_hash, now],
         )
         .await?,
     )?;
-    Ok(row.map(|r| CodeLookup {
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some(CodeLookup {
+        user: users::from_joined(r.g_user.as_deref())?,
         code: r.code,
         used: r.used_at.is_some(),
         grant: r.grant.into_grant(),
@@ -217,6 +233,9 @@ pub struct Token {
     pub rotated_at: Option<i64>,
     #[serde(default, deserialize_with = "super::opt_int")]
     pub revoked_at: Option<i64>,
+    /// An access token's userinfo claims (`oidc::claims::Requested`, stored form).
+    #[serde(default)]
+    pub claims: Option<String>,
 }
 
 pub struct NewToken<'a> {
@@ -226,6 +245,8 @@ pub struct NewToken<'a> {
     pub scope: &'a str,
     pub jti: Option<&'a str>,
     pub expires_at: i64,
+    /// An access token's userinfo claims (`oidc::claims::Requested`, stored form).
+    pub claims: Option<&'a str>,
 }
 
 /// What a token write depends on: the new tokens of a code exchange or a refresh are written only
@@ -242,13 +263,13 @@ pub enum Consumed<'a> {
 }
 
 const INSERT_TOKEN: &str = "INSERT INTO tokens (token_hash, kind, grant_id, client_id, user_id, scope, jti, \
-     created_at, expires_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9";
+     created_at, expires_at, claims) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10";
 const INSERT_TOKEN_IF_CODE: &str = "INSERT INTO tokens (token_hash, kind, grant_id, client_id, user_id, scope, jti, \
-     created_at, expires_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 \
-     WHERE EXISTS (SELECT 1 FROM authorization_codes WHERE code_hash = ?10 AND redeemed_by = ?11)";
+     created_at, expires_at, claims) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 \
+     WHERE EXISTS (SELECT 1 FROM authorization_codes WHERE code_hash = ?11 AND redeemed_by = ?12)";
 const INSERT_TOKEN_IF_ROTATED: &str = "INSERT INTO tokens (token_hash, kind, grant_id, client_id, user_id, scope, \
-     jti, created_at, expires_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 \
-     WHERE EXISTS (SELECT 1 FROM tokens WHERE token_hash = ?10 AND rotated_by = ?11)";
+     jti, created_at, expires_at, claims) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 \
+     WHERE EXISTS (SELECT 1 FROM tokens WHERE token_hash = ?11 AND rotated_by = ?12)";
 
 pub fn insert_token_statement(t: &NewToken<'_>, now: i64, after: Consumed<'_>) -> (&'static str, Vec<Value>) {
     let mut params = params_vec![
@@ -260,7 +281,8 @@ pub fn insert_token_statement(t: &NewToken<'_>, now: i64, after: Consumed<'_>) -
         t.scope,
         t.jti,
         now,
-        t.expires_at
+        t.expires_at,
+        t.claims.map(str::to_owned)
     ];
     let sql = match after {
         Consumed::Nothing => INSERT_TOKEN,
@@ -277,9 +299,9 @@ pub fn insert_token_statement(t: &NewToken<'_>, now: i64, after: Consumed<'_>) -
 }
 
 const TOKEN_COLUMNS: &str =
-    "kind, grant_id, client_id, user_id, scope, jti, created_at, expires_at, rotated_at, revoked_at";
-const TOKEN_COLUMNS_T: &str =
-    "t.kind, t.grant_id, t.client_id, t.user_id, t.scope, t.jti, t.created_at, t.expires_at, t.rotated_at, t.revoked_at";
+    "kind, grant_id, client_id, user_id, scope, jti, created_at, expires_at, rotated_at, revoked_at, claims";
+const TOKEN_COLUMNS_T: &str = "t.kind, t.grant_id, t.client_id, t.user_id, t.scope, t.jti, t.created_at, \
+     t.expires_at, t.rotated_at, t.revoked_at, t.claims";
 
 /// A token usable now: not revoked, not rotated, not expired, and its grant live (which includes
 /// its user and its client being enabled: disabling a client stops its tokens at once).
@@ -314,6 +336,8 @@ pub struct RefreshLookup {
     pub token: Token,
     /// The grant, when it may still issue tokens.
     pub grant: Option<Grant>,
+    /// The grant's user (enabled, as a live grant's is).
+    pub user: Option<User>,
 }
 
 #[derive(Deserialize)]
@@ -322,6 +346,8 @@ struct RefreshRow {
     token: Token,
     #[serde(flatten)]
     grant: JoinedGrant,
+    #[serde(default)]
+    g_user: Option<String>,
 }
 
 /// The refresh token `token_hash` and its live grant, in one query.
@@ -333,14 +359,18 @@ pub async fn refresh_for_exchange(
     let row: Option<RefreshRow> = first(
         db.query(
             &format!(
-                "SELECT {TOKEN_COLUMNS_T}, {GRANT_AS_G} FROM tokens t LEFT JOIN grants g ON g.id = t.grant_id \
-                 AND {LIVE_GRANT} WHERE t.token_hash = ?1 AND t.kind = 'refresh'"
+                "SELECT {TOKEN_COLUMNS_T}, {GRANT_AS_G}, {} AS g_user FROM tokens t \
+                 LEFT JOIN grants g ON g.id = t.grant_id AND {LIVE_GRANT} LEFT JOIN users gu ON gu.id = g.user_id \
+                 WHERE t.token_hash = ?1 AND t.kind = 'refresh'",
+                users::joined_json("gu")
             ),
             &params![token_hash, now],
         )
         .await?,
     )?;
-    Ok(row.map(|r| RefreshLookup {
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some(RefreshLookup {
+        user: users::from_joined(r.g_user.as_deref())?,
         token: r.token,
         grant: r.grant.into_grant(),
     }))

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::{decode, first, Value};
 use crate::error::InternalError;
 use crate::ports::Db;
+use crate::types::profile::StandardClaims;
 use crate::{params, params_vec};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -36,6 +37,15 @@ pub struct User {
     /// (`policy::password::expiry`); a rehash on sign-in does not change it.
     #[serde(default, deserialize_with = "super::int")]
     pub password_changed_at: i64,
+    /// The OIDC standard claims without columns of their own (`types::profile`).
+    #[serde(default, deserialize_with = "stored_claims")]
+    pub claims: StandardClaims,
+}
+
+fn stored_claims<'de, D: serde::Deserializer<'de>>(d: D) -> Result<StandardClaims, D::Error> {
+    Ok(Option::<String>::deserialize(d)?
+        .map(|s| StandardClaims::from_stored(&s))
+        .unwrap_or_default())
 }
 
 /// What the admin API shows of a user: never the password hash.
@@ -52,6 +62,10 @@ pub struct UserView {
     pub passkey_only: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The standard claims under their OIDC names (`given_name`, `address` …), as the admin API
+    /// takes them.
+    #[serde(flatten)]
+    pub claims: StandardClaims,
 }
 
 impl From<&User> for UserView {
@@ -67,13 +81,14 @@ impl From<&User> for UserView {
             passkey_only: u.passkey_only,
             created_at: u.created_at,
             updated_at: u.updated_at,
+            claims: u.claims.clone(),
         }
     }
 }
 
 const COLUMNS: &str =
     "id, username, email, email_verified, name, password_hash, groups, disabled, email_otp, passkey_only, created_at, \
-     updated_at, password_changed_at";
+     updated_at, password_changed_at, claims";
 
 pub fn groups_json(u: &User) -> String {
     serde_json::to_string(&u.groups).unwrap_or_else(|_| "[]".into())
@@ -133,6 +148,26 @@ fn prefixed(alias: &str) -> String {
         .join(", ")
 }
 
+/// An SQL expression that yields the user row under `alias` as one JSON object (NULL when the
+/// join found no user), for lookups that carry a user beside other rows; read back with
+/// [`from_joined`].
+pub fn joined_json(alias: &str) -> String {
+    let members: Vec<String> = COLUMNS.split(", ").map(|c| format!("'{c}', {alias}.{c}")).collect();
+    format!(
+        "CASE WHEN {alias}.id IS NULL THEN NULL ELSE json_object({}) END",
+        members.join(", ")
+    )
+}
+
+/// The user of a [`joined_json`] column.
+pub fn from_joined(json: Option<&str>) -> Result<Option<User>, InternalError> {
+    let Some(j) = json else { return Ok(None) };
+    match serde_json::from_str::<serde_json::Value>(j) {
+        Ok(serde_json::Value::Object(row)) => decode(row).map(Some),
+        _ => Err(InternalError::new("joined user: not a JSON object")),
+    }
+}
+
 pub async fn by_username(db: &dyn Db, username: &str) -> Result<Option<User>, InternalError> {
     first(
         db.query(
@@ -182,6 +217,14 @@ pub fn set_email_statement(id: &str, email: &str, now: i64) -> (&'static str, Ve
     )
 }
 
+/// The name and standard claims the user set on the account page.
+pub fn set_profile_statement(id: &str, name: Option<&str>, claims: &str, now: i64) -> (&'static str, Vec<Value>) {
+    (
+        "UPDATE users SET name = ?2, claims = ?3, updated_at = ?4 WHERE id = ?1",
+        params_vec![id, name.map(str::to_owned), claims, now],
+    )
+}
+
 /// Emailed sign-in codes on or off.
 pub fn set_email_otp_statement(id: &str, on: bool, now: i64) -> (&'static str, Vec<Value>) {
     (
@@ -216,7 +259,7 @@ pub async fn username_taken(db: &dyn Db, username: &str, except_id: &str) -> Res
 pub fn insert_statement(u: &User) -> (&'static str, Vec<Value>) {
     (
         "INSERT INTO users (id, username, email, email_verified, name, password_hash, groups, disabled, created_at, \
-         updated_at, passkey_only, password_changed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         updated_at, passkey_only, password_changed_at, claims) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params_vec![
             &u.id,
             &u.username,
@@ -229,7 +272,8 @@ pub fn insert_statement(u: &User) -> (&'static str, Vec<Value>) {
             u.created_at,
             u.updated_at,
             u.passkey_only,
-            u.password_changed_at
+            u.password_changed_at,
+            u.claims.to_stored()
         ],
     )
 }

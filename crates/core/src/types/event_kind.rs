@@ -62,6 +62,8 @@ pub enum EventKind {
     EmailChanged,
     /// The user turned emailed sign-in codes on or off (`on`).
     EmailOtpChanged,
+    /// The user changed their name or standard claims on the account page (`claims`: the names).
+    ProfileChanged,
     /// An authorization code was presented again: its family was revoked.
     CodeReuse,
     /// A rotated refresh token was presented again: its family was revoked.
@@ -110,7 +112,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 55] = [
+    pub const ALL: [EventKind; 56] = [
         EventKind::LoginSucceeded,
         EventKind::LoginSteppedUp,
         EventKind::LoginFailed,
@@ -138,6 +140,7 @@ impl EventKind {
         EventKind::EmailVerified,
         EventKind::EmailChanged,
         EventKind::EmailOtpChanged,
+        EventKind::ProfileChanged,
         EventKind::CodeReuse,
         EventKind::RefreshTokenReuse,
         EventKind::CspReport,
@@ -198,6 +201,7 @@ impl EventKind {
             EventKind::EmailVerified => "email_verified",
             EventKind::EmailChanged => "email_changed",
             EventKind::EmailOtpChanged => "email_otp_changed",
+            EventKind::ProfileChanged => "profile_changed",
             EventKind::CodeReuse => "code_reuse",
             EventKind::RefreshTokenReuse => "refresh_token_reuse",
             EventKind::CspReport => "csp_report",

@@ -4,4 +4,5 @@
 pub mod email;
 pub mod event_kind;
 pub mod header_policy;
+pub mod profile;
 pub mod protocol;

@@ -66,6 +66,7 @@ pub enum Handler {
     AccountEmailVerifyShow,
     AccountEmailVerify,
     AccountEmailOtp,
+    AccountProfile,
 }
 
 /// How a route's errors (and its 429) are shaped.
@@ -517,6 +518,7 @@ pub const ROUTES: &[Route] = &[
         Shape::Page,
     ),
     route(Exact("/account/email-otp"), POST, H::AccountEmailOtp, None, Shape::Page),
+    route(Exact("/account/profile"), POST, H::AccountProfile, None, Shape::Page),
 ];
 
 /// The bound of a request body to `path`, whatever its method (a method the path does not

@@ -16,8 +16,10 @@ use crate::Ctx;
 fn describe(scope: &str) -> &'static str {
     match scope {
         "openid" => "Know who you are",
-        "profile" => "See your name and username",
+        "profile" => "See your name, username and profile details",
         "email" => "See your email address",
+        "address" => "See your postal address",
+        "phone" => "See your phone number",
         "offline_access" => "Stay signed in when you are not using it",
         _ => "Unknown access",
     }
@@ -122,7 +124,9 @@ mod tests {
     #[test]
     fn each_scope_the_page_asks_for_is_said_in_words() {
         assert_eq!(describe("openid"), "Know who you are");
-        assert_eq!(describe("profile"), "See your name and username");
+        assert_eq!(describe("profile"), "See your name, username and profile details");
+        assert_eq!(describe("address"), "See your postal address");
+        assert_eq!(describe("phone"), "See your phone number");
         assert_eq!(describe("email"), "See your email address");
         assert_eq!(describe("offline_access"), "Stay signed in when you are not using it");
         assert_eq!(describe("admin"), "Unknown access");

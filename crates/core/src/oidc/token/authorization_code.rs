@@ -69,6 +69,7 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
     let issued = super::issue(
         ctx,
         super::Issue {
+            user: found.user.as_ref(),
             client,
             grant,
             scope: &scope_str,

@@ -37,11 +37,13 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
         created_at: now,
         expires_at: now + ctx.settings.access_token_ttl,
         revoked_at: None,
+        claims: None,
     };
     let scope_str = grant.scope.clone();
     let issued = super::issue(
         ctx,
         super::Issue {
+            user: None,
             client,
             grant: &grant,
             scope: &scope_str,

@@ -12,10 +12,11 @@ use crate::error::{Error, ErrorCode, OAuthError};
 use crate::factors::amr;
 use crate::http::{Method, Request, Response};
 use crate::jwt;
-use crate::oidc::{client_auth, scope};
+use crate::oidc::{claims, client_auth, scope};
 use crate::ports::SigningAlg;
 use crate::store::clients::Client;
 use crate::store::grants::{self, Consumed, Grant, NewToken};
+use crate::store::users::User;
 use crate::types::event_kind::EventKind;
 use crate::types::protocol::GrantType;
 use crate::types::protocol::TokenKind;
@@ -50,6 +51,8 @@ pub fn signing_alg(client: &Client) -> SigningAlg {
 pub struct Issue<'a> {
     pub client: &'a Client,
     pub grant: &'a Grant,
+    /// The grant's user (none for client_credentials): the ID token's claims are theirs.
+    pub user: Option<&'a User>,
     /// Scope of the access token (and ID token claims).
     pub scope: &'a str,
     /// Scope the new refresh token keeps: RFC 6749 §6, a narrower access token request does not
@@ -105,6 +108,13 @@ pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Issued, Error> {
     sign_in_methods(&mut at, iss, i.grant);
     let access_token = jwt::sign(ctx.signer, alg, &at, Some(jwt::typ::ACCESS_TOKEN)).await?;
     let access_hash = token_hash(&access_token);
+    // The claims the request named, as far as the client may have them today.
+    let named = claims::Requested::from_stored(i.grant.claims.as_deref()).allowed_by(&i.client.metadata.scope);
+    let userinfo_claims = claims::Requested {
+        id_token: Vec::new(),
+        userinfo: named.userinfo.clone(),
+    }
+    .to_stored();
     let mut statements = Vec::new();
     // The access token's jti marks the consumed code or refresh token as this request's.
     let consumed = match i.source {
@@ -138,6 +148,7 @@ pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Issued, Error> {
             scope: i.scope,
             jti: Some(&jti),
             expires_at: access_exp,
+            claims: userinfo_claims.as_deref(),
         },
         now,
         consumed,
@@ -156,6 +167,7 @@ pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Issued, Error> {
                 scope: i.refresh_scope,
                 jti: None,
                 expires_at: exp,
+                claims: None,
             },
             now,
             consumed,
@@ -163,7 +175,7 @@ pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Issued, Error> {
     }
     // Signed before the batch: once the batch lands, nothing may fail before the answer.
     let id_token = if i.id_token {
-        Some(id_token(ctx, &i, alg, &sub, &access_token).await?)
+        Some(id_token(ctx, &i, alg, &sub, &access_token, &named.id_token).await?)
     } else {
         None
     };
@@ -188,20 +200,27 @@ pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Issued, Error> {
     Ok(Issued::Tokens(Response::json(200, &Value::Object(body))))
 }
 
-/// OIDC Core §2 and §3.1.3.6 (`at_hash`: left half of SHA-256 of the access token).
+/// OIDC Core §2 and §3.1.3.6 (`at_hash`: left half of SHA-256 of the access token), with the
+/// user's claims for the token's scope and those the request named for the ID token (§5.4, §5.5).
 async fn id_token(
     ctx: &Ctx<'_>,
     i: &Issue<'_>,
     alg: SigningAlg,
     sub: &str,
     access_token: &str,
+    named: &[String],
 ) -> Result<String, Error> {
     let now = ctx.clock.now();
     let digest = sha256(access_token.as_bytes());
-    let mut claims = json!({
+    let mut claims = Value::Object(i.user.map(|u| claims::release(u, i.scope, named)).unwrap_or_default());
+    let protocol = json!({
         "iss": ctx.issuer(), "sub": sub, "aud": i.client.client_id, "azp": i.client.client_id,
         "iat": now, "exp": now + ctx.settings.id_token_ttl, "at_hash": b64url(&digest[..16]),
     });
+    // The protocol's claims last: no user claim can stand in for one of them.
+    if let (Value::Object(c), Value::Object(p)) = (&mut claims, protocol) {
+        c.extend(p);
+    }
     if let Some(t) = i.grant.auth_time {
         claims["auth_time"] = json!(t);
     }

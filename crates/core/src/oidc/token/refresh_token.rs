@@ -11,6 +11,7 @@ use crate::http::{Params, Response};
 use crate::oidc::scope;
 use crate::store::clients::Client;
 use crate::store::grants;
+use crate::store::users::User;
 use crate::types::event_kind::EventKind;
 use crate::types::protocol::GrantType;
 use crate::Ctx;
@@ -20,38 +21,30 @@ use super::{Issued, Source};
 /// Whether a family may go on under the passkey-only rule: a user made passkey-only by the
 /// deployment or a group setting after signing in with a password keeps no refresh family from
 /// that sign-in. (An administrator's change to the user ends their families at once; the
-/// settings change with a deploy, so they are checked here, and only when one is set.)
-async fn meets_passkey_rule(ctx: &Ctx<'_>, grant: &grants::Grant) -> Result<bool, Error> {
-    if !ctx.settings.passkey_only && ctx.settings.passkey_only_groups.is_empty() {
-        return Ok(true);
+/// settings change with a deploy, so they are checked here, on the user the lookup joined.)
+fn meets_passkey_rule(ctx: &Ctx<'_>, grant: &grants::Grant, user: Option<&User>) -> bool {
+    if grant.user_id.is_none() {
+        return true;
     }
-    let Some(user_id) = &grant.user_id else {
-        return Ok(true);
+    let Some(user) = user else {
+        return false;
     };
-    let Some(user) = crate::store::users::by_id(ctx.db, user_id).await? else {
-        return Ok(false);
-    };
-    if !crate::flow::engine::passkey_only(ctx, &user) {
-        return Ok(true);
+    if !crate::flow::engine::passkey_only(ctx, user) {
+        return true;
     }
     let methods = grant.amr.as_deref().map(crate::factors::amr::parse).unwrap_or_default();
-    Ok(methods
+    methods
         .iter()
-        .any(|m| *m == crate::factors::amr::HWK || *m == crate::factors::amr::SWK))
+        .any(|m| *m == crate::factors::amr::HWK || *m == crate::factors::amr::SWK)
 }
 
-/// Whether the family's user may still use the client: one that restricts its users (asked only
-/// then, so an open client pays no query) refuses a user since taken off its lists.
-async fn meets_client_access(ctx: &Ctx<'_>, client: &Client, grant: &grants::Grant) -> Result<bool, Error> {
+/// Whether the family's user may still use the client: one that restricts its users refuses a
+/// user since taken off its lists.
+fn meets_client_access(client: &Client, grant: &grants::Grant, user: Option<&User>) -> bool {
     if !client.restricted() {
-        return Ok(true);
+        return true;
     }
-    let Some(user_id) = &grant.user_id else {
-        return Ok(false);
-    };
-    Ok(crate::store::users::by_id(ctx.db, user_id)
-        .await?
-        .is_some_and(|u| client.admits(&u)))
+    grant.user_id.is_some() && user.is_some_and(|u| client.admits(u))
 }
 
 pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<Response, Error> {
@@ -93,7 +86,8 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
     let Some(grant) = &found.grant else {
         return Err(invalid());
     };
-    if !meets_passkey_rule(ctx, grant).await? || !meets_client_access(ctx, client, grant).await? {
+    let user = found.user.as_ref();
+    if !meets_passkey_rule(ctx, grant, user) || !meets_client_access(client, grant, user) {
         return Err(invalid());
     }
     // What the family may still carry: its scope, narrowed to what the client is allowed today
@@ -112,6 +106,7 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
         super::issue(
             ctx,
             super::Issue {
+                user,
                 client,
                 grant,
                 scope: &scope_str,
