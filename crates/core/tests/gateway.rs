@@ -107,6 +107,14 @@ fn identity_is_forwarded_as_signed_jwt_and_plain_headers() {
     assert_eq!(claims["aud"], "http://10.0.0.5:8080");
     assert_eq!(claims["preferred_username"], "alice");
     assert!(claims["exp"].as_i64().unwrap() - T0 <= 60, "short-lived");
+    // An origin with an off-the-shelf JWT library verifies it against the JWKS, for its own
+    // audience only, and a changed one fails there too.
+    let independent = verify_with_jsonwebtoken(&env, &identity, "http://10.0.0.5:8080").unwrap();
+    assert_eq!(independent["preferred_username"], "alice");
+    assert!(verify_with_jsonwebtoken(&env, &identity, "http://10.0.0.6:8080").is_err());
+    let mut parts: Vec<String> = identity.split('.').map(str::to_owned).collect();
+    parts[1] = parts[1].replacen('e', "f", 1);
+    assert!(verify_with_jsonwebtoken(&env, &parts.join("."), "http://10.0.0.5:8080").is_err());
 }
 
 #[test]

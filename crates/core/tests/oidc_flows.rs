@@ -2015,3 +2015,275 @@ fn discovery_advertises_the_standard_claims_and_the_claims_parameter() {
         assert!(d["claims_supported"].as_array().unwrap().contains(&json!(c)), "{c}");
     }
 }
+
+// ----------------------------------------------------------------------------------------------
+// An independent verifier: the `jsonwebtoken` crate against the published JWKS
+
+/// A token changed after signing: its payload, its algorithm, its key id.
+fn forgeries(jwt: &str) -> Vec<(&'static str, String)> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use base64::Engine;
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let header: Value = serde_json::from_slice(&B64.decode(parts[0]).unwrap()).unwrap();
+    let mut payload: Value = serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
+    payload["sub"] = json!("usr_mallory");
+    let enc = |v: &Value| B64.encode(v.to_string());
+    let with_header = |h: Value| format!("{}.{}.{}", enc(&h), parts[1], parts[2]);
+    let mut none = header.clone();
+    none["alg"] = json!("none");
+    let mut hs = header.clone();
+    hs["alg"] = json!("HS256");
+    let mut other_kid = header.clone();
+    other_kid["kid"] = json!(if header["alg"] == "RS256" {
+        gatehouse_core::testing::signer::EC_B_KID
+    } else {
+        gatehouse_core::testing::signer::RSA_A_KID
+    });
+    vec![
+        (
+            "payload changed",
+            format!("{}.{}.{}", parts[0], enc(&payload), parts[2]),
+        ),
+        ("alg none", format!("{}.{}.", enc(&none), parts[1])),
+        ("alg HS256", with_header(hs)),
+        ("another key's kid", with_header(other_kid)),
+        (
+            "signature cut",
+            format!("{}.{}.{}", parts[0], parts[1], &parts[2][..parts[2].len() - 4]),
+        ),
+    ]
+}
+
+#[test]
+fn every_token_verifies_with_jsonwebtoken_against_the_jwks_and_forgeries_do_not() {
+    let mut env = TestEnv::new();
+    env.create_user("alice", PASSWORD);
+    let mut before_rotation = Vec::new();
+    for alg in ["RS256", "ES256"] {
+        let rp = confidential(&env, json!({"id_token_signed_response_alg": alg}));
+        let t = tokens_for(&env, &rp, &authorize_url(&rp, ""));
+        for kind in ["id_token", "access_token"] {
+            let jwt = t[kind].as_str().unwrap();
+            let claims = verify_with_jsonwebtoken(&env, jwt, &rp.id).unwrap_or_else(|e| panic!("{alg} {kind}: {e}"));
+            assert_eq!(claims["sub"], json!(env.user_id("alice")), "{alg} {kind}");
+            for (what, forged) in forgeries(jwt) {
+                assert!(
+                    verify_with_jsonwebtoken(&env, &forged, &rp.id).is_err(),
+                    "{alg} {kind}: {what} must not verify"
+                );
+            }
+            // Another audience is another client's token.
+            assert!(verify_with_jsonwebtoken(&env, jwt, "someone-else").is_err());
+            before_rotation.push((rp.id.clone(), jwt.to_owned()));
+        }
+    }
+    // The RSA key rotates: what the old key signed still verifies (it stays published, retired),
+    // and what is issued now is signed by the new one and verifies too.
+    env.signer =
+        gatehouse_core::testing::RustCryptoSigner::from_secret(&gatehouse_core::testing::signer::test_secret_rotated())
+            .unwrap();
+    for (aud, jwt) in &before_rotation {
+        verify_with_jsonwebtoken(&env, jwt, aud).unwrap_or_else(|e| panic!("after rotation: {e}"));
+    }
+    let rp = confidential(&env, json!({}));
+    let t = tokens_for(&env, &rp, &authorize_url(&rp, ""));
+    let jwt = t["id_token"].as_str().unwrap();
+    let kid = jsonwebtoken::decode_header(jwt).unwrap().kid.unwrap();
+    assert_eq!(kid, gatehouse_core::testing::signer::RSA_B_KID);
+    verify_with_jsonwebtoken(&env, jwt, &rp.id).unwrap();
+}
+
+#[test]
+fn oidc_core_3_1_2_1_optional_and_unknown_parameters_are_ignored() {
+    // `display`, `ui_locales`, `claims_locales` and parameters Gatehouse has never heard of change
+    // nothing: the request goes on to a code as if they were absent.
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    env.create_user("alice", PASSWORD);
+    let extra = "&display=popup&ui_locales=fr-CA%20fr%20en&claims_locales=fr&registration=%7B%7D&foo=bar&vtr=x";
+    let mut b = Browser::default();
+    let resp = login(&env, &mut b, &authorize_url(&rp, extra), "alice", PASSWORD);
+    let loc = resp.header("location").expect("redirect").to_owned();
+    assert!(loc.starts_with(REDIRECT), "{loc}");
+    let code = query_param(&loc, "code").unwrap_or_else(|| panic!("no code: {loc}"));
+    assert_eq!(exchange(&env, &rp, &code).status, 200);
+}
+
+/// Signs alice in to `rp` in a new browser; the browser and her ID token.
+fn signed_in_with_id_token(env: &TestEnv, rp: &Rp) -> (Browser, String) {
+    let mut b = Browser::default();
+    let r = login(env, &mut b, &authorize_url(rp, ""), "alice", PASSWORD);
+    let code = query_param(r.header("location").unwrap(), "code").unwrap();
+    let t = exchange(env, rp, &code).json_body();
+    (b, t["id_token"].as_str().unwrap().to_owned())
+}
+
+fn still_signed_in(env: &TestEnv, b: &Browser, rp: &Rp) -> bool {
+    let r = env.send(b.request(Method::Get, &authorize_url(rp, "&prompt=none")));
+    query_param(r.header("location").unwrap(), "code").is_some()
+}
+
+#[test]
+fn rp_initiated_logout_1_0_each_parameter_combination_of_the_logout_test_plan() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    env.create_user("alice", PASSWORD);
+    let bye = gatehouse_core::http::form_encode("https://rp.example.com/bye");
+
+    // A modified id_token_hint is an error page, and the session goes on.
+    let (mut b, hint) = signed_in_with_id_token(&env, &rp);
+    let payload_changed = {
+        let mut parts: Vec<&str> = hint.split('.').collect();
+        let altered = format!("{}A", &parts[1][..parts[1].len() - 1]);
+        parts[1] = &altered;
+        parts.join(".")
+    };
+    let r = b.send(
+        &env,
+        b.request(
+            Method::Get,
+            &format!("/oauth2/logout?id_token_hint={payload_changed}&post_logout_redirect_uri={bye}&state=s1"),
+        ),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.header("location").is_none());
+    assert!(still_signed_in(&env, &b, &rp));
+
+    // A valid hint without post_logout_redirect_uri: signed out, and Gatehouse's own page.
+    let r = b.send(
+        &env,
+        b.request(Method::Get, &format!("/oauth2/logout?id_token_hint={hint}&state=s2")),
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.header("location").is_none());
+    assert!(!still_signed_in(&env, &b, &rp));
+
+    // A valid hint without state: back to the client with no state added.
+    let (mut b, hint) = signed_in_with_id_token(&env, &rp);
+    let r = b.send(
+        &env,
+        b.request(
+            Method::Get,
+            &format!("/oauth2/logout?id_token_hint={hint}&post_logout_redirect_uri={bye}"),
+        ),
+    );
+    assert_eq!(r.header("location"), Some("https://rp.example.com/bye"));
+
+    // No hint, but client_id, a registered URI and state: the user confirms, then goes back
+    // with the state.
+    let (mut b, _) = signed_in_with_id_token(&env, &rp);
+    let url = format!(
+        "/oauth2/logout?client_id={}&post_logout_redirect_uri={bye}&state=s3",
+        rp.id
+    );
+    let page = b.send(&env, b.request(Method::Get, &url));
+    assert_eq!(page.status, 200);
+    assert!(still_signed_in(&env, &b, &rp), "nothing ends before the user confirms");
+    let html = String::from_utf8_lossy(&page.body).to_string();
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/logout").with_form(&[
+            ("csrf", hidden(&html, "csrf").as_str()),
+            ("logout", "yes"),
+            ("client_id", hidden(&html, "client_id").as_str()),
+            (
+                "post_logout_redirect_uri",
+                hidden(&html, "post_logout_redirect_uri").as_str(),
+            ),
+            ("state", hidden(&html, "state").as_str()),
+        ]),
+    );
+    assert_eq!(r.header("location"), Some("https://rp.example.com/bye?state=s3"));
+    assert!(!still_signed_in(&env, &b, &rp));
+
+    // Only state: the user confirms, and ends on Gatehouse's page (there is nowhere to go back to).
+    let (mut b, _) = signed_in_with_id_token(&env, &rp);
+    let page = b.send(&env, b.request(Method::Get, "/oauth2/logout?state=s4"));
+    assert_eq!(page.status, 200);
+    let html = String::from_utf8_lossy(&page.body).to_string();
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/logout").with_form(&[
+            ("csrf", hidden(&html, "csrf").as_str()),
+            ("logout", "yes"),
+            ("state", "s4"),
+        ]),
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.header("location").is_none());
+    assert!(!still_signed_in(&env, &b, &rp));
+
+    // A registered URI with a query added is another URI.
+    let (mut b, hint) = signed_in_with_id_token(&env, &rp);
+    let added = gatehouse_core::http::form_encode("https://rp.example.com/bye?x=1");
+    let r = b.send(
+        &env,
+        b.request(
+            Method::Get,
+            &format!("/oauth2/logout?id_token_hint={hint}&post_logout_redirect_uri={added}"),
+        ),
+    );
+    assert_eq!(r.status, 400);
+    assert!(still_signed_in(&env, &b, &rp));
+}
+
+#[test]
+fn rfc6750_2_userinfo_takes_the_token_from_the_header_or_a_post_body_never_the_query() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let t = exchange(&env, &rp, &code).json_body();
+    let access = t["access_token"].as_str().unwrap();
+    let sub = json!(env.user_id("alice"));
+    let get = userinfo(&env, access);
+    assert_eq!(get.json_body()["sub"], sub);
+    let post_header = env
+        .send(Request::new(Method::Post, "/oauth2/userinfo").with_header("authorization", &format!("Bearer {access}")));
+    assert_eq!(post_header.json_body()["sub"], sub);
+    let post_body = env.send(Request::new(Method::Post, "/oauth2/userinfo").with_form(&[("access_token", access)]));
+    assert_eq!(post_body.status, 200);
+    assert_eq!(post_body.json_body()["sub"], sub);
+    let query = env.send(Request::new(
+        Method::Get,
+        &format!("/oauth2/userinfo?access_token={access}"),
+    ));
+    assert_eq!(query.status, 401);
+}
+
+#[test]
+fn a_code_flow_by_post_without_a_nonce_for_a_client_secret_post_client() {
+    // OIDC Core §3.1.2.1: the request may be a POST form; `nonce` is optional for the code flow;
+    // the client authenticates with client_secret_post (RFC 6749 §2.3.1).
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({"token_endpoint_auth_method": "client_secret_post"}));
+    env.create_user("alice", PASSWORD);
+    let mut b = Browser::default();
+    let req = b.request(Method::Post, "/oauth2/authorize").with_form(&[
+        ("response_type", "code"),
+        ("client_id", rp.id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid email"),
+        ("state", "st4te"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ]);
+    let r = b.send(&env, req);
+    let loc = r.header("location").expect("to the login page").to_owned();
+    let r = submit_login(&env, &mut b, &loc, "alice", PASSWORD);
+    let resume = r.header("location").expect("back to the request").to_owned();
+    let r = b.send(&env, b.request(Method::Get, &resume));
+    let loc = r.header("location").expect("redirect").to_owned();
+    let code = query_param(&loc, "code").unwrap_or_else(|| panic!("no code: {loc}"));
+    let r = env.send(Request::new(Method::Post, "/oauth2/token").with_form(&[
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("client_id", rp.id.as_str()),
+        ("client_secret", rp.secret.as_deref().unwrap()),
+    ]));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let c = id_token_claims(&env, &r.json_body());
+    assert!(c.get("nonce").is_none(), "none asked, none given");
+    assert_eq!(c["email"], "alice@example.com");
+}

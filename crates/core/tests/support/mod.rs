@@ -435,3 +435,34 @@ pub fn add_confirmed_device(env: &TestEnv, user_id: &str) -> gatehouse_core::fac
     .unwrap();
     secret
 }
+
+/// Verifies `jwt` with the `jsonwebtoken` crate (none of Gatehouse's JWT or key code) against the
+/// JWKS Gatehouse publishes: the key named by the header's `kid`, the algorithm that key is for,
+/// `iss` and `aud` as given, the expiry against the real clock being skipped (the fake clock is
+/// in 2027). `Err` says why it was refused.
+pub fn verify_with_jsonwebtoken(env: &TestEnv, jwt: &str, audience: &str) -> Result<serde_json::Value, String> {
+    use jsonwebtoken::{decode, decode_header, jwk::JwkSet, DecodingKey, Validation};
+    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+    let jwks: JwkSet = serde_json::from_slice(&env.send(Request::new(Method::Get, "/oauth2/jwks.json")).body)
+        .map_err(|e| format!("jwks: {e}"))?;
+    let header = decode_header(jwt).map_err(|e| format!("header: {e}"))?;
+    let kid = header.kid.ok_or("no kid")?;
+    let jwk = jwks.find(&kid).ok_or_else(|| format!("no published key {kid}"))?;
+    let alg = jwk
+        .common
+        .key_algorithm
+        .and_then(|a| a.to_string().parse::<jsonwebtoken::Algorithm>().ok())
+        .ok_or("the published key names no algorithm")?;
+    if header.alg != alg {
+        return Err(format!("header alg {:?} is not the key's {alg:?}", header.alg));
+    }
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("key: {e}"))?;
+    let mut v = Validation::new(alg);
+    v.set_issuer(&[ISSUER]);
+    v.set_audience(&[audience]);
+    v.validate_exp = false;
+    v.set_required_spec_claims(&["iss", "aud", "exp", "sub"]);
+    decode::<serde_json::Value>(jwt, &key, &v)
+        .map(|d| d.claims)
+        .map_err(|e| format!("refused: {e}"))
+}

@@ -142,3 +142,32 @@ pub fn history_statements(ctx: &Ctx<'_>, user: &users::User, now: i64) -> Vec<St
     let keep = history::earlier_to_keep(ctx.settings.password.history);
     password_history::remember_statements(&user.id, &user.password_hash, now, keep)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_reads_each_of_its_settings() {
+        let settings = [
+            ("GATEHOUSE_PASSWORD_MIN_LENGTH", "20"),
+            ("GATEHOUSE_HIBP_URL", ""),
+            (expiry::SETTING, "90"),
+            (history::SETTING, "5"),
+            (strength::SETTING, "4"),
+        ];
+        let get = |name: &str| settings.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned());
+        let p = PasswordPolicy::from_lookup(&get).unwrap();
+        assert_eq!(p.rules.min_length, 20);
+        assert_eq!(p.pwned.url, None);
+        assert_eq!(p.max_age_days, 90);
+        assert_eq!(p.history, 5);
+        assert_eq!(p.min_strength, 4);
+        assert_eq!(
+            PasswordPolicy::from_lookup(&|_| None).unwrap(),
+            PasswordPolicy::default()
+        );
+        let bad = |name: &str| (name == history::SETTING).then(|| "lots".to_owned());
+        assert!(PasswordPolicy::from_lookup(&bad).is_err());
+    }
+}

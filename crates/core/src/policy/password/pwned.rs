@@ -96,7 +96,7 @@ pub fn times_seen(answer: &[u8], suffix: &str) -> Result<u64, String> {
     }
     let text = std::str::from_utf8(answer).map_err(|_| "the answer is not UTF-8".to_owned())?;
     let mut seen = 0;
-    let mut lines = 0;
+    let mut lines: usize = 0;
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         lines += 1;
         let Some((hash, count)) = line.split_once(':') else {
@@ -205,6 +205,17 @@ mod tests {
         assert!(times_seen(big.as_bytes(), s).is_err());
         let fits = "0018A45C4D1DEF81644B54AB7F969B88D65:1\n".repeat(MAX_ANSWER_BYTES / 38);
         assert_eq!(times_seen(fits.as_bytes(), s), Ok(0));
+        // Exactly the bound is an answer: 13,443 lines of 39 bytes and 11 more digits in one count.
+        let line = "0018A45C4D1DEF81644B54AB7F969B88D65:1\r\n";
+        let exact = format!(
+            "0018A45C4D1DEF81644B54AB7F969B88D65:000000000001\r\n{}",
+            line.repeat(13_442)
+        );
+        assert_eq!(exact.len(), MAX_ANSWER_BYTES);
+        assert_eq!(times_seen(exact.as_bytes(), s), Ok(0));
+        // A real padded answer (800 to 1,000 lines, about 40 KB) is well inside it.
+        let padded = format!("{}{s}:3\r\n", line.repeat(999));
+        assert_eq!(times_seen(padded.as_bytes(), s), Ok(3));
     }
 
     #[test]

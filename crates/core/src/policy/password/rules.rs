@@ -291,6 +291,13 @@ mod tests {
             ("GATEHOUSE_PASSWORD_MIN_SYMBOLS", "32"),
         ])
         .is_ok());
+        // The class counts add up (one upper case letter and 64 lower case ones fit no 64).
+        assert!(lookup(&[
+            ("GATEHOUSE_PASSWORD_MAX_LENGTH", "64"),
+            ("GATEHOUSE_PASSWORD_MIN_UPPERCASE", "1"),
+            ("GATEHOUSE_PASSWORD_MIN_LOWERCASE", "64"),
+        ])
+        .is_err());
         assert!(lookup(&[("GATEHOUSE_PASSWORD_SYMBOLS", "!a")]).is_err());
         assert!(lookup(&[("GATEHOUSE_PASSWORD_SYMBOLS", &"!".repeat(129))]).is_err());
         assert!(lookup(&[("GATEHOUSE_PASSWORD_SYMBOLS", &"!".repeat(128))]).is_ok());

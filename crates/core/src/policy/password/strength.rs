@@ -173,6 +173,13 @@ mod tests {
         assert_eq!(inputs[0], "ann");
         assert_eq!(inputs[1].as_str().unwrap(), "é".repeat(128));
         assert_eq!(inputs[7], "w5");
+        // Byte 256 inside a character: the cut moves back to the character's start.
+        let odd = format!("a{}", "é".repeat(200));
+        let body: serde_json::Value = serde_json::from_str(&request_body("pw", &[odd])).unwrap();
+        assert_eq!(
+            body["user_inputs"][0].as_str().unwrap(),
+            format!("a{}", "é".repeat(127))
+        );
     }
 
     #[test]
@@ -195,6 +202,10 @@ mod tests {
         assert_eq!(bare.feedback(), "Add another word or two.");
         assert!(parse_answer(500, b"{}").is_err());
         assert!(parse_answer(200, br#"{"score":5}"#).is_err());
+        assert_eq!(parse_answer(200, br#"{"score":4}"#).unwrap().score, 4);
+        // Long feedback is still an answer: the bound is 16 KiB, not a few hundred bytes.
+        let long = format!(r#"{{"score":3,"suggestions":["{}"]}}"#, "x".repeat(8 * 1024));
+        assert_eq!(parse_answer(200, long.as_bytes()).unwrap().score, 3);
         assert!(parse_answer(200, b"<html>").is_err());
         let big = format!(r#"{{"score":4,"suggestions":["{}"]}}"#, "x".repeat(MAX_ANSWER_BYTES));
         assert!(parse_answer(200, big.as_bytes()).is_err());
