@@ -5,6 +5,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { startGatehouse, freePort } from "./harness.mjs";
+import { launchChromium } from "./helpers.mjs";
 
 let gh, appBase, origin, originPort, hanging = [];
 const PASSWORD = "correct horse battery staple";
@@ -207,4 +208,53 @@ test("apps load from a file idempotently (scripts/load-apps.mjs)", async () => {
   const { body } = await admin("/admin/api/apps/from-file");
   assert.equal(body.host, "files.example.com");
   assert.equal(body.headers.hsts_max_age, 31536000);
+});
+
+test("a real app verifies the identity itself with jose, and a browser session goes through the gateway to it", async () => {
+  // The app trusts nothing but a token it can verify: Gatehouse's signature (JWKS), issuer, its own
+  // origin as audience, and the token's type.
+  const { createRemoteJWKSet, jwtVerify } = await import("jose");
+  const jwks = createRemoteJWKSet(new URL(`${gh.url}/oauth2/jwks.json`));
+  const appPort = await freePort();
+  const self = `http://127.0.0.1:${appPort}`;
+  const app = createServer(async (req, res) => {
+    try {
+      const { payload } = await jwtVerify(req.headers["x-gatehouse-identity"] ?? "", jwks, {
+        issuer: gh.url, audience: self, typ: "gatehouse-identity+jwt",
+      });
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+      res.end(`<!doctype html><title>App</title><h1 id="hello">Hello ${payload.preferred_username}</h1>`);
+    } catch (e) {
+      res.writeHead(401, { "content-type": "text/plain" });
+      res.end(`not verified: ${e.code ?? e.message}`);
+    }
+  });
+  await new Promise((ok) => app.listen(appPort, "127.0.0.1", ok));
+  const browser = await launchChromium();
+  try {
+    const port = new URL(gh.url).port;
+    const r = await admin("/admin/api/apps", "POST", {
+      name: "Verifying app", host: `localhost:${port}`, path_prefix: "/verified/", origin: self,
+    });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    // Straight to the app with a made-up identity: refused by the app itself.
+    const direct = await fetch(`${self}/verified/`, { headers: { "x-gatehouse-identity": "e30.e30.sig" } });
+    assert.equal(direct.status, 401);
+
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${appBase}/verified/home`);
+    assert.equal(new URL(page.url()).origin, gh.url, "signed out: to Gatehouse's login");
+    await page.fill('input[name="username"]', "gwuser");
+    await page.fill('input[name="password"]', PASSWORD);
+    await Promise.all([page.waitForURL(`${appBase}/verified/home`), page.click('button[type="submit"]')]);
+    assert.equal((await page.textContent("#hello")).trim(), "Hello gwuser");
+    // The session holds: the next page needs no sign-in.
+    await page.goto(`${appBase}/verified/other`);
+    assert.equal((await page.textContent("#hello")).trim(), "Hello gwuser");
+    await context.close();
+  } finally {
+    await browser.close();
+    await new Promise((ok) => app.close(ok));
+  }
 });
