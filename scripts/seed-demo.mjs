@@ -1,42 +1,32 @@
 #!/usr/bin/env node
-// Seeds a local Gatehouse with a demo user and a demo client, idempotently, and prints how to
-// log in.  Usage: node scripts/seed-demo.mjs [baseUrl]   (default http://127.0.0.1:8787)
+// Seeds a local Gatehouse with a demo user and the demo app's client, idempotently.
+// Usage: node scripts/seed-demo.mjs [baseUrl] [demoAppPort]   (default http://127.0.0.1:8787, 8788)
 //
 // The admin token is read from .dev.vars (GATEHOUSE_ADMIN_TOKEN="..."), or from the
 // GATEHOUSE_ADMIN_TOKEN environment variable if set.
 //
 // Demo user:   demo / demo-password-change-me   (a local demo only; never seed this elsewhere)
-// Demo client: demo-client (confidential, first-party, client_secret_basic), redirect_uri
-//              http://127.0.0.1:8788/callback. Its secret is printed once, when it is created;
-//              rotate it with POST /admin/api/clients/<id>/secret if you lose it.
-import { createHash, randomBytes } from "node:crypto";
+// Demo client: demo-rp, the public client (PKCE) of the demo app (`scripts/demo-rp.mjs`), with its
+//              redirect URIs on http://127.0.0.1:<demoAppPort>/.
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const base = (process.argv[2] ?? process.env.GATEHOUSE_URL ?? "http://127.0.0.1:8787").replace(/\/+$/, "");
 
+import { demoRpClient, DEMO_RP_PORT } from "./demo-rp.mjs";
+
 const DEMO_USER = {
   username: "demo",
   email: "demo@example.test",
   email_verified: true,
   name: "Demo User",
+  given_name: "Demo",
+  family_name: "User",
+  locale: "en-US",
   password: "demo-password-change-me",
 };
-const DEMO_CLIENT_ID = "demo-client";
-const DEMO_REDIRECT = "http://127.0.0.1:8788/callback";
-const DEMO_CLIENT = {
-  client_id: DEMO_CLIENT_ID, // used if the server accepts an explicit client_id
-  client_name: "Gatehouse demo client",
-  redirect_uris: [DEMO_REDIRECT],
-  post_logout_redirect_uris: ["http://127.0.0.1:8788/"],
-  grant_types: ["authorization_code", "refresh_token"],
-  response_types: ["code"],
-  token_endpoint_auth_method: "client_secret_basic",
-  scope: "openid profile email offline_access",
-  id_token_signed_response_alg: "RS256",
-  first_party: true,
-};
+const demoPort = Number(process.argv[3] ?? DEMO_RP_PORT);
 
 function readDevVars() {
   const vars = {};
@@ -100,76 +90,19 @@ if (u.status === 201) {
   fail("creating the demo user", u);
 }
 
-// --- client -----------------------------------------------------------------------------------
-let clientId;
-let clientSecret;
-const existing = await api("GET", `/admin/api/clients/${DEMO_CLIENT_ID}`);
+// --- the demo app's client --------------------------------------------------------------------
+const client = demoRpClient(demoPort);
+const existing = await api("GET", `/admin/api/clients/${client.client_id}`);
 if (existing.status === 200) {
-  clientId = DEMO_CLIENT_ID;
-  console.log(`seed-demo: client "${clientId}" already exists; its secret was printed when it was created`);
+  // Kept in step with this script (a port given this time, a scope added since).
+  const { client_id: _, ...metadata } = client;
+  const p = await api("PATCH", `/admin/api/clients/${client.client_id}`, metadata);
+  if (p.status !== 200) fail("updating the demo client", p);
+  console.log(`seed-demo: client "${client.client_id}" already exists; brought up to date`);
+} else if (existing.status === 404) {
+  const c = await api("POST", "/admin/api/clients", client);
+  if (c.status !== 201) fail("creating the demo client", c);
+  console.log(`seed-demo: created client "${c.json.client_id}"`);
 } else {
-  // A server that assigns its own ids ignores client_id; find an earlier demo client by name
-  // first (if the server can list clients) so that reruns do not pile up clients.
-  const list = await api("GET", "/admin/api/clients");
-  const earlier = list.status === 200 && Array.isArray(list.json?.clients)
-    ? list.json.clients.find((c) => c.client_name === DEMO_CLIENT.client_name)
-    : undefined;
-  if (earlier) {
-    clientId = earlier.client_id;
-    console.log(`seed-demo: client "${DEMO_CLIENT.client_name}" already exists as ${clientId}; its secret was printed when it was created`);
-  } else {
-    const c = await api("POST", "/admin/api/clients", DEMO_CLIENT);
-    if (c.status === 409) {
-      clientId = DEMO_CLIENT_ID;
-      console.log(`seed-demo: client "${clientId}" already exists`);
-    } else if (c.status === 201) {
-      clientId = c.json.client_id;
-      clientSecret = c.json.client_secret;
-      console.log(`seed-demo: created client ${clientId}${clientId === DEMO_CLIENT_ID ? "" : " (the server assigned the id)"}`);
-    } else {
-      fail("creating the demo client", c);
-    }
-  }
+  fail("reading the demo client", existing);
 }
-
-// --- how to log in ----------------------------------------------------------------------------
-const verifier = randomBytes(32).toString("base64url");
-const challenge = createHash("sha256").update(verifier).digest("base64url");
-const state = randomBytes(12).toString("base64url");
-const nonce = randomBytes(12).toString("base64url");
-const authorize = new URL(`${base}/oauth2/authorize`);
-for (const [k, v] of Object.entries({
-  response_type: "code",
-  client_id: clientId,
-  redirect_uri: DEMO_REDIRECT,
-  scope: "openid profile email",
-  state,
-  nonce,
-  code_challenge: challenge,
-  code_challenge_method: "S256",
-})) authorize.searchParams.set(k, v);
-
-const secretShown = clientSecret ?? "<the secret printed when the client was created>";
-console.log(`
-Gatehouse demo
-  issuer:         ${base}
-  discovery:      ${base}/.well-known/openid-configuration
-  user:           ${DEMO_USER.username} / ${DEMO_USER.password}   (local demo only)
-  client_id:      ${clientId}
-  client_secret:  ${clientSecret ? `${clientSecret}   (shown once; store it now)` : secretShown}
-  redirect_uri:   ${DEMO_REDIRECT}   (nothing needs to listen there)
-
-1. Open this URL in a browser and log in as ${DEMO_USER.username}:
-   ${authorize.href}
-
-2. The browser ends on ${DEMO_REDIRECT}?code=...&state=${state}&iss=... (a connection
-   error page is fine). Copy the code and exchange it within a minute:
-
-   curl -s -u '${clientId}:${secretShown}' \\
-     -d grant_type=authorization_code -d code=PASTE_CODE_HERE \\
-     --data-urlencode 'redirect_uri=${DEMO_REDIRECT}' \\
-     -d code_verifier=${verifier} \\
-     ${base}/oauth2/token
-
-   (PKCE code_verifier for this URL: ${verifier})
-`);

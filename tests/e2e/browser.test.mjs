@@ -180,3 +180,41 @@ test("browser: the account page edits the profile, and openid-client then reads 
     assert.equal(info.email, undefined, "no email scope asked");
   });
 });
+
+test("the demo: seed-demo.mjs and demo-rp.mjs give a page to sign in, see the claims and userinfo, and sign out of the SSO session", async () => {
+  const { execFile } = await import("node:child_process");
+  const { promisify } = await import("node:util");
+  const { freePort } = await import("./harness.mjs");
+  const { startDemoRp } = await import("../../scripts/demo-rp.mjs");
+  const port = await freePort();
+  const env = { ...process.env, GATEHOUSE_ADMIN_TOKEN: gh.secrets.GATEHOUSE_ADMIN_TOKEN };
+  // Twice: the second run finds the user and the client and changes nothing that matters.
+  for (let i = 0; i < 2; i++) {
+    await promisify(execFile)(process.execPath, ["scripts/seed-demo.mjs", gh.url, String(port)], { env });
+  }
+  const rp = await startDemoRp({ issuer: gh.url, port });
+  try {
+    await withPage(async (page, _context, errors) => {
+      await page.goto(rp.url);
+      await Promise.all([page.waitForURL((u) => u.pathname === "/oauth2/login"), page.click("#sign-in")]);
+      await page.fill('input[name="username"]', "demo");
+      await page.fill('input[name="password"]', "demo-password-change-me");
+      await Promise.all([page.waitForURL(rp.url), page.click('button[type="submit"]')]);
+      const claims = JSON.parse(await page.textContent("#id-token-claims"));
+      assert.equal(claims.iss, gh.url);
+      assert.equal(claims.preferred_username, "demo");
+      assert.equal(claims.given_name, "Demo");
+      const info = JSON.parse(await page.textContent("#userinfo"));
+      assert.equal(info.email, "demo@example.test");
+      assert.equal(info.sub, claims.sub);
+
+      await Promise.all([page.waitForURL(rp.url), page.click("#sign-out")]);
+      assert.ok(await page.isVisible("#signed-out"));
+      // The SSO session ended too: signing in again asks for the password.
+      await Promise.all([page.waitForURL((u) => u.pathname === "/oauth2/login"), page.click("#sign-in")]);
+      assert.deepEqual(errors, [], "no script errors");
+    });
+  } finally {
+    await rp.close();
+  }
+});

@@ -466,6 +466,8 @@ mod tests {
         assert!(judge(&strict, &at((PARIS.0 + 0.4, PARIS.1)), &same, T)
             .failure
             .is_some());
+        // Exactly at the bound is still possible: the same place in the same second, no tolerance.
+        assert_eq!(judge(&strict, &at(PARIS), &same, T).failure, None);
     }
 
     #[test]
