@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs every test: formatting and lints (native and wasm32), native cargo tests, wasm-bindgen
-# tests in headless Chromium, the release build (prints the wasm size), and the end-to-end suite
+# tests in headless Chromium and Firefox, the release build (prints the wasm size), and the end-to-end suite
 # against a real `wrangler dev`. Installs what is missing first.
 set -eu
 cd "$(dirname "$0")/.."
@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 ensure_rust_tools
 ensure_node_modules
 ensure_chromium
+ensure_firefox
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -37,6 +38,9 @@ sh scripts/mutants.sh --changed
 
 log "layer 2: wasm-bindgen-test in headless Chromium"
 CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=120 \
+  cargo test -p gatehouse --target wasm32-unknown-unknown --features wasm-tests
+log "layer 2: the same wasm tests in headless Firefox"
+GECKODRIVER="$(command -v geckodriver)" WASM_BINDGEN_TEST_TIMEOUT=120 \
   cargo test -p gatehouse --target wasm32-unknown-unknown --features wasm-tests
 
 log "release build"

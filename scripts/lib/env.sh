@@ -42,6 +42,24 @@ ensure_chromium() {
   fi
 }
 
+# Firefox for the wasm tests: Debian's firefox-esr, and geckodriver from the crate registry
+# (Mozilla's release binaries are outside the registries). Playwright cannot drive Debian's
+# Firefox, so the e2e pages stay on Chromium.
+GECKODRIVER_VERSION=0.37.1
+ensure_firefox() {
+  if [ ! -x /usr/bin/firefox-esr ]; then
+    log "installing Debian firefox-esr"
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y firefox-esr
+  fi
+  if ! geckodriver --version 2>/dev/null | grep -q "geckodriver $GECKODRIVER_VERSION"; then
+    log "installing geckodriver $GECKODRIVER_VERSION"
+    cargo install geckodriver --version "$GECKODRIVER_VERSION" --locked
+  fi
+}
+
 # Writes .dev.vars with fresh random secrets and signing keys unless it exists.
 ensure_dev_vars() {
   if [ -f .dev.vars ] && ! grep -q '^GATEHOUSE_SEALING_KEY=' .dev.vars; then

@@ -2287,3 +2287,29 @@ fn a_code_flow_by_post_without_a_nonce_for_a_client_secret_post_client() {
     assert!(c.get("nonce").is_none(), "none asked, none given");
     assert_eq!(c["email"], "alice@example.com");
 }
+
+#[test]
+fn rfc7009_rfc7662_token_type_hint_is_a_hint_whatever_its_value() {
+    // RFC 7009 §2.1: a wrong hint makes the server search the other types too; §2.2.1: an
+    // invalid hint value is ignored. RFC 7662 §2.1 says the same of introspection.
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let code = code_for(&env, &rp);
+    let t = exchange(&env, &rp, &code).json_body();
+    let access = t["access_token"].as_str().unwrap();
+    let refresh = t["refresh_token"].as_str().unwrap();
+    for hint in ["access_token", "refresh_token", "id_token", "foo", ""] {
+        let info = token_like(&env, &rp, "/oauth2/introspect", &[("token", access), ("token_type_hint", hint)]);
+        assert_eq!(info.status, 200, "{hint}");
+        assert_eq!(info.json_body()["active"], true, "access token with hint {hint:?}");
+        let info = token_like(&env, &rp, "/oauth2/introspect", &[("token", refresh), ("token_type_hint", hint)]);
+        assert_eq!(info.json_body()["active"], true, "refresh token with hint {hint:?}");
+    }
+    // Revoked under the wrong hint, and an unknown one: both take effect.
+    let r = token_like(&env, &rp, "/oauth2/revoke", &[("token", access), ("token_type_hint", "refresh_token")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(introspect(&env, &rp, access)["active"], false);
+    let r = token_like(&env, &rp, "/oauth2/revoke", &[("token", refresh), ("token_type_hint", "foo")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(introspect(&env, &rp, refresh)["active"], false);
+}
