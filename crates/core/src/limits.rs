@@ -11,8 +11,10 @@ pub const NONCE: usize = 512;
 pub const LOGIN_HINT: usize = 256;
 /// `acr_values`: a few class URIs.
 pub const ACR_VALUES: usize = 1024;
-/// `id_token_hint`: verified, never stored; an ID token of ours is well under 2 KB.
-pub const ID_TOKEN_HINT: usize = 8192;
+/// `id_token_hint`: verified, never stored. An ID token carries the user's standard claims, each
+/// bounded (`types::profile`); the largest one possible is about 12 KB
+/// (`oidc_flows.rs` :: `the_largest_id_token_possible_is_still_accepted_as_a_hint`).
+pub const ID_TOKEN_HINT: usize = 16 * 1024;
 /// A username typed into the login form (usernames are at most 64 characters; the rest is room
 /// for an email address typed by mistake). Longer input never reaches the counters or the log.
 pub const USERNAME_INPUT: usize = 256;

@@ -199,6 +199,8 @@ pub struct Account<'a> {
     pub passkeys: Vec<AccountPasskey>,
     /// The profile form's fields (name and standard claims), filled with the user's values.
     pub profile: Vec<ProfileField>,
+    /// The fingerprint of those values the form sends back (`account::profile::version`).
+    pub profile_version: String,
     /// The user signs in with a passkey only: no password section.
     pub passkey_only: bool,
     /// This response's CSP nonce, for the passkey script.

@@ -444,11 +444,13 @@ fn the_profile_form_saves_checked_standard_claims_and_records_their_names() {
     let html = body(&page);
     assert!(html.contains("id=\"profile-form\""), "{html}");
     assert!(html.contains("name=\"address.locality\""));
+    let version = hidden(&html, "version");
     let r = post(
         &env,
         &mut b,
         "/account/profile",
         &[
+            ("version", version.as_str()),
             ("name", "Alice Liddell"),
             ("given_name", "Alice"),
             ("locale", "en-GB"),
@@ -479,11 +481,18 @@ fn the_profile_form_saves_checked_standard_claims_and_records_their_names() {
     );
 
     // A bad value: the page says which field, and nothing changes.
+    let current = |b: &mut Browser| hidden(&body(&b.send(&env, b.request(Method::Get, "/account"))), "version");
+    let v = current(&mut b);
+    assert_ne!(v, version, "the fingerprint follows the values");
     let r = post(
         &env,
         &mut b,
         "/account/profile",
-        &[("birthdate", "yesterday"), ("given_name", "Bob")],
+        &[
+            ("version", v.as_str()),
+            ("birthdate", "yesterday"),
+            ("given_name", "Bob"),
+        ],
     );
     assert_eq!(r.status, 400);
     assert!(body(&r).contains("Birth date must be YYYY-MM-DD"), "{}", body(&r));
@@ -508,11 +517,41 @@ fn the_profile_form_saves_checked_standard_claims_and_records_their_names() {
         1
     );
     // Sending the form back unchanged writes nothing.
-    let r = post(&env, &mut b, "/account/profile", &[]);
+    let v = current(&mut b);
+    let r = post(&env, &mut b, "/account/profile", &[("version", v.as_str())]);
     assert!(body(&r).contains("Nothing changed."), "{}", body(&r));
     assert_eq!(
         env.db
             .count("SELECT COUNT(*) FROM events WHERE kind = 'profile_changed'"),
         1
     );
+    // A page loaded before an administrator's change cannot write its old values back.
+    let stale = current(&mut b);
+    let r = env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{id}"),
+        Some(serde_json::json!({"phone_number": "+441865270001", "phone_number_verified": true})),
+    );
+    assert_eq!(r.status, 200);
+    let r = post(
+        &env,
+        &mut b,
+        "/account/profile",
+        &[
+            ("version", stale.as_str()),
+            ("phone_number", "+441865270000"),
+            ("nickname", "al"),
+        ],
+    );
+    assert_eq!(r.status, 409);
+    assert!(body(&r).contains("Your profile changed since this page was loaded"));
+    let stored = env.db.text(&format!("SELECT claims FROM users WHERE id = '{id}'"));
+    assert!(
+        stored.contains("+441865270001") && stored.contains("phone_number_verified"),
+        "{stored}"
+    );
+    assert!(!stored.contains("\"al\""));
+    // Without a fingerprint at all, the same.
+    let r = post(&env, &mut b, "/account/profile", &[("nickname", "al")]);
+    assert_eq!(r.status, 409);
 }

@@ -518,7 +518,7 @@ fn oidc_core_5_1_standard_claims_are_user_members_each_checked() {
     let r = env.admin(
         Method::Patch,
         &path,
-        Some(json!({"family_name": null, "nickname": "Enchantress", "phone_number_verified": true})),
+        Some(json!({"family_name": null, "nickname": "Enchantress", "phone_number": "+44 20 7946 0000", "phone_number_verified": true})),
     );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let u = r.json_body();
@@ -563,6 +563,10 @@ fn oidc_core_5_1_standard_claims_are_user_members_each_checked() {
         (
             json!({"phone_number": null, "phone_number_verified": true}),
             "phone_number_verified needs a phone_number",
+        ),
+        (
+            json!({"phone_number_verified": true}),
+            "phone_number_verified can be set to true only with the phone_number it verifies",
         ),
         (
             json!({"given_name": "Ada", "shoe_size": 6}),

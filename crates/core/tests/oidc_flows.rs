@@ -2299,17 +2299,153 @@ fn rfc7009_rfc7662_token_type_hint_is_a_hint_whatever_its_value() {
     let access = t["access_token"].as_str().unwrap();
     let refresh = t["refresh_token"].as_str().unwrap();
     for hint in ["access_token", "refresh_token", "id_token", "foo", ""] {
-        let info = token_like(&env, &rp, "/oauth2/introspect", &[("token", access), ("token_type_hint", hint)]);
+        let info = token_like(
+            &env,
+            &rp,
+            "/oauth2/introspect",
+            &[("token", access), ("token_type_hint", hint)],
+        );
         assert_eq!(info.status, 200, "{hint}");
         assert_eq!(info.json_body()["active"], true, "access token with hint {hint:?}");
-        let info = token_like(&env, &rp, "/oauth2/introspect", &[("token", refresh), ("token_type_hint", hint)]);
+        let info = token_like(
+            &env,
+            &rp,
+            "/oauth2/introspect",
+            &[("token", refresh), ("token_type_hint", hint)],
+        );
         assert_eq!(info.json_body()["active"], true, "refresh token with hint {hint:?}");
     }
     // Revoked under the wrong hint, and an unknown one: both take effect.
-    let r = token_like(&env, &rp, "/oauth2/revoke", &[("token", access), ("token_type_hint", "refresh_token")]);
+    let r = token_like(
+        &env,
+        &rp,
+        "/oauth2/revoke",
+        &[("token", access), ("token_type_hint", "refresh_token")],
+    );
     assert_eq!(r.status, 200);
     assert_eq!(introspect(&env, &rp, access)["active"], false);
-    let r = token_like(&env, &rp, "/oauth2/revoke", &[("token", refresh), ("token_type_hint", "foo")]);
+    let r = token_like(
+        &env,
+        &rp,
+        "/oauth2/revoke",
+        &[("token", refresh), ("token_type_hint", "foo")],
+    );
     assert_eq!(r.status, 200);
     assert_eq!(introspect(&env, &rp, refresh)["active"], false);
+}
+
+#[test]
+fn the_largest_id_token_possible_is_still_accepted_as_a_hint() {
+    // Every claim at its bound, with the characters JSON escapes, in an RS256 ID token for every
+    // scope: RP-initiated logout and id_token_hint must still take it.
+    let env = TestEnv::new();
+    let rp = confidential(
+        &env,
+        json!({"scope": "openid profile email address phone offline_access"}),
+    );
+    let username = "u".repeat(64);
+    let email = format!("{}@{}.{}.example.com", "e".repeat(64), "d".repeat(63), "f".repeat(63));
+    let r = env.admin(
+        Method::Post,
+        "/admin/api/users",
+        Some(json!({"username": username, "email": email, "password": PASSWORD, "name": "\"".repeat(256)})),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let id = r.json_body()["id"].as_str().unwrap().to_owned();
+    let url = |c: char| format!("https://example.com/{}", c.to_string().repeat(1024 - 20));
+    let quote128 = "\"".repeat(128);
+    let r = env.admin(
+        Method::Patch,
+        &format!("/admin/api/users/{id}"),
+        Some(json!({
+            "given_name": quote128, "family_name": quote128, "middle_name": quote128, "nickname": quote128,
+            "gender": "\"".repeat(64), "picture": url('p'), "profile": url('q'), "website": url('w'),
+            "birthdate": "1999-12-31", "zoneinfo": "A".repeat(64), "locale": "abcdefgh-abcdefgh-abcdefgh-abcde",
+            "phone_number": "+123456789012345;ext=1234567890", "phone_number_verified": true,
+            "address": {"formatted": "\"".repeat(512), "street_address": "\\\\".repeat(256),
+                        "locality": quote128, "region": quote128, "postal_code": quote128, "country": quote128}
+        })),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let mut b = Browser::default();
+    let resp = login(
+        &env,
+        &mut b,
+        &authorize_url_for(&rp, "openid profile email address phone", ""),
+        &username,
+        PASSWORD,
+    );
+    let code = query_param(resp.header("location").unwrap(), "code").unwrap();
+    let t = exchange(&env, &rp, &code).json_body();
+    let hint = t["id_token"].as_str().unwrap();
+    assert!(hint.len() > 11_000, "the test fills the claims: {} bytes", hint.len());
+    assert!(
+        hint.len() <= gatehouse_core::limits::ID_TOKEN_HINT,
+        "{} bytes",
+        hint.len()
+    );
+    let r = b.send(
+        &env,
+        b.request(Method::Post, "/oauth2/logout").with_form(&[
+            ("id_token_hint", hint),
+            ("post_logout_redirect_uri", "https://rp.example.com/bye"),
+        ]),
+    );
+    assert_eq!(
+        r.header("location"),
+        Some("https://rp.example.com/bye"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+}
+
+#[test]
+fn client_credentials_never_grants_a_user_scope_old_or_new() {
+    let env = TestEnv::new();
+    let rp = confidential(
+        &env,
+        json!({"grant_types": ["authorization_code", "client_credentials"], "scope": "openid profile email address phone offline_access api:read"}),
+    );
+    for s in [
+        "openid",
+        "profile",
+        "email",
+        "address",
+        "phone",
+        "offline_access",
+        "api:read phone",
+    ] {
+        let r = token(&env, &rp, &[("grant_type", "client_credentials"), ("scope", s)]);
+        assert_eq!(r.json_body()["error"], "invalid_scope", "{s}");
+    }
+    let r = token(
+        &env,
+        &rp,
+        &[("grant_type", "client_credentials"), ("scope", "api:read")],
+    );
+    assert_eq!(r.json_body()["scope"], "api:read");
+}
+
+#[test]
+fn prompt_none_with_a_claims_sub_tells_an_unconsented_client_nothing_about_who_is_signed_in() {
+    let env = TestEnv::new();
+    let first = confidential(&env, json!({}));
+    let third = confidential(&env, json!({"client_name": "Third", "first_party": false}));
+    let alice = env.create_user("alice", PASSWORD);
+    let mut b = Browser::default();
+    login(&env, &mut b, &authorize_url(&first, ""), "alice", PASSWORD);
+    let mut error_for = |extra: &str| {
+        let r = b.send(
+            &env,
+            b.request(Method::Get, &authorize_url(&third, &format!("&prompt=none{extra}"))),
+        );
+        query_param(r.header("location").unwrap(), "error")
+    };
+    let sub = |id: &str| {
+        let c = json!({"id_token": {"sub": {"value": id}}});
+        format!("&claims={}", gatehouse_core::http::form_encode(&c.to_string()))
+    };
+    assert_eq!(error_for("").as_deref(), Some("consent_required"));
+    assert_eq!(error_for(&sub(&alice)).as_deref(), Some("login_required"));
+    assert_eq!(error_for(&sub("usr_someone_else")).as_deref(), Some("login_required"));
 }

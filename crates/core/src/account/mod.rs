@@ -211,6 +211,7 @@ pub(crate) async fn page(
         sessions: list,
         passkeys,
         profile: profile::fields(user),
+        profile_version: profile::version(user),
         passkey_only: engine::passkey_only(ctx, user),
         nonce: pages::csp_nonce(ctx.rng)?,
     }

@@ -116,6 +116,14 @@ const FIELDS: &[Field] = &[
     ),
 ];
 
+/// A short fingerprint of what the form shows (the name and the claims): the form carries it, and
+/// a save whose page was loaded before another change (an administrator's, another tab's) is
+/// refused rather than writing the old values back over the new.
+pub(crate) fn version(user: &User) -> String {
+    let shown = format!("{}\n{}", user.name.as_deref().unwrap_or(""), user.claims.to_stored());
+    crate::crypto::b64url(&crate::crypto::sha256(shown.as_bytes())[..12])
+}
+
 /// The form's fields filled with `user`'s values.
 pub(crate) fn fields(user: &User) -> Vec<ProfileField> {
     let address = serde_json::to_value(user.claims.address.clone().unwrap_or_default()).unwrap_or_default();
@@ -170,11 +178,13 @@ fn edited(user: &User, params: &Params) -> Result<Result<Edit, String>, Error> {
     let mut name = user.name.clone();
     if let Some(n) = params.get_field("name")? {
         let n = n.trim();
-        if let Err(why) = profile::check_display_name(n) {
-            return Ok(Err(why.replacen("name", "Full name", 1)));
-        }
         let n = (!n.is_empty()).then(|| n.to_owned());
         if n != name {
+            // Checked only when it changes: a name set before today's rules must not block every
+            // other edit of the form.
+            if let Err(why) = profile::check_display_name(n.as_deref().unwrap_or("")) {
+                return Ok(Err(why.replacen("name", "Full name", 1)));
+            }
             changed.push("name".to_owned());
             name = n;
         }
@@ -230,6 +240,12 @@ fn edited(user: &User, params: &Params) -> Result<Result<Edit, String>, Error> {
 /// `POST /account/profile`.
 pub async fn save(ctx: &Ctx<'_>, req: &Request) -> Response {
     form(ctx, req, false, |user, _, params| async move {
+        if params.get("version")? != Some(version(&user).as_str()) {
+            return Ok(refused(
+                "Your profile changed since this page was loaded. Here it is as it is now: make your change again.",
+                409,
+            ));
+        }
         let Edit { name, claims, changed } = match edited(&user, &params)? {
             Ok(e) => e,
             Err(why) => return Ok(refused(&why, 400)),

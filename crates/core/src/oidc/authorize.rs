@@ -121,6 +121,7 @@ async fn start(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
     }
     // OIDC Core §5.5.1: a `sub` asked for is met only by that user; with a hint for another,
     // no one can meet the request.
+    let sub_asked = asks.sub.is_some();
     if let Some(sub) = asks.sub.take() {
         if expected_user.as_ref().is_some_and(|u| *u != sub) {
             let e = OAuthError::new(
@@ -144,7 +145,10 @@ async fn start(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
         Outcome::Unfinished if prompt_none => {
             // OIDC Core §3.1.2.6: prompt=none never shows a page.
             let e = match engine::standing(ctx, &flow).await? {
-                Standing::At(Stage::Consent) => {
+                // With a `sub` asked for, "consent required" would tell a client the user has
+                // not consented to that this browser's user is that `sub`: it hears
+                // login_required either way.
+                Standing::At(Stage::Consent) if !sub_asked => {
                     OAuthError::new(ErrorCode::ConsentRequired, "the user has not consented")
                 }
                 _ => OAuthError::new(ErrorCode::LoginRequired, "the user is not logged in"),
@@ -221,7 +225,7 @@ fn refusal_error(r: Refusal) -> OAuthError {
     match r {
         Refusal::OtherUser => OAuthError::new(
             ErrorCode::LoginRequired,
-            "the user who signed in is not the one id_token_hint names",
+            "the user who signed in is not the one the request names (id_token_hint, or sub in claims)",
         ),
         Refusal::ConsentDenied => OAuthError::new(ErrorCode::AccessDenied, "the user denied access"),
         Refusal::SecondFactorRequiredButOff => OAuthError::new(

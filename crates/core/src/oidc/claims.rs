@@ -154,14 +154,19 @@ pub fn parse_parameter(raw: &str) -> Result<ClaimsRequest, OAuthError> {
                         }
                     }
                 }
-                "sub" => {
-                    if let Some(v) = values().into_iter().next() {
-                        if out.sub.as_ref().is_some_and(|s| *s != v) {
+                // Only `value` constrains who may answer (§5.5.1); a `values` list for `sub`
+                // is not honoured, and a `value` that is not a string is an error rather than
+                // no constraint at all.
+                "sub" => match ask.and_then(|a| a.get("value")) {
+                    None => {}
+                    Some(Value::String(v)) => {
+                        if out.sub.as_ref().is_some_and(|s| s != v) {
                             return Err(bad("names two different sub values"));
                         }
-                        out.sub = Some(v);
+                        out.sub = Some(v.clone());
                     }
-                }
+                    Some(_) => return Err(bad(&format!("{place}.sub value must be a string"))),
+                },
                 n if scope_of(n).is_some() => {
                     let list = if place == "id_token" {
                         &mut out.names.id_token
@@ -345,6 +350,15 @@ mod tests {
             .acr
             .is_empty());
         assert_eq!(parse_parameter("{}").unwrap(), ClaimsRequest::default());
+        // The same sub in both places is one constraint; `values` for sub constrains nothing.
+        let both = parse_parameter(r#"{"id_token": {"sub": {"value": "a"}}, "userinfo": {"sub": {"value": "a"}}}"#);
+        assert_eq!(both.unwrap().sub.as_deref(), Some("a"));
+        assert_eq!(
+            parse_parameter(r#"{"id_token": {"sub": {"values": ["a", "b"]}}}"#)
+                .unwrap()
+                .sub,
+            None
+        );
         assert_eq!(
             parse_parameter(r#"{"userinfo": null}"#).unwrap(),
             ClaimsRequest::default()
@@ -363,6 +377,7 @@ mod tests {
             r#"{"userinfo": {"email": {"essential": "yes"}}}"#,
             r#"{"userinfo": {"email": {"values": "a"}}}"#,
             r#"{"id_token": {"sub": {"value": "a"}}, "userinfo": {"sub": {"value": "b"}}}"#,
+            r#"{"id_token": {"sub": {"value": 123}}}"#,
         ] {
             let e = parse_parameter(bad).unwrap_err();
             assert_eq!(e.code, crate::error::ErrorCode::InvalidRequest, "{bad}");

@@ -3,13 +3,11 @@
 use crate::crypto::random_id;
 use crate::error::{Error, ErrorCode, OAuthError};
 use crate::http::{Params, Response};
+use crate::oidc::scope;
 use crate::store::clients::Client;
 use crate::store::grants::Grant;
 use crate::types::protocol::GrantType;
 use crate::Ctx;
-
-/// Scopes that describe a user make no sense without one.
-const USER_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 
 pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<Response, Error> {
     if client.is_public() || !client.allows_grant(GrantType::ClientCredentials) {
@@ -17,7 +15,8 @@ pub async fn exchange(ctx: &Ctx<'_>, client: &Client, form: &Params) -> Result<R
     }
     let mut scopes: Vec<String> = Vec::new();
     for s in form.get("scope")?.unwrap_or("").split(' ').filter(|s| !s.is_empty()) {
-        if USER_SCOPES.contains(&s) || !client.allowed_scopes().any(|a| a == s) {
+        // The user scopes (`scope::SUPPORTED`) describe a user, and there is none here.
+        if scope::SUPPORTED.contains(&s) || !client.allowed_scopes().any(|a| a == s) {
             return Err(OAuthError::new(ErrorCode::InvalidScope, format!("scope {s} is not allowed")).into());
         }
         if !scopes.iter().any(|x| x == s) {
