@@ -1053,3 +1053,19 @@ fn a_target_dry_run_fills_in_its_own_target_unless_the_body_names_one() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["passed"], true);
 }
+
+#[test]
+fn a_bound_policy_reads_the_time_of_the_request_from_the_clock() {
+    // T0 is 2027-01-15 08:00 UTC, a Friday: a policy on the time sees that, not a zero default.
+    let env = TestEnv::new();
+    user_in(&env, "ann", &[]);
+    let c = client(&env);
+    let policy = create_policy(
+        &env,
+        "friday-morning",
+        "time.unix == 1800000000 && time.weekday == 5 && time.hour == 8 && time.minute == 0",
+    );
+    bind(&env, json!({"target": "client", "target_id": c, "policy": policy}));
+    let end = sign_in(&env, &mut Browser::default(), &c, "ann");
+    assert!(end.contains("code="), "{end}");
+}
