@@ -277,32 +277,11 @@ mod tests {
     use super::*;
 
     fn user() -> User {
-        let mut claims = StandardClaims::default();
-        claims
-            .apply(
-                json!({"given_name": "Ann", "phone_number": "+14155550100", "phone_number_verified": true,
+        crate::store::users::sample(
+            json!({"given_name": "Ann", "phone_number": "+14155550100", "phone_number_verified": true,
                        "address": {"formatted": "1 Main St, Springfield", "street_address": "1 Main St",
-                                   "locality": "Springfield"}})
-                .as_object()
-                .unwrap(),
-            )
-            .unwrap();
-        User {
-            id: "usr_1".into(),
-            username: "ann".into(),
-            email: "ann@example.com".into(),
-            email_verified: true,
-            name: Some("Ann Lee".into()),
-            password_hash: String::new(),
-            groups: Vec::new(),
-            disabled: false,
-            email_otp: false,
-            passkey_only: false,
-            created_at: 1,
-            updated_at: 7,
-            password_changed_at: 1,
-            claims,
-        }
+                                   "locality": "Springfield"}}),
+        )
     }
 
     /// The form as the page sends it: every field, with `changes` over the user's values.

@@ -233,34 +233,12 @@ const _: () = assert!(profile::NAMES.len() + 5 == BY_SCOPE.len());
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::profile::StandardClaims;
 
     fn user() -> User {
-        let mut claims = StandardClaims::default();
-        claims
-            .apply(
-                json!({"given_name": "Ann", "phone_number": "+14155550100", "address": {"country": "FR"},
-                       "locale": "fr-FR"})
-                .as_object()
-                .unwrap(),
-            )
-            .unwrap();
-        User {
-            id: "usr_1".into(),
-            username: "ann".into(),
-            email: "ann@example.com".into(),
-            email_verified: true,
-            name: Some("Ann Lee".into()),
-            password_hash: String::new(),
-            groups: Vec::new(),
-            disabled: false,
-            email_otp: false,
-            passkey_only: false,
-            created_at: 1,
-            updated_at: 7,
-            password_changed_at: 1,
-            claims,
-        }
+        crate::store::users::sample(
+            json!({"given_name": "Ann", "phone_number": "+14155550100", "address": {"country": "FR"},
+                       "locale": "fr-FR"}),
+        )
     }
 
     fn keys(m: &Map<String, Value>) -> Vec<&str> {

@@ -148,6 +148,31 @@ fn prefixed(alias: &str) -> String {
         .join(", ")
 }
 
+/// A user for unit tests, with the standard claims of `claims` (checked as any change is).
+#[cfg(test)]
+pub(crate) fn sample(claims: serde_json::Value) -> User {
+    let mut checked = StandardClaims::default();
+    checked
+        .apply(claims.as_object().expect("claims are an object"))
+        .expect("valid claims");
+    User {
+        id: "usr_1".into(),
+        username: "ann".into(),
+        email: "ann@example.com".into(),
+        email_verified: true,
+        name: Some("Ann Lee".into()),
+        password_hash: String::new(),
+        groups: Vec::new(),
+        disabled: false,
+        email_otp: false,
+        passkey_only: false,
+        created_at: 1,
+        updated_at: 7,
+        password_changed_at: 1,
+        claims: checked,
+    }
+}
+
 /// An SQL expression that yields the user row under `alias` as one JSON object (NULL when the
 /// join found no user), for lookups that carry a user beside other rows; read back with
 /// [`from_joined`].
