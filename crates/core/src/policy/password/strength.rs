@@ -206,6 +206,10 @@ mod tests {
         // Long feedback is still an answer: the bound is 16 KiB, not a few hundred bytes.
         let long = format!(r#"{{"score":3,"suggestions":["{}"]}}"#, "x".repeat(8 * 1024));
         assert_eq!(parse_answer(200, long.as_bytes()).unwrap().score, 3);
+        let prefix = r#"{"score":3,"suggestions":[""#;
+        let exact = format!("{prefix}{}\"]}}", "x".repeat(MAX_ANSWER_BYTES - prefix.len() - 3));
+        assert_eq!(exact.len(), MAX_ANSWER_BYTES);
+        assert_eq!(parse_answer(200, exact.as_bytes()).unwrap().score, 3, "exactly the bound is an answer");
         assert!(parse_answer(200, b"<html>").is_err());
         let big = format!(r#"{{"score":4,"suggestions":["{}"]}}"#, "x".repeat(MAX_ANSWER_BYTES));
         assert!(parse_answer(200, big.as_bytes()).is_err());
