@@ -189,22 +189,18 @@ fn edited(user: &User, params: &Params) -> Result<Result<Edit, String>, Error> {
             name = n;
         }
     }
+    // The claims the form sent (the name is not one: it was handled above), the address's
+    // parts apart.
     let mut patch = Map::new();
-    for &(field, ..) in FIELDS {
-        if field == "name" || field.starts_with("address.") {
-            continue;
-        }
-        if let Some(v) = params.get_field(field)? {
-            patch.insert(field.to_owned(), json!(v.trim()));
-        }
-    }
     let mut address = Map::new();
-    for &(field, ..) in FIELDS {
-        if let Some(member) = field.strip_prefix("address.") {
-            if let Some(v) = params.get_field(field)? {
-                address.insert(member.to_owned(), json!(v.trim()));
-            }
-        }
+    for &(field, ..) in FIELDS.iter().filter(|f| f.0 != "name") {
+        let Some(v) = params.get_field(field)? else {
+            continue;
+        };
+        match field.strip_prefix("address.") {
+            Some(member) => address.insert(member.to_owned(), json!(v.trim())),
+            None => patch.insert(field.to_owned(), json!(v.trim())),
+        };
     }
     let before = claims.clone();
     if let Err(e) = claims.apply(&patch) {

@@ -209,7 +209,11 @@ mod tests {
         let prefix = r#"{"score":3,"suggestions":[""#;
         let exact = format!("{prefix}{}\"]}}", "x".repeat(MAX_ANSWER_BYTES - prefix.len() - 3));
         assert_eq!(exact.len(), MAX_ANSWER_BYTES);
-        assert_eq!(parse_answer(200, exact.as_bytes()).unwrap().score, 3, "exactly the bound is an answer");
+        assert_eq!(
+            parse_answer(200, exact.as_bytes()).unwrap().score,
+            3,
+            "exactly the bound is an answer"
+        );
         assert!(parse_answer(200, b"<html>").is_err());
         let big = format!(r#"{{"score":4,"suggestions":["{}"]}}"#, "x".repeat(MAX_ANSWER_BYTES));
         assert!(parse_answer(200, big.as_bytes()).is_err());
