@@ -633,4 +633,14 @@ fn a_client_may_have_only_scopes_it_can_be_granted() {
     );
     assert_eq!(r.status, 400);
     assert!(create(json!({"redirect_uris": [REDIRECT], "scope": "openid ".repeat(200)})).status == 400);
+    // Each token 1 to 64 visible characters, no quote or backslash, single spaces between.
+    let machine = |scope: &str| {
+        create(json!({"grant_types": ["client_credentials"], "response_types": [], "scope": scope})).status
+    };
+    assert_eq!(machine(&"a".repeat(64)), 201);
+    assert_eq!(machine(&"a".repeat(65)), 400);
+    assert_eq!(machine("api:read  api:write"), 400, "an empty token between two spaces");
+    assert_eq!(machine("api\"x"), 400);
+    assert_eq!(machine("api\\x"), 400);
+    assert_eq!(machine("api:read api:write"), 201);
 }
