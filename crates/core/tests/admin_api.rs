@@ -643,4 +643,13 @@ fn a_client_may_have_only_scopes_it_can_be_granted() {
     assert_eq!(machine("api\"x"), 400);
     assert_eq!(machine("api\\x"), 400);
     assert_eq!(machine("api:read api:write"), 201);
+    // At most 1024 bytes in all.
+    let tokens = |last: usize| {
+        let mut t = vec!["a".repeat(64); 15];
+        t.push("b".repeat(last));
+        t.join(" ")
+    };
+    assert_eq!(tokens(49).len(), 1024);
+    assert_eq!(machine(&tokens(49)), 201);
+    assert_eq!(machine(&tokens(50)), 400);
 }
