@@ -2449,3 +2449,31 @@ fn prompt_none_with_a_claims_sub_tells_an_unconsented_client_nothing_about_who_i
     assert_eq!(error_for(&sub(&alice)).as_deref(), Some("login_required"));
     assert_eq!(error_for(&sub("usr_someone_else")).as_deref(), Some("login_required"));
 }
+
+#[test]
+fn oidc_core_5_5_1_a_claims_sub_beside_an_id_token_hint_must_name_the_same_user() {
+    let env = TestEnv::new();
+    let rp = confidential(&env, json!({}));
+    let alice = env.create_user("alice", PASSWORD);
+    let (mut b, hint) = signed_in_with_id_token(&env, &rp);
+    let ask = |sub: &str| {
+        let c = json!({"id_token": {"sub": {"value": sub}}});
+        format!(
+            "&prompt=none&id_token_hint={hint}&claims={}",
+            gatehouse_core::http::form_encode(&c.to_string())
+        )
+    };
+    let r = b.send(&env, b.request(Method::Get, &authorize_url(&rp, &ask(&alice))));
+    let loc = r.header("location").unwrap().to_owned();
+    assert!(query_param(&loc, "code").is_some(), "the same user twice: {loc}");
+    let r = b.send(
+        &env,
+        b.request(Method::Get, &authorize_url(&rp, &ask("usr_someone_else"))),
+    );
+    let loc = r.header("location").unwrap().to_owned();
+    assert_eq!(query_param(&loc, "error").as_deref(), Some("login_required"));
+    assert!(
+        query_param(&loc, "error_description").is_some_and(|d| d.contains("another sub than id_token_hint")),
+        "{loc}"
+    );
+}
