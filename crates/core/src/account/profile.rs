@@ -202,31 +202,27 @@ fn edited(user: &User, params: &Params) -> Result<Result<Edit, String>, Error> {
             None => patch.insert(field.to_owned(), json!(v.trim())),
         };
     }
-    let before = claims.clone();
     if let Err(e) = claims.apply(&patch) {
         return Ok(Err(format!("{} {}", label_of(&e.claim), e.rule)));
     }
     if !address.is_empty() {
         // The parts are what the page edits: a `formatted` form an administrator set stays only
         // while they do not change.
-        let old = before.address.clone().unwrap_or_default();
-        let old_parts = Address {
-            formatted: None,
-            ..old.clone()
-        };
-        let mut next = StandardClaims::default();
-        if let Err(e) = next.set("address", &Value::Object(address)) {
+        let mut sent = StandardClaims::default();
+        if let Err(e) = sent.set("address", &Value::Object(address)) {
             return Ok(Err(format!("{} {}", label_of(&e.claim), e.rule)));
         }
-        let new_parts = next.address.unwrap_or_default();
+        let new_parts = sent.address.unwrap_or_default();
+        let old_parts = Address {
+            formatted: None,
+            ..user.claims.address.clone().unwrap_or_default()
+        };
         if new_parts != old_parts {
             claims.address = (new_parts != Address::default()).then_some(new_parts);
-        } else {
-            claims.address = before.address.clone();
         }
     }
     for n in profile::NAMES {
-        if before.get(n) != claims.get(n) {
+        if user.claims.get(n) != claims.get(n) {
             changed.push((*n).to_owned());
         }
     }

@@ -179,27 +179,27 @@ pub async fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Response, Error> {
         }
         None => random_id(ctx.rng, "cli_")?,
     };
+    let grant_types = match &input.grant_types {
+        Some(g) => grant_types(g)?,
+        None => vec![GrantType::AuthorizationCode],
+    };
+    // The user scopes by default where a user can sign in; a machine client names its own.
+    let default_scope = if grant_types.contains(&GrantType::AuthorizationCode) {
+        "openid profile email"
+    } else {
+        ""
+    };
     let metadata = ClientMetadata {
         client_name: input.client_name,
         redirect_uris: input.redirect_uris.unwrap_or_default(),
         post_logout_redirect_uris: input.post_logout_redirect_uris.unwrap_or_default(),
-        grant_types: match &input.grant_types {
-            Some(g) => grant_types(g)?,
-            None => vec![GrantType::AuthorizationCode],
-        },
+        grant_types,
         response_types: input.response_types.unwrap_or_else(|| vec!["code".into()]),
         token_endpoint_auth_method: match &input.token_endpoint_auth_method {
             Some(m) => auth_method(m)?,
             None => AuthMethod::ClientSecretBasic,
         },
-        // The user scopes by default where a user can sign in; a machine client names its own.
-        scope: input.scope.unwrap_or_else(|| {
-            let code_flow = input
-                .grant_types
-                .as_ref()
-                .is_none_or(|g| g.iter().any(|t| t == "authorization_code"));
-            if code_flow { "openid profile email" } else { "" }.into()
-        }),
+        scope: input.scope.unwrap_or_else(|| default_scope.into()),
         id_token_signed_response_alg: input.id_token_signed_response_alg.unwrap_or_else(|| "RS256".into()),
         require_mfa: input.require_mfa.unwrap_or(false),
         allowed_users: input.allowed_users.unwrap_or_default(),

@@ -109,10 +109,14 @@ pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Issued, Error> {
     let access_token = jwt::sign(ctx.signer, alg, &at, Some(jwt::typ::ACCESS_TOKEN)).await?;
     let access_hash = token_hash(&access_token);
     // The claims the request named, as far as the client may have them today.
-    let named = claims::Requested::from_stored(i.grant.claims.as_deref()).allowed_by(&i.client.metadata.scope);
+    let claims::Requested {
+        id_token: id_token_claims,
+        userinfo,
+    } = claims::Requested::from_stored(i.grant.claims.as_deref()).allowed_by(&i.client.metadata.scope);
+    // The access token keeps the userinfo share; the ID token's is used now.
     let userinfo_claims = claims::Requested {
         id_token: Vec::new(),
-        userinfo: named.userinfo.clone(),
+        userinfo,
     }
     .to_stored();
     let mut statements = Vec::new();
@@ -175,7 +179,7 @@ pub async fn issue(ctx: &Ctx<'_>, i: Issue<'_>) -> Result<Issued, Error> {
     }
     // Signed before the batch: once the batch lands, nothing may fail before the answer.
     let id_token = if i.id_token {
-        Some(id_token(ctx, &i, alg, &sub, &access_token, &named.id_token).await?)
+        Some(id_token(ctx, &i, alg, &sub, &access_token, &id_token_claims).await?)
     } else {
         None
     };
